@@ -1,0 +1,267 @@
+"""Ingest every MCQ format users have into canonical records.
+
+CSV/TSV formats are recognised by their header, through one table of column aliases:
+- Kaggle test:      ID,Question,Option A,Option B,Option C,Option D   (+ empty trailing columns)
+- Kaggle #1 train:  ID,question,option_A,option_B,option_C,option_D,answer
+- Kaggle #2/#3:     題目,選項A,選項B,選項C,選項D,正確答案,推理正確答案   (Simplified headers too)
+- TSV:              question option_A option_B option_C option_D correct_answer reasoning
+- CMMLU-style:      <unnamed index>,Question,A,B,C,D,Answer
+JSONL files are either chat transcripts ({"messages": [...]}) or canonical records.
+
+File-level problems (unknown header, not UTF-8, empty file) raise UserError: one line, file and problem.
+Row-level problems become Rejected rows with their reason: rows in = records out + rejected.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mcqflow.errors import UserError
+from mcqflow.extract import extract_answer
+from mcqflow.reasoning import TAGS
+from mcqflow.schema import LETTERS, Record, Rejected, record_from_dict
+
+# canonical field -> header names that mean it (compared after strip + casefold)
+_ALIASES = {
+    "id": ["id", "qid", "question_id"],
+    "question": ["question", "題目", "题目", "問題", "问题"],
+    "A": ["option a", "option_a", "optiona", "選項a", "选项a", "a"],
+    "B": ["option b", "option_b", "optionb", "選項b", "选项b", "b"],
+    "C": ["option c", "option_c", "optionc", "選項c", "选项c", "c"],
+    "D": ["option d", "option_d", "optiond", "選項d", "选项d", "d"],
+    "answer": ["answer", "correct_answer", "正確答案", "正确答案", "答案", "label"],
+    "reasoning": ["reasoning", "推理正確答案", "推理正确答案", "推理", "chain"],
+    "topic": ["topic", "主題", "主题"],
+    "difficulty": ["difficulty", "難度", "难度"],
+    "qtype": ["qtype", "question_type", "題型", "题型"],
+}
+_HEADER_TO_FIELD = {alias: f for f, names in _ALIASES.items() for alias in names}
+_NULLS = {"", "nan", "none", "null", "na", "n/a"}
+# "A.", "A．", "(A)", "（A）", "A、", "A:", "A)" in front of option A's own text
+_OPTION_PREFIX = r"^\s*[(（\[]?\s*{letter}\s*(?:[)）\].．、:：]\s*|\s+)"
+_WS = re.compile(r"[\s\u3000\u00a0]+")
+_ANSWER = re.compile(r"^[(（\[]?\s*([A-Da-dＡ-Ｄａ-ｄ])\s*[)）\].．、:：]?$")
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+@dataclass
+class IngestResult:
+    records: list[Record] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    format: str = ""
+    rows: int = 0
+
+    def check_reconciles(self) -> None:
+        if self.rows != len(self.records) + len(self.rejected):
+            raise AssertionError(
+                f"rows in ({self.rows}) != records ({len(self.records)}) + rejected ({len(self.rejected)})"
+            )
+
+
+def clean_text(s: str | None) -> str:
+    """Collapse runs of whitespace (ASCII, full-width, NBSP) to one space and strip the ends."""
+    return _WS.sub(" ", s or "").strip()
+
+
+def clean_option(letter: str, s: str | None) -> str:
+    s = clean_text(s)
+    return re.sub(_OPTION_PREFIX.format(letter=letter), "", s, count=1).strip() if s else s
+
+
+def normalize_answer(raw: str | None) -> str | None:
+    """' A', 'a', 'A.', '(A)', 'Ａ' -> 'A'; missing/NaN -> None. Raises ValueError for anything else."""
+    s = clean_text(raw)
+    if s.casefold() in _NULLS:
+        return None
+    m = _ANSWER.match(s)
+    if not m:
+        raise ValueError(f"answer {raw!r} is not one of A, B, C, D")
+    return m.group(1).translate(str.maketrans("ＡＢＣＤａｂｃｄ", "ABCDabcd")).upper()
+
+
+def detect_lang(texts: list[str]) -> str:
+    sample = "".join(texts[:50])
+    return "zh" if _CJK.search(sample) else "en"
+
+
+def ingest(path: str | Path, lang: str | None = None) -> IngestResult:
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: file not found")
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise UserError(
+            f"{path}: not UTF-8 (byte {e.start}); convert it first, e.g. iconv -f big5 -t utf-8 or -f gb18030"
+        ) from None
+    if not text.strip():
+        raise UserError(f"{path}: file is empty")
+    if path.suffix.lower() in {".jsonl", ".json"}:
+        result = _ingest_jsonl(path, text)
+    else:
+        result = _ingest_table(path, text)
+    detected = lang or detect_lang([r.question for r in result.records])
+    for r in result.records:
+        r.lang = lang or (r.lang if result.format == "records" else detected)
+    result.check_reconciles()
+    return result
+
+
+def _ingest_table(path: Path, text: str) -> IngestResult:
+    delimiter = "\t" if path.suffix.lower() == ".tsv" or "\t" in text.splitlines()[0] else ","
+    rows = list(csv.reader(text.splitlines(keepends=True), delimiter=delimiter))
+    header, body = rows[0], rows[1:]
+    columns = _map_header(path, header)
+    fmt = _table_format(columns, delimiter)
+    res = IngestResult(format=fmt)
+    seen: dict[str, int] = {}
+    for i, row in enumerate(body, 1):
+        if not any(c.strip() for c in row):
+            continue  # blank line: not a row
+        res.rows += 1
+        raw = {header[j] if j < len(header) else f"col{j}": v for j, v in enumerate(row)}
+        get = {f: (row[j] if j < len(row) else "") for f, j in columns.items()}
+        try:
+            rec = _make_record(get, default_id=f"{path.stem}-{i:05d}", source=f"{path.name}:{i}")
+            if rec.id in seen:
+                raise ValueError(f"duplicate id {rec.id!r} (first at row {seen[rec.id]})")
+            seen[rec.id] = i
+            res.records.append(rec)
+        except ValueError as e:
+            res.rejected.append(Rejected(str(path), i, str(e), raw))
+    return res
+
+
+def _map_header(path: Path, header: list[str]) -> dict[str, int]:
+    columns: dict[str, int] = {}
+    for j, name in enumerate(header):
+        key = clean_text(name).casefold()
+        if not key or key.startswith("unnamed"):
+            if j == 0:
+                columns["id"] = j  # CMMLU-style unnamed index column
+            continue  # empty trailing columns
+        f = _HEADER_TO_FIELD.get(key)
+        if f and f not in columns:
+            columns[f] = j
+    missing = [f for f in ("question", *LETTERS) if f not in columns]
+    if missing:
+        raise UserError(
+            f"{path}: row 0 (header): unrecognised format, no column for {', '.join(missing)}; "
+            f"header is {header!r}"
+        )
+    return columns
+
+
+def _table_format(columns: dict[str, int], delimiter: str) -> str:
+    if delimiter == "\t":
+        return "tsv"
+    if "reasoning" in columns:
+        return "reasoning-train"
+    if "answer" in columns:
+        return "train"
+    return "test"
+
+
+def _make_record(get: dict[str, str], default_id: str, source: str) -> Record:
+    rid = clean_text(get.get("id")) or default_id
+    question = clean_text(get.get("question"))
+    if not question:
+        raise ValueError("empty question")
+    options = {k: clean_option(k, get.get(k)) for k in LETTERS}
+    empty = [k for k, v in options.items() if not v]
+    if empty:
+        raise ValueError(f"empty option {', '.join(empty)}")
+    answer = normalize_answer(get.get("answer"))
+    reasoning = (get.get("reasoning") or "").strip() or None
+    return Record(
+        id=rid,
+        question=question,
+        options=options,
+        answer=answer,
+        reasoning=reasoning,
+        topic=clean_text(get.get("topic")) or None,
+        difficulty=clean_text(get.get("difficulty")) or None,
+        qtype=clean_text(get.get("qtype")) or None,
+        source=source,
+    )
+
+
+def _ingest_jsonl(path: Path, text: str) -> IngestResult:
+    lines = [(i, ln) for i, ln in enumerate(text.splitlines(), 1) if ln.strip()]
+    first = _loads(path, *lines[0])
+    fmt = "chat" if isinstance(first, dict) and "messages" in first else "records"
+    res = IngestResult(format=fmt)
+    seen: dict[str, int] = {}
+    for i, line in lines:
+        res.rows += 1
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            res.rejected.append(Rejected(str(path), i, f"invalid JSON ({e.msg})", {"line": line}))
+            continue
+        try:
+            if fmt == "chat":
+                rec = parse_chat(obj, default_id=f"{path.stem}-{i:05d}", source=f"{path.name}:{i}")
+            else:
+                rec = record_from_dict(obj)
+            if rec.id in seen:
+                raise ValueError(f"duplicate id {rec.id!r} (first at line {seen[rec.id]})")
+            seen[rec.id] = i
+            res.records.append(rec)
+        except (ValueError, TypeError) as e:
+            res.rejected.append(Rejected(str(path), i, str(e), obj if isinstance(obj, dict) else {"value": obj}))
+    return res
+
+
+def _loads(path: Path, i: int, line: str):
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}: line {i}: invalid JSON ({e.msg})") from None
+
+
+_OPTION_LINE = re.compile(r"^\s*[(（]?([A-D])\s*[)）.．、:：]\s*(.*\S)\s*$")
+_QUESTION_LABEL = re.compile(r"(?:題目|题目|問題|问题|Question)\s*[:：]\s*", re.IGNORECASE)
+
+
+def parse_chat(obj: dict, default_id: str, source: str) -> Record:
+    """A chat transcript: the user turn holds the question and lettered option lines; the assistant
+    turn holds the answer (a letter or a reasoning chain)."""
+    msgs = obj.get("messages")
+    if not isinstance(msgs, list) or not all(isinstance(m, dict) for m in msgs):
+        raise ValueError("'messages' must be a list of {role, content} objects")
+    user = [m.get("content", "") for m in msgs if m.get("role") == "user"]
+    assistant = [m.get("content", "") for m in msgs if m.get("role") == "assistant"]
+    if not user:
+        raise ValueError("no user message")
+    lines = user[-1].splitlines()
+    found: dict[str, tuple[int, str]] = {}
+    for n, ln in enumerate(lines):
+        m = _OPTION_LINE.match(ln)
+        if m:
+            found[m.group(1)] = (n, m.group(2))
+    if sorted(found) != list(LETTERS):
+        raise ValueError(f"user message has option lines for {''.join(sorted(found)) or 'none'} of A-D")
+    head = "\n".join(lines[: found["A"][0]])
+    labels = list(_QUESTION_LABEL.finditer(head))
+    question = clean_text(head[labels[-1].end() :] if labels else head)
+    answer, reasoning = None, None
+    if assistant:
+        reply = assistant[-1]
+        answer = extract_answer(reply).answer
+        if any(f"<{t}>" in reply for t in TAGS[:-1]):
+            reasoning = reply.strip()
+        if answer is None and reply.strip():
+            raise ValueError(f"assistant reply has no readable answer: {reply[:60]!r}")
+    rec = _make_record(
+        {"id": str(obj.get("id", "")), "question": question, "answer": answer or ""}
+        | {k: v for k, (_, v) in found.items()},
+        default_id=default_id,
+        source=source,
+    )
+    rec.reasoning = reasoning
+    return rec

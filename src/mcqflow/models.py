@@ -1,0 +1,203 @@
+"""Base models: the embedded tiny default, Hugging Face ids / local directories, and trained outputs.
+
+`model.base: tiny` is a Qwen2-architecture causal LM with seeded random weights and a byte-level BPE
+tokenizer trained on the project's own corpus, with a Qwen-style chat template. It lets the whole
+pipeline run offline on a CPU; every other path (bf16, NF4 through bitsandbytes, LoRA adapters)
+is the same code a 7B/14B model goes through.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+
+from mcqflow.errors import UserError
+
+TINY = "tiny"
+META_FILE = "mcqflow.json"
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+# Qwen2.5's template minus tool calls: the same <|im_start|>role\n ... <|im_end|>\n framing.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+TINY_DEFAULTS = dict(
+    vocab_size=3000,
+    hidden_size=128,
+    intermediate_size=384,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=2048,
+)
+
+
+def build_tiny(corpus: Iterable[str], out_dir: str | Path, seed: int = 0, **config) -> Path:
+    """Train the tokenizer on `corpus`, initialise a Qwen2 model from `seed`, save both to `out_dir`.
+
+    Deterministic: the same corpus, seed and config give byte-identical files."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+    cfg = {**TINY_DEFAULTS, **config}
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=cfg["vocab_size"],
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(list(corpus), trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", chat_template=CHAT_TEMPLATE
+    )
+    eos, pad = tokenizer.convert_tokens_to_ids(["<|im_end|>", "<|endoftext|>"])
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(
+        Qwen2Config(
+            **{**cfg, "vocab_size": len(tokenizer)},
+            tie_word_embeddings=True,
+            eos_token_id=eos,
+            pad_token_id=pad,
+            bos_token_id=None,
+        )
+    )
+    model.generation_config = GenerationConfig(eos_token_id=[eos, pad], pad_token_id=pad, do_sample=False)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def on_gpu() -> bool:
+    return torch.cuda.is_available()
+
+
+def compute_dtype() -> torch.dtype:
+    return torch.bfloat16 if on_gpu() and torch.cuda.is_bf16_supported() else torch.float32
+
+
+def resolve_base(name: str, tiny_dir: str | Path = "models/tiny") -> str:
+    """`tiny` means the embedded model the pipeline built; anything else is a HF id or a directory."""
+    if name == TINY:
+        if not (Path(tiny_dir) / "config.json").exists():
+            raise UserError(f"the tiny model is not built yet: run `dvc repro tiny_model` (expected {tiny_dir})")
+        return str(tiny_dir)
+    return name
+
+
+def load_tokenizer(name_or_path: str, padding_side: str = "right"):
+    from transformers import AutoTokenizer
+
+    tok = _from_pretrained(AutoTokenizer, name_or_path)
+    tok.padding_side = padding_side
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_base_model(name_or_path: str, quantization: str = "none"):
+    """Load a causal LM in bf16 on a GPU (fp32 on CPU), or in 4-bit NF4 through bitsandbytes."""
+    from transformers import AutoModelForCausalLM
+
+    kwargs: dict = {"dtype": compute_dtype()}
+    if quantization == "nf4":
+        if not on_gpu():
+            raise UserError("model.quantization=nf4 needs a CUDA GPU and bitsandbytes; use 'none' on a CPU")
+        try:
+            import bitsandbytes  # noqa: F401
+        except ImportError:
+            raise UserError("model.quantization=nf4 needs bitsandbytes: pip install 'mcqflow[gpu]'") from None
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_compute_dtype=torch.bfloat16,
+            bnb_4bit_use_double_quant=True,
+        )
+        kwargs["device_map"] = {"": torch.cuda.current_device()}
+    elif quantization != "none":
+        raise UserError(f"model.quantization={quantization!r}: expected none or nf4")
+    model = _from_pretrained(AutoModelForCausalLM, name_or_path, **kwargs)
+    if on_gpu() and quantization == "none":
+        model = model.to("cuda")
+    return model
+
+
+def _from_pretrained(cls, name_or_path: str, **kwargs):
+    """Local files first; the hub only when allowed. A missing model is one line that says what to do."""
+    if os.path.isdir(name_or_path) or os.environ.get("HF_HUB_OFFLINE") == "1":
+        attempts = [{"local_files_only": True}]
+    else:
+        attempts = [{"local_files_only": True}, {}]
+    for extra in attempts:
+        try:
+            return cls.from_pretrained(name_or_path, **kwargs, **extra)
+        except (OSError, ValueError) as e:
+            err = e
+    if os.path.isdir(name_or_path):
+        raise UserError(f"{name_or_path}: not a loadable model directory ({str(err).splitlines()[0]})")
+    raise UserError(
+        f"model {name_or_path!r} is not available on this machine: download it where there is internet "
+        f"(`hf download {name_or_path} --local-dir models/{name_or_path.split('/')[-1]}`), copy it here and "
+        f"set model.base to that directory"
+    )
+
+
+def write_meta(out_dir: str | Path, **meta) -> None:
+    Path(out_dir, META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+def read_meta(model_dir: str | Path) -> dict:
+    p = Path(model_dir, META_FILE)
+    return json.loads(p.read_text(encoding="utf-8")) if p.exists() else {}
+
+
+def load_for_inference(model: str, adapter: str | None = None, quantization: str | None = None):
+    """Return (model, tokenizer) ready for batched inference with left padding.
+
+    `model` is `tiny`, a HF id, a local base directory, or a directory trained by `mcqflow` (a full model,
+    or a LoRA adapter whose base is recorded in its metadata). `adapter` adds a LoRA adapter on top."""
+    model_dir = resolve_base(model)
+    meta = read_meta(model_dir)
+    if adapter is None and Path(model_dir, "adapter_config.json").exists():
+        adapter, model_dir = model_dir, meta.get("base") or _adapter_base(model_dir)
+    quant = quantization or meta.get("quantization", "none")
+    tokenizer = load_tokenizer(adapter or model_dir, padding_side="left")
+    base = load_base_model(model_dir, quant)
+    if adapter:
+        from peft import PeftModel
+
+        base = PeftModel.from_pretrained(base, adapter)
+        if quant == "none":
+            base = base.merge_and_unload()  # plain matmuls at inference: no adapter overhead
+    base.eval()
+    return base, tokenizer
+
+
+def _adapter_base(adapter_dir: str) -> str:
+    cfg = json.loads(Path(adapter_dir, "adapter_config.json").read_text(encoding="utf-8"))
+    return cfg["base_model_name_or_path"]
+
+
+def tiny_corpus(records) -> list[str]:
+    """What the tiny tokenizer learns from: the data itself plus every fixed string of the prompts."""
+    from mcqflow.prompts import INSTRUCTION, QUESTION_LABEL, SYSTEM
+
+    texts = [*SYSTEM.values(), *INSTRUCTION.values(), *QUESTION_LABEL.values()]
+    for r in records:
+        texts.append(r.question)
+        texts.extend(r.options.values())
+        if r.reasoning:
+            texts.append(r.reasoning)
+    return texts

@@ -1,0 +1,140 @@
+"""Batched inference: letter scoring (one forward pass) or generation plus answer extraction.
+
+Every question gets a letter: in generate mode an output with no readable answer falls back to letter
+scoring of the same prompt, and the fallback is counted (method "fallback-logits"), never hidden.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from mcqflow.errors import UserError
+from mcqflow.extract import extract_answer
+from mcqflow.prompts import render_prompt
+from mcqflow.schema import LETTERS, Record
+
+INFERENCE_MODES = ("letter", "generate")
+
+
+@dataclass
+class Prediction:
+    id: str
+    answer: str
+    method: str
+    raw: str
+    extracted: str | None
+    gold: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+
+def letter_token_ids(tokenizer) -> list[int]:
+    ids = []
+    for letter in LETTERS:
+        enc = tokenizer.encode(letter, add_special_tokens=False)
+        if len(enc) != 1:
+            raise UserError(f"tokenizer splits the letter {letter!r} into {len(enc)} tokens; letter mode needs one")
+        ids.append(enc[0])
+    return ids
+
+
+def _batches(prompts: list[str], tokenizer, batch_size: int, desc: str):
+    """Yield (indices, encoded batch), longest prompts first so padding stays small and OOM shows early."""
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    with tqdm(total=len(prompts), desc=desc, unit="q", dynamic_ncols=True) as bar:
+        for s in range(0, len(order), batch_size):
+            idx = order[s : s + batch_size]
+            enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+            yield idx, enc
+            bar.update(len(idx))
+
+
+@torch.inference_mode()
+def letter_probs(model, tokenizer, prompts: list[str], batch_size: int = 16) -> list[list[float]]:
+    """P(A..D) of the next token after each prompt, renormalised over the four letters."""
+    ids = letter_token_ids(tokenizer)
+    out: list[list[float] | None] = [None] * len(prompts)
+    for idx, enc in _batches(prompts, tokenizer, batch_size, "score"):
+        enc = enc.to(model.device)
+        # Left padding: positions must count real tokens only, or padded rows see shifted positions.
+        pos = (enc.attention_mask.cumsum(-1) - 1).clamp(min=0)
+        logits = model(**enc, position_ids=pos, logits_to_keep=1).logits[:, -1, ids]
+        for i, p in zip(idx, logits.float().softmax(-1).tolist(), strict=True):
+            out[i] = p
+    return out  # type: ignore[return-value]
+
+
+@torch.inference_mode()
+def generate(model, tokenizer, prompts: list[str], batch_size: int = 16, max_new_tokens: int = 512) -> list[str]:
+    out: list[str] = [""] * len(prompts)
+    for idx, enc in _batches(prompts, tokenizer, batch_size, "generate"):
+        enc = enc.to(model.device)
+        gen = model.generate(
+            **enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
+        )
+        texts = tokenizer.batch_decode(gen[:, enc.input_ids.shape[1] :], skip_special_tokens=True)
+        for i, t in zip(idx, texts, strict=True):
+            out[i] = t
+    return out
+
+
+def predict_records(
+    records: list[Record],
+    model,
+    tokenizer,
+    inference: str = "letter",
+    prompt_mode: str = "plain",
+    batch_size: int = 16,
+    max_new_tokens: int = 512,
+) -> list[Prediction]:
+    if inference not in INFERENCE_MODES:
+        raise UserError(f"inference mode {inference!r}: expected one of {', '.join(INFERENCE_MODES)}")
+    prompts = [render_prompt(tokenizer, r, prompt_mode) for r in records]
+    if inference == "letter":
+        probs = letter_probs(model, tokenizer, prompts, batch_size)
+        return [
+            Prediction(r.id, _argmax(p), "letter-logits", json.dumps(dict(zip(LETTERS, p, strict=True))), None, r.answer)
+            for r, p in zip(records, probs, strict=True)
+        ]
+    texts = generate(model, tokenizer, prompts, batch_size, max_new_tokens)
+    preds = []
+    for r, t in zip(records, texts, strict=True):
+        ex = extract_answer(t, r.options)
+        preds.append(Prediction(r.id, ex.answer or "", ex.method, t, ex.answer, r.answer))
+    missing = [i for i, p in enumerate(preds) if p.extracted is None]
+    if missing:
+        probs = letter_probs(model, tokenizer, [prompts[i] for i in missing], batch_size)
+        for i, p in zip(missing, probs, strict=True):
+            preds[i].answer, preds[i].method = _argmax(p), "fallback-logits"
+    return preds
+
+
+def _argmax(p: list[float]) -> str:
+    return LETTERS[max(range(len(p)), key=p.__getitem__)]
+
+
+def write_submission(preds: list[Prediction], path: str | Path) -> None:
+    """Kaggle format: exactly `ID,Answer`, one row per test ID in input order, letters A–D only."""
+    bad = [p.id for p in preds if p.answer not in LETTERS]
+    if bad:
+        raise AssertionError(f"predictions without a letter: {bad[:5]}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["ID", "Answer"])
+        w.writerows([p.id, p.answer] for p in preds)
+
+
+def write_details(preds: list[Prediction], path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        f.writelines(p.to_json() + "\n" for p in preds)

@@ -1,0 +1,88 @@
+"""The canonical record: the one schema every stage reads and writes (JSONL, UTF-8, input order)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from mcqflow.errors import UserError
+
+LETTERS = ("A", "B", "C", "D")
+
+
+@dataclass
+class Record:
+    id: str
+    question: str
+    options: dict[str, str]
+    answer: str | None = None
+    lang: str = "zh"
+    topic: str | None = None
+    difficulty: str | None = None
+    qtype: str | None = None
+    reasoning: str | None = None
+    source: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+
+@dataclass
+class Rejected:
+    """A row that could not become a Record, kept with the reason (nothing is dropped silently)."""
+
+    source: str
+    row: int
+    reason: str
+    raw: dict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+    def line(self) -> str:
+        return f"{self.source}: row {self.row}: {self.reason}"
+
+
+RECORD_FIELDS = {f for f in Record.__dataclass_fields__}
+
+
+def record_from_dict(d: dict) -> Record:
+    missing = {"id", "question", "options"} - d.keys()
+    if missing:
+        raise ValueError(f"missing field(s) {', '.join(sorted(missing))}")
+    unknown = d.keys() - RECORD_FIELDS
+    if unknown:
+        raise ValueError(f"unknown field(s) {', '.join(sorted(unknown))}")
+    opts = d["options"]
+    if not isinstance(opts, dict) or sorted(opts) != list(LETTERS):
+        raise ValueError("options must be an object with keys A, B, C, D")
+    return Record(**d)
+
+
+def write_jsonl(path: str | Path, rows) -> int:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with path.open("w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(r.to_json() + "\n")
+            n += 1
+    return n
+
+
+def read_records(path: str | Path) -> list[Record]:
+    """Read canonical records written by this project; a malformed line is a UserError naming file and line."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: file not found")
+    out = []
+    with path.open(encoding="utf-8") as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                out.append(record_from_dict(json.loads(line)))
+            except (ValueError, TypeError) as e:
+                raise UserError(f"{path}: line {i}: not a canonical record ({e})") from None
+    return out

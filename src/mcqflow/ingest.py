@@ -213,7 +213,9 @@ def _ingest_jsonl(path: Path, text: str) -> IngestResult:
             seen[rec.id] = i
             res.records.append(rec)
         except (ValueError, TypeError) as e:
-            res.rejected.append(Rejected(str(path), i, str(e), obj if isinstance(obj, dict) else {"value": obj}))
+            res.rejected.append(
+                Rejected(str(path), i, str(e), obj if isinstance(obj, dict) else {"value": obj})
+            )
     return res
 
 
@@ -265,3 +267,34 @@ def parse_chat(obj: dict, default_id: str, source: str) -> Record:
     )
     rec.reasoning = reasoning
     return rec
+
+
+SPLITS = ("train", "dev", "test")
+
+
+def ingest_split(path: str | Path, split: str, lang: str | None = None) -> IngestResult:
+    """Ingest one split with its rules: train and dev need an answer (rows without one are rejected with
+    the reason); every test row must survive, since the submission needs one line per test ID."""
+    res = ingest(path, lang)
+    if split in ("train", "dev"):
+        kept = []
+        for r in res.records:
+            if r.answer is None:
+                res.rejected.append(Rejected(str(path), _row_of(r), "no answer in a labelled split", _raw(r)))
+            else:
+                kept.append(r)
+        res.records = kept
+    elif res.rejected:
+        first = res.rejected[0]
+        raise UserError(f"{first.line()} (a test row cannot be dropped: every ID needs an answer)")
+    res.check_reconciles()
+    return res
+
+
+def _row_of(r: Record) -> int:
+    tail = r.source.rsplit(":", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+def _raw(r: Record) -> dict:
+    return json.loads(r.to_json())

@@ -90,7 +90,9 @@ def resolve_base(name: str, tiny_dir: str | Path = "models/tiny") -> str:
     """`tiny` means the embedded model the pipeline built; anything else is a HF id or a directory."""
     if name == TINY:
         if not (Path(tiny_dir) / "config.json").exists():
-            raise UserError(f"the tiny model is not built yet: run `dvc repro tiny_model` (expected {tiny_dir})")
+            raise UserError(
+                f"the tiny model is not built yet: run `dvc repro tiny_model` (expected {tiny_dir})"
+            )
         return str(tiny_dir)
     return name
 
@@ -155,7 +157,9 @@ def _from_pretrained(cls, name_or_path: str, **kwargs):
 
 
 def write_meta(out_dir: str | Path, **meta) -> None:
-    Path(out_dir, META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    Path(out_dir, META_FILE).write_text(
+        json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
 
 
 def read_meta(model_dir: str | Path) -> dict:

@@ -40,7 +40,9 @@ def letter_token_ids(tokenizer) -> list[int]:
     for letter in LETTERS:
         enc = tokenizer.encode(letter, add_special_tokens=False)
         if len(enc) != 1:
-            raise UserError(f"tokenizer splits the letter {letter!r} into {len(enc)} tokens; letter mode needs one")
+            raise UserError(
+                f"tokenizer splits the letter {letter!r} into {len(enc)} tokens; letter mode needs one"
+            )
         ids.append(enc[0])
     return ids
 
@@ -51,7 +53,9 @@ def _batches(prompts: list[str], tokenizer, batch_size: int, desc: str):
     with tqdm(total=len(prompts), desc=desc, unit="q", dynamic_ncols=True) as bar:
         for s in range(0, len(order), batch_size):
             idx = order[s : s + batch_size]
-            enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+            enc = tokenizer(
+                [prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False
+            )
             yield idx, enc
             bar.update(len(idx))
 
@@ -72,7 +76,9 @@ def letter_probs(model, tokenizer, prompts: list[str], batch_size: int = 16) -> 
 
 
 @torch.inference_mode()
-def generate(model, tokenizer, prompts: list[str], batch_size: int = 16, max_new_tokens: int = 512) -> list[str]:
+def generate(
+    model, tokenizer, prompts: list[str], batch_size: int = 16, max_new_tokens: int = 512
+) -> list[str]:
     out: list[str] = [""] * len(prompts)
     for idx, enc in _batches(prompts, tokenizer, batch_size, "generate"):
         enc = enc.to(model.device)
@@ -100,7 +106,14 @@ def predict_records(
     if inference == "letter":
         probs = letter_probs(model, tokenizer, prompts, batch_size)
         return [
-            Prediction(r.id, _argmax(p), "letter-logits", json.dumps(dict(zip(LETTERS, p, strict=True))), None, r.answer)
+            Prediction(
+                r.id,
+                _argmax(p),
+                "letter-logits",
+                json.dumps(dict(zip(LETTERS, p, strict=True))),
+                None,
+                r.answer,
+            )
             for r, p in zip(records, probs, strict=True)
         ]
     texts = generate(model, tokenizer, prompts, batch_size, max_new_tokens)

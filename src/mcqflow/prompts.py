@@ -13,7 +13,10 @@ SYSTEM = {
 }
 INSTRUCTION = {
     ("zh", "plain"): "請只回答正確選項的字母（A、B、C 或 D）。",
-    ("zh", "reasoning"): "請依照 <question><think><reasoning><reflection><adjustment><output> 的格式逐步推理，"
+    (
+        "zh",
+        "reasoning",
+    ): "請依照 <question><think><reasoning><reflection><adjustment><output> 的格式逐步推理，"
     "並在 <output> 中只寫出答案字母。",
     ("en", "plain"): "Answer with the letter of the correct option only (A, B, C or D).",
     ("en", "reasoning"): "Reason step by step in the <question><think><reasoning><reflection><adjustment>"
@@ -57,4 +60,6 @@ def sft_example(rec: Record, mode: str) -> dict:
 
 
 def render_prompt(tokenizer, rec: Record, mode: str) -> str:
-    return tokenizer.apply_chat_template(prompt_messages(rec, mode), tokenize=False, add_generation_prompt=True)
+    return tokenizer.apply_chat_template(
+        prompt_messages(rec, mode), tokenize=False, add_generation_prompt=True
+    )

@@ -1,0 +1,41 @@
+# The two commands in the README: `make demo` (set up, run the pipeline) and `make test` (set up, run the checks).
+VENV ?= .venv
+# CPU build by default (no CUDA downloads); on a GPU machine: make setup TORCH=torch
+TORCH ?= torch==2.13.0
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup demo compare test lint format slow-test clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q "$(TORCH)"
+	$(VENV)/bin/python -m pip install -q -e ".[dev]"
+	touch $@
+
+demo: setup
+	dvc repro
+	$(MAKE) --no-print-directory compare
+
+# Dev accuracy per training stage, Chinese vs English, beside the params people vary.
+compare:
+	dvc exp show --no-pager --md --drop '.*' \
+	  --keep 'Experiment|.*zh\.accuracy$$|.*en\.accuracy$$|.*fallbacks$$|model\.base|sft\.lr|sft\.epochs|sft\.finetune'
+
+lint: setup
+	ruff check .
+	ruff format --check .
+
+test: lint
+	pytest -q -m "not slow" --durations=5
+	pytest -q -m slow --durations=10
+
+format: setup
+	ruff check --fix .
+	ruff format .
+
+clean:
+	rm -rf data/prepared data/rejected models predictions submissions

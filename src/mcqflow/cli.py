@@ -1,0 +1,131 @@
+"""`mcqflow` command line. User mistakes (UserError) print one line and exit 2, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from mcqflow.errors import UserError
+
+
+def run_stage(fn: Callable[[], None]) -> None:
+    """The boundary every entry point goes through: one line per user error, exit code 2."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        fn()
+    except UserError as e:
+        print(f"mcqflow: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("mcqflow: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+def cmd_ingest(a: argparse.Namespace) -> None:
+    from mcqflow.ingest import ingest, ingest_split
+    from mcqflow.schema import write_jsonl
+
+    res = ingest_split(a.input, a.split, a.lang) if a.split else ingest(a.input, a.lang)
+    write_jsonl(a.output, res.records)
+    rejected = a.rejected or str(Path(a.output).with_suffix("")) + ".rejected.jsonl"
+    for r in res.rejected:
+        print(f"rejected: {r.line()}", file=sys.stderr)
+    if res.rejected:
+        write_jsonl(rejected, res.rejected)
+    print(
+        f"{a.input}: {res.format} format, {res.rows} rows -> {len(res.records)} records in {a.output}"
+        + (f", {len(res.rejected)} rejected in {rejected}" if res.rejected else "")
+    )
+    if res.rejected and a.strict:
+        sys.exit(1)
+
+
+def cmd_predict(a: argparse.Namespace) -> None:
+    from mcqflow.ingest import ingest_split
+    from mcqflow.metrics import evaluate
+    from mcqflow.models import load_for_inference, read_meta, resolve_base
+    from mcqflow.predict import predict_records, write_details, write_submission
+
+    records = ingest_split(a.input, "test", a.lang).records
+    model, tokenizer = load_for_inference(a.model, a.adapter, a.quantization)
+    meta = read_meta(a.adapter or resolve_base(a.model))
+    prompt_mode = a.prompt or meta.get("mode") or ("reasoning" if a.mode == "generate" else "plain")
+    preds = predict_records(records, model, tokenizer, a.mode, prompt_mode, a.batch_size, a.max_new_tokens)
+    write_submission(preds, a.output)
+    if a.details:
+        write_details(preds, a.details)
+    m = evaluate(preds)
+    summary = f"{len(preds)} answers -> {a.output} (fallbacks: {m['fallbacks']})"
+    if m["n"]:
+        summary += f"; accuracy {m['accuracy']:.3f} on {m['n']} labelled rows"
+    print(summary)
+
+
+def cmd_extract(a: argparse.Namespace) -> None:
+    from mcqflow.extract import extract_answer
+
+    for i, line in enumerate(sys.stdin, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            text, options = obj["text"], obj.get("options")
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise UserError(f"stdin: line {i}: expected a JSON object with 'text' ({e})") from None
+        ex = extract_answer(text, options)
+        print(json.dumps({"answer": ex.answer, "method": ex.method}, ensure_ascii=False), flush=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="mcqflow", description="Train and run LLMs on Chinese single-choice questions."
+    )
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest", help="any supported MCQ file -> canonical JSONL")
+    p.add_argument("--input", required=True)
+    p.add_argument("--output", required=True)
+    p.add_argument("--lang", choices=["zh", "en"], help="default: detected from the text")
+    p.add_argument(
+        "--split", choices=["train", "dev", "test"], help="apply the split's rules (labels required...)"
+    )
+    p.add_argument("--rejected", help="where rejected rows go (default: <output>.rejected.jsonl)")
+    p.add_argument("--strict", action="store_true", help="exit 1 if any row was rejected")
+    p.set_defaults(fn=cmd_ingest)
+
+    p = sub.add_parser("predict", help="answer a question file, write a Kaggle ID,Answer CSV")
+    p.add_argument(
+        "--model", required=True, help="'tiny', a HF id, a local model dir or a dir trained by mcqflow"
+    )
+    p.add_argument("--adapter", help="LoRA adapter directory to apply on --model")
+    p.add_argument("--input", required=True, help="questions in any supported format")
+    p.add_argument("--output", required=True, help="submission CSV")
+    p.add_argument("--mode", choices=["letter", "generate"], default="letter")
+    p.add_argument("--prompt", choices=["plain", "reasoning"], help="default: the model's training mode")
+    p.add_argument("--lang", choices=["zh", "en"])
+    p.add_argument("--quantization", choices=["none", "nf4"])
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--max-new-tokens", type=int, default=512)
+    p.add_argument("--details", help="per-question JSONL (raw output, extracted letter, method)")
+    p.set_defaults(fn=cmd_predict)
+
+    p = sub.add_parser(
+        "extract-answer", help='JSON lines {"text", "options"?} on stdin -> {"answer", "method"}'
+    )
+    p.set_defaults(fn=cmd_extract)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> None:
+    a = build_parser().parse_args(argv)
+    run_stage(lambda: a.fn(a))
+
+
+if __name__ == "__main__":
+    main()

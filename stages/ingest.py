@@ -1,0 +1,37 @@
+"""Stage ingest: raw train/dev/test files of one language -> canonical JSONL, plus rejected rows."""
+
+import argparse
+import json
+from pathlib import Path
+
+from mcqflow.cli import run_stage
+from mcqflow.ingest import SPLITS, ingest_split
+from mcqflow.schema import write_jsonl
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--lang", required=True)
+    for split in SPLITS:
+        ap.add_argument(f"--{split}", required=True)
+    ap.add_argument("--out", required=True, help="folder for <split>.jsonl")
+    ap.add_argument("--rejected", required=True, help="folder for rejected <split>.jsonl")
+    ap.add_argument("--metrics", required=True)
+    a = ap.parse_args()
+    counts = {}
+    for split in SPLITS:
+        res = ingest_split(getattr(a, split), split, a.lang)
+        write_jsonl(Path(a.out, f"{split}.jsonl"), res.records)
+        write_jsonl(Path(a.rejected, f"{split}.jsonl"), res.rejected)
+        for r in res.rejected:
+            print(f"rejected: {r.line()}")
+        counts[split] = {"rows": res.rows, "kept": len(res.records), "rejected": len(res.rejected)}
+        print(
+            f"{a.lang}/{split}: {res.format}, {res.rows} rows -> {len(res.records)} kept, {len(res.rejected)} rejected"
+        )
+    Path(a.metrics).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.metrics).write_text(json.dumps({a.lang: counts}, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,25 @@
+"""Stage tiny_model: build the embedded default model (seeded Qwen2 + tokenizer trained on our corpus)."""
+
+import argparse
+
+from mcqflow.cli import run_stage
+from mcqflow.config import load_params
+from mcqflow.models import build_tiny, tiny_corpus
+from mcqflow.schema import read_records
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument(
+        "--corpus", nargs="+", required=True, help="canonical JSONL files to train the tokenizer on"
+    )
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    params = load_params()
+    records = [r for path in a.corpus for r in read_records(path)]
+    out = build_tiny(tiny_corpus(records), a.out, seed=params["seed"], **params["tiny"])
+    print(f"tiny model written to {out}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

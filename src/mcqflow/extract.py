@@ -68,14 +68,14 @@ def extract_answer(text: str | None, options: dict[str, str] | None = None) -> E
     tags = _TAG.findall(text)
     if tags:
         inner = tags[-1][1].strip()
-        found = _from_text(inner, options, lowercase_ok=True)
+        found = _from_text(inner, options)
         return Extraction(found.answer, "tag" if found.answer else "tag-unreadable")
-    return _from_text(text, options, lowercase_ok=False)
+    return _from_text(text, options)
 
 
-def _from_text(text: str, options: dict[str, str] | None, lowercase_ok: bool) -> Extraction:
-    m = _ONLY_LETTER.match(text)
-    if m and (lowercase_ok or m.group(1).isupper()):
+def _from_text(text: str, options: dict[str, str] | None) -> Extraction:
+    m = _ONLY_LETTER.match(text)  # the whole output is one letter: no article ambiguity, any case
+    if m:
         return Extraction(m.group(1).upper(), "letter")
     best = None
     for pattern, method in _PATTERNS:

@@ -15,6 +15,7 @@ Row-level problems become Rejected rows with their reason: rows in = records out
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from dataclasses import dataclass, field
@@ -113,7 +114,7 @@ def ingest(path: str | Path, lang: str | None = None) -> IngestResult:
 
 def _ingest_table(path: Path, text: str) -> IngestResult:
     delimiter = "\t" if path.suffix.lower() == ".tsv" or "\t" in text.splitlines()[0] else ","
-    rows = list(csv.reader(text.splitlines(keepends=True), delimiter=delimiter))
+    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
     header, body = rows[0], rows[1:]
     columns = _map_header(path, header)
     fmt = _table_format(columns, delimiter)

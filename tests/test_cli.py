@@ -1,0 +1,142 @@
+import csv
+import json
+import subprocess
+import sys
+
+from conftest import ROOT
+
+
+def mcqflow(*args, stdin=None, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "mcqflow.cli", *args], input=stdin, capture_output=True, text=True, cwd=cwd
+    )
+
+
+def test_extract_answer_json_lines():
+    lines = [
+        {"text": "排除A和B……最終選擇D"},
+        {"text": "<output>b</output>"},
+        {"text": "抱歉，我無法回答"},
+        {"text": "我認為是環境保護", "options": {"A": "經濟", "B": "環境保護", "C": "人權", "D": "法治"}},
+    ]
+    r = mcqflow("extract-answer", stdin="".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines))
+    assert r.returncode == 0, r.stderr
+    got = [json.loads(x) for x in r.stdout.splitlines()]
+    assert got == [
+        {"answer": "D", "method": "zh-phrase"},
+        {"answer": "B", "method": "tag"},
+        {"answer": None, "method": "refusal"},
+        {"answer": "B", "method": "option-text"},
+    ]
+
+
+def test_extract_answer_bad_line_is_one_line():
+    r = mcqflow("extract-answer", stdin='{"txt": 1}\n')
+    assert r.returncode == 2
+    assert r.stderr.strip() == "mcqflow: error: stdin: line 1: expected a JSON object with 'text' ('text')"
+
+
+def test_ingest(tmp_path):
+    out = tmp_path / "dev.jsonl"
+    r = mcqflow(
+        "ingest", "--input", str(ROOT / "data/sample/dev.csv"), "--output", str(out), "--split", "dev"
+    )
+    assert r.returncode == 0, r.stderr
+    assert "61 rows -> 60 records" in r.stdout and "1 rejected" in r.stdout
+    assert "dev.csv: row 61: no answer in a labelled split" in r.stderr
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 60
+    rejected = [
+        json.loads(x) for x in (tmp_path / "dev.rejected.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    assert rejected[0]["reason"] == "no answer in a labelled split" and rejected[0]["raw"]["id"] == "dev-999"
+    strict = mcqflow(
+        "ingest",
+        "--input",
+        str(ROOT / "data/sample/dev.csv"),
+        "--output",
+        str(out),
+        "--split",
+        "dev",
+        "--strict",
+    )
+    assert strict.returncode == 1
+
+
+def test_bad_input_is_one_line_and_nonzero(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("foo,bar\n1,2\n", encoding="utf-8")
+    r = mcqflow("ingest", "--input", str(bad), "--output", str(tmp_path / "o.jsonl"))
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    assert r.stderr.count("\n") == 1 and "bad.csv: row 0 (header): unrecognised format" in r.stderr
+
+
+def test_predict_writes_kaggle_submission_for_quirky_test_file(tiny_dir, tmp_path):
+    out, details = tmp_path / "sub.csv", tmp_path / "details.jsonl"
+    r = mcqflow(
+        "predict",
+        "--model",
+        tiny_dir,
+        "--input",
+        str(ROOT / "data/sample/test.csv"),
+        "--output",
+        str(out),
+        "--details",
+        str(details),
+    )
+    assert r.returncode == 0, r.stderr
+    with open(ROOT / "data/sample/test.csv", encoding="utf-8", newline="") as f:
+        ids = [row[0] for row in list(csv.reader(f))[1:]]
+    with open(out, encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["ID", "Answer"]
+    assert [r[0] for r in rows[1:]] == ids
+    assert all(len(r) == 2 and r[1] in {"A", "B", "C", "D"} for r in rows[1:])
+    assert len(details.read_text(encoding="utf-8").splitlines()) == len(ids)
+
+
+def test_predict_generate_mode_counts_fallbacks(tiny_dir, tmp_path):
+    r = mcqflow(
+        "predict",
+        "--model",
+        tiny_dir,
+        "--input",
+        str(ROOT / "data/sample/dev.csv"),
+        "--mode",
+        "generate",
+        "--max-new-tokens",
+        "6",
+        "--output",
+        str(tmp_path / "s.csv"),
+    )
+    assert r.returncode == 0, r.stderr
+    assert "61 answers" in r.stdout and "fallbacks:" in r.stdout and "accuracy" in r.stdout
+
+
+def test_predict_tiny_means_the_pipeline_model(tiny_dir, tmp_path):
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "tiny").symlink_to(tiny_dir)
+    r = mcqflow(
+        "predict",
+        "--model",
+        "tiny",
+        "--input",
+        str(ROOT / "data/sample/test.csv"),
+        "--output",
+        "s.csv",
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stderr
+    empty = tmp_path / "elsewhere"
+    empty.mkdir()
+    r = mcqflow(
+        "predict",
+        "--model",
+        "tiny",
+        "--input",
+        str(ROOT / "data/sample/test.csv"),
+        "--output",
+        "s.csv",
+        cwd=empty,
+    )
+    assert r.returncode == 2 and "dvc repro tiny_model" in r.stderr and "Traceback" not in r.stderr

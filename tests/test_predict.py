@@ -1,0 +1,81 @@
+import csv
+
+import pytest
+import torch
+from conftest import sample_records
+
+from mcqflow.metrics import evaluate, wilson_interval
+from mcqflow.models import load_for_inference
+from mcqflow.predict import Prediction, generate, letter_probs, predict_records, write_submission
+from mcqflow.prompts import render_prompt
+
+
+@pytest.fixture(scope="module")
+def model_tok(tiny_dir):
+    return load_for_inference(tiny_dir)
+
+
+def test_batched_letter_scores_equal_one_by_one(model_tok):
+    model, tok = model_tok
+    prompts = [render_prompt(tok, r, "plain") for r in sample_records("dev")[:6]]
+    assert len({len(tok(p).input_ids) for p in prompts}) > 1  # different lengths: padding matters
+    batched = torch.tensor(letter_probs(model, tok, prompts, batch_size=6))
+    single = torch.tensor([letter_probs(model, tok, [p], batch_size=1)[0] for p in prompts])
+    torch.testing.assert_close(batched, single, atol=1e-5, rtol=1e-4)
+
+
+def test_batched_generation_equals_one_by_one(model_tok):
+    model, tok = model_tok
+    prompts = [render_prompt(tok, r, "reasoning") for r in sample_records("dev")[:4]]
+    batched = generate(model, tok, prompts, batch_size=4, max_new_tokens=12)
+    single = [generate(model, tok, [p], batch_size=1, max_new_tokens=12)[0] for p in prompts]
+    assert batched == single
+
+
+def test_unreadable_generations_fall_back_to_letter_scores_and_are_counted(model_tok):
+    model, tok = model_tok
+    recs = sample_records("dev")[:5]
+    preds = predict_records(recs, model, tok, "generate", "reasoning", batch_size=5, max_new_tokens=8)
+    assert [p.id for p in preds] == [r.id for r in recs]
+    assert all(p.answer in "ABCD" and len(p.answer) == 1 for p in preds)
+    fallbacks = [p for p in preds if p.extracted is None]
+    assert fallbacks and all(p.method == "fallback-logits" for p in fallbacks)
+    assert evaluate(preds)["fallbacks"] == len(fallbacks)
+
+
+def test_letter_mode_is_one_forward_pass(model_tok):
+    model, tok = model_tok
+    recs = sample_records("dev")[:3]
+    preds = predict_records(recs, model, tok, "letter", "plain")
+    assert {p.method for p in preds} == {"letter-logits"}
+    assert [p.gold for p in preds] == [r.answer for r in recs]
+
+
+def test_submission_format(tmp_path):
+    preds = [Prediction("10", "B", "letter-logits", "", None), Prediction("2", "D", "tag", "", "D")]
+    write_submission(preds, tmp_path / "s.csv")
+    assert (tmp_path / "s.csv").read_text(encoding="utf-8") == "ID,Answer\n10,B\n2,D\n"
+    with open(tmp_path / "s.csv", newline="") as f:
+        assert next(csv.reader(f)) == ["ID", "Answer"]
+
+
+def test_submission_never_writes_a_missing_letter(tmp_path):
+    with pytest.raises(AssertionError):
+        write_submission([Prediction("1", "", "no-answer", "", None)], tmp_path / "s.csv")
+
+
+def test_wilson_interval():
+    lo, hi = wilson_interval(45, 50)
+    assert lo == pytest.approx(0.7864, abs=1e-3) and hi == pytest.approx(0.9565, abs=1e-3)
+    assert wilson_interval(0, 0) == (0.0, 0.0)
+
+
+def test_evaluate():
+    preds = [
+        Prediction(str(i), a, "letter-logits", "", None, g)
+        for i, (a, g) in enumerate(["AA", "BA", "CC", "AD"])
+    ]
+    preds.append(Prediction("x", "B", "fallback-logits", "", None, None))  # unlabelled: not in accuracy
+    m = evaluate(preds)
+    assert (m["n"], m["accuracy"], m["fallbacks"]) == (4, 0.5, 1)
+    assert m["letter_share"] == {"A": 0.4, "B": 0.4, "C": 0.2, "D": 0.0}

@@ -1,0 +1,68 @@
+from pathlib import Path
+
+import pytest
+from conftest import sample_records
+
+from mcqflow.errors import UserError
+from mcqflow.models import load_for_inference, load_tokenizer, read_meta
+from mcqflow.predict import predict_records
+from mcqflow.prompts import render_prompt
+from mcqflow.training import SFTParams, build_dataset, sft_config, train_sft
+
+
+@pytest.mark.parametrize("mode", ["plain", "reasoning"])
+def test_loss_on_completion_only_and_same_prompt_as_predict(tiny_dir, tmp_path, mode):
+    """TRL's tokenized example = exactly predict's prompt tokens, then the completion, masked apart."""
+    from transformers import AutoModelForCausalLM
+    from trl import SFTTrainer
+
+    tok = load_tokenizer(tiny_dir)
+    recs = sample_records("train")[:2]
+    trainer = SFTTrainer(
+        model=AutoModelForCausalLM.from_pretrained(tiny_dir),
+        args=sft_config(SFTParams(max_length=2048), str(tmp_path), seed=0),
+        train_dataset=build_dataset(recs, mode),
+        processing_class=tok,
+    )
+    for rec, ex in zip(recs, trainer.train_dataset, strict=True):
+        prompt_ids = tok(render_prompt(tok, rec, mode), add_special_tokens=False).input_ids
+        ids, labels = ex["input_ids"], ex["labels"]
+        assert ids[: len(prompt_ids)] == prompt_ids
+        assert labels[: len(prompt_ids)] == [-100] * len(prompt_ids)
+        assert -100 not in labels[len(prompt_ids) :]
+        completion = tok.decode(labels[len(prompt_ids) :])
+        target = rec.answer if mode == "plain" else rec.reasoning
+        assert completion.startswith(target + "<|im_end|>")
+
+
+def test_unknown_sft_param():
+    with pytest.raises(UserError, match="unknown sft key"):
+        SFTParams.from_params({"learning_rate": 1})
+    with pytest.raises(UserError, match="sft.finetune='half'"):
+        SFTParams.from_params({"finetune": "half"})
+
+
+def test_full_finetune_cannot_quantize(tiny_dir, tmp_path):
+    with pytest.raises(UserError, match="cannot train a quantized base"):
+        train_sft([], "plain", tiny_dir, tmp_path / "o", SFTParams(finetune="full"), quantization="nf4")
+
+
+def test_missing_chain_in_reasoning_mode_names_the_row():
+    rec = sample_records("dev")[0]
+    with pytest.raises(UserError, match="no reasoning chain"):
+        build_dataset([rec], "reasoning")
+
+
+def test_lora_adapter_trains_saves_and_predicts(tiny_dir, tmp_path):
+    recs = sample_records("train")[:8]
+    params = SFTParams(finetune="lora", epochs=1, batch_size=4, grad_accum=1, lr=1e-3, max_length=256)
+    out = tmp_path / "adapter"
+    metrics = train_sft(recs, "plain", tiny_dir, out, params, live_dir=tmp_path / "live")
+    assert metrics["train_loss"] > 0
+    assert (out / "adapter_config.json").exists() and not (out / "model.safetensors").exists()
+    assert read_meta(out) == {"base": tiny_dir, "finetune": "lora", "quantization": "none", "mode": "plain"}
+    assert (tmp_path / "live" / "metrics.json").exists()
+    assert list(Path(tmp_path / "live" / "plots" / "metrics").rglob("loss.tsv"))
+    model, tok = load_for_inference(str(out))
+    preds = predict_records(recs[:2], model, tok, "letter", "plain")
+    assert all(p.answer in "ABCD" for p in preds)

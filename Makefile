@@ -5,7 +5,10 @@ TORCH ?= torch==2.13.0
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo compare test lint format slow-test clean
+# A DVC remote for sharing: a folder outside the repo, kept in .dvc/config.local (never committed).
+REMOTE ?= $(abspath ..)/mcqflow-dvc-remote
+
+.PHONY: setup demo compare remote test lint format clean
 
 setup: $(VENV)/.installed
 
@@ -24,6 +27,11 @@ demo: setup
 compare:
 	dvc exp show --no-pager --md --drop '.*' \
 	  --keep 'Experiment|.*zh\.accuracy$$|.*en\.accuracy$$|.*fallbacks$$|model\.base|sft\.lr|sft\.epochs|sft\.finetune'
+
+remote: setup
+	mkdir -p "$(REMOTE)"
+	dvc remote add --local --default --force local "$(REMOTE)"
+	@echo "default DVC remote: $(REMOTE) (in .dvc/config.local). Share with: dvc push; teammates: mcqflow pull"
 
 lint: setup
 	ruff check .

@@ -50,3 +50,50 @@ def tiny_dir(tmp_path_factory):
 
     recs = sample_records("train") + sample_records("dev") + sample_records("train", "en")
     return str(build_tiny(tiny_corpus(recs), tmp_path_factory.mktemp("tiny") / "m", seed=0, **SMALL_TINY))
+
+
+def run(cmd, cwd, env):
+    import subprocess
+
+    r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, f"{' '.join(map(str, cmd))} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    return r.stdout + r.stderr
+
+
+def dvc_in(cwd, env, *args):
+    import sys
+
+    return run([sys.executable, "-m", "dvc", *args], cwd, env)
+
+
+@pytest.fixture(scope="session")
+def repo(tmp_path_factory):
+    """Tracked and new files of this checkout, committed in a new git repo: what a fresh clone has."""
+    import shutil
+    import subprocess
+    import sys
+
+    dst = tmp_path_factory.mktemp("clone")
+    files = (
+        subprocess.run(
+            ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, check=True
+        )
+        .stdout.decode()
+        .split("\0")
+    )
+    for f in filter(None, files):
+        if (ROOT / f).is_file():
+            (dst / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / f, dst / f)
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "DVC_NO_ANALYTICS": "1",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
+    for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "commit", "-qm", "clone"]):
+        run(cmd, dst, env)
+    return dst, env

@@ -1,10 +1,10 @@
 import json
 
 import pytest
-from conftest import ROOT
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import ROOT
 from mcqflow.errors import UserError
 from mcqflow.ingest import clean_option, ingest, ingest_split, normalize_answer, parse_chat
 from mcqflow.prompts import prompt_messages

@@ -2,8 +2,8 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from conftest import SMALL_TINY, sample_records
 
+from conftest import SMALL_TINY, sample_records
 from mcqflow.errors import UserError
 from mcqflow.models import build_tiny, load_base_model, load_tokenizer, resolve_base, tiny_corpus
 from mcqflow.predict import letter_token_ids

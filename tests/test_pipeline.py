@@ -2,56 +2,16 @@
 
 import csv
 import json
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-from conftest import ROOT
+
+from conftest import dvc_in
 
 pytestmark = pytest.mark.slow
 
 
-def run(cmd, cwd, env):
-    r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    assert r.returncode == 0, f"{' '.join(cmd)} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
-    return r.stdout
-
-
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    """Tracked and new files of this checkout, committed in a new git repo: what a fresh clone has."""
-    dst = tmp_path_factory.mktemp("clone")
-    files = (
-        subprocess.run(
-            ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, check=True
-        )
-        .stdout.decode()
-        .split("\0")
-    )
-    for f in filter(None, files):
-        if (ROOT / f).is_file():
-            (dst / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / f, dst / f)
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "DVC_NO_ANALYTICS": "1",
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@t",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@t",
-    }
-    for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "commit", "-qm", "clone"]):
-        run(cmd, dst, env)
-    return dst, env
-
-
 def dvc(repo, *args):
-    dst, env = repo
-    return run([sys.executable, "-m", "dvc", *args], dst, env)
+    return dvc_in(repo[0], repo[1], *args)
 
 
 def test_repro_builds_every_output(repo):

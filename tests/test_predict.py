@@ -2,8 +2,8 @@ import csv
 
 import pytest
 import torch
-from conftest import sample_records
 
+from conftest import sample_records
 from mcqflow.metrics import evaluate, wilson_interval
 from mcqflow.models import load_for_inference
 from mcqflow.predict import Prediction, generate, letter_probs, predict_records, write_submission

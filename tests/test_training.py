@@ -1,8 +1,8 @@
 from pathlib import Path
 
 import pytest
-from conftest import sample_records
 
+from conftest import sample_records
 from mcqflow.errors import UserError
 from mcqflow.models import load_for_inference, load_tokenizer, read_meta
 from mcqflow.predict import predict_records

@@ -82,6 +82,17 @@ def cmd_extract(a: argparse.Namespace) -> None:
         print(json.dumps({"answer": ex.answer, "method": ex.method}, ensure_ascii=False), flush=True)
 
 
+def cmd_pull(a: argparse.Namespace) -> None:
+    from mcqflow.share import pull
+
+    missing = pull(a.remote)
+    for m in missing:
+        print(f"mcqflow: missing: {m.line()}", file=sys.stderr)
+    if missing:
+        sys.exit(1)
+    print("pulled every output: `dvc status` is clean and `dvc repro` has nothing to run")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="mcqflow", description="Train and run LLMs on Chinese single-choice questions."
@@ -114,6 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=512)
     p.add_argument("--details", help="per-question JSONL (raw output, extracted letter, method)")
     p.set_defaults(fn=cmd_predict)
+
+    p = sub.add_parser(
+        "pull", help="dvc pull, then name each output the remote lacks and the stage that makes it"
+    )
+    p.add_argument("--remote", help="DVC remote name (default: the default remote)")
+    p.set_defaults(fn=cmd_pull)
 
     p = sub.add_parser(
         "extract-answer", help='JSON lines {"text", "options"?} on stdin -> {"answer", "method"}'

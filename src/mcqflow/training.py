@@ -142,9 +142,8 @@ def train_sft(
         )
     callbacks = []
     if live_dir is not None:
-        from transformers.integrations import DVCLiveCallback
-
         from dvclive import Live
+        from transformers.integrations import DVCLiveCallback
 
         live = Live(str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None)
         callbacks.append(DVCLiveCallback(live=live))

@@ -1,0 +1,253 @@
+"""GRPO with TRL's GRPOTrainer, resumable.
+
+Reads top to bottom like open-r1's grpo.py: params, checkpoint check, data, model, rewards, trainer,
+`train(resume_from_checkpoint=...)`, save. Checkpoints carry a fingerprint of everything that shapes the
+run (params, data, starting weights); a re-run resumes only from checkpoints with the same fingerprint,
+so a crash at step 2312 of 5506 costs the steps since the last save, and a changed param starts afresh.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from mcqflow.config import choose
+from mcqflow.errors import UserError
+from mcqflow.models import (
+    compute_dtype,
+    load_base_model,
+    load_tokenizer,
+    on_gpu,
+    read_meta,
+    resolve_base,
+    write_meta,
+)
+from mcqflow.prompts import MODES, prompt_messages
+from mcqflow.rewards import build_rewards
+from mcqflow.schema import Record
+from mcqflow.shuffle import shuffle_all
+
+log = logging.getLogger(__name__)
+FINGERPRINT = "fingerprint.json"
+
+
+@dataclass
+class GRPOParams:
+    """params.yaml `grpo:`. TRL's names where TRL has one; `trainer:` passes any other GRPOConfig field."""
+
+    init: str = "sft-reasoning"  # start from models/<init>-<lang> (an sft output), or "base"
+    mode: str = "reasoning"  # prompt mode, the same as the starting SFT model's
+    lr: float = 1e-6
+    max_steps: int = 100
+    prompts_per_step: int = 2
+    num_generations: int = 8
+    max_completion_length: int = 256
+    temperature: float = 1.0
+    beta: float = 0.0
+    loss_type: str = "dapo"
+    scale_rewards: str = "group"
+    save_steps: int = 10
+    logging_steps: int = 1
+    shuffle_options: bool = True
+    rewards: dict = field(default_factory=lambda: {"correctness": 1.0, "format": 0.2, "neutrality": 0.1})
+    overlong_cache: int = 64
+    trainer: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_params(cls, d: dict) -> GRPOParams:
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise UserError(f"params: unknown grpo key(s) {', '.join(sorted(unknown))}")
+        p = cls(**d)
+        choose(p.mode, MODES, "grpo.mode")
+        return p
+
+
+def grpo_config(p: GRPOParams, output_dir: str, seed: int, reward_weights: list[float]):
+    """The one place params.yaml keys become TRL's GRPOConfig."""
+    from trl import GRPOConfig
+
+    return GRPOConfig(
+        output_dir=output_dir,
+        learning_rate=p.lr,
+        max_steps=p.max_steps,
+        per_device_train_batch_size=p.prompts_per_step * p.num_generations,
+        num_generations=p.num_generations,
+        max_completion_length=p.max_completion_length,
+        temperature=p.temperature,
+        beta=p.beta,
+        loss_type=p.loss_type,
+        scale_rewards=p.scale_rewards,
+        reward_weights=reward_weights,
+        save_strategy="steps",
+        save_steps=p.save_steps,
+        save_total_limit=2,
+        logging_steps=p.logging_steps,
+        seed=seed,
+        data_seed=seed,
+        bf16=compute_dtype() == torch.bfloat16,
+        use_cpu=not on_gpu(),
+        gradient_checkpointing=on_gpu(),
+        report_to="none",
+        **p.trainer,
+    )
+
+
+def fingerprint(p: GRPOParams, records: list[Record], init: str, seed: int) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps([asdict(p), seed, init], sort_keys=True).encode())
+    for r in records:
+        h.update(f"{r.id}\t{r.answer}\n".encode())
+    init_dir = Path(init)
+    if init_dir.is_dir():
+        for f in sorted(init_dir.rglob("*")):
+            if f.is_file():
+                h.update(f"{f.relative_to(init_dir)}:{f.stat().st_size}:".encode())
+                h.update(_file_digest(f) if f.stat().st_size < 2**30 else str(f.stat().st_mtime_ns).encode())
+    return h.hexdigest()
+
+
+def _file_digest(path: Path) -> bytes:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.digest()
+
+
+def last_checkpoint(ckpt_dir: Path, fp: str) -> str | None:
+    """The newest complete checkpoint made by a run with this fingerprint.
+
+    Checkpoints from other params or data are removed. A checkpoint cut short by a crash has no
+    trainer_state.json (the Trainer writes it last), so it is skipped and removed."""
+    if not ckpt_dir.is_dir():
+        return None
+    stamp = ckpt_dir / FINGERPRINT
+    if not stamp.exists() or json.loads(stamp.read_text())["fingerprint"] != fp:
+        log.info("checkpoints in %s are from other params or data: starting afresh", ckpt_dir)
+        shutil.rmtree(ckpt_dir)
+        return None
+    steps = sorted(
+        (int(d.name.split("-")[1]), d)
+        for d in ckpt_dir.glob("checkpoint-*")
+        if d.name.split("-")[1].isdigit()
+    )
+    for _, d in reversed(steps):
+        if (d / "trainer_state.json").exists():
+            return str(d)
+        log.info("skipping incomplete checkpoint %s", d)
+        shutil.rmtree(d)
+    return None
+
+
+def load_policy(init: str, finetune: str, lora_config, quantization: str = "none"):
+    """(model, tokenizer, base, peft_config) to start GRPO from `init`: a model trained by the sft stage
+    (full weights or a LoRA adapter, whose training continues) or a base model (a new adapter if LoRA)."""
+    meta = read_meta(init)
+    if Path(init, "adapter_config.json").exists():
+        from peft import PeftModel
+
+        base = meta["base"]
+        model = PeftModel.from_pretrained(load_base_model(base, quantization), init, is_trainable=True)
+        return model, load_tokenizer(init), base, None
+    base = meta.get("base", init)
+    model = load_base_model(init, quantization)
+    return model, load_tokenizer(init), base, (lora_config if finetune == "lora" else None)
+
+
+def _start_step_recorder():
+    """A callback that notes the step the Trainer starts at (after it has restored a checkpoint)."""
+    from transformers import TrainerCallback
+
+    class StartStep(TrainerCallback):
+        step: int | None = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.step = state.global_step
+
+    return StartStep()
+
+
+def train_grpo(
+    records: list[Record],
+    init: str,
+    out_dir: str | Path,
+    ckpt_dir: str | Path,
+    params: GRPOParams,
+    seed: int = 42,
+    finetune: str = "full",
+    lora_config=None,
+    quantization: str = "none",
+    live_dir: str | Path | None = None,
+) -> dict:
+    """Train and save the policy to `out_dir`. Returns the final metrics plus `resumed_from` (a checkpoint or
+    None), `start_step` (where the Trainer began) and `global_step`."""
+    from datasets import Dataset
+    from transformers import set_seed
+    from trl import GRPOTrainer
+
+    set_seed(seed)
+    init = resolve_base(init)
+    ckpt_dir, out_dir = Path(ckpt_dir), Path(out_dir)
+    fp = fingerprint(params, records, init, seed)
+    resume = last_checkpoint(ckpt_dir, fp)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    (ckpt_dir / FINGERPRINT).write_text(json.dumps({"fingerprint": fp}) + "\n")
+
+    if params.shuffle_options:
+        records = shuffle_all(records, seed)
+    dataset = Dataset.from_list(
+        [
+            {"prompt": prompt_messages(r, params.mode), "answer": r.answer, "options": r.options}
+            for r in records
+        ]
+    )
+    model, tokenizer, base, peft_config = load_policy(init, finetune, lora_config, quantization)
+    funcs, weights = build_rewards(params.rewards, params.max_completion_length, params.overlong_cache)
+    start = _start_step_recorder()
+    callbacks = [start]
+    if live_dir is not None:
+        from dvclive import Live
+        from transformers.integrations import DVCLiveCallback
+
+        callbacks.append(
+            DVCLiveCallback(live=Live(str(live_dir), dvcyaml=None, save_dvc_exp=False, resume=bool(resume)))
+        )
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=funcs,
+        args=grpo_config(params, str(ckpt_dir), seed, weights),
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=callbacks,
+    )
+    if resume:
+        log.info("resuming from %s", resume)
+    result = trainer.train(resume_from_checkpoint=resume)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    trainer.save_model(str(out_dir))
+    tokenizer.save_pretrained(str(out_dir))
+    is_adapter = Path(out_dir, "adapter_config.json").exists()
+    write_meta(
+        out_dir,
+        base=base,
+        finetune="lora" if is_adapter else "full",
+        quantization=quantization,
+        mode=params.mode,
+        init=init,
+        steps=trainer.state.global_step,
+    )
+    return {
+        **result.metrics,
+        "resumed_from": resume,
+        "start_step": start.step,
+        "global_step": trainer.state.global_step,
+    }

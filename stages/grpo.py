@@ -1,0 +1,49 @@
+"""Stage grpo: reinforcement learning (TRL GRPO) from an SFT model on the 50% split, resumable."""
+
+import argparse
+from pathlib import Path
+
+from mcqflow.cli import run_stage
+from mcqflow.config import choose, load_params
+from mcqflow.grpo import GRPOParams, train_grpo
+from mcqflow.models import resolve_base
+from mcqflow.schema import read_records
+from mcqflow.training import SFTParams, lora_config
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--lang", required=True)
+    ap.add_argument("--train", required=True)
+    ap.add_argument("--models", default="models")
+    ap.add_argument("--tiny-dir", default="models/tiny")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--checkpoints", required=True)
+    ap.add_argument("--live", required=True)
+    a = ap.parse_args()
+    params = load_params()
+    g, sft = GRPOParams.from_params(params["grpo"]), SFTParams.from_params(params["sft"])
+    model = params["model"]
+    quantization = choose(model["quantization"], ("none", "nf4"), "model.quantization")
+    if g.init == "base":
+        init = resolve_base(model["base"], a.tiny_dir)
+    else:
+        init = str(Path(a.models, f"{g.init}-{a.lang}"))
+    m = train_grpo(
+        read_records(a.train),
+        init,
+        a.out,
+        a.checkpoints,
+        g,
+        seed=params["seed"],
+        finetune=sft.finetune,
+        lora_config=lora_config(sft),
+        quantization=quantization,
+        live_dir=a.live,
+    )
+    resumed = f", resumed from {m['resumed_from']} at step {m['start_step']}" if m["resumed_from"] else ""
+    print(f"grpo {a.lang}: {m['global_step']} steps in {m.get('train_runtime', 0):.1f}s{resumed}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

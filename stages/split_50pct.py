@@ -1,0 +1,46 @@
+"""Stage split_50pct: a seeded subset of the training data, stratified by topic x gold letter; the same ids
+in every language, so Chinese and English GRPO runs see the same questions."""
+
+import argparse
+import json
+from collections import Counter
+from pathlib import Path
+
+from mcqflow.cli import run_stage
+from mcqflow.config import load_params
+from mcqflow.schema import read_records, write_jsonl
+from mcqflow.split import stratified_subset
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", default="data/prepared")
+    ap.add_argument("--langs", nargs="+", default=["zh", "en"])
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    params = load_params()
+    fraction, seed = params["split"]["fraction"], params["seed"]
+    first = read_records(Path(a.data, a.langs[0], "train.jsonl"))
+    chosen = stratified_subset(first, fraction, seed)
+    ids = {r.id for r in chosen}
+    for lang in a.langs:
+        rows = first if lang == a.langs[0] else read_records(Path(a.data, lang, "train.jsonl"))
+        write_jsonl(Path(a.out, f"{lang}.jsonl"), [r for r in rows if r.id in ids])
+    manifest = {
+        "fraction": fraction,
+        "seed": seed,
+        "stratified_by": ["topic", "answer"],
+        "source": str(Path(a.data, a.langs[0], "train.jsonl")),
+        "n_source": len(first),
+        "n_chosen": len(chosen),
+        "answers": dict(sorted(Counter(r.answer for r in chosen).items())),
+        "ids": [r.id for r in chosen],
+    }
+    Path(a.out, "manifest.json").write_text(
+        json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
+    print(f"split: {len(chosen)} of {len(first)} questions ({fraction:.0%}), letters {manifest['answers']}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

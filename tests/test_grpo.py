@@ -1,0 +1,170 @@
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from conftest import ROOT
+from mcqflow.errors import UserError
+from mcqflow.grpo import FINGERPRINT, GRPOParams, grpo_config, last_checkpoint
+
+
+def test_params_map_onto_trl_names():
+    p = GRPOParams.from_params(
+        {
+            "prompts_per_step": 3,
+            "num_generations": 4,
+            "beta": 0.04,
+            "loss_type": "grpo",
+            "max_completion_length": 64,
+        }
+    )
+    c = grpo_config(p, "/tmp/x", seed=1, reward_weights=[1.0, 0.2])
+    assert (c.per_device_train_batch_size, c.num_generations, c.beta, c.loss_type) == (12, 4, 0.04, "grpo")
+    assert c.max_completion_length == 64 and c.reward_weights == [1.0, 0.2] and c.save_total_limit == 2
+
+
+def test_unknown_grpo_param():
+    with pytest.raises(UserError, match="unknown grpo key"):
+        GRPOParams.from_params({"learning_rate": 1})
+    with pytest.raises(UserError, match="grpo.mode"):
+        GRPOParams.from_params({"mode": "chat"})
+
+
+def _checkpoint(d, step, complete=True):
+    c = d / f"checkpoint-{step}"
+    c.mkdir(parents=True)
+    if complete:
+        (c / "trainer_state.json").write_text("{}")
+
+
+def test_resume_only_from_own_complete_checkpoints(tmp_path):
+    d = tmp_path / "ckpt"
+    _checkpoint(d, 4)
+    _checkpoint(d, 8)
+    _checkpoint(d, 12, complete=False)  # cut short by a crash
+    (d / FINGERPRINT).write_text(json.dumps({"fingerprint": "abc"}))
+    assert last_checkpoint(d, "abc") == str(d / "checkpoint-8")
+    assert not (d / "checkpoint-12").exists()
+    assert last_checkpoint(d, "other params") is None and not d.exists()
+    assert last_checkpoint(tmp_path / "none", "abc") is None
+
+
+# --- slow: real GRPO on the tiny model ------------------------------------------------------------
+
+GRPO_FAST = dict(
+    mode="plain",
+    lr=3e-4,
+    prompts_per_step=4,
+    num_generations=8,
+    max_completion_length=4,
+    loss_type="dapo",
+    beta=0.0,
+    shuffle_options=False,
+    rewards={"correctness": 1.0},
+    logging_steps=10,
+)
+
+
+@pytest.fixture(scope="module")
+def keyword_policy(tmp_path_factory):
+    """The keyword task and a deliberately under-trained SFT policy: it answers with a letter most of the
+    time but has not learned which one (about chance on dev)."""
+    from mcqflow.models import build_tiny, tiny_corpus
+    from mcqflow.training import SFTParams, train_sft
+    from test_learnability import make_task
+
+    tmp = tmp_path_factory.mktemp("grpo")
+    train, dev = make_task(240, seed=1), make_task(80, seed=2)
+    base = str(build_tiny(tiny_corpus(train), tmp / "tiny", seed=0))
+    params = SFTParams(
+        finetune="full", lr=1e-3, epochs=2, batch_size=8, grad_accum=1, max_length=256, scheduler="linear"
+    )
+    train_sft(train, "plain", base, tmp / "sft", params, seed=0)
+    return train, dev, tmp / "sft"
+
+
+def dev_accuracy(model_dir, dev):
+    from mcqflow.metrics import evaluate
+    from mcqflow.models import load_for_inference
+    from mcqflow.predict import predict_records
+
+    model, tok = load_for_inference(str(model_dir))
+    return evaluate(predict_records(dev, model, tok, "generate", "plain", max_new_tokens=4))["accuracy"]
+
+
+@pytest.mark.slow
+def test_grpo_raises_dev_accuracy_by_20_points(keyword_policy, tmp_path):
+    """The correctness reward is the only signal; if it did not check the answer, accuracy would not move."""
+    from mcqflow.grpo import train_grpo
+
+    train, dev, sft = keyword_policy
+    before = dev_accuracy(sft, dev)
+    result = train_grpo(
+        train,
+        str(sft),
+        tmp_path / "grpo",
+        tmp_path / "ckpt",
+        GRPOParams(**GRPO_FAST, max_steps=200, save_steps=100),
+        seed=0,
+    )
+    after = dev_accuracy(tmp_path / "grpo", dev)
+    assert result["global_step"] == 200
+    assert before <= 0.35, before
+    assert after >= before + 0.20, (before, after)
+
+
+@pytest.mark.slow
+def test_killed_grpo_stage_resumes_from_its_checkpoint(keyword_policy, tmp_path):
+    train, _, sft = keyword_policy
+    (tmp_path / "data/split").mkdir(parents=True)
+    (tmp_path / "data/split/zh.jsonl").write_text(
+        "".join(r.to_json() + "\n" for r in train), encoding="utf-8"
+    )
+    shutil.copytree(sft, tmp_path / "models/sft-plain-zh")
+    grpo = {**GRPO_FAST, "init": "sft-plain", "max_steps": 60, "save_steps": 8}
+    params = {
+        "seed": 0,
+        "model": {"base": "tiny", "quantization": "none"},
+        "sft": {"finetune": "full"},
+        "grpo": grpo,
+    }
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    cmd = [
+        sys.executable,
+        str(ROOT / "stages/grpo.py"),
+        "--lang",
+        "zh",
+        "--train",
+        "data/split/zh.jsonl",
+        "--out",
+        "models/grpo-zh",
+        "--checkpoints",
+        "checkpoints/grpo-zh",
+        "--live",
+        "dvclive/grpo-zh",
+    ]
+
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    marker = tmp_path / "checkpoints/grpo-zh/checkpoint-16/trainer_state.json"
+    deadline = time.time() + 300
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (tmp_path / "models/grpo-zh").exists()
+
+    r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    resumed = int(r.stdout.split("resumed from checkpoints/grpo-zh/checkpoint-")[1].split()[0])
+    assert resumed >= 16
+    assert "grpo zh: 60 steps" in r.stdout
+    meta = json.loads((tmp_path / "models/grpo-zh/mcqflow.json").read_text())
+    assert meta["steps"] == 60 and meta["mode"] == "plain"
+    # the Trainer itself began at the checkpoint's step, not at 0
+    assert f"checkpoint-{resumed} at step {resumed}" in r.stdout

@@ -1,0 +1,54 @@
+import random
+from collections import Counter
+
+from conftest import sample_records
+from mcqflow.reasoning import parse_chain
+from mcqflow.shuffle import remap_letters, shuffle_all, shuffle_options
+from mcqflow.split import stratified_subset
+
+
+def test_shuffle_keeps_the_right_text_right():
+    for rec in sample_records("train")[:40]:
+        new = shuffle_options(rec, random.Random(rec.id))
+        assert new.options[new.answer] == rec.options[rec.answer]
+        assert sorted(new.options.values()) == sorted(rec.options.values())
+        assert parse_chain(new.reasoning).texts("output") == [new.answer]
+
+
+def test_chain_references_follow_their_option():
+    rec = sample_records("train")[0]  # "選項A描述的是「集體安全」；選項B描述的是「多邊主義」..."
+    new = shuffle_options(rec, random.Random(1))
+    for letter, text in rec.options.items():
+        concept = rec.reasoning.split(f"選項{letter}描述的是「")[1].split("」")[0]
+        new_letter = next(k for k, v in new.options.items() if v == text)
+        assert f"選項{new_letter}描述的是「{concept}」" in new.reasoning
+
+
+def test_remap_is_one_pass():
+    swap = {"A": "B", "B": "A", "C": "C", "D": "D"}
+    assert remap_letters("選項A與選項B，option A，答案：B，<output>A</output>", swap) == (
+        "選項B與選項A，option B，答案：A，<output>B</output>"
+    )
+    assert remap_letters("A股與B型肝炎", swap) == "A股與B型肝炎"  # not a letter reference
+
+
+def test_shuffle_spreads_an_all_a_dataset():
+    recs = [r for r in sample_records("train") if r.answer == "A"]
+    recs = [shuffle_options(r, random.Random(0)) for r in recs]  # now all on other letters too
+    spread = Counter(r.answer for r in shuffle_all(recs, seed=3))
+    assert len(spread) == 4 and max(spread.values()) < 0.5 * len(recs)
+
+
+def test_stratified_subset():
+    recs = sample_records("train")
+    half = stratified_subset(recs, 0.5, seed=42)
+    assert len(half) == 90
+    ids = {r.id for r in half}
+    assert [r.id for r in half] == [r.id for r in recs if r.id in ids]  # input order kept
+    assert ids == {r.id for r in stratified_subset(list(reversed(recs)), 0.5, seed=42)}  # order-independent
+    assert half != stratified_subset(recs, 0.5, seed=7)
+    topics = Counter(r.topic for r in recs)
+    chosen = Counter(r.topic for r in half)
+    assert all(abs(chosen[t] - n / 2) <= 1.5 for t, n in topics.items())
+    letters = Counter(r.answer for r in half)
+    assert max(letters.values()) - min(letters.values()) <= 4

@@ -54,6 +54,13 @@ def test_resume_only_from_own_complete_checkpoints(tmp_path):
     assert last_checkpoint(tmp_path / "none", "abc") is None
 
 
+def test_a_finished_run_is_not_resumed(tmp_path):
+    d = tmp_path / "ckpt"
+    _checkpoint(d, 8)
+    (d / FINGERPRINT).write_text(json.dumps({"fingerprint": "abc", "complete": True}))
+    assert last_checkpoint(d, "abc") is None and not d.exists()
+
+
 # --- slow: real GRPO on the tiny model ------------------------------------------------------------
 
 GRPO_FAST = dict(
@@ -113,7 +120,8 @@ def test_grpo_raises_dev_accuracy_by_20_points(keyword_policy, tmp_path):
         seed=0,
     )
     after = dev_accuracy(tmp_path / "grpo", dev)
-    assert result["global_step"] == 200
+    assert result["global_step"] == 200 and result["resumed_from"] is None
+    assert not list((tmp_path / "ckpt").glob("checkpoint-*"))  # a finished run leaves nothing to resume
     assert before <= 0.35, before
     assert after >= before + 0.20, (before, after)
 

@@ -29,7 +29,23 @@ def test_repro_builds_every_output(repo):
 
     with open(root / "data/sample/test.csv", encoding="utf-8", newline="") as f:
         test_ids = [r[0] for r in list(csv.reader(f))[1:]]
-    for name in ("sft-plain", "sft-reasoning"):
+    manifest = json.loads((root / "data/split/manifest.json").read_text(encoding="utf-8"))
+    assert manifest["n_chosen"] == 90 and len(manifest["ids"]) == 90
+    for lang in ("zh", "en"):
+        split = [json.loads(x)["id"] for x in (root / f"data/split/{lang}.jsonl").read_text().splitlines()]
+        assert split == manifest["ids"]  # the same questions in both languages
+        grpo_meta = json.loads((root / f"models/grpo-{lang}/mcqflow.json").read_text(encoding="utf-8"))
+        assert grpo_meta["steps"] == 8 and grpo_meta["init"] == f"models/sft-reasoning-{lang}"
+        rewards = root / f"dvclive/grpo-{lang}/plots/metrics"
+        for curve in (
+            "rewards/correctness/mean.tsv",
+            "reward_std.tsv",
+            "frac_reward_zero_std.tsv",
+            "completions/mean_length.tsv",
+        ):
+            assert (rewards / curve).exists(), curve
+
+    for name in ("sft-plain", "sft-reasoning", "grpo"):
         metrics = json.loads((root / f"metrics/{name}.json").read_text(encoding="utf-8"))
         for lang in ("zh", "en"):
             m = metrics[lang]
@@ -59,7 +75,7 @@ def test_exp_run_and_show_compare_languages_and_stages(repo):
     lr_high = next(run for e in exps for run in e["revs"] if run["name"] == "lr-high")
     data = lr_high["data"]
     assert data["params"]["params.yaml"]["data"]["sft"]["lr"] == 0.002
-    for name in ("sft-plain", "sft-reasoning"):
+    for name in ("sft-plain", "sft-reasoning", "grpo"):
         m = data["metrics"][f"metrics/{name}.json"]["data"]
         assert {"zh", "en"} <= m.keys() and "accuracy" in m["zh"]
 

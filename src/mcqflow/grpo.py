@@ -99,9 +99,15 @@ def grpo_config(p: GRPOParams, output_dir: str, seed: int, reward_weights: list[
     )
 
 
+# The code that defines what GRPO optimises: a change here makes old checkpoints someone else's run.
+OBJECTIVE_MODULES = ("grpo", "rewards", "extract", "neutrality", "prompts", "reasoning", "shuffle")
+
+
 def fingerprint(p: GRPOParams, records: list[Record], init: str, seed: int) -> str:
     h = hashlib.sha256()
     h.update(json.dumps([asdict(p), seed, init], sort_keys=True).encode())
+    for name in OBJECTIVE_MODULES:
+        h.update(_file_digest(Path(__file__).with_name(f"{name}.py")))
     for r in records:
         h.update(f"{r.id}\t{r.answer}\n".encode())
     init_dir = Path(init)
@@ -124,13 +130,16 @@ def _file_digest(path: Path) -> bytes:
 def last_checkpoint(ckpt_dir: Path, fp: str) -> str | None:
     """The newest complete checkpoint made by a run with this fingerprint.
 
-    Checkpoints from other params or data are removed. A checkpoint cut short by a crash has no
-    trainer_state.json (the Trainer writes it last), so it is skipped and removed."""
+    Checkpoints from other params, data or objective code, or from a run that finished, are removed: resuming
+    is for runs that crashed. A checkpoint cut short by a crash has no trainer_state.json (the Trainer writes
+    it last), so it is skipped and removed."""
     if not ckpt_dir.is_dir():
         return None
     stamp = ckpt_dir / FINGERPRINT
-    if not stamp.exists() or json.loads(stamp.read_text())["fingerprint"] != fp:
-        log.info("checkpoints in %s are from other params or data: starting afresh", ckpt_dir)
+    info = json.loads(stamp.read_text()) if stamp.exists() else {}
+    if info.get("fingerprint") != fp or info.get("complete"):
+        why = "a finished run" if info.get("complete") else "other params, data or code"
+        log.info("checkpoints in %s are from %s: starting afresh", ckpt_dir, why)
         shutil.rmtree(ckpt_dir)
         return None
     steps = sorted(
@@ -235,6 +244,10 @@ def train_grpo(
         shutil.rmtree(out_dir)
     trainer.save_model(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))
+    # The policy is saved: the checkpoints have done their job (and would only be resumed by mistake).
+    for d in ckpt_dir.glob("checkpoint-*"):
+        shutil.rmtree(d)
+    (ckpt_dir / FINGERPRINT).write_text(json.dumps({"fingerprint": fp, "complete": True}) + "\n")
     is_adapter = Path(out_dir, "adapter_config.json").exists()
     write_meta(
         out_dir,

@@ -1,7 +1,10 @@
 """End to end: `dvc repro` of the embedded default in a fresh copy of the repository."""
 
 import csv
+import io
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -24,11 +27,19 @@ def test_repro_builds_every_output(repo):
                 len((root / f"data/prepared/{lang}/{split}.jsonl").read_text(encoding="utf-8").splitlines())
                 == n
             )
-    rejected = (root / "data/rejected/zh/dev.jsonl").read_text(encoding="utf-8").splitlines()
+    rejected = (root / "data/rejected/ingest/zh/dev.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(rejected) == 1 and json.loads(rejected[0])["reason"] == "no answer in a labelled split"
 
     with open(root / "data/sample/test.csv", encoding="utf-8", newline="") as f:
         test_ids = [r[0] for r in list(csv.reader(f))[1:]]
+    validated = json.loads((root / "metrics/validate.json").read_text(encoding="utf-8"))
+    for lang in ("zh", "en"):
+        assert validated[lang]["train"]["pass_rate"] == 1.0 and validated[lang]["train"]["contamination"] == 0
+        assert validated[lang]["test"]["duplicates"] == 2  # reported, not dropped
+        assert (root / f"data/validated/{lang}/test.jsonl").read_text().count("\n") == 62
+    assert validated["zh"]["test"]["script_share"]["hans"] > 0
+    assert (root / "reports/validate/index.html").exists()
+
     manifest = json.loads((root / "data/split/manifest.json").read_text(encoding="utf-8"))
     assert manifest["n_chosen"] == 90 and len(manifest["ids"]) == 90
     for lang in ("zh", "en"):
@@ -85,3 +96,42 @@ def test_plots_show_draws_training_loss(repo):
     dvc(repo, "plots", "show", "-o", str(out_dir))
     html = (out_dir / "index.html").read_text(encoding="utf-8")
     assert "dvclive/sft-plain-zh/plots/metrics/loss.tsv" in html
+
+
+def test_validate_quarantines_a_broken_row_and_stops_on_a_skewed_dataset(repo):
+    root, env = repo
+    train = root / "data/sample/train.csv"
+    original = train.read_text(encoding="utf-8")
+    try:
+        # a chain whose <output> disagrees with the gold answer: quarantined, the pipeline goes on
+        broken = (
+            "關於測試的一道題目？,甲,乙,丙,丁,A,<question>q</question><think>t</think>"
+            "<reasoning>step 1: a step 2: b</reasoning><reflection>r</reflection><adjustment>a</adjustment>"
+            "<output>C</output>,法律制度,基礎,事實性\n"
+        )
+        train.write_text(original + broken, encoding="utf-8")
+        dvc(repo, "repro", "validate")
+        quarantined = [
+            json.loads(x) for x in (root / "data/rejected/validate/zh/train.jsonl").read_text().splitlines()
+        ]
+        assert [q["raw"]["id"] for q in quarantined] == ["train-00181"]
+        assert "expect_column_pair_values_to_be_equal(chain_output,answer)" in quarantined[0]["reason"]
+
+        # every answer on "A": a dataset-level failure stops the pipeline with a readable message
+        rows = list(csv.reader(io.StringIO(original)))
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows([rows[0]] + [r[:5] + ["A"] + r[6:] for r in rows[1:]])
+        train.write_text(buf.getvalue(), encoding="utf-8")
+        r = subprocess.run(
+            [sys.executable, "-m", "dvc", "repro", "validate"],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert r.returncode != 0
+        assert "most_common_value_share_to_be_at_most(answer) failed" in r.stderr
+        assert "the pipeline stops here" in r.stderr and "Traceback" not in r.stderr
+    finally:
+        train.write_text(original, encoding="utf-8")
+        dvc(repo, "repro")

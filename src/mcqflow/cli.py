@@ -15,7 +15,8 @@ from mcqflow.errors import UserError
 
 def run_stage(fn: Callable[[], None]) -> None:
     """The boundary every entry point goes through: one line per user error, exit code 2."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("mcqflow").setLevel(logging.INFO)  # ours; libraries stay at WARNING
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         fn()
@@ -82,6 +83,32 @@ def cmd_extract(a: argparse.Namespace) -> None:
         print(json.dumps({"answer": ex.answer, "method": ex.method}, ensure_ascii=False), flush=True)
 
 
+def cmd_validate(a: argparse.Namespace) -> None:
+    from mcqflow.config import load_params
+    from mcqflow.ingest import ingest, ingest_split
+    from mcqflow.validation import Settings, build_data_docs, gx_context, summary_table, validate
+
+    params = load_params(a.params)["validate"] if Path(a.params).exists() else {}
+    settings = Settings.from_params(params)
+    res = ingest(a.input, a.lang)
+    for r in res.rejected:
+        print(f"rejected by ingest: {r.line()}", file=sys.stderr)
+    reference = ingest_split(a.reference, "test", a.lang).records if a.reference else None
+    context = gx_context()
+    rep = validate(
+        res.records, a.split, a.kind, settings, reference=reference, source=a.input, context=context
+    )
+    for r in rep.rejected:
+        print(f"fails: {r.line()}", file=sys.stderr)
+    for f in rep.failures:
+        print(f"fails: {f}", file=sys.stderr)
+    print(summary_table([rep]))
+    if a.docs:
+        print(f"Data Docs: {build_data_docs(context, a.docs)}")
+    if rep.failures or rep.rejected or res.rejected:
+        sys.exit(1)
+
+
 def cmd_pull(a: argparse.Namespace) -> None:
     from mcqflow.share import pull
 
@@ -125,6 +152,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=512)
     p.add_argument("--details", help="per-question JSONL (raw output, extracted letter, method)")
     p.set_defaults(fn=cmd_predict)
+
+    p = sub.add_parser("validate", help="run the validate gate's checks on any supported file")
+    p.add_argument("--input", required=True)
+    p.add_argument(
+        "--kind", choices=["mcq", "reasoning"], default="mcq", help="reasoning: check the chains too"
+    )
+    p.add_argument("--split", choices=["train", "dev", "test"], default="train")
+    p.add_argument("--lang", choices=["zh", "en"])
+    p.add_argument("--reference", help="test questions to check for contamination")
+    p.add_argument("--params", default="params.yaml", help="thresholds (`validate:`); defaults if absent")
+    p.add_argument("--docs", help="write GX Data Docs HTML to this folder")
+    p.set_defaults(fn=cmd_validate)
 
     p = sub.add_parser(
         "pull", help="dvc pull, then name each output the remote lacks and the stage that makes it"

@@ -21,7 +21,8 @@ class Missing:
 
 def pull(remote: str | None = None, repo_dir: str = ".") -> list[Missing]:
     """`dvc pull` everything it can, then report outputs still missing from the workspace."""
-    from dvc.exceptions import DvcException, NoRemoteError
+    from dvc.config import NoRemoteError
+    from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
     try:

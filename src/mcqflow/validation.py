@@ -1,0 +1,349 @@
+"""The validate gate: Great Expectations suites over canonical records.
+
+Row-level expectations quarantine the rows they fail (kept, with the names of what they failed); dataset-
+level expectations stop the pipeline. Every row is accounted for: rows in = kept + rejected.
+The suites are built in code on an ephemeral GX context; Data Docs render the results as HTML.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import statistics
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from mcqflow.dedup import near_duplicates
+from mcqflow.errors import UserError
+from mcqflow.neutrality import neutrality_score
+from mcqflow.reasoning import ChainError, parse_chain
+from mcqflow.schema import LETTERS, Record, Rejected
+
+log = logging.getLogger(__name__)
+KINDS = ("mcq", "reasoning")
+ROW, DATASET = "row", "dataset"
+_PREFIX = r"^\s*[(（\[]?\s*[A-DＡ-Ｄ]\s*[)）\].．、:：]"
+
+
+@dataclass
+class Settings:
+    """params.yaml `validate:`."""
+
+    question_length: tuple[int, int] = (4, 2000)
+    option_length: tuple[int, int] = (1, 500)
+    min_steps: int = 2
+    neutrality_threshold: float = 0.35
+    max_letter_share: float = 0.4
+    near_duplicate_threshold: float = 0.9
+    max_simplified_share: float = 0.2
+    min_pass_rate: float = 0.9
+    train_kind: str = "reasoning"  # suite for the train split: reasoning (chains checked) or mcq
+
+    @classmethod
+    def from_params(cls, d: dict) -> Settings:
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise UserError(f"params: unknown validate key(s) {', '.join(sorted(unknown))}")
+        s = cls(**d)
+        s.question_length, s.option_length = tuple(s.question_length), tuple(s.option_length)
+        return s
+
+
+@dataclass
+class Report:
+    split: str
+    kept: list[Record]
+    rejected: list[Rejected]
+    failures: list[str]  # dataset-level expectations that failed, as readable lines
+    metrics: dict
+    gx_results: object = field(default=None, repr=False)
+
+
+@lru_cache(maxsize=2)
+def _opencc(config: str):
+    import opencc
+
+    return opencc.OpenCC(config)
+
+
+def script_of(text: str) -> str:
+    """hant / hans by which script's own characters dominate (3:1), 'mixed' otherwise, 'none' for text
+    without script-specific characters. Counted per character: OpenCC's s2t also rewrites a few characters
+    that Traditional text shares, so "any change" would call most Traditional text mixed."""
+    to_simp, to_trad = _opencc("t2s").convert(text), _opencc("s2t").convert(text)
+    if len(to_simp) != len(text) or len(to_trad) != len(text):  # phrase-level rewrites: compare as wholes
+        trad, simp = int(to_simp != text), int(to_trad != text)
+    else:
+        trad = sum(a != b for a, b in zip(text, to_simp, strict=True))
+        simp = sum(a != b for a, b in zip(text, to_trad, strict=True))
+    if trad == simp == 0:
+        return "none"
+    if trad >= 3 * simp:
+        return "hant"
+    if simp >= 3 * trad:
+        return "hans"
+    return "mixed"
+
+
+def _chain_output(text: str | None) -> str | None:
+    try:
+        outs = parse_chain(text).texts("output") if text else []
+    except ChainError:
+        return None
+    return outs[-1].strip().upper() if len(outs) == 1 else None
+
+
+def gx_context():
+    """An ephemeral GX context without per-metric progress bars (they would flood the stage log)."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
+
+
+def build_frame(records: list[Record], reference: list[Record] | None, s: Settings):
+    import pandas as pd
+
+    questions = [r.question for r in records]
+    dup = near_duplicates(questions, s.near_duplicate_threshold)
+    leak = (
+        near_duplicates(questions, s.near_duplicate_threshold, [r.question for r in reference])
+        if reference
+        else None
+    )
+    rows = []
+    for i, r in enumerate(records):
+        rows.append(
+            {
+                "id": r.id,
+                "question": r.question,
+                **{k: r.options.get(k) for k in LETTERS},
+                "answer": r.answer,
+                "reasoning": r.reasoning,
+                "chain_output": _chain_output(r.reasoning),
+                "duplicate_of": records[dup[i]].id if dup[i] is not None else None,
+                "in_test": reference[leak[i]].id if leak and leak[i] is not None else None,
+                "script": script_of(r.question + "".join(r.options.values())) if r.lang == "zh" else "none",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def expectations(
+    kind: str, labelled: bool, has_reference: bool, lang: str, s: Settings
+) -> list[tuple[str, object]]:
+    """(level, expectation) pairs: the suite for one split."""
+    import great_expectations.expectations as gxe
+
+    from mcqflow.expectations import (
+        ExpectColumnMostCommonValueShareToBeAtMost,
+        ExpectColumnValuesToBeNeutral,
+        ExpectColumnValuesToBeWellFormedReasoningChain,
+        ExpectReasoningChainToHaveAtLeastNSteps,
+    )
+
+    qlo, qhi = s.question_length
+    olo, ohi = s.option_length
+    out: list[tuple[str, object]] = [
+        (ROW, gxe.ExpectColumnValuesToNotBeNull(column="id")),
+        (ROW, gxe.ExpectColumnValuesToBeUnique(column="id")),
+        (ROW, gxe.ExpectColumnValueLengthsToBeBetween(column="question", min_value=qlo, max_value=qhi)),
+        (ROW, gxe.ExpectSelectColumnValuesToBeUniqueWithinRecord(column_list=list(LETTERS))),
+        (ROW, gxe.ExpectColumnValuesToBeNull(column="duplicate_of")),
+    ]
+    for k in LETTERS:
+        out.append((ROW, gxe.ExpectColumnValueLengthsToBeBetween(column=k, min_value=olo, max_value=ohi)))
+        out.append((ROW, gxe.ExpectColumnValuesToNotMatchRegex(column=k, regex=_PREFIX)))
+    if labelled:
+        out += [
+            (ROW, gxe.ExpectColumnValuesToNotBeNull(column="answer")),
+            (ROW, gxe.ExpectColumnValuesToBeInSet(column="answer", value_set=list(LETTERS))),
+            (
+                DATASET,
+                ExpectColumnMostCommonValueShareToBeAtMost(column="answer", max_share=s.max_letter_share),
+            ),
+        ]
+    if kind == "reasoning":
+        out += [
+            (ROW, gxe.ExpectColumnValuesToNotBeNull(column="reasoning")),
+            (ROW, ExpectColumnValuesToBeWellFormedReasoningChain(column="reasoning")),
+            (ROW, ExpectReasoningChainToHaveAtLeastNSteps(column="reasoning", min_steps=s.min_steps)),
+            (ROW, gxe.ExpectColumnPairValuesToBeEqual(column_A="chain_output", column_B="answer")),
+            (ROW, ExpectColumnValuesToBeNeutral(column="reasoning", threshold=s.neutrality_threshold)),
+        ]
+    if has_reference:
+        out.append((ROW, gxe.ExpectColumnValuesToBeNull(column="in_test")))
+    if lang == "zh":
+        out.append(
+            (
+                DATASET,
+                gxe.ExpectColumnValuesToNotBeInSet(
+                    column="script", value_set=["hans"], mostly=1 - s.max_simplified_share
+                ),
+            )
+        )
+    return out
+
+
+def describe(expectation) -> str:
+    cfg = expectation.configuration
+    cols = (
+        cfg.kwargs.get("column")
+        or cfg.kwargs.get("column_list")
+        or [cfg.kwargs.get("column_A"), cfg.kwargs.get("column_B")]
+    )
+    cols = ",".join(cols) if isinstance(cols, list) else cols
+    return f"{cfg.type}({cols})"
+
+
+def validate(
+    records: list[Record],
+    split: str,
+    kind: str,
+    s: Settings,
+    reference: list[Record] | None = None,
+    quarantine: bool = True,
+    source: str = "",
+    context=None,
+) -> Report:
+    """Run the suite for one split. `quarantine=False` (test data, where every ID needs an answer) keeps
+    failing rows and only reports them. `reference` (the test set) turns on the contamination check."""
+    import great_expectations as gx
+
+    if kind not in KINDS:
+        raise UserError(f"--kind {kind!r}: expected one of {', '.join(KINDS)}")
+    lang = records[0].lang if records else "zh"
+    labelled = split != "test" and any(r.answer is not None for r in records)
+    frame = build_frame(records, reference, s)
+    context = context or gx_context()
+    name = f"{lang}-{split}"
+    batch_def = (
+        context.data_sources.add_or_update_pandas(f"mcqflow-{name}")
+        .add_dataframe_asset(name)
+        .add_batch_definition_whole_dataframe("all")
+    )
+    specs = expectations(kind, labelled, reference is not None, lang, s)
+    suite = context.suites.add(gx.ExpectationSuite(name=f"{name}-{kind}", expectations=[e for _, e in specs]))
+    validation = context.validation_definitions.add(
+        gx.ValidationDefinition(name=name, data=batch_def, suite=suite)
+    )
+    result_format = {"result_format": "COMPLETE", "unexpected_index_column_names": ["id"]}
+    results = validation.run(batch_parameters={"dataframe": frame}, result_format=result_format)
+
+    level = {describe(e): lvl for lvl, e in specs}
+    failed_by_row: dict[str, list[str]] = {}
+    failures, per_expectation = [], {}
+    for res in results.results:
+        cfg = res.expectation_config
+        label = describe(_Wrapped(cfg))
+        info = res.exception_info or {}
+        raised = (
+            info.get("raised_exception")
+            if isinstance(info, dict)
+            else any(v.get("raised_exception") for v in info.values())
+        )
+        if raised:  # GX reports errors inside the result instead of raising
+            raise RuntimeError(f"expectation {label} could not run: {info}")
+        r = res.result or {}
+        if r.get("unexpected_percent") is not None and r.get("element_count"):
+            per_expectation[label] = round(1 - r["unexpected_percent"] / 100, 4)
+        else:  # aggregates, and map checks whose column is all null (GX skips nulls; NotBeNull catches them)
+            per_expectation[label] = 1.0 if res.success else 0.0
+        if level.get(label) == DATASET:
+            if not res.success:
+                failures.append(
+                    f"{source or name}: {label} failed (observed {r.get('observed_value', r.get('unexpected_percent'))})"
+                )
+            continue
+        for row in r.get("unexpected_index_list") or []:
+            failed_by_row.setdefault(row["id"], []).append(label)
+
+    kept, rejected = [], []
+    for i, rec in enumerate(records, 1):
+        names = failed_by_row.get(rec.id)
+        if names and quarantine:
+            rejected.append(Rejected(source or name, i, "failed " + "; ".join(names), _raw(rec)))
+        else:
+            kept.append(rec)
+    if len(kept) + len(rejected) != len(records):
+        raise AssertionError(
+            f"{name}: rows in ({len(records)}) != kept ({len(kept)}) + rejected ({len(rejected)})"
+        )
+    pass_rate = 1 - len(failed_by_row) / len(records) if records else 1.0
+    if quarantine and pass_rate < s.min_pass_rate:
+        failures.append(
+            f"{source or name}: pass rate {pass_rate:.1%} is below validate.min_pass_rate {s.min_pass_rate:.0%}"
+        )
+    metrics = _metrics(records, frame, kept, rejected, pass_rate, per_expectation, kind, failed_by_row)
+    return Report(split, kept, rejected, failures, metrics, results)
+
+
+class _Wrapped:
+    """Lets describe() read a result's ExpectationConfiguration like an Expectation."""
+
+    def __init__(self, cfg):
+        self.configuration = cfg
+
+
+def _raw(rec: Record) -> dict:
+    import json
+
+    return json.loads(rec.to_json())
+
+
+def _metrics(records, frame, kept, rejected, pass_rate, per_expectation, kind, failed_by_row) -> dict:
+    n = len(records)
+    letters = Counter(r.answer for r in records if r.answer)
+    scripts = Counter(frame["script"]) if n else Counter()
+    m = {
+        "rows": n,
+        "kept": len(kept),
+        "rejected": len(rejected),
+        "rows_failing": len(failed_by_row),
+        "pass_rate": round(pass_rate, 4),
+        "expectations": per_expectation,
+        "letter_share": {k: round(letters[k] / sum(letters.values()), 4) for k in LETTERS} if letters else {},
+        "duplicates": int(frame["duplicate_of"].notna().sum()) if n else 0,
+        "contamination": int(frame["in_test"].notna().sum()) if n else 0,
+        "script_share": {k: round(v / n, 4) for k, v in sorted(scripts.items())},
+    }
+    if kind == "reasoning":
+        scores = sorted(neutrality_score(r.reasoning or "") for r in records)
+        m["neutrality"] = {
+            "mean": round(statistics.fmean(scores), 4) if scores else 0.0,
+            "p10": round(scores[len(scores) // 10], 4) if scores else 0.0,
+            "min": round(scores[0], 4) if scores else 0.0,
+        }
+    return m
+
+
+def build_data_docs(context, out_dir: str | Path) -> Path:
+    """Render every validation run on `context` as GX Data Docs HTML under `out_dir`."""
+    out_dir = Path(out_dir).resolve()
+    context.add_data_docs_site(
+        site_name="mcqflow",
+        site_config={
+            "class_name": "SiteBuilder",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(out_dir)},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        },
+    )
+    context.build_data_docs(site_names=["mcqflow"])
+    return out_dir / "index.html"
+
+
+def summary_table(reports: list[Report]) -> str:
+    lines = [f"{'split':<8}{'rows':>6}{'kept':>6}{'rejected':>9}{'pass':>8}  failing expectations"]
+    for rep in reports:
+        m = rep.metrics
+        worst = sorted((v, k) for k, v in m["expectations"].items() if v < 1)[:3]
+        lines.append(
+            f"{rep.split:<8}{m['rows']:>6}{m['kept']:>6}{m['rejected']:>9}{m['pass_rate']:>8.1%}  "
+            + ", ".join(f"{re.sub(r'^expect_', '', k)} {v:.0%}" for v, k in worst)
+        )
+    return "\n".join(lines)

@@ -1,0 +1,63 @@
+"""Stage validate: Great Expectations gate between ingest and training. Failing rows are quarantined with
+the names of the expectations they failed; a dataset-level failure stops the pipeline."""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from mcqflow.cli import run_stage
+from mcqflow.config import load_params
+from mcqflow.errors import UserError
+from mcqflow.ingest import SPLITS
+from mcqflow.schema import read_records, write_jsonl
+from mcqflow.validation import Settings, build_data_docs, gx_context, summary_table, validate
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--langs", nargs="+", default=["zh", "en"])
+    ap.add_argument("--data", default="data/prepared")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--rejected", required=True)
+    ap.add_argument("--metrics", required=True)
+    ap.add_argument("--docs", required=True, help="folder for the GX Data Docs site")
+    a = ap.parse_args()
+    s = Settings.from_params(load_params()["validate"])
+    context = gx_context()
+    metrics, failures = {}, []
+    for lang in a.langs:
+        records = {split: read_records(Path(a.data, lang, f"{split}.jsonl")) for split in SPLITS}
+        reports = []
+        for split in SPLITS:
+            test = split == "test"
+            rep = validate(
+                records[split],
+                split,
+                s.train_kind if split == "train" else "mcq",
+                s,
+                reference=None if test else records["test"],
+                quarantine=not test,  # every test ID needs an answer: report, never drop
+                source=str(Path(a.data, lang, f"{split}.jsonl")),
+                context=context,
+            )
+            write_jsonl(Path(a.out, lang, f"{split}.jsonl"), rep.kept)
+            if not test:
+                write_jsonl(Path(a.rejected, lang, f"{split}.jsonl"), rep.rejected)
+            for r in rep.rejected:
+                print(f"quarantined: {r.line()}")
+            reports.append(rep)
+            failures += rep.failures
+        metrics[lang] = {rep.split: rep.metrics for rep in reports}
+        print(f"[{lang}]\n{summary_table(reports)}")
+    Path(a.metrics).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.metrics).write_text(json.dumps(metrics, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    print(f"Data Docs: {build_data_docs(context, a.docs)}")
+    if failures:
+        for f in failures:
+            print(f"validate: {f}", file=sys.stderr)
+        raise UserError(f"validate: {len(failures)} dataset-level check(s) failed; the pipeline stops here")
+
+
+if __name__ == "__main__":
+    run_stage(main)

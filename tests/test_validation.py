@@ -1,0 +1,236 @@
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import ROOT, sample_records
+from mcqflow.reasoning import build_chain
+from mcqflow.schema import Record
+from mcqflow.validation import Settings, build_data_docs, gx_context, script_of, validate
+
+S = Settings()
+TRAIN = sample_records("train")
+TEST = sample_records("test")
+
+
+def run(records, split="train", kind="reasoning", reference=None, **kw):
+    return validate(records, split, kind, dataclasses.replace(S, **kw), reference=reference)
+
+
+def failed(report, rid):
+    return next((r.reason for r in report.rejected if r.raw["id"] == rid), None)
+
+
+def test_sample_data_passes():
+    for split, kind in (("train", "reasoning"), ("dev", "mcq")):
+        rep = run(sample_records(split), split, kind, reference=TEST)
+        assert rep.rejected == [] and rep.failures == []
+        assert rep.metrics["pass_rate"] == 1.0 and rep.metrics["contamination"] == 0
+
+
+def with_row(**changes) -> list[Record]:
+    rows = [dataclasses.replace(r) for r in TRAIN[:40]]
+    rows[3] = dataclasses.replace(rows[3], **changes)
+    return rows
+
+
+@pytest.mark.parametrize(
+    ("changes", "expectation"),
+    [
+        ({"options": {"A": "甲", "B": "甲", "C": "丙", "D": "丁"}}, "unique_within_record(A,B,C,D)"),
+        ({"options": {"A": "A. 甲", "B": "乙", "C": "丙", "D": "丁"}}, "not_match_regex(A)"),
+        ({"options": {"A": "", "B": "乙", "C": "丙", "D": "丁"}}, "lengths_to_be_between(A)"),
+        ({"question": "問"}, "lengths_to_be_between(question)"),
+        ({"answer": "E"}, "to_be_in_set(answer)"),
+        ({"reasoning": None}, "not_be_null(reasoning)"),
+    ],
+)
+def test_schema_failures_quarantine_the_row(changes, expectation):
+    rows = with_row(**changes)
+    rep = run(rows)
+    assert expectation in (failed(rep, rows[3].id) or "")
+    assert len(rep.kept) == 39 and len(rep.rejected) == 1
+    assert rep.failures == []  # one bad row does not stop the pipeline
+
+
+def chain(output="B", steps=("甲", "乙"), reflection="此題需兼顧不同立場。"):
+    return build_chain("問", "想", list(steps), reflection, "無", output)
+
+
+@pytest.mark.parametrize(
+    ("reasoning", "expectation"),
+    [
+        (chain(output="C"), "pair_values_to_be_equal(chain_output,answer)"),
+        (chain().replace("<think>想</think>\n", ""), "well_formed_reasoning_chain"),
+        (chain() + "\n<output>B</output>", "well_formed_reasoning_chain"),
+        (chain(steps=("只有一步",)), "at_least_n_steps"),
+        (chain(reflection="這絕對正確，反對者都是叛徒，毫無疑問。"), "to_be_neutral"),
+        (chain(reflection="这绝对正确，反对者都是叛徒，毫无疑问。"), "to_be_neutral"),
+        (
+            '<!DOCTYPE x [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;">]><output>&b;</output>',
+            "well_formed_reasoning_chain",
+        ),
+        ("<question>未閉合", "well_formed_reasoning_chain"),
+    ],
+)
+def test_reasoning_failures(reasoning, expectation):
+    rows = with_row(answer="B", reasoning=reasoning)
+    rep = run(rows)
+    assert expectation in (failed(rep, rows[3].id) or ""), rep.rejected
+
+
+def test_neutral_chain_passes():
+    rows = with_row(answer="B", reasoning=chain())
+    assert run(rows).rejected == []
+
+
+def test_duplicates_and_contamination():
+    rows = [dataclasses.replace(r) for r in TRAIN[:30]]
+    rows[5] = dataclasses.replace(rows[5], question=rows[2].question + " ")  # same question again
+    rows[7] = dataclasses.replace(rows[7], question=TEST[0].question)  # a test question copied into train
+    rep = run(rows, reference=TEST)
+    assert "to_be_null(duplicate_of)" in failed(rep, rows[5].id)
+    assert "to_be_null(in_test)" in failed(rep, rows[7].id)
+    assert failed(rep, rows[2].id) is None  # the first occurrence stays
+    assert rep.metrics["contamination"] == 1 and rep.metrics["duplicates"] == 1
+
+
+def test_simplified_copy_of_a_test_question_is_contamination():
+    import opencc
+
+    rows = [dataclasses.replace(r) for r in TRAIN[:10]]
+    rows[1] = dataclasses.replace(rows[1], question=opencc.OpenCC("t2s").convert(TEST[3].question))
+    assert "in_test" in failed(run(rows, reference=TEST), rows[1].id)
+
+
+def test_all_a_answers_stop_the_pipeline():
+    rows = [dataclasses.replace(r, answer="A", reasoning=None) for r in TRAIN[:40]]
+    rep = run(rows, kind="mcq")
+    assert (
+        len(rep.failures) == 1 and "most_common_value_share_to_be_at_most(answer) failed" in rep.failures[0]
+    )
+    assert rep.metrics["letter_share"]["A"] == 1.0
+
+
+def test_too_many_simplified_rows_stop_the_pipeline():
+    import opencc
+
+    t2s = opencc.OpenCC("t2s")
+    rows = [
+        dataclasses.replace(
+            r, question=t2s.convert(r.question), options={k: t2s.convert(v) for k, v in r.options.items()}
+        )
+        for r in TRAIN[:20]
+    ]
+    rep = run(rows + TRAIN[20:40], kind="mcq")
+    assert any("not_be_in_set(script)" in f for f in rep.failures)
+    assert rep.metrics["script_share"]["hans"] == 0.5
+
+
+def test_low_pass_rate_stops_the_pipeline():
+    rows = [
+        dataclasses.replace(r, reasoning=chain(output="C"), answer="B") if i % 3 == 0 else r
+        for i, r in enumerate(TRAIN[:30])
+    ]
+    rep = run(rows, min_pass_rate=0.9)
+    assert any("pass rate 66.7% is below" in f for f in rep.failures)
+
+
+def test_test_split_is_reported_never_dropped():
+    rep = validate(TEST, "test", "mcq", S, quarantine=False)
+    assert len(rep.kept) == len(TEST) and rep.rejected == []
+    assert rep.metrics["duplicates"] == 2 and rep.metrics["rows_failing"] == 2
+
+
+def test_script_of():
+    assert script_of("關於環境的問題") == "hant"
+    assert script_of("关于环境的问题") == "hans"
+    assert script_of("hello") == "none"
+
+
+def test_data_docs(tmp_path):
+    context = gx_context()
+    validate(TRAIN[:20], "train", "reasoning", S, context=context)
+    index = build_data_docs(context, tmp_path / "docs")
+    assert index.exists() and "expect_column_values_to_be_well_formed_reasoning_chain" in "".join(
+        p.read_text(errors="ignore") for p in (tmp_path / "docs").rglob("*.html")
+    )
+
+
+_text = st.text(alphabet=list("甲乙丙丁問題 A.<>/outputB"), max_size=12)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(
+            _text,
+            _text,
+            _text,
+            _text,
+            _text,
+            st.sampled_from(["A", "B", "C", "D", "E", None]),
+            st.one_of(st.none(), _text),
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_rows_in_equal_kept_plus_rejected(rows):
+    records = [
+        Record(id=f"r{i}", question=q, options={"A": a, "B": b, "C": c, "D": d}, answer=ans, reasoning=rsn)
+        for i, (q, a, b, c, d, ans, rsn) in enumerate(rows)
+    ]
+    rep = validate(records, "train", "reasoning", S)
+    assert len(rep.kept) + len(rep.rejected) == len(records)
+    assert all(r.reason.startswith("failed expect_") for r in rep.rejected)
+
+
+def test_cli_validate(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "ID,question,option_A,option_B,option_C,option_D,answer\n"
+        + "".join(f"{i},關於第{i}個議題的問題？,甲{i},乙{i},丙{i},丁{i},A\n" for i in range(10)),
+        encoding="utf-8",
+    )
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mcqflow.cli",
+            "validate",
+            "--input",
+            str(bad),
+            "--kind",
+            "mcq",
+            "--params",
+            str(ROOT / "params.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 1
+    assert "most_common_value_share_to_be_at_most(answer) failed" in r.stderr and "Traceback" not in r.stderr
+    assert "split" in r.stdout and "pass" in r.stdout  # the summary table
+    good = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mcqflow.cli",
+            "validate",
+            "--input",
+            str(ROOT / "data/sample/dev.csv"),
+            "--split",
+            "dev",
+            "--docs",
+            str(tmp_path / "d"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert good.returncode == 1  # the sample dev file has one row with no answer
+    assert "to_be_null" not in good.stderr and "not_be_null(answer)" in good.stderr
+    assert (tmp_path / "d" / "index.html").exists()

@@ -16,8 +16,9 @@ from mcqflow.validation import Settings, build_data_docs, gx_context, summary_ta
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--langs", nargs="+", default=["zh", "en"])
-    ap.add_argument("--data", default="data/prepared")
+    ap.add_argument(
+        "--inputs", nargs="+", required=True, help="LANG=FOLDER with train/dev/test.jsonl, e.g. zh=data/x"
+    )
     ap.add_argument("--out", required=True)
     ap.add_argument("--rejected", required=True)
     ap.add_argument("--metrics", required=True)
@@ -26,8 +27,8 @@ def main() -> None:
     s = Settings.from_params(load_params()["validate"])
     context = gx_context()
     metrics, failures = {}, []
-    for lang in a.langs:
-        records = {split: read_records(Path(a.data, lang, f"{split}.jsonl")) for split in SPLITS}
+    for lang, folder in (item.split("=", 1) for item in a.inputs):
+        records = {split: read_records(Path(folder, f"{split}.jsonl")) for split in SPLITS}
         reports = []
         for split in SPLITS:
             test = split == "test"
@@ -38,7 +39,7 @@ def main() -> None:
                 s,
                 reference=None if test else records["test"],
                 quarantine=not test,  # every test ID needs an answer: report, never drop
-                source=str(Path(a.data, lang, f"{split}.jsonl")),
+                source=str(Path(folder, f"{split}.jsonl")),
                 context=context,
             )
             write_jsonl(Path(a.out, lang, f"{split}.jsonl"), rep.kept)

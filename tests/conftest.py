@@ -66,14 +66,13 @@ def dvc_in(cwd, env, *args):
     return run([sys.executable, "-m", "dvc", *args], cwd, env)
 
 
-@pytest.fixture(scope="session")
-def repo(tmp_path_factory):
-    """Tracked and new files of this checkout, committed in a new git repo: what a fresh clone has."""
+def make_clone(dst: Path):
+    """Tracked and new files of this checkout, committed in a new git repo at `dst`: what a fresh clone has.
+    Returns (dst, env) with an env whose `python` is this interpreter."""
     import shutil
     import subprocess
     import sys
 
-    dst = tmp_path_factory.mktemp("clone")
     files = (
         subprocess.run(
             ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, check=True
@@ -94,6 +93,13 @@ def repo(tmp_path_factory):
         "GIT_COMMITTER_NAME": "t",
         "GIT_COMMITTER_EMAIL": "t@t",
     }
+    env.pop("OPENAI_API_KEY", None)
     for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "commit", "-qm", "clone"]):
         run(cmd, dst, env)
     return dst, env
+
+
+@pytest.fixture(scope="session")
+def repo(tmp_path_factory):
+    """A fresh clone of this checkout, shared by the end-to-end tests."""
+    return make_clone(tmp_path_factory.mktemp("clone"))

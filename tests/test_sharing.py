@@ -33,6 +33,8 @@ SHARED = [
     "models/grpo-zh",
     "models/grpo-en",
     "data/split",
+    "data/validated",
+    "checkpoints/grpo-zh",
 ]
 
 
@@ -75,7 +77,7 @@ def test_pull_into_a_fresh_clone_reruns_nothing(team):
     assert r.returncode == 0, r.stderr
     assert "Data and pipelines are up to date" in dvc_in(b, env, "status")
     out = dvc_in(b, env, "repro")
-    assert "Running stage" not in out and out.count("didn't change, skipping") == 13
+    assert "Running stage" not in out and out.count("didn't change, skipping") == 15
     for rel in SHARED:
         assert tree_digest(a, rel) == tree_digest(b, rel), rel
     assert filecmp.cmp(a / "submissions/sft-plain-zh.csv", b / "submissions/sft-plain-zh.csv", shallow=False)
@@ -101,19 +103,6 @@ def test_pull_without_a_remote_says_how_to_set_one(team):
     d = clone(team, "d")
     r = mcqflow(d, team[1], "pull")
     assert r.returncode == 2 and "no DVC remote is set: `make remote" in r.stderr
-
-
-def test_experiments_travel_with_exp_push_and_pull(team):
-    a, env, _, _, remote = team
-    dvc_in(a, env, "exp", "run", "-n", "shared-exp", "-S", "predict.batch_size=8")
-    dvc_in(a, env, "exp", "push", "origin", "shared-exp")
-    e = clone(team, "e")
-    dvc_in(e, env, "remote", "add", "--local", "-d", "shared", str(remote))
-    dvc_in(e, env, "exp", "pull", "origin", "shared-exp")
-    assert "shared-exp" in dvc_in(e, env, "exp", "list")
-    dvc_in(e, env, "exp", "apply", "shared-exp")
-    assert "batch_size: 8" in (e / "params.yaml").read_text()
-    assert "Data and pipelines are up to date" in dvc_in(e, env, "status")
 
 
 def _free_port() -> int:
@@ -173,3 +162,16 @@ def test_round_trip_through_s3(team, s3_server):
         assert tree_digest(a, rel) == tree_digest(f, rel), rel
     assert "testing" not in (f / ".dvc" / "config").read_text()
     assert not any("testing" in p.read_text(errors="ignore") for p in (f / ".dvc").glob("config*"))
+
+
+def test_experiments_travel_with_exp_push_and_pull(team):
+    a, env, _, _, remote = team
+    dvc_in(a, env, "exp", "run", "-n", "shared-exp", "-S", "predict.batch_size=8")
+    dvc_in(a, env, "exp", "push", "origin", "shared-exp")
+    e = clone(team, "e")
+    dvc_in(e, env, "remote", "add", "--local", "-d", "shared", str(remote))
+    dvc_in(e, env, "exp", "pull", "origin", "shared-exp")
+    assert "shared-exp" in dvc_in(e, env, "exp", "list")
+    dvc_in(e, env, "exp", "apply", "shared-exp")
+    assert "batch_size: 8" in (e / "params.yaml").read_text()
+    assert "Data and pipelines are up to date" in dvc_in(e, env, "status")

@@ -23,3 +23,13 @@ def choose(value: str, allowed: tuple[str, ...], key: str) -> str:
     if value not in allowed:
         raise UserError(f"params: {key}={value!r}: expected one of {', '.join(allowed)}")
     return value
+
+
+def build(cls, d: dict, section: str):
+    """A params dataclass from its params.yaml section; an unknown key is a one-line error, not a TypeError."""
+    import dataclasses
+
+    unknown = set(d or {}) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+        raise UserError(f"params: unknown {section} key(s) {', '.join(sorted(unknown))}")
+    return cls(**(d or {}))

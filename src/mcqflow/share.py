@@ -27,6 +27,8 @@ def pull(remote: str | None = None, repo_dir: str = ".") -> list[Missing]:
 
     try:
         with Repo(repo_dir) as repo:
+            if remote is None and not repo.config["core"].get("remote"):
+                raise NoRemoteError("no default remote")  # pull(allow_missing=True) would not say so
             repo.pull(remote=remote, allow_missing=True)
             status = repo.status()
     except NoRemoteError:

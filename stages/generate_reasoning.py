@@ -1,0 +1,53 @@
+"""Stage generate_reasoning: LLM-written reasoning chains and new grid questions, through the response cache."""
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from mcqflow.cli import run_stage
+from mcqflow.config import load_params
+from mcqflow.generate import GenerateParams, generate
+from mcqflow.llm import LLMParams, ResponseCache
+from mcqflow.schema import read_records, write_jsonl
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--input", required=True, help="folder with train/dev/test.jsonl")
+    ap.add_argument(
+        "--out", required=True, help="folder for train/dev/test.jsonl (dev and test pass through)"
+    )
+    ap.add_argument("--prompts", required=True)
+    ap.add_argument("--cache", required=True, help="LLM response cache folder")
+    ap.add_argument("--rejected", required=True)
+    ap.add_argument("--metrics", required=True)
+    a = ap.parse_args()
+    params = load_params()
+    cache_dir = Path(a.cache)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    result = generate(
+        read_records(Path(a.input, "train.jsonl")),
+        GenerateParams.from_params(params["generate"]),
+        LLMParams.from_params(params["llm"]),
+        ResponseCache(cache_dir),
+        a.prompts,
+    )
+    out = Path(a.out)
+    write_jsonl(out / "train.jsonl", result.records)
+    for split in ("dev", "test"):
+        shutil.copyfile(Path(a.input, f"{split}.jsonl"), out / f"{split}.jsonl")
+    write_jsonl(Path(a.rejected, "train.jsonl"), result.rejected)
+    Path(a.metrics).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.metrics).write_text(
+        json.dumps(result.metrics, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
+    m = result.metrics
+    print(
+        f"generate: {m['requests']} prompts ({m['cache_hits']} from cache, {m['paid_requests']} paid, "
+        f"{m['tokens']} tokens), {m['questions_generated']} new questions, outcomes {m['outcomes']}"
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main)

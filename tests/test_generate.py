@@ -1,0 +1,151 @@
+import json
+import re
+import secrets
+from collections import Counter
+
+import pytest
+
+from conftest import ROOT, dvc_in, make_clone, sample_records
+from llm_server import FakeLLM
+from mcqflow.errors import UserError
+from mcqflow.generate import (
+    Cell,
+    GenerateParams,
+    check_chain,
+    generate,
+    grid,
+    load_prompt,
+    parse_new_question,
+)
+from mcqflow.llm import LLMParams, ResponseCache
+from mcqflow.reasoning import build_chain
+
+KEY = "sk-test-" + secrets.token_hex(20)  # made at run time: any copy found on disk was written by the run
+
+
+def responder(text: str) -> str:
+    """What a good LLM would answer to our two prompts (the gold letter is in the prompt)."""
+    if m := re.search(r"正確答案必須是選項([A-D])", text):
+        gold = m.group(1)
+        cell = "-".join(re.search(rf"{k}：(\S+)", text).group(1) for k in ("主題", "難度", "題型"))
+        opts = {k: f"{cell} 的選項{k}內容" for k in "ABCD"}
+        chain = build_chain(f"關於{cell}的問題", "考察概念", ["讀題", "比較選項"], "兼顧不同立場", "無", gold)
+        return (
+            "```json\n"
+            + json.dumps(
+                {"question": f"關於{cell}的問題？", "options": opts, "answer": gold, "reasoning": chain},
+                ensure_ascii=False,
+            )
+            + "\n```"
+        )
+    gold = re.search(r"正確答案是選項([A-D])", text).group(1)
+    return "好的：\n" + build_chain("題目", "想", ["一", "二"], "中立", "無", gold)
+
+
+def test_grid_is_675_for_3_per_cell_and_balanced():
+    cells = grid(GenerateParams(per_cell=3))
+    assert len(cells) == 15 * 3 * 5 * 3 == 675
+    assert len({c.id for c in cells}) == 675
+    counts = Counter(c.gold for c in cells)
+    assert max(counts.values()) - min(counts.values()) <= 1
+
+
+def test_prompt_files_load_and_fill():
+    for name in ("reasoning_chain.txt", "new_question.txt"):
+        system, user = load_prompt(ROOT / "prompts" / name)
+        assert system and "{" in user
+    _, user = load_prompt(ROOT / "prompts/new_question.txt")
+    filled = user.format(topic="人權議題", difficulty="基礎", qtype="事實性", gold="C")
+    assert "正確答案必須是選項C" in filled and '"answer": "C"' in filled
+
+
+def test_prompt_file_without_sections(tmp_path):
+    (tmp_path / "p.txt").write_text("just text")
+    with pytest.raises(UserError, match="needs a '### system' and a '### user' section"):
+        load_prompt(tmp_path / "p.txt")
+
+
+CELL = Cell("人權議題", "基礎", "事實性", 0, "B")
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (responder("正確答案必須是選項B 主題：人權議題 難度：基礎 題型：事實性"), None),
+        (
+            '{"question": "q", "options": {"A": 1, "B": 2, "C": 3, "D": 4}, "answer": "A", "reasoning": "x"}',
+            "answer-not-as-asked",
+        ),
+        ("not json at all", "malformed-json"),
+        ('{"question": "q", "options": {"A": "1"}, "answer": "B", "reasoning": "x"}', "malformed-json"),
+        (
+            '{"question": "q", "options": {"A": "1", "B": "2", "C": "3", "D": "4"}, "answer": "B", "reasoning": "<output>B"}',
+            "malformed-xml",
+        ),
+    ],
+)
+def test_parse_new_question(text, reason):
+    rec, why = parse_new_question(text, CELL)
+    assert why == reason
+    if reason is None:
+        assert rec.answer == "B" and rec.topic == "人權議題" and rec.id == CELL.id
+
+
+def test_check_chain():
+    assert check_chain(build_chain("q", "t", ["a"], "r", "a", "C"), "C") is None
+    assert check_chain(build_chain("q", "t", ["a"], "r", "a", "C"), "D") == "output-mismatch"
+    assert check_chain(None, "A") == "no-chain"
+
+
+def test_generate_against_a_server_then_replay(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    records = sample_records("train")[:10]
+    for r in records[:4]:
+        r.reasoning = None  # four questions without a chain
+    with FakeLLM(responder=responder) as server:
+        llm = LLMParams(backend="openai", model="m", base_url=server.url, concurrency=8)
+        p = GenerateParams(per_cell=1, topics=["人權議題", "法律制度"])
+        first = generate(records, p, llm, ResponseCache(tmp_path), ROOT / "prompts")
+        assert server.total == 4 + 2 * 3 * 5
+        assert len(first.records) == 10 + 30 and not first.rejected
+        assert all(r.reasoning for r in first.records)
+        assert first.metrics["outcomes"] == {"ok": 34} and first.metrics["paid_requests"] == 34
+        replay = generate(
+            records, p, LLMParams(backend="replay", model="m"), ResponseCache(tmp_path), ROOT / "prompts"
+        )
+        assert server.total == 34 and replay.metrics["cache_hits"] == 34
+        assert [r.to_json() for r in replay.records] == [r.to_json() for r in first.records]
+
+
+@pytest.mark.slow
+def test_exp_run_generates_675_questions_resumably_and_keeps_the_key_out(tmp_path):
+    root, env = make_clone(tmp_path / "clone")
+    with FakeLLM(responder=responder) as server:
+        exp = [
+            "exp",
+            "run",
+            "-S",
+            "generate.per_cell=3",
+            "-S",
+            "llm.backend=openai",
+            "-S",
+            f"llm.base_url={server.url}",
+            "-S",
+            "llm.max_requests=400",
+            "generate_reasoning",
+        ]
+        env = {**env, "OPENAI_API_KEY": KEY}
+        dvc_in(root, env, *exp)  # the budget stops this run at 400 requests
+        m = json.loads((root / "metrics/generate.json").read_text())
+        assert m["paid_requests"] == 400 and m["outcomes"]["budget"] == 275
+        dvc_in(root, env, *exp[:-1], "-S", "llm.max_requests=2000", "generate_reasoning")
+        m = json.loads((root / "metrics/generate.json").read_text())
+        assert server.total == 675  # the second run paid only for the 275 missing
+        assert m["questions_generated"] == 675 and m["cache_hits"] == 400
+        train = [json.loads(x) for x in (root / "data/generated/zh/train.jsonl").read_text().splitlines()]
+        assert len(train) == 180 + 675
+        assert Counter(r["answer"] for r in train[180:]) == {"A": 169, "B": 169, "C": 169, "D": 168}
+        shown = dvc_in(root, env, "exp", "show", "--no-pager", "--md")
+        assert "questions_generated" in shown
+    leaked = [p for p in root.rglob("*") if p.is_file() and KEY.encode() in p.read_bytes()]
+    assert leaked == []

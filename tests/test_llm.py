@@ -1,0 +1,162 @@
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT
+from llm_server import FakeLLM
+from mcqflow.errors import UserError
+from mcqflow.llm import LLMParams, ResponseCache, cache_key, complete_all
+
+KEY = "sk-test-" + secrets.token_hex(20)  # made at run time: any copy found on disk was written by the run
+
+
+@pytest.fixture
+def server():
+    with FakeLLM(hang_s=2.0) as s:
+        yield s
+
+
+@pytest.fixture
+def params(server, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    return LLMParams(
+        backend="openai", model="test-model", base_url=server.url, timeout=1.0, max_retries=2, concurrency=4
+    )
+
+
+def ask(*texts):
+    return [[{"role": "user", "content": t}] for t in texts]
+
+
+def test_answers_are_cached_and_replayed(server, params, tmp_path):
+    cache = ResponseCache(tmp_path / "cache")
+    first = complete_all(ask("甲", "乙"), params, cache)
+    assert [r.text for r in first] == ["echo: 甲", "echo: 乙"] and not any(r.cached for r in first)
+    again = complete_all(ask("甲", "乙"), params, cache)
+    assert [r.text for r in again] == ["echo: 甲", "echo: 乙"] and all(r.cached for r in again)
+    assert server.total == 2  # the second run paid for nothing
+    replay = complete_all(ask("甲"), LLMParams(backend="replay", model="test-model"), cache)
+    assert replay[0].text == "echo: 甲"
+    entry = cache.get(cache_key("test-model", ask("甲")[0], params.sampling()))
+    assert entry["model"] == "test-model" and entry["usage"]["total_tokens"] == 30 and entry["created"] > 0
+    assert entry["response"]["choices"][0]["message"]["content"] == "echo: 甲"
+
+
+def test_cache_key_covers_model_messages_and_sampling():
+    msgs = ask("x")[0]
+    k = cache_key("m", msgs, {"temperature": 0.7, "max_tokens": 10})
+    assert k != cache_key("m2", msgs, {"temperature": 0.7, "max_tokens": 10})
+    assert k != cache_key("m", ask("y")[0], {"temperature": 0.7, "max_tokens": 10})
+    assert k != cache_key("m", msgs, {"temperature": 0.2, "max_tokens": 10})
+
+
+def test_429_is_retried_after_retry_after(server, params, tmp_path):
+    start = time.monotonic()
+    (r,) = complete_all(ask("[429] hi"), params, ResponseCache(tmp_path))
+    assert r.error is None and r.text == "echo: [429] hi"
+    assert server.counts["[429] hi"] == 2
+    assert time.monotonic() - start >= 0.9  # waited as told
+
+
+def test_500_is_retried(server, params, tmp_path):
+    (r,) = complete_all(ask("[500] hi"), params, ResponseCache(tmp_path))
+    assert r.error is None and server.counts["[500] hi"] == 2
+
+
+def test_a_hang_past_the_timeout_is_recorded_not_fatal(server, params, tmp_path):
+    params.max_retries = 1
+    results = complete_all(ask("[hang] a", "fine"), params, ResponseCache(tmp_path))
+    assert [r.error for r in results] == ["timeout", None]
+    assert server.counts["[hang] a"] == 2  # tried, retried, gave up
+    assert not (
+        tmp_path / results[0].key[:2] / f"{results[0].key}.json"
+    ).exists()  # not cached: retried next run
+
+
+@pytest.mark.parametrize(
+    ("marker", "error", "cached_on_disk"),
+    [
+        ("[malformed]", "malformed-response", False),
+        ("[truncated]", "truncated", True),  # paid for: kept, and reported
+        ("[refuse]", "refused", True),
+    ],
+)
+def test_bad_responses_are_recorded_with_a_reason(server, params, tmp_path, marker, error, cached_on_disk):
+    cache = ResponseCache(tmp_path)
+    (r,) = complete_all(ask(f"{marker} q"), params, cache)
+    assert r.error == error
+    assert (cache.get(r.key) is not None) == cached_on_disk
+
+
+def test_budget_stops_cleanly(server, params, tmp_path):
+    params.max_requests, params.concurrency = 3, 1
+    results = complete_all(ask(*[f"q{i}" for i in range(10)]), params, ResponseCache(tmp_path))
+    assert server.total == 3
+    assert [r.error for r in results].count("budget") == 7
+
+
+def test_replay_miss_says_how_many_and_how_to_fill(tmp_path):
+    with pytest.raises(UserError, match=r"2 of 2 prompts are not in the response cache .*llm.backend=openai"):
+        complete_all(ask("a", "b"), LLMParams(backend="replay"), ResponseCache(tmp_path))
+
+
+def test_no_key_and_no_local_server_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(UserError, match="needs OPENAI_API_KEY"):
+        complete_all(ask("a"), LLMParams(backend="openai"), ResponseCache(tmp_path))
+
+
+def test_the_key_is_sent_but_never_written(server, params, tmp_path):
+    complete_all(ask("a", "[truncated] b", "[refuse] c"), params, ResponseCache(tmp_path / "cache"))
+    assert server.auth_headers[0] == f"Bearer {KEY}"
+    for p in tmp_path.rglob("*"):
+        if p.is_file():
+            assert KEY.encode() not in p.read_bytes(), p
+
+
+KILL_SCRIPT = """
+import json, sys
+from mcqflow.llm import LLMParams, ResponseCache, complete_all
+p = LLMParams(backend="openai", model="m", base_url=sys.argv[1], concurrency=2, timeout=10)
+complete_all([[{"role": "user", "content": f"[slow] q{i}"}] for i in range(30)], p, ResponseCache(sys.argv[2]))
+"""
+
+
+def test_killed_run_resumes_paying_only_for_what_is_missing(tmp_path):
+    """Kill a run mid-way; the next run sends exactly the prompts whose answers were not saved."""
+    with FakeLLM(slow_s=0.15) as server:
+        cache_dir = tmp_path / "cache"
+        env = {**os.environ, "OPENAI_API_KEY": KEY, "PYTHONPATH": str(ROOT / "src")}
+        proc = subprocess.Popen(
+            [sys.executable, "-c", KILL_SCRIPT, server.url, str(cache_dir)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.time() + 60
+        while len(list(cache_dir.rglob("*.json"))) < 6 and time.time() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        saved = len(list(cache_dir.rglob("*.json")))
+        assert 6 <= saved < 30
+        before = server.total
+        params = LLMParams(backend="openai", model="m", base_url=server.url, concurrency=4, timeout=10)
+        os.environ["OPENAI_API_KEY"] = KEY
+        try:
+            results = complete_all(
+                ask(*[f"[slow] q{i}" for i in range(30)]), params, ResponseCache(cache_dir)
+            )
+        finally:
+            del os.environ["OPENAI_API_KEY"]
+        assert all(r.error is None for r in results)
+        assert server.total - before == 30 - saved  # paid only for what was missing
+        assert sum(r.cached for r in results) == saved
+        assert not list(cache_dir.rglob("*.tmp"))
+        assert all(json.loads(p.read_text())["key"] == p.stem for p in cache_dir.rglob("*.json"))

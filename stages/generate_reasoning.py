@@ -44,7 +44,7 @@ def main() -> None:
     )
     m = result.metrics
     print(
-        f"generate: {m['requests']} prompts ({m['cache_hits']} from cache, {m['paid_requests']} paid, "
+        f"generate: {m['requests']} prompts ({m['cache_hits']} from cache, {m['requests_sent']} sent, "
         f"{m['tokens']} tokens), {m['questions_generated']} new questions, outcomes {m['outcomes']}"
     )
 

@@ -109,7 +109,7 @@ def test_generate_against_a_server_then_replay(tmp_path, monkeypatch):
         assert server.total == 4 + 2 * 3 * 5
         assert len(first.records) == 10 + 30 and not first.rejected
         assert all(r.reasoning for r in first.records)
-        assert first.metrics["outcomes"] == {"ok": 34} and first.metrics["paid_requests"] == 34
+        assert first.metrics["outcomes"] == {"ok": 34} and first.metrics["requests_sent"] == 34
         replay = generate(
             records, p, LLMParams(backend="replay", model="m"), ResponseCache(tmp_path), ROOT / "prompts"
         )
@@ -137,7 +137,7 @@ def test_exp_run_generates_675_questions_resumably_and_keeps_the_key_out(tmp_pat
         env = {**env, "OPENAI_API_KEY": KEY}
         dvc_in(root, env, *exp)  # the budget stops this run at 400 requests
         m = json.loads((root / "metrics/generate.json").read_text())
-        assert m["paid_requests"] == 400 and m["outcomes"]["budget"] == 275
+        assert m["requests_sent"] == 400 and m["outcomes"]["budget"] == 275
         dvc_in(root, env, *exp[:-1], "-S", "llm.max_requests=2000", "generate_reasoning")
         m = json.loads((root / "metrics/generate.json").read_text())
         assert server.total == 675  # the second run paid only for the 275 missing

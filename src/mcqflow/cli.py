@@ -56,8 +56,10 @@ def cmd_predict(a: argparse.Namespace) -> None:
     records = ingest_split(a.input, "test", a.lang).records
     model, tokenizer = load_for_inference(a.model, a.adapter, a.quantization)
     meta = read_meta(a.adapter or resolve_base(a.model))
+    # A model trained by mcqflow knows its mode: reasoning models generate, plain models are letter-scored.
     prompt_mode = a.prompt or meta.get("mode") or ("reasoning" if a.mode == "generate" else "plain")
-    preds = predict_records(records, model, tokenizer, a.mode, prompt_mode, a.batch_size, a.max_new_tokens)
+    inference = a.mode or ("generate" if prompt_mode == "reasoning" else "letter")
+    preds = predict_records(records, model, tokenizer, inference, prompt_mode, a.batch_size, a.max_new_tokens)
     write_submission(preds, a.output)
     if a.details:
         write_details(preds, a.details)
@@ -144,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--adapter", help="LoRA adapter directory to apply on --model")
     p.add_argument("--input", required=True, help="questions in any supported format")
     p.add_argument("--output", required=True, help="submission CSV")
-    p.add_argument("--mode", choices=["letter", "generate"], default="letter")
+    p.add_argument("--mode", choices=["letter", "generate"], help="default: generate for reasoning models")
     p.add_argument("--prompt", choices=["plain", "reasoning"], help="default: the model's training mode")
     p.add_argument("--lang", choices=["zh", "en"])
     p.add_argument("--quantization", choices=["none", "nf4"])

@@ -198,7 +198,7 @@ def generate(
     metrics = {
         "requests": len(reqs),
         "cache_hits": sum(r.cached for r in results),
-        "paid_requests": sum(not r.cached and r.error not in ("budget",) for r in results),
+        "requests_sent": sum(not r.cached and r.error not in ("budget",) for r in results),
         "tokens": sum((r.usage or {}).get("total_tokens", 0) for r in results if not r.cached),
         "chains_requested": len(need_chain),
         "questions_requested": len(cells),

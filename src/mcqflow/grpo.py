@@ -17,8 +17,7 @@ from pathlib import Path
 
 import torch
 
-from mcqflow.config import choose
-from mcqflow.errors import UserError
+from mcqflow.config import build, choose
 from mcqflow.models import (
     compute_dtype,
     load_base_model,
@@ -61,10 +60,7 @@ class GRPOParams:
 
     @classmethod
     def from_params(cls, d: dict) -> GRPOParams:
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise UserError(f"params: unknown grpo key(s) {', '.join(sorted(unknown))}")
-        p = cls(**d)
+        p = build(cls, d, "grpo")
         choose(p.mode, MODES, "grpo.mode")
         return p
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from mcqflow.config import choose
+from mcqflow.config import build, choose
 from mcqflow.errors import UserError
 from mcqflow.models import compute_dtype, load_base_model, load_tokenizer, on_gpu, write_meta
 from mcqflow.prompts import sft_example
@@ -46,10 +46,7 @@ class SFTParams:
 
     @classmethod
     def from_params(cls, d: dict) -> SFTParams:
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise UserError(f"params: unknown sft key(s) {', '.join(sorted(unknown))}")
-        p = cls(**d)
+        p = build(cls, d, "sft")
         choose(p.finetune, ("full", "lora"), "sft.finetune")
         return p
 

@@ -43,10 +43,9 @@ class Settings:
 
     @classmethod
     def from_params(cls, d: dict) -> Settings:
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise UserError(f"params: unknown validate key(s) {', '.join(sorted(unknown))}")
-        s = cls(**d)
+        from mcqflow.config import build
+
+        s = build(cls, d, "validate")
         s.question_length, s.option_length = tuple(s.question_length), tuple(s.option_length)
         return s
 

@@ -23,10 +23,10 @@ demo: setup
 	dvc repro
 	$(MAKE) --no-print-directory compare
 
-# Dev accuracy per training stage, Chinese vs English, beside the params people vary.
+# Dev accuracy per training stage, Chinese vs English, data quality, and the params people vary most.
 compare:
 	dvc exp show --no-pager --md --drop '.*' \
-	  --keep 'Experiment|.*zh\.accuracy$$|.*en\.accuracy$$|.*fallbacks$$|model\.base|sft\.lr|sft\.epochs|sft\.finetune'
+	  --keep 'Experiment|.*zh\.accuracy$$|.*en\.accuracy$$|.*train\.pass_rate$$|model\.base|sft\.lr|grpo\.lr'
 
 remote: setup
 	mkdir -p "$(REMOTE)"

@@ -25,12 +25,12 @@ from mcqflow.models import (
     on_gpu,
     read_meta,
     resolve_base,
-    write_meta,
 )
 from mcqflow.prompts import MODES, prompt_messages
 from mcqflow.rewards import build_rewards
 from mcqflow.schema import Record
 from mcqflow.shuffle import shuffle_all
+from mcqflow.training import live_callback, prepare_for_training, save_trained
 
 log = logging.getLogger(__name__)
 FINGERPRINT = "fingerprint.json"
@@ -159,10 +159,10 @@ def load_policy(init: str, finetune: str, lora_config, quantization: str = "none
         from peft import PeftModel
 
         base = meta["base"]
-        model = PeftModel.from_pretrained(load_base_model(base, quantization), init, is_trainable=True)
-        return model, load_tokenizer(init), base, None
+        model = prepare_for_training(load_base_model(base, quantization), quantization, on_gpu())
+        return PeftModel.from_pretrained(model, init, is_trainable=True), load_tokenizer(init), base, None
     base = meta.get("base", init)
-    model = load_base_model(init, quantization)
+    model = prepare_for_training(load_base_model(init, quantization), quantization, on_gpu())
     return model, load_tokenizer(init), base, (lora_config if finetune == "lora" else None)
 
 
@@ -218,12 +218,7 @@ def train_grpo(
     start = _start_step_recorder()
     callbacks = [start]
     if live_dir is not None:
-        from dvclive import Live
-        from transformers.integrations import DVCLiveCallback
-
-        callbacks.append(
-            DVCLiveCallback(live=Live(str(live_dir), dvcyaml=None, save_dvc_exp=False, resume=bool(resume)))
-        )
+        callbacks.append(live_callback(live_dir, resume=bool(resume)))
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=funcs,
@@ -236,24 +231,20 @@ def train_grpo(
     if resume:
         log.info("resuming from %s", resume)
     result = trainer.train(resume_from_checkpoint=resume)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    trainer.save_model(str(out_dir))
-    tokenizer.save_pretrained(str(out_dir))
-    # The policy is saved: the checkpoints have done their job (and would only be resumed by mistake).
-    for d in ckpt_dir.glob("checkpoint-*"):
-        shutil.rmtree(d)
-    (ckpt_dir / FINGERPRINT).write_text(json.dumps({"fingerprint": fp, "complete": True}) + "\n")
-    is_adapter = Path(out_dir, "adapter_config.json").exists()
-    write_meta(
+    save_trained(
+        trainer,
+        tokenizer,
         out_dir,
         base=base,
-        finetune="lora" if is_adapter else "full",
         quantization=quantization,
         mode=params.mode,
         init=init,
         steps=trainer.state.global_step,
     )
+    # The policy is saved: the checkpoints have done their job (and would only be resumed by mistake).
+    for d in ckpt_dir.glob("checkpoint-*"):
+        shutil.rmtree(d)
+    (ckpt_dir / FINGERPRINT).write_text(json.dumps({"fingerprint": fp, "complete": True}) + "\n")
     return {
         **result.metrics,
         "resumed_from": resume,

@@ -94,6 +94,37 @@ def lora_config(p: SFTParams):
     )
 
 
+def prepare_for_training(model, quantization: str, gradient_checkpointing: bool):
+    """An NF4 base gets PEFT's k-bit preparation (fp32 norms, input grads) before LoRA goes on."""
+    if quantization == "nf4":
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+    return model
+
+
+def live_callback(live_dir: str | Path | None, resume: bool = False):
+    """Training curves through DVCLive (transformers' callback), or None without a folder."""
+    if live_dir is None:
+        return None
+    from dvclive import Live
+    from transformers.integrations import DVCLiveCallback
+
+    return DVCLiveCallback(
+        live=Live(str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None, resume=resume)
+    )
+
+
+def save_trained(trainer, tokenizer, out_dir: Path, **meta) -> None:
+    """Replace `out_dir` with the trained weights (full) or adapter (LoRA), the tokenizer and metadata."""
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    trainer.save_model(str(out_dir))
+    tokenizer.save_pretrained(str(out_dir))
+    finetune = "lora" if (out_dir / "adapter_config.json").exists() else "full"
+    write_meta(out_dir, finetune=finetune, **meta)
+
+
 def build_dataset(records: list[Record], mode: str):
     from datasets import Dataset
 
@@ -130,20 +161,10 @@ def train_sft(
     out_dir = Path(out_dir)
     work_dir = out_dir.with_name(out_dir.name + ".work")
     tokenizer = load_tokenizer(base)
-    model = load_base_model(base, quantization)
-    if quantization == "nf4":
-        from peft import prepare_model_for_kbit_training
-
-        model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=params.gradient_checkpointing
-        )
-    callbacks = []
-    if live_dir is not None:
-        from dvclive import Live
-        from transformers.integrations import DVCLiveCallback
-
-        live = Live(str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None)
-        callbacks.append(DVCLiveCallback(live=live))
+    model = prepare_for_training(
+        load_base_model(base, quantization), quantization, params.gradient_checkpointing
+    )
+    callbacks = [cb for cb in [live_callback(live_dir)] if cb]
     trainer = SFTTrainer(
         model=model,
         args=sft_config(params, str(work_dir), seed),
@@ -153,10 +174,6 @@ def train_sft(
         callbacks=callbacks,
     )
     result = trainer.train()
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    trainer.save_model(str(out_dir))  # adapter only for LoRA, full weights otherwise
-    tokenizer.save_pretrained(str(out_dir))
-    write_meta(out_dir, base=base, finetune=params.finetune, quantization=quantization, mode=mode)
+    save_trained(trainer, tokenizer, out_dir, base=base, quantization=quantization, mode=mode)
     shutil.rmtree(work_dir, ignore_errors=True)
     return dict(result.metrics)

@@ -242,8 +242,12 @@ def train_grpo(
         steps=trainer.state.global_step,
     )
     # The policy is saved: the checkpoints have done their job (and would only be resumed by mistake).
-    for d in ckpt_dir.glob("checkpoint-*"):
-        shutil.rmtree(d)
+    # Only the fingerprint stays, so this output is the same bytes for the same run.
+    for entry in ckpt_dir.iterdir():
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        elif entry.name != FINGERPRINT:
+            entry.unlink()
     (ckpt_dir / FINGERPRINT).write_text(json.dumps({"fingerprint": fp, "complete": True}) + "\n")
     return {
         **result.metrics,

@@ -6,7 +6,6 @@ falls on the completion only and the chat template is the one predict uses.
 
 from __future__ import annotations
 
-import logging
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +17,6 @@ from mcqflow.errors import UserError
 from mcqflow.models import compute_dtype, load_base_model, load_tokenizer, on_gpu, write_meta
 from mcqflow.prompts import sft_example
 from mcqflow.schema import Record
-
-log = logging.getLogger(__name__)
 
 ALL_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 

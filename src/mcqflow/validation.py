@@ -21,7 +21,6 @@ from mcqflow.neutrality import neutrality_score
 from mcqflow.reasoning import ChainError, parse_chain
 from mcqflow.schema import LETTERS, Record, Rejected
 
-log = logging.getLogger(__name__)
 KINDS = ("mcq", "reasoning")
 ROW, DATASET = "row", "dataset"
 _PREFIX = r"^\s*[(（\[]?\s*[A-DＡ-Ｄ]\s*[)）\].．、:：]"

@@ -108,8 +108,7 @@ def check_chain(chain: str | None, gold: str) -> str | None:
         parsed = parse_chain(chain)
     except ChainError:
         return "malformed-xml"
-    outputs = parsed.texts("output")
-    if len(outputs) != 1 or outputs[0].strip().upper() != gold:
+    if parsed.output_letter() != gold:
         return "output-mismatch"
     return None
 

@@ -281,7 +281,9 @@ def ingest_split(path: str | Path, split: str, lang: str | None = None) -> Inges
         kept = []
         for r in res.records:
             if r.answer is None:
-                res.rejected.append(Rejected(str(path), _row_of(r), "no answer in a labelled split", _raw(r)))
+                res.rejected.append(
+                    Rejected(str(path), _row_of(r), "no answer in a labelled split", r.to_dict())
+                )
             else:
                 kept.append(r)
         res.records = kept
@@ -295,7 +297,3 @@ def ingest_split(path: str | Path, split: str, lang: str | None = None) -> Inges
 def _row_of(r: Record) -> int:
     tail = r.source.rsplit(":", 1)[-1]
     return int(tail) if tail.isdigit() else 0
-
-
-def _raw(r: Record) -> dict:
-    return json.loads(r.to_json())

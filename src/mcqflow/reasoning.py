@@ -50,6 +50,11 @@ class ParsedChain:
     def tags(self) -> list[str]:
         return [name for name, _ in self.elements]
 
+    def output_letter(self) -> str | None:
+        """The answer of a chain with exactly one <output>, upper-cased; None otherwise."""
+        outputs = self.texts("output")
+        return outputs[0].strip().upper() if len(outputs) == 1 else None
+
     def steps(self) -> list[int]:
         return [int(m.group(1)) for r in self.texts("reasoning") for m in _STEP.finditer(r)]
 

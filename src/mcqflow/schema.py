@@ -24,8 +24,11 @@ class Record:
     reasoning: str | None = None
     source: str = ""
 
+    def to_dict(self) -> dict:
+        return asdict(self)
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False)
+        return json.dumps(self.to_dict(), ensure_ascii=False)
 
 
 @dataclass

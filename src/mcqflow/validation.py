@@ -87,10 +87,9 @@ def script_of(text: str) -> str:
 
 def _chain_output(text: str | None) -> str | None:
     try:
-        outs = parse_chain(text).texts("output") if text else []
+        return parse_chain(text).output_letter() if text else None
     except ChainError:
         return None
-    return outs[-1].strip().upper() if len(outs) == 1 else None
 
 
 def gx_context():
@@ -188,8 +187,8 @@ def expectations(
     return out
 
 
-def describe(expectation) -> str:
-    cfg = expectation.configuration
+def describe(cfg) -> str:
+    """A readable label for an ExpectationConfiguration: type(columns)."""
     cols = (
         cfg.kwargs.get("column")
         or cfg.kwargs.get("column_list")
@@ -233,12 +232,12 @@ def validate(
     result_format = {"result_format": "COMPLETE", "unexpected_index_column_names": ["id"]}
     results = validation.run(batch_parameters={"dataframe": frame}, result_format=result_format)
 
-    level = {describe(e): lvl for lvl, e in specs}
+    level = {describe(e.configuration): lvl for lvl, e in specs}
     failed_by_row: dict[str, list[str]] = {}
     failures, per_expectation = [], {}
     for res in results.results:
         cfg = res.expectation_config
-        label = describe(_Wrapped(cfg))
+        label = describe(cfg)
         info = res.exception_info or {}
         raised = (
             info.get("raised_exception")
@@ -265,7 +264,7 @@ def validate(
     for i, rec in enumerate(records, 1):
         names = failed_by_row.get(rec.id)
         if names and quarantine:
-            rejected.append(Rejected(source or name, i, "failed " + "; ".join(names), _raw(rec)))
+            rejected.append(Rejected(source or name, i, "failed " + "; ".join(names), rec.to_dict()))
         else:
             kept.append(rec)
     if len(kept) + len(rejected) != len(records):
@@ -279,19 +278,6 @@ def validate(
         )
     metrics = _metrics(records, frame, kept, rejected, pass_rate, per_expectation, kind, failed_by_row)
     return Report(split, kept, rejected, failures, metrics, results)
-
-
-class _Wrapped:
-    """Lets describe() read a result's ExpectationConfiguration like an Expectation."""
-
-    def __init__(self, cfg):
-        self.configuration = cfg
-
-
-def _raw(rec: Record) -> dict:
-    import json
-
-    return json.loads(rec.to_json())
 
 
 def _metrics(records, frame, kept, rejected, pass_rate, per_expectation, kind, failed_by_row) -> dict:

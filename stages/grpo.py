@@ -7,6 +7,7 @@ from mcqflow.cli import run_stage
 from mcqflow.config import choose, load_params
 from mcqflow.grpo import GRPOParams, train_grpo
 from mcqflow.models import resolve_base
+from mcqflow.profiles import profile_from_params
 from mcqflow.schema import read_records
 from mcqflow.training import SFTParams, lora_config
 
@@ -40,6 +41,7 @@ def main() -> None:
         lora_config=lora_config(sft),
         quantization=quantization,
         live_dir=a.live,
+        profile=profile_from_params(params),
     )
     resumed = f", resumed from {m['resumed_from']} at step {m['start_step']}" if m["resumed_from"] else ""
     print(f"grpo {a.lang}: {m['global_step']} steps in {m.get('train_runtime', 0):.1f}s{resumed}")

@@ -9,6 +9,7 @@ from mcqflow.config import load_params
 from mcqflow.metrics import evaluate
 from mcqflow.models import load_for_inference, read_meta
 from mcqflow.predict import predict_records, write_details, write_submission
+from mcqflow.profiles import profile_from_params
 from mcqflow.schema import read_records
 
 
@@ -24,7 +25,8 @@ def main() -> None:
     ap.add_argument("--details", default="predictions")
     ap.add_argument("--metrics", required=True)
     a = ap.parse_args()
-    p = load_params()["predict"]
+    params = load_params()
+    p, profile = params["predict"], profile_from_params(params)
     metrics = {}
     for lang in a.langs:
         model_dir = Path(a.models, f"{a.name}-{lang}")
@@ -34,7 +36,14 @@ def main() -> None:
         for split in ("dev", "test"):
             records = read_records(Path(a.data, lang, f"{split}.jsonl"))
             preds = predict_records(
-                records, model, tokenizer, inference, prompt_mode, p["batch_size"], p["max_new_tokens"]
+                records,
+                model,
+                tokenizer,
+                inference,
+                prompt_mode,
+                p["batch_size"],
+                p["max_new_tokens"],
+                share_prefix=profile.share_prefix,
             )
             write_details(preds, Path(a.details, f"{a.name}-{lang}-{split}.jsonl"))
             if split == "dev":

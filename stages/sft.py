@@ -5,6 +5,7 @@ import argparse
 from mcqflow.cli import run_stage
 from mcqflow.config import choose, load_params
 from mcqflow.models import resolve_base
+from mcqflow.profiles import profile_from_params
 from mcqflow.prompts import MODES
 from mcqflow.schema import read_records
 from mcqflow.training import SFTParams, train_sft
@@ -30,6 +31,7 @@ def main() -> None:
         seed=params["seed"],
         quantization=quantization,
         live_dir=a.live,
+        profile=profile_from_params(params),
     )
     print(f"sft {a.mode}: train_loss={metrics.get('train_loss'):.4f} in {metrics.get('train_runtime'):.1f}s")
 

@@ -6,7 +6,14 @@ import torch
 from conftest import sample_records
 from mcqflow.metrics import evaluate, wilson_interval
 from mcqflow.models import load_for_inference
-from mcqflow.predict import Prediction, generate, letter_probs, predict_records, write_submission
+from mcqflow.predict import (
+    Prediction,
+    generate,
+    letter_probs,
+    predict_records,
+    shared_prefix,
+    write_submission,
+)
 from mcqflow.prompts import render_prompt
 
 
@@ -22,6 +29,35 @@ def test_batched_letter_scores_equal_one_by_one(model_tok):
     batched = torch.tensor(letter_probs(model, tok, prompts, batch_size=6))
     single = torch.tensor([letter_probs(model, tok, [p], batch_size=1)[0] for p in prompts])
     torch.testing.assert_close(batched, single, atol=1e-5, rtol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def sharp_model_tok(tiny_dir):
+    """The tiny model with large random weights, so letter scores are far from uniform and any slip in
+    positions or masking shows in them."""
+    model, tok = load_for_inference(tiny_dir)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "norm" not in name:
+                param.normal_(0, 0.3)
+    return model, tok
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_shared_prefix_scores_equal_the_full_pass(sharp_model_tok, lang):
+    model, tok = sharp_model_tok
+    prompts = [render_prompt(tok, r, "plain") for r in sample_records("dev", lang)[:7]]
+    full = torch.tensor(letter_probs(model, tok, prompts, batch_size=4))
+    shared = torch.tensor(letter_probs(model, tok, prompts, batch_size=4, share_prefix=True))
+    assert (full - 0.25).abs().max() > 0.05  # the scores say something
+    torch.testing.assert_close(shared, full, atol=1e-5, rtol=1e-4)
+
+
+def test_shared_prefix_is_the_common_token_prefix_less_one():
+    assert shared_prefix([[1, 2, 3, 4], [1, 2, 3, 5, 6], [1, 2, 3, 4, 7]]) == [1, 2, 3]
+    assert shared_prefix([[1, 2], [1, 2, 3]]) == [1]  # the shortest prompt keeps a token to score
+    assert shared_prefix([[9, 2], [1, 2]]) == []
 
 
 def test_batched_generation_equals_one_by_one(model_tok):

@@ -122,6 +122,26 @@ def cmd_pull(a: argparse.Namespace) -> None:
     print("pulled every output: `dvc status` is clean and `dvc repro` has nothing to run")
 
 
+def cmd_bench(a: argparse.Namespace) -> None:
+    import tempfile
+
+    from mcqflow.bench import Shapes, run
+
+    only = tuple(a.only.split(","))
+    unknown = set(only) - {"sft", "predict", "grpo"}
+    if unknown:
+        raise UserError(
+            f"--only: unknown bench(es) {', '.join(sorted(unknown))}; choose from sft, predict, grpo"
+        )
+    shapes = Shapes.smoke() if a.smoke else Shapes()
+    with tempfile.TemporaryDirectory(prefix="mcqflow-bench-") as tmp:
+        variants = a.sft_variants.split(",") if a.sft_variants else None
+        res = run(a.arch, a.out, a.work or tmp, only, shapes, a.profile, sft_variants=variants)
+    from mcqflow.bench import markdown
+
+    print(markdown(res))
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="mcqflow", description="Train and run LLMs on Chinese single-choice questions."
@@ -172,6 +192,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--remote", help="DVC remote name (default: the default remote)")
     p.set_defaults(fn=cmd_pull)
+
+    from mcqflow.models import ARCHITECTURES
+
+    p = sub.add_parser(
+        "bench", help="time sft, predict and grpo against the vanilla recipe on random-init weights"
+    )
+    p.add_argument("--arch", default="qwen2.5-7b", choices=[*ARCHITECTURES, "tiny"])
+    p.add_argument("--out", default="bench/results", help="where the JSON and markdown results go")
+    p.add_argument("--work", help="where the random weights and outputs go (default: a temporary folder)")
+    p.add_argument("--only", default="sft,predict,grpo", help="comma-separated subset of sft,predict,grpo")
+    p.add_argument(
+        "--profile", default="fast", choices=["fast", "memory"], help="the profile set against vanilla"
+    )
+    p.add_argument("--sft-variants", help="comma-separated SFT variants (default: vanilla and the profile)")
+    p.add_argument("--smoke", action="store_true", help="tiny shapes: checks the harness, not the speed")
+    p.set_defaults(fn=cmd_bench)
 
     p = sub.add_parser(
         "extract-answer", help='JSON lines {"text", "options"?} on stdin -> {"answer", "method"}'

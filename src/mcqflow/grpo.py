@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from mcqflow.config import build, choose
+from mcqflow.errors import UserError
 from mcqflow.models import (
     compute_dtype,
     load_base_model,
@@ -26,6 +27,7 @@ from mcqflow.models import (
     read_meta,
     resolve_base,
 )
+from mcqflow.profiles import Profile, resolve_profile
 from mcqflow.prompts import MODES, prompt_messages
 from mcqflow.rewards import build_rewards
 from mcqflow.schema import Record
@@ -46,6 +48,7 @@ class GRPOParams:
     max_steps: int = 100
     prompts_per_step: int = 2
     num_generations: int = 8
+    micro_batch: int = 0  # completions per forward/backward; 0 = the whole step at once
     max_completion_length: int = 256
     temperature: float = 1.0
     beta: float = 0.0
@@ -65,15 +68,40 @@ class GRPOParams:
         return p
 
 
-def grpo_config(p: GRPOParams, output_dir: str, seed: int, reward_weights: list[float]):
-    """The one place params.yaml keys become TRL's GRPOConfig."""
+def grpo_config(
+    p: GRPOParams,
+    output_dir: str,
+    seed: int,
+    reward_weights: list[float],
+    profile: Profile | None = None,
+    num_processes: int = 1,
+):
+    """The one place params.yaml keys (and the speed profile) become TRL's GRPOConfig.
+
+    A step generates prompts_per_step x num_generations completions in one batch (per process:
+    divided by `num_processes`) and trains on them in micro-batches of `micro_batch` with gradient
+    accumulation, so a step is one generation call and one optimizer update whatever the micro-batch."""
     from trl import GRPOConfig
 
-    return GRPOConfig(
+    profile = profile or resolve_profile("auto")
+    per_step = p.prompts_per_step * p.num_generations
+    if per_step % num_processes:
+        raise UserError(
+            f"grpo: prompts_per_step x num_generations = {per_step} completions do not split over "
+            f"{num_processes} processes"
+        )
+    per_process = per_step // num_processes
+    micro = p.micro_batch or per_process
+    if per_process % micro:
+        raise UserError(
+            f"grpo.micro_batch={micro} must divide the {per_process} completions per process and step"
+        )
+    kwargs = dict(
         output_dir=output_dir,
         learning_rate=p.lr,
         max_steps=p.max_steps,
-        per_device_train_batch_size=p.prompts_per_step * p.num_generations,
+        per_device_train_batch_size=micro,
+        gradient_accumulation_steps=per_process // micro,
         num_generations=p.num_generations,
         max_completion_length=p.max_completion_length,
         temperature=p.temperature,
@@ -89,10 +117,11 @@ def grpo_config(p: GRPOParams, output_dir: str, seed: int, reward_weights: list[
         data_seed=seed,
         bf16=compute_dtype() == torch.bfloat16,
         use_cpu=not on_gpu(),
-        gradient_checkpointing=on_gpu(),
+        gradient_checkpointing=profile.gradient_checkpointing and on_gpu(),
         report_to="none",
-        **p.trainer,
     )
+    kwargs.update(p.trainer)  # the user's word is last
+    return GRPOConfig(**kwargs)
 
 
 # The code that defines what GRPO optimises: a change here makes old checkpoints someone else's run.
@@ -151,7 +180,9 @@ def last_checkpoint(ckpt_dir: Path, fp: str) -> str | None:
     return None
 
 
-def load_policy(init: str, finetune: str, lora_config, quantization: str = "none"):
+def load_policy(
+    init: str, finetune: str, lora_config, quantization: str = "none", gradient_checkpointing: bool = False
+):
     """(model, tokenizer, base, peft_config) to start GRPO from `init`: a model trained by the sft stage
     (full weights or a LoRA adapter, whose training continues) or a base model (a new adapter if LoRA)."""
     meta = read_meta(init)
@@ -159,11 +190,65 @@ def load_policy(init: str, finetune: str, lora_config, quantization: str = "none
         from peft import PeftModel
 
         base = meta["base"]
-        model = prepare_for_training(load_base_model(base, quantization), quantization, on_gpu())
+        model = prepare_for_training(
+            load_base_model(base, quantization), quantization, gradient_checkpointing
+        )
         return PeftModel.from_pretrained(model, init, is_trainable=True), load_tokenizer(init), base, None
     base = meta.get("base", init)
-    model = prepare_for_training(load_base_model(init, quantization), quantization, on_gpu())
+    model = prepare_for_training(load_base_model(init, quantization), quantization, gradient_checkpointing)
     return model, load_tokenizer(init), base, (lora_config if finetune == "lora" else None)
+
+
+def trainer_class(merged_generation: bool):
+    """TRL's GRPOTrainer, or one that samples through a merged copy of the LoRA policy (`merged.py`).
+
+    Only the sampling changes: TRL's own code does the rest (rewards, advantages, loss), and it already
+    recomputes the log-probabilities of the sampled tokens through the policy, so the update is the same."""
+    from trl import GRPOTrainer
+
+    if not merged_generation:
+        return GRPOTrainer
+
+    from trl.trainer.utils import pad
+
+    from mcqflow.merged import MergedCopy
+
+    class MergedGenerationGRPOTrainer(GRPOTrainer):
+        _merged: MergedCopy | None = None
+
+        def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, **kwargs):
+            model = self.accelerator.unwrap_model(self.model)
+            plain = (
+                self.use_vllm
+                or self.use_transformers_continuous_batching
+                or (images is not None and any(images))
+                or multimodal_fields
+                or not MergedCopy.supports(model)
+            )
+            if plain:
+                return super()._generate_single_turn(
+                    prompt_ids, images, multimodal_fields, num_generations, **kwargs
+                )
+            if self._merged is None:
+                self._merged = MergedCopy(model)
+            device = self.accelerator.device
+            pad_id = self._tokenizer.pad_token_id
+            tensors = [torch.tensor(ids) for ids in prompt_ids]
+            input_ids = pad(tensors, padding_value=pad_id, padding_side="left").to(device)
+            mask = pad([torch.ones_like(t) for t in tensors], padding_value=0, padding_side="left").to(device)
+            with torch.no_grad():
+                out = self._merged.generate(
+                    input_ids=input_ids, attention_mask=mask, generation_config=self.generation_config
+                )
+            completions = out[:, input_ids.size(1) :].cpu()
+            eos = set(self.eos_token_ids)
+            ids = []
+            for row in completions.tolist():
+                end = next((i for i, t in enumerate(row) if t in eos), None)
+                ids.append(row if end is None else row[: end + 1])
+            return ids, None
+
+    return MergedGenerationGRPOTrainer
 
 
 def _start_step_recorder():
@@ -190,13 +275,15 @@ def train_grpo(
     lora_config=None,
     quantization: str = "none",
     live_dir: str | Path | None = None,
+    profile: Profile | None = None,
+    callbacks: list | None = None,
 ) -> dict:
     """Train and save the policy to `out_dir`. Returns the final metrics plus `resumed_from` (a checkpoint or
     None), `start_step` (where the Trainer began) and `global_step`."""
     from datasets import Dataset
     from transformers import set_seed
-    from trl import GRPOTrainer
 
+    profile = profile or resolve_profile("auto")
     set_seed(seed)
     init = resolve_base(init)
     ckpt_dir, out_dir = Path(ckpt_dir), Path(out_dir)
@@ -213,16 +300,18 @@ def train_grpo(
             for r in records
         ]
     )
-    model, tokenizer, base, peft_config = load_policy(init, finetune, lora_config, quantization)
+    model, tokenizer, base, peft_config = load_policy(
+        init, finetune, lora_config, quantization, profile.gradient_checkpointing and on_gpu()
+    )
     funcs, weights = build_rewards(params.rewards, params.max_completion_length, params.overlong_cache)
     start = _start_step_recorder()
-    callbacks = [start]
+    callbacks = [start, *(callbacks or [])]
     if live_dir is not None:
         callbacks.append(live_callback(live_dir, resume=bool(resume)))
-    trainer = GRPOTrainer(
+    trainer = trainer_class(profile.merged_generation)(
         model=model,
         reward_funcs=funcs,
-        args=grpo_config(params, str(ckpt_dir), seed, weights),
+        args=grpo_config(params, str(ckpt_dir), seed, weights, profile),
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=peft_config,

@@ -38,44 +38,97 @@ TINY_DEFAULTS = dict(
 )
 
 
-def build_tiny(corpus: Iterable[str], out_dir: str | Path, seed: int = 0, **config) -> Path:
-    """Train the tokenizer on `corpus`, initialise a Qwen2 model from `seed`, save both to `out_dir`.
+# Named architectures (Hugging Face configs of the Instruct models) for random-init weights where the real
+# ones are absent: throughput does not depend on the values, so benchmarks need only the shapes.
+ARCHITECTURES = {
+    "qwen2.5-0.5b": dict(
+        hidden_size=896,
+        intermediate_size=4864,
+        num_hidden_layers=24,
+        num_attention_heads=14,
+        num_key_value_heads=2,
+        tie_word_embeddings=True,
+        rms_norm_eps=1e-6,
+    ),
+    "qwen2.5-7b": dict(
+        hidden_size=3584,
+        intermediate_size=18944,
+        num_hidden_layers=28,
+        num_attention_heads=28,
+        num_key_value_heads=4,
+        tie_word_embeddings=False,
+        rms_norm_eps=1e-6,
+    ),
+    "qwen2.5-14b": dict(
+        hidden_size=5120,
+        intermediate_size=13824,
+        num_hidden_layers=48,
+        num_attention_heads=40,
+        num_key_value_heads=8,
+        tie_word_embeddings=False,
+        rms_norm_eps=1e-5,
+    ),
+}
+QWEN2_5_COMMON = dict(vocab_size=152064, max_position_embeddings=32768, rope_theta=1_000_000.0)
 
-    Deterministic: the same corpus, seed and config give byte-identical files."""
+
+def train_tokenizer(corpus: Iterable[str], vocab_size: int):
+    """A byte-level BPE tokenizer trained on `corpus`, with Qwen's special tokens and chat template."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+    from transformers import PreTrainedTokenizerFast
 
-    cfg = {**TINY_DEFAULTS, **config}
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=cfg["vocab_size"],
+        vocab_size=vocab_size,
         special_tokens=SPECIAL_TOKENS,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     tok.train_from_iterator(list(corpus), trainer)
-    tokenizer = PreTrainedTokenizerFast(
+    return PreTrainedTokenizerFast(
         tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", chat_template=CHAT_TEMPLATE
     )
+
+
+def _save_qwen2(tokenizer, config: dict, out_dir: str | Path, device=None) -> Path:
+    """A seeded random-init Qwen2 causal LM with `config`, saved with `tokenizer` to `out_dir`."""
+    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+
     eos, pad = tokenizer.convert_tokens_to_ids(["<|im_end|>", "<|endoftext|>"])
-    torch.manual_seed(seed)
-    model = Qwen2ForCausalLM(
-        Qwen2Config(
-            **{**cfg, "vocab_size": len(tokenizer)},
-            tie_word_embeddings=True,
-            eos_token_id=eos,
-            pad_token_id=pad,
-            bos_token_id=None,
-        )
-    )
+    cfg = Qwen2Config(**config, eos_token_id=eos, pad_token_id=pad, bos_token_id=None)
+    if device is None:
+        model = Qwen2ForCausalLM(cfg)
+    else:
+        with torch.device(device):
+            model = Qwen2ForCausalLM._from_config(cfg, dtype=torch.bfloat16)
     model.generation_config = GenerationConfig(eos_token_id=[eos, pad], pad_token_id=pad, do_sample=False)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+def build_tiny(corpus: Iterable[str], out_dir: str | Path, seed: int = 0, **config) -> Path:
+    """Train the tokenizer on `corpus`, initialise a Qwen2 model from `seed`, save both to `out_dir`.
+
+    Deterministic: the same corpus, seed and config give byte-identical files."""
+    cfg = {**TINY_DEFAULTS, **config}
+    tokenizer = train_tokenizer(corpus, cfg["vocab_size"])
+    torch.manual_seed(seed)
+    return _save_qwen2(tokenizer, {**cfg, "vocab_size": len(tokenizer), "tie_word_embeddings": True}, out_dir)
+
+
+def build_random(arch: str, tokenizer, out_dir: str | Path, seed: int = 0) -> Path:
+    """Random-init bf16 weights of a named architecture (ARCHITECTURES), built on the GPU when there is
+    one, saved with `tokenizer` (whose ids all fall inside the model's vocabulary)."""
+    if arch not in ARCHITECTURES:
+        raise UserError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
+    torch.manual_seed(seed)
+    config = {**QWEN2_5_COMMON, **ARCHITECTURES[arch]}
+    return _save_qwen2(tokenizer, config, out_dir, device="cuda" if on_gpu() else "cpu")
 
 
 def on_gpu() -> bool:

@@ -6,6 +6,7 @@ falls on the completion only and the chat template is the one predict uses.
 
 from __future__ import annotations
 
+import logging
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,9 +16,11 @@ import torch
 from mcqflow.config import build, choose
 from mcqflow.errors import UserError
 from mcqflow.models import compute_dtype, load_base_model, load_tokenizer, on_gpu, write_meta
+from mcqflow.profiles import Profile, liger_available, resolve_profile
 from mcqflow.prompts import sft_example
 from mcqflow.schema import Record
 
+log = logging.getLogger(__name__)
 ALL_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -35,7 +38,6 @@ class SFTParams:
     weight_decay: float = 0.0
     scheduler: str = "cosine"
     logging_steps: int = 5
-    gradient_checkpointing: bool = True  # only takes effect on a GPU
     lora: dict = field(
         default_factory=lambda: {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": ALL_PROJECTIONS}
     )
@@ -48,17 +50,26 @@ class SFTParams:
         return p
 
 
-def sft_config(p: SFTParams, output_dir: str, seed: int):
-    """The one place params.yaml keys become TRL's SFTConfig."""
+def sft_config(
+    p: SFTParams,
+    output_dir: str,
+    seed: int,
+    profile: Profile | None = None,
+    batch_size: int | None = None,
+    grad_accum: int | None = None,
+):
+    """The one place params.yaml keys (and the speed profile) become TRL's SFTConfig. `batch_size` and
+    `grad_accum` override the params' pair (OOM back-off keeps their product)."""
     from trl import SFTConfig
 
     gpu = on_gpu()
-    return SFTConfig(
+    profile = profile or resolve_profile("auto")
+    kwargs = dict(
         output_dir=output_dir,
         learning_rate=p.lr,
         num_train_epochs=p.epochs,
-        per_device_train_batch_size=p.batch_size,
-        gradient_accumulation_steps=p.grad_accum,
+        per_device_train_batch_size=batch_size or p.batch_size,
+        gradient_accumulation_steps=grad_accum or p.grad_accum,
         max_length=p.max_length,
         warmup_steps=p.warmup_steps,
         weight_decay=p.weight_decay,
@@ -69,12 +80,26 @@ def sft_config(p: SFTParams, output_dir: str, seed: int):
         completion_only_loss=True,
         bf16=compute_dtype() == torch.bfloat16,
         use_cpu=not gpu,
-        gradient_checkpointing=p.gradient_checkpointing and gpu,
+        gradient_checkpointing=profile.gradient_checkpointing and gpu,
+        use_liger_kernel=use_liger(profile),
         save_strategy="no",
         report_to="none",
         disable_tqdm=False,
-        **p.trainer,
     )
+    kwargs.update(p.trainer)  # the user's word is last
+    return SFTConfig(**kwargs)
+
+
+def use_liger(profile: Profile) -> bool:
+    """Liger's kernels are Triton: a GPU and the package, or a warning and the plain path."""
+    if not (profile.liger and on_gpu()):
+        return False
+    if not liger_available():
+        log.warning(
+            "train.profile=%s wants Liger kernels: pip install liger-kernel (running without)", profile.name
+        )
+        return False
+    return True
 
 
 def lora_config(p: SFTParams):
@@ -145,32 +170,53 @@ def train_sft(
     seed: int = 42,
     quantization: str = "none",
     live_dir: str | Path | None = None,
+    profile: Profile | None = None,
+    callbacks: list | None = None,
 ) -> dict:
     """Train and save the model (full) or adapter (LoRA) plus tokenizer and metadata to `out_dir`.
 
-    Returns the trainer's final metrics (train_loss, runtime, samples/s)."""
+    Returns the trainer's final metrics (train_loss, runtime, samples/s) plus the micro-batch and
+    accumulation the run ended with (the profile's OOM back-off may halve one and double the other)."""
     from transformers import set_seed
     from trl import SFTTrainer
 
     if params.finetune == "full" and quantization != "none":
         raise UserError("sft.finetune=full cannot train a quantized base; use sft.finetune=lora with nf4")
-    set_seed(seed)
+    profile = profile or resolve_profile("auto")
     out_dir = Path(out_dir)
     work_dir = out_dir.with_name(out_dir.name + ".work")
     tokenizer = load_tokenizer(base)
-    model = prepare_for_training(
-        load_base_model(base, quantization), quantization, params.gradient_checkpointing
-    )
-    callbacks = [cb for cb in [live_callback(live_dir)] if cb]
-    trainer = SFTTrainer(
-        model=model,
-        args=sft_config(params, str(work_dir), seed),
-        train_dataset=build_dataset(records, mode),
-        processing_class=tokenizer,
-        peft_config=lora_config(params) if params.finetune == "lora" else None,
-        callbacks=callbacks,
-    )
-    result = trainer.train()
+    dataset = build_dataset(records, mode)
+    batch, accum = params.batch_size, params.grad_accum
+    while True:
+        set_seed(seed)
+        model = prepare_for_training(
+            load_base_model(base, quantization), quantization, profile.gradient_checkpointing and on_gpu()
+        )
+        live = live_callback(live_dir)
+        trainer = SFTTrainer(
+            model=model,
+            args=sft_config(params, str(work_dir), seed, profile, batch, accum),
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            peft_config=lora_config(params) if params.finetune == "lora" else None,
+            callbacks=[*(callbacks or []), *([live] if live else [])],
+        )
+        try:
+            result = trainer.train()
+            break
+        except torch.OutOfMemoryError:
+            if not profile.oom_backoff or batch == 1:
+                raise UserError(
+                    f"CUDA out of memory at sft.batch_size={batch}: lower it (raising sft.grad_accum to keep "
+                    f"the effective batch), set model.quantization=nf4, or use train.profile=memory"
+                ) from None
+            batch, accum = batch // 2, accum * 2
+            log.warning(
+                "CUDA out of memory: micro-batch %d x accumulation %d (same effective batch)", batch, accum
+            )
+            del trainer, model
+            torch.cuda.empty_cache()
     save_trained(trainer, tokenizer, out_dir, base=base, quantization=quantization, mode=mode)
     shutil.rmtree(work_dir, ignore_errors=True)
-    return dict(result.metrics)
+    return {**result.metrics, "micro_batch": batch, "grad_accum": accum, "profile": profile.name}

@@ -1,0 +1,543 @@
+"""`mcqflow bench`: the project's own sft, predict and grpo code paths against the vanilla recipe, side by
+side in one run on one device, on random-init weights of a named architecture.
+
+Every figure comes from the code the pipeline runs (train_sft, predict_records, train_grpo) with the
+profile under test; `vanilla` is the same code with TRL's defaults (train.profile=vanilla), plus plain
+HF `generate` / forward loops for predict. Rates are taken after warm-up steps, from the trainer's own
+step boundaries (CUDA synchronised), and peak memory from torch's allocator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import json
+import platform
+import statistics
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from mcqflow.errors import UserError
+from mcqflow.models import ARCHITECTURES, build_random, on_gpu, train_tokenizer
+from mcqflow.profiles import PROFILES, Profile
+from mcqflow.schema import LETTERS, Record
+
+# Targets from the GPU-speed issue (one H100, Qwen2.5-7B architecture).
+TARGETS = {
+    "sft": {"tokens_per_s": 13000, "ratio": 2.4},
+    "predict": {"questions_per_s": 200},
+    "grpo": {"completions_per_s": 5, "ratio": 10},
+}
+
+
+@dataclass
+class Shapes:
+    """What each benchmark runs: the issue's shapes by default, small ones for a CPU smoke run."""
+
+    sft_batch: int = 16
+    sft_tokens: int = 256
+    sft_steps: int = 8
+    sft_warmup: int = 3
+    predict_batch: int = 64
+    predict_tokens: int = 200
+    predict_questions: int = 512
+    predict_new_tokens: int = 48
+    grpo_new_tokens: int = 256
+    grpo_num_generations: int = 8
+    grpo_vanilla_prompts: int = 2  # TRL's default step: 16 completions
+    grpo_prompts: int = 16  # ours: 128 completions a step...
+    grpo_micro_batch: int = 8  # ...trained 8 at a time
+    grpo_steps: int = 3
+    grpo_warmup: int = 1
+
+    @classmethod
+    def smoke(cls) -> Shapes:
+        return cls(
+            sft_batch=4, sft_tokens=160, sft_steps=4, sft_warmup=1,
+            predict_batch=8, predict_tokens=140, predict_questions=16, predict_new_tokens=4,
+            grpo_new_tokens=8, grpo_num_generations=4, grpo_vanilla_prompts=1, grpo_prompts=2,
+            grpo_micro_batch=4, grpo_steps=2, grpo_warmup=1,
+        )  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------- data
+
+
+def _corpus() -> list[str]:
+    from mcqflow.models import tiny_corpus
+
+    return tiny_corpus(_seed_records())
+
+
+def _seed_records() -> list[Record]:
+    """Question texts to build benchmark records from: the shipped sample when present, else a fixed set."""
+    sample = Path(__file__).resolve().parents[2] / "data/sample/train.csv"
+    if sample.exists():
+        from mcqflow.ingest import ingest_split
+
+        return ingest_split(sample, "train", "zh").records
+    return [
+        Record(
+            str(i),
+            f"關於公共政策的第{i}個問題：下列哪一項說法最為準確？",
+            {k: f"選項{k}{i}" for k in LETTERS},
+            "A",
+        )
+        for i in range(8)
+    ]
+
+
+def make_records(tokenizer, n: int, tokens: int, mode: str = "plain", seed: int = 0) -> list[Record]:
+    """`n` records whose chat-formatted prompt (+ completion, for SFT) is about `tokens` tokens long,
+    with gold letters spread evenly over A-D."""
+    import random
+
+    from mcqflow.prompts import render_prompt, sft_example
+
+    rng = random.Random(seed)
+    seeds = _seed_records()
+    filler = "".join(r.question for r in seeds)
+    out: list[Record] = []
+    for k in range(len(seeds) * (n // len(seeds) + 2)):
+        if len(out) == n:
+            break
+        rec = dataclasses.replace(
+            seeds[k % len(seeds)], id=f"bench-{len(out)}", answer=LETTERS[len(out) % 4], reasoning=None
+        )
+        start = rng.randrange(len(filler))
+        text = (filler[start:] + filler) * 4
+        lo, hi = 0, len(text)
+        while lo < hi:  # the longest question that keeps the example within `tokens`
+            mid = (lo + hi + 1) // 2
+            rec.question = text[:mid]
+            if _length(tokenizer, rec, mode, render_prompt, sft_example) <= tokens:
+                lo = mid
+            else:
+                hi = mid - 1
+        if lo >= 8:  # options too long for this budget leave no room: next seed question
+            rec.question = text[:lo]
+            out.append(rec)
+    if len(out) < n:
+        raise ValueError(f"benchmark: {tokens} tokens leave no room for a question")
+    return out
+
+
+def sft_length(tokenizer, rec: Record) -> int:
+    from mcqflow.prompts import render_prompt, sft_example
+
+    return _length(tokenizer, rec, "sft", render_prompt, sft_example)
+
+
+def _length(tokenizer, rec, mode, render_prompt, sft_example) -> int:
+    if mode == "sft":
+        ex = sft_example(rec, "plain")
+        text = tokenizer.apply_chat_template(ex["prompt"] + ex["completion"], tokenize=False)
+    else:
+        text = render_prompt(tokenizer, rec, "plain")
+    return len(tokenizer(text, add_special_tokens=False).input_ids)
+
+
+# ------------------------------------------------------------------------------------------ timing
+
+
+def _sync():
+    if on_gpu():
+        torch.cuda.synchronize()
+
+
+def _reset_memory():
+    gc.collect()
+    if on_gpu():
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def _peak_gib() -> float | None:
+    return round(torch.cuda.max_memory_allocated() / 2**30, 1) if on_gpu() else None
+
+
+def step_timer():
+    """A TrainerCallback that records the time at the start of training and the end of every step."""
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        def __init__(self):
+            self.marks: list[float] = []
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            if not self.marks:
+                _sync()
+                self.marks.append(time.perf_counter())
+
+        def on_step_end(self, args, state, control, **kwargs):
+            _sync()
+            self.marks.append(time.perf_counter())
+
+        def rate(self, warmup: int, per_step: float) -> tuple[float, float]:
+            """(units/s, median s/step) over the steps after `warmup`, for `per_step` units a step."""
+            marks = self.marks[warmup:]
+            if len(marks) < 2:
+                raise RuntimeError("benchmark: too few steps after warm-up")
+            dt = [b - a for a, b in zip(marks, marks[1:], strict=False)]
+            return per_step * len(dt) / sum(dt), statistics.median(dt)
+
+    return StepTimer()
+
+
+# ------------------------------------------------------------------------------------------ benches
+
+
+def bench_sft(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: list[tuple]):
+    from mcqflow.training import SFTParams, train_sft
+
+    records = make_records(tokenizer, shapes.sft_batch * shapes.sft_steps, shapes.sft_tokens, "sft")
+    # Every record is seen once, so a step's tokens (prompt + completion, no padding) are the mean.
+    tokens_per_step = shapes.sft_batch * statistics.mean(sft_length(tokenizer, r) for r in records)
+    for name, profile, quantization, extra in variants:
+        if quantization == "nf4" and not on_gpu():
+            yield {"bench": "sft", "variant": name, "skipped": "NF4 needs a CUDA GPU"}
+            continue
+        params = SFTParams(
+            finetune="lora",
+            lr=2e-4,
+            epochs=1,
+            batch_size=shapes.sft_batch,
+            grad_accum=1,
+            max_length=shapes.sft_tokens + 8,
+            logging_steps=1000,
+            trainer={"max_steps": shapes.sft_steps, "disable_tqdm": True, **extra},
+        )
+        timer = step_timer()
+        _reset_memory()
+        try:
+            metrics = train_sft(
+                records, "plain", model_dir, work / f"sft-{name}", params, quantization=quantization,
+                profile=profile, callbacks=[timer],
+            )  # fmt: skip
+        except (torch.OutOfMemoryError, UserError) as e:
+            if "out of memory" not in str(e).lower() and not isinstance(e, torch.OutOfMemoryError):
+                raise
+            yield {"bench": "sft", "variant": name, "skipped": "CUDA out of memory"}
+            continue
+        tps, step_s = timer.rate(shapes.sft_warmup, per_step=tokens_per_step)
+        yield (
+            {
+                "bench": "sft",
+                "variant": name,
+                "profile": profile.name,
+                "quantization": quantization,
+                "tokens_per_s": round(tps, 1),
+                "samples_per_s": round(shapes.sft_batch / step_s, 2),
+                "step_s": round(step_s, 4),
+                "peak_gib": _peak_gib(),
+                "micro_batch": metrics["micro_batch"],
+                "extra": extra,
+                "train_loss": metrics.get("train_loss"),
+            }
+        )
+
+
+def bench_predict(model_dir: str, shapes: Shapes, profile: Profile) -> list[dict]:
+    from mcqflow.models import load_for_inference
+    from mcqflow.predict import predict_records
+    from mcqflow.prompts import render_prompt
+
+    _reset_memory()
+    model, tok = load_for_inference(model_dir)
+    records = make_records(tok, shapes.predict_questions, shapes.predict_tokens)
+    prompts = [render_prompt(tok, r, "plain") for r in records]
+    rows = []
+
+    @torch.inference_mode()
+    def vanilla(kind: str) -> None:
+        for s in range(0, len(prompts), shapes.predict_batch):
+            enc = tok(prompts[s : s + shapes.predict_batch], return_tensors="pt", padding=True).to(
+                model.device
+            )
+            if kind == "generate":
+                model.generate(
+                    **enc,
+                    max_new_tokens=shapes.predict_new_tokens,
+                    min_new_tokens=shapes.predict_new_tokens,
+                    do_sample=False,
+                    pad_token_id=tok.pad_token_id,
+                )
+            else:
+                model(**enc).logits[:, -1].float().softmax(-1)
+
+    def ours(batch: int) -> None:
+        predict_records(records, model, tok, "letter", "plain", batch, share_prefix=profile.share_prefix)
+
+    cases = [
+        ("vanilla-generate", lambda: vanilla("generate"), shapes.predict_batch),
+        ("vanilla-forward", lambda: vanilla("forward"), shapes.predict_batch),
+        (f"{profile.name}-letter", lambda: ours(shapes.predict_batch), shapes.predict_batch),
+        (f"{profile.name}-letter-b4x", lambda: ours(4 * shapes.predict_batch), 4 * shapes.predict_batch),
+    ]
+    for name, fn, batch in cases:
+        _reset_memory()
+        fn()  # warm-up: kernels chosen, allocator grown
+        _sync()
+        t = time.perf_counter()
+        fn()
+        _sync()
+        dt = time.perf_counter() - t
+        rows.append(
+            {
+                "bench": "predict",
+                "variant": name,
+                "batch": batch,
+                "questions_per_s": round(len(prompts) / dt, 1),
+                "peak_gib": _peak_gib(),
+            }
+        )
+    return rows
+
+
+def bench_grpo(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: list[tuple]):
+    from mcqflow.grpo import GRPOParams, train_grpo
+    from mcqflow.training import SFTParams, lora_config
+
+    for name, profile, prompts_per_step, micro in variants:
+        per_step = prompts_per_step * shapes.grpo_num_generations
+        records = make_records(tokenizer, prompts_per_step * (shapes.grpo_steps + 1), 160)
+        params = GRPOParams(
+            init="base",
+            mode="plain",
+            lr=1e-6,
+            max_steps=shapes.grpo_steps,
+            prompts_per_step=prompts_per_step,
+            num_generations=shapes.grpo_num_generations,
+            micro_batch=micro,
+            max_completion_length=shapes.grpo_new_tokens,
+            save_steps=10**6,
+            logging_steps=10**6,
+            shuffle_options=False,
+            rewards={"correctness": 1.0, "format": 0.2, "neutrality": 0.1},
+            trainer={"disable_tqdm": True},
+        )
+        timer = step_timer()
+        _reset_memory()
+        try:
+            train_grpo(
+                records, model_dir, work / f"grpo-{name}", work / f"grpo-{name}.ckpt", params,
+                finetune="lora", lora_config=lora_config(SFTParams(finetune="lora")), profile=profile,
+                callbacks=[timer],
+            )  # fmt: skip
+        except torch.OutOfMemoryError:
+            yield {"bench": "grpo", "variant": name, "skipped": f"CUDA out of memory at micro-batch {micro}"}
+            continue
+        cps, step_s = timer.rate(shapes.grpo_warmup, per_step=per_step)
+        yield (
+            {
+                "bench": "grpo",
+                "variant": name,
+                "profile": profile.name,
+                "completions_per_step": per_step,
+                "micro_batch": micro or per_step,
+                "new_tokens": shapes.grpo_new_tokens,
+                "completions_per_s": round(cps, 3),
+                "generated_tokens_per_s": round(cps * shapes.grpo_new_tokens, 1),
+                "step_s": round(step_s, 2),
+                "peak_gib": _peak_gib(),
+            }
+        )
+
+
+# --------------------------------------------------------------------------------------------- run
+
+
+@dataclass
+class BenchResult:
+    arch: str
+    device: str
+    versions: dict
+    shapes: dict
+    rows: list[dict] = field(default_factory=list)
+    checks: list[dict] = field(default_factory=list)
+    started: str = ""
+    seconds: float = 0.0
+
+
+def _device_name() -> str:
+    return torch.cuda.get_device_name() if on_gpu() else f"CPU ({platform.processor() or platform.machine()})"
+
+
+def _versions() -> dict:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("torch", "transformers", "trl", "peft", "accelerate", "bitsandbytes", "liger-kernel"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def run(
+    arch: str,
+    out_dir: str | Path,
+    work: str | Path,
+    only: tuple[str, ...] = ("sft", "predict", "grpo"),
+    shapes: Shapes | None = None,
+    profile: str = "fast",
+    log=print,
+    sft_variants: list[str] | None = None,
+) -> BenchResult:
+    """Build random weights of `arch` under `work`, run the benches, write JSON and markdown to `out_dir`."""
+    shapes = shapes or Shapes()
+    work = Path(work)
+    ours = PROFILES[profile]
+    res = BenchResult(
+        arch, _device_name(), _versions(), dataclasses.asdict(shapes),
+        started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )  # fmt: skip
+    t0 = time.perf_counter()
+    tokenizer = train_tokenizer(_corpus(), 3000)
+    model_dir = str(work / f"random-{arch}")
+    if not Path(model_dir, "config.json").exists():
+        if arch == "tiny":
+            from mcqflow.models import build_tiny
+
+            build_tiny(_corpus(), model_dir, hidden_size=64, intermediate_size=128)
+        else:
+            build_random(arch, tokenizer, model_dir)
+        log(f"bench: random-init {arch} in {model_dir}")
+    from mcqflow.models import load_tokenizer
+
+    tokenizer = load_tokenizer(model_dir)
+
+    def save():
+        res.seconds = round(time.perf_counter() - t0, 1)
+        res.checks = check_targets(res.rows) if arch == "qwen2.5-7b" else []
+        write(res, out_dir)
+
+    vanilla = PROFILES["vanilla"]
+    if "sft" in only:
+        no_liger = dataclasses.replace(ours, name=f"{ours.name}-no-liger", liger=False)
+        known = {
+            "vanilla-qlora": (vanilla, "nf4", {}),
+            "vanilla-bf16": (vanilla, "none", {}),
+            "memory-qlora": (PROFILES["memory"], "nf4", {}),
+            f"{ours.name}-bf16": (ours, "none", {}),
+            f"{ours.name}-bf16-seed7": (ours, "none", {"seed": 7}),  # dropout masks only: the loss noise
+            f"{no_liger.name}-bf16": (no_liger, "none", {}),
+            f"{ours.name}-bf16-compile": (ours, "none", {"torch_compile": True}),
+            f"{no_liger.name}-bf16-compile": (no_liger, "none", {"torch_compile": True}),
+        }
+        names = sft_variants or ["vanilla-qlora", "vanilla-bf16", "memory-qlora", f"{ours.name}-bf16"]
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise UserError(f"unknown sft variant(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        variants = [(n, *known[n]) for n in names]
+        for row in bench_sft(model_dir, tokenizer, shapes, work, variants):
+            res.rows.append(row)
+            log(f"bench: {row}")
+            save()
+    if "predict" in only:
+        for row in bench_predict(model_dir, shapes, ours):
+            res.rows.append(row)
+            log(f"bench: {row}")
+        save()
+    if "grpo" in only:
+        variants = [
+            ("vanilla", vanilla, shapes.grpo_vanilla_prompts, shapes.grpo_micro_batch),
+            (f"{ours.name}-same-batch", ours, shapes.grpo_vanilla_prompts, shapes.grpo_micro_batch),
+            (ours.name, ours, shapes.grpo_prompts, shapes.grpo_micro_batch),
+        ]
+        for row in bench_grpo(model_dir, tokenizer, shapes, work, variants):
+            res.rows.append(row)
+            log(f"bench: {row}")
+            save()
+    save()
+    return res
+
+
+def _get(rows, bench, variant, key):
+    for r in rows:
+        if r["bench"] == bench and r["variant"] == variant and key in r:
+            return r[key]
+    return None
+
+
+def check_targets(rows: list[dict]) -> list[dict]:
+    """Each target of the GPU-speed issue, measured value against the goal (7B architecture only)."""
+    checks = []
+
+    def add(what, value, goal):
+        if value is not None:
+            checks.append({"target": what, "value": round(value, 2), "goal": goal, "met": value >= goal})
+
+    sft_fast = max(
+        (r.get("tokens_per_s", 0) for r in rows if r["bench"] == "sft" and r.get("profile") != "vanilla"),
+        default=None,
+    )
+    sft_vanilla = _get(rows, "sft", "vanilla-qlora", "tokens_per_s")
+    add("sft tokens/s", sft_fast, TARGETS["sft"]["tokens_per_s"])
+    if sft_fast and sft_vanilla:
+        add("sft ratio to vanilla QLoRA", sft_fast / sft_vanilla, TARGETS["sft"]["ratio"])
+    letter = max(
+        (r["questions_per_s"] for r in rows if r["bench"] == "predict" and "letter" in r["variant"]),
+        default=None,
+    )
+    add("predict letter questions/s", letter, TARGETS["predict"]["questions_per_s"])
+    grpo = max(
+        (r["completions_per_s"] for r in rows if r["bench"] == "grpo" and r["profile"] != "vanilla"),
+        default=None,
+    )
+    grpo_vanilla = _get(rows, "grpo", "vanilla", "completions_per_s")
+    add("grpo completions/s", grpo, TARGETS["grpo"]["completions_per_s"])
+    if grpo and grpo_vanilla:
+        add("grpo ratio to vanilla TRL", grpo / grpo_vanilla, TARGETS["grpo"]["ratio"])
+    return checks
+
+
+def markdown(res: BenchResult) -> str:
+    lines = [
+        f"# mcqflow bench: {res.arch} on {res.device}",
+        "",
+        f"Started {res.started}, {res.seconds:.0f} s. Versions: "
+        + ", ".join(f"{k} {v}" for k, v in res.versions.items() if v),
+        "",
+        "| bench | variant | rate | step | peak GiB | vs vanilla |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    unit = {"sft": "tokens_per_s", "predict": "questions_per_s", "grpo": "completions_per_s"}
+    base = {"sft": "vanilla-qlora", "predict": "vanilla-forward", "grpo": "vanilla"}
+    for r in res.rows:
+        if "skipped" in r:
+            lines.append(f"| {r['bench']} | {r['variant']} | skipped: {r['skipped']} | | | |")
+            continue
+        key = unit[r["bench"]]
+        ref = _get(res.rows, r["bench"], base[r["bench"]], key)
+        ratio = f"{r[key] / ref:.2f}x" if ref else ""
+        step = f"{r['step_s']} s" if "step_s" in r else ""
+        lines.append(
+            f"| {r['bench']} | {r['variant']} | {r[key]:,} {key.replace('_per_s', '/s')} | {step} "
+            f"| {r.get('peak_gib') or ''} | {ratio} |"
+        )
+    if res.checks:
+        lines += ["", "| target | measured | goal | met |", "| --- | --- | --- | --- |"]
+        lines += [
+            f"| {c['target']} | {c['value']:,} | {c['goal']:,} | {'yes' if c['met'] else 'NO'} |"
+            for c in res.checks
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def write(res: BenchResult, out_dir: str | Path) -> Path:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    slug = "".join(c if c.isalnum() else "-" for c in res.device.lower()).strip("-")
+    stem = f"{res.started[:10]}-{res.arch}-{slug}"
+    (out / f"{stem}.json").write_text(json.dumps(dataclasses.asdict(res), indent=2) + "\n", encoding="utf-8")
+    (out / f"{stem}.md").write_text(markdown(res), encoding="utf-8")
+    return out / stem
+
+
+__all__ = ["ARCHITECTURES", "Shapes", "run", "check_targets", "markdown"]

@@ -1,0 +1,89 @@
+"""Multi-process training through accelerate (params.yaml `train.launcher`, `train.num_processes`,
+`train.accelerate_config`).
+
+dvc.yaml runs every stage as `python stages/<stage>.py`. Under `train.launcher: accelerate` the sft and
+grpo scripts start themselves again under `accelerate launch` (DDP, FSDP2 or DeepSpeed ZeRO, as the
+config file in configs/accelerate/ says) and exit with its status, so `dvc repro` and `dvc exp run -S
+train.num_processes=2` need no other command. Inside the launched processes only rank 0 writes outputs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from mcqflow.config import build, choose
+from mcqflow.errors import UserError
+
+LAUNCHERS = ("python", "accelerate")
+
+
+@dataclass
+class TrainParams:
+    """params.yaml `train:`: how sft, grpo and predict run; what they learn is under `sft:` and `grpo:`."""
+
+    profile: str = "auto"
+    launcher: str = "python"
+    num_processes: int = 1
+    accelerate_config: str = "configs/accelerate/ddp.yaml"
+
+    @classmethod
+    def from_params(cls, params: dict) -> TrainParams:
+        t = build(cls, params.get("train") or {}, "train")
+        choose(t.launcher, LAUNCHERS, "train.launcher")
+        if t.num_processes < 1:
+            raise UserError(f"params: train.num_processes={t.num_processes}: expected 1 or more")
+        return t
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def launched() -> bool:
+    """True inside a process started by accelerate / torchrun."""
+    return "LOCAL_RANK" in os.environ
+
+
+def launch_command(t: TrainParams, argv: list[str], gpu: bool) -> list[str]:
+    if not Path(t.accelerate_config).exists():
+        raise UserError(f"params: train.accelerate_config={t.accelerate_config}: no such file")
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", t.accelerate_config]
+    cmd += ["--num_processes", str(t.num_processes)]
+    if not gpu:
+        cmd += ["--mixed_precision", "no"]  # the config's bf16 is for GPUs; CPU processes talk over gloo
+    return [*cmd, *argv]
+
+
+def relaunch_under_accelerate(params: dict) -> None:
+    """Run this stage script again under `accelerate launch` and exit with its status, when params ask for
+    it and this process is not already one of the launched ones."""
+    t = TrainParams.from_params(params)
+    if t.launcher != "accelerate" or launched():
+        return
+    from mcqflow.models import on_gpu
+
+    cmd = launch_command(t, [sys.argv[0], *sys.argv[1:]], on_gpu())
+    print(f"mcqflow: {t.num_processes} processes via accelerate ({t.accelerate_config})", flush=True)
+    raise SystemExit(subprocess.call(cmd))
+
+
+def split_batch(batch_size: int, grad_accum: int, processes: int) -> tuple[int, int]:
+    """(per-device batch, accumulation) for `processes` ranks with the same effective batch as
+    batch_size x grad_accum on one process: accumulation shrinks first, then the per-device batch."""
+    g = math.gcd(grad_accum, processes)
+    k = processes // g  # what the per-device batch must give up once accumulation has given all it can
+    if batch_size % k:
+        raise UserError(
+            f"the effective batch sft.batch_size x sft.grad_accum = {batch_size} x {grad_accum} does not split "
+            f"over {processes} processes; make it a multiple of {processes}"
+        )
+    return batch_size // k, grad_accum // g

@@ -1,0 +1,72 @@
+"""Generation through a merged copy of a LoRA policy (the GRPO `fast` profile).
+
+Sampling through a PEFT model runs, for each of the 7 projections in every layer, the frozen matmul
+plus dropout, A, B, scaling and an add: at decode time, where each token is a handful of tiny matmuls,
+those extra launches cost more than the base model. A copy of the model whose projection weights are
+W + scale·B·A runs plain matmuls instead. Only the adapted projections get their own memory (the
+embeddings, norms and head are shared with the policy), and `sync()` rewrites them from the current
+adapter before each generation, so the samples come from the policy being trained.
+
+Merging in place (PEFT's merge_adapter / unmerge_adapter) would be cheaper, but unmerging in bf16
+does not give back the frozen weights bit for bit, and the error would build up over thousands of steps.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class MergedCopy:
+    """A plain-model twin of `peft_model` (LoRA on an unquantized base) for sampling."""
+
+    def __init__(self, peft_model):
+        from peft.tuners.lora import LoraLayer
+
+        base = peft_model.get_base_model()
+        with torch.device("meta"):
+            copy = type(base)(base.config)
+        self.targets: list[tuple[LoraLayer, torch.Tensor]] = []
+        for name, mod in copy.named_modules():
+            src = base.get_submodule(name) if name else base
+            if isinstance(src, LoraLayer):
+                w = src.get_base_layer().weight
+                merged = torch.empty(w.shape, dtype=w.dtype, device=w.device)
+                mod.weight = nn.Parameter(merged, requires_grad=False)
+                if getattr(mod, "bias", None) is not None:
+                    mod.bias = src.get_base_layer().bias
+                self.targets.append((src, merged))
+                continue
+            for pname, _ in list(mod.named_parameters(recurse=False)):
+                setattr(mod, pname, getattr(src, pname))
+            for bname, _ in list(mod.named_buffers(recurse=False)):
+                persistent = bname not in mod._non_persistent_buffers_set
+                mod.register_buffer(bname, getattr(src, bname), persistent=persistent)
+        leftover = [n for n, t in [*copy.named_parameters(), *copy.named_buffers()] if t.is_meta]
+        if leftover:
+            raise RuntimeError(f"merged copy: no weights for {leftover[:3]}")
+        copy.generation_config = base.generation_config
+        copy.eval()
+        self.model = copy
+
+    @staticmethod
+    def supports(model) -> bool:
+        """LoRA on an unquantized base (a 4-bit base would need a dequantized copy: the memory it saves)."""
+        from peft import PeftModel
+
+        return isinstance(model, PeftModel) and not getattr(
+            model.get_base_model(), "is_loaded_in_4bit", False
+        )
+
+    @torch.no_grad()
+    def sync(self) -> None:
+        """Write W + scale·B·A of the active adapter(s) into the copy's projections."""
+        for layer, merged in self.targets:
+            merged.copy_(layer.get_base_layer().weight)
+            for name in layer.active_adapters:
+                if name in layer.lora_A:
+                    merged += layer.get_delta_weight(name).to(merged.dtype)
+
+    def generate(self, **kwargs):
+        self.sync()
+        return self.model.generate(**kwargs)

@@ -1,0 +1,62 @@
+"""Speed profiles (params.yaml `train.profile`): which of the measured speed levers a run uses.
+
+Every lever here was measured by `mcqflow bench` against the vanilla recipe (bench/results/), and none
+changes what is computed beyond float rounding: the CPU tests compare each one with the plain path.
+
+- vanilla: TRL's defaults, as users copy them (gradient checkpointing, PEFT generation, no kernels).
+- memory: the vanilla memory footprint plus the levers that save memory or cost none (Liger's fused
+  linear + cross-entropy never materialises the logits; prefix sharing in predict).
+- fast: no activation recomputation, Liger kernels, GRPO generation through a merged copy of the policy,
+  whole-step generation batches trained in micro-batches, OOM back-off of the SFT micro-batch.
+- auto: `fast` on a GPU; on a CPU none of the levers (the embedded default runs as it always has).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mcqflow.config import choose
+from mcqflow.models import on_gpu
+
+PROFILE_NAMES = ("auto", "vanilla", "memory", "fast")
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    gradient_checkpointing: bool  # recompute activations in backward: less memory, about 1/3 more compute
+    liger: bool  # Liger's Triton kernels (RMSNorm, SwiGLU, RoPE, fused linear + cross-entropy); GPU only
+    merged_generation: bool  # GRPO: sample from a merged copy (W + BA), not through PEFT's adapter calls
+    share_prefix: bool  # predict: the KV cache of the prompt prefix all questions share, computed once
+    oom_backoff: bool  # SFT: on CUDA OOM halve the micro-batch, double accumulation, start again
+
+
+PROFILES = {
+    "vanilla": Profile("vanilla", True, False, False, False, False),
+    "memory": Profile("memory", True, True, False, True, True),
+    "fast": Profile("fast", False, True, True, True, True),
+    "cpu": Profile("cpu", False, False, False, False, False),
+}
+
+
+def resolve_profile(name: str, gpu: bool | None = None) -> Profile:
+    choose(name, PROFILE_NAMES, "train.profile")
+    gpu = on_gpu() if gpu is None else gpu
+    if name == "auto":
+        return PROFILES["fast" if gpu else "cpu"]
+    return PROFILES[name]
+
+
+def liger_available() -> bool:
+    try:
+        import liger_kernel  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def profile_from_params(params: dict) -> Profile:
+    """The profile params.yaml's `train.profile` names (`auto` when the section is absent)."""
+    from mcqflow.launch import TrainParams
+
+    return resolve_profile(TrainParams.from_params(params).profile)

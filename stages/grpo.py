@@ -6,6 +6,7 @@ from pathlib import Path
 from mcqflow.cli import run_stage
 from mcqflow.config import choose, load_params
 from mcqflow.grpo import GRPOParams, train_grpo
+from mcqflow.launch import is_main_process, relaunch_under_accelerate
 from mcqflow.models import resolve_base
 from mcqflow.profiles import profile_from_params
 from mcqflow.schema import read_records
@@ -13,6 +14,8 @@ from mcqflow.training import SFTParams, lora_config
 
 
 def main() -> None:
+    params = load_params()
+    relaunch_under_accelerate(params)
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--lang", required=True)
     ap.add_argument("--train", required=True)
@@ -22,7 +25,6 @@ def main() -> None:
     ap.add_argument("--checkpoints", required=True)
     ap.add_argument("--live", required=True)
     a = ap.parse_args()
-    params = load_params()
     g, sft = GRPOParams.from_params(params["grpo"]), SFTParams.from_params(params["sft"])
     model = params["model"]
     quantization = choose(model["quantization"], ("none", "nf4"), "model.quantization")
@@ -43,6 +45,8 @@ def main() -> None:
         live_dir=a.live,
         profile=profile_from_params(params),
     )
+    if not is_main_process():
+        return
     resumed = f", resumed from {m['resumed_from']} at step {m['start_step']}" if m["resumed_from"] else ""
     print(f"grpo {a.lang}: {m['global_step']} steps in {m.get('train_runtime', 0):.1f}s{resumed}")
 

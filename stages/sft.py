@@ -4,6 +4,7 @@ import argparse
 
 from mcqflow.cli import run_stage
 from mcqflow.config import choose, load_params
+from mcqflow.launch import is_main_process, relaunch_under_accelerate
 from mcqflow.models import resolve_base
 from mcqflow.profiles import profile_from_params
 from mcqflow.prompts import MODES
@@ -12,6 +13,8 @@ from mcqflow.training import SFTParams, train_sft
 
 
 def main() -> None:
+    params = load_params()
+    relaunch_under_accelerate(params)
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--mode", required=True, choices=MODES)
     ap.add_argument("--train", required=True)
@@ -19,7 +22,6 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--live", required=True, help="DVCLive folder for curves and metrics")
     a = ap.parse_args()
-    params = load_params()
     model = params["model"]
     quantization = choose(model["quantization"], ("none", "nf4"), "model.quantization")
     metrics = train_sft(
@@ -33,7 +35,14 @@ def main() -> None:
         live_dir=a.live,
         profile=profile_from_params(params),
     )
-    print(f"sft {a.mode}: train_loss={metrics.get('train_loss'):.4f} in {metrics.get('train_runtime'):.1f}s")
+    if not is_main_process():
+        return
+    m = metrics
+    print(
+        f"sft {a.mode}: train_loss={m.get('train_loss'):.4f}, {m['global_step']} steps in "
+        f"{m.get('train_runtime'):.1f}s, effective batch {m['effective_batch']} = {m['micro_batch']} per device x "
+        f"{m['processes']} processes x {m['grad_accum']} accumulation"
+    )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import torch
 
 from mcqflow.config import build, choose
 from mcqflow.errors import UserError
+from mcqflow.launch import is_main_process, world_size
 from mcqflow.models import (
     compute_dtype,
     load_base_model,
@@ -152,12 +153,13 @@ def _file_digest(path: Path) -> bytes:
     return h.digest()
 
 
-def last_checkpoint(ckpt_dir: Path, fp: str) -> str | None:
+def last_checkpoint(ckpt_dir: Path, fp: str, clean: bool = True) -> str | None:
     """The newest complete checkpoint made by a run with this fingerprint.
 
     Checkpoints from other params, data or objective code, or from a run that finished, are removed: resuming
     is for runs that crashed. A checkpoint cut short by a crash has no trainer_state.json (the Trainer writes
-    it last), so it is skipped and removed."""
+    it last), so it is skipped and removed. With `clean=False` (every rank but 0) nothing is removed; the
+    answer is the same, since what rank 0 removes is never chosen."""
     if not ckpt_dir.is_dir():
         return None
     stamp = ckpt_dir / FINGERPRINT
@@ -165,7 +167,8 @@ def last_checkpoint(ckpt_dir: Path, fp: str) -> str | None:
     if info.get("fingerprint") != fp or info.get("complete"):
         why = "a finished run" if info.get("complete") else "other params, data or code"
         log.info("checkpoints in %s are from %s: starting afresh", ckpt_dir, why)
-        shutil.rmtree(ckpt_dir)
+        if clean:
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
         return None
     steps = sorted(
         (int(d.name.split("-")[1]), d)
@@ -176,7 +179,8 @@ def last_checkpoint(ckpt_dir: Path, fp: str) -> str | None:
         if (d / "trainer_state.json").exists():
             return str(d)
         log.info("skipping incomplete checkpoint %s", d)
-        shutil.rmtree(d)
+        if clean:
+            shutil.rmtree(d, ignore_errors=True)
     return None
 
 
@@ -288,9 +292,11 @@ def train_grpo(
     init = resolve_base(init)
     ckpt_dir, out_dir = Path(ckpt_dir), Path(out_dir)
     fp = fingerprint(params, records, init, seed)
-    resume = last_checkpoint(ckpt_dir, fp)
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    (ckpt_dir / FINGERPRINT).write_text(json.dumps({"fingerprint": fp}) + "\n")
+    main = is_main_process()
+    resume = last_checkpoint(ckpt_dir, fp, clean=main)
+    if main:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        (ckpt_dir / FINGERPRINT).write_text(json.dumps({"fingerprint": fp}) + "\n")
 
     if params.shuffle_options:
         records = shuffle_all(records, seed)
@@ -306,12 +312,12 @@ def train_grpo(
     funcs, weights = build_rewards(params.rewards, params.max_completion_length, params.overlong_cache)
     start = _start_step_recorder()
     callbacks = [start, *(callbacks or [])]
-    if live_dir is not None:
+    if live_dir is not None and main:  # curves logged once
         callbacks.append(live_callback(live_dir, resume=bool(resume)))
     trainer = trainer_class(profile.merged_generation)(
         model=model,
         reward_funcs=funcs,
-        args=grpo_config(params, str(ckpt_dir), seed, weights, profile),
+        args=grpo_config(params, str(ckpt_dir), seed, weights, profile, world_size()),
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=peft_config,
@@ -332,12 +338,14 @@ def train_grpo(
     )
     # The policy is saved: the checkpoints have done their job (and would only be resumed by mistake).
     # Only the fingerprint stays, so this output is the same bytes for the same run.
-    for entry in ckpt_dir.iterdir():
+    trainer.accelerator.wait_for_everyone()
+    for entry in ckpt_dir.iterdir() if main else []:
         if entry.is_dir():
             shutil.rmtree(entry)
         elif entry.name != FINGERPRINT:
             entry.unlink()
-    (ckpt_dir / FINGERPRINT).write_text(json.dumps({"fingerprint": fp, "complete": True}) + "\n")
+    if main:
+        (ckpt_dir / FINGERPRINT).write_text(json.dumps({"fingerprint": fp, "complete": True}) + "\n")
     return {
         **result.metrics,
         "resumed_from": resume,

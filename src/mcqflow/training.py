@@ -15,6 +15,7 @@ import torch
 
 from mcqflow.config import build, choose
 from mcqflow.errors import UserError
+from mcqflow.launch import is_main_process, split_batch, world_size
 from mcqflow.models import compute_dtype, load_base_model, load_tokenizer, on_gpu, write_meta
 from mcqflow.profiles import Profile, liger_available, resolve_profile
 from mcqflow.prompts import sft_example
@@ -138,10 +139,15 @@ def live_callback(live_dir: str | Path | None, resume: bool = False):
 
 
 def save_trained(trainer, tokenizer, out_dir: Path, **meta) -> None:
-    """Replace `out_dir` with the trained weights (full) or adapter (LoRA), the tokenizer and metadata."""
-    if out_dir.exists():
+    """Replace `out_dir` with the trained weights (full) or adapter (LoRA), the tokenizer and metadata.
+    Every rank calls it (saving may gather shards); only rank 0 writes."""
+    main = trainer.is_world_process_zero()
+    if main and out_dir.exists():
         shutil.rmtree(out_dir)
+    trainer.accelerator.wait_for_everyone()
     trainer.save_model(str(out_dir))
+    if not main:
+        return
     tokenizer.save_pretrained(str(out_dir))
     finetune = "lora" if (out_dir / "adapter_config.json").exists() else "full"
     write_meta(out_dir, finetune=finetune, **meta)
@@ -187,13 +193,14 @@ def train_sft(
     work_dir = out_dir.with_name(out_dir.name + ".work")
     tokenizer = load_tokenizer(base)
     dataset = build_dataset(records, mode)
-    batch, accum = params.batch_size, params.grad_accum
+    processes = world_size()
+    batch, accum = split_batch(params.batch_size, params.grad_accum, processes)
     while True:
         set_seed(seed)
         model = prepare_for_training(
             load_base_model(base, quantization), quantization, profile.gradient_checkpointing and on_gpu()
         )
-        live = live_callback(live_dir)
+        live = live_callback(live_dir) if is_main_process() else None  # curves logged once
         trainer = SFTTrainer(
             model=model,
             args=sft_config(params, str(work_dir), seed, profile, batch, accum),
@@ -218,5 +225,14 @@ def train_sft(
             del trainer, model
             torch.cuda.empty_cache()
     save_trained(trainer, tokenizer, out_dir, base=base, quantization=quantization, mode=mode)
-    shutil.rmtree(work_dir, ignore_errors=True)
-    return {**result.metrics, "micro_batch": batch, "grad_accum": accum, "profile": profile.name}
+    if trainer.is_world_process_zero():
+        shutil.rmtree(work_dir, ignore_errors=True)
+    return {
+        **result.metrics,
+        "micro_batch": batch,
+        "grad_accum": accum,
+        "processes": processes,
+        "effective_batch": batch * accum * processes,
+        "global_step": trainer.state.global_step,
+        "profile": profile.name,
+    }

@@ -24,7 +24,11 @@ KEY = "sk-test-" + secrets.token_hex(20)  # made at run time: any copy found on 
 
 
 def responder(text: str) -> str:
-    """What a good LLM would answer to our two prompts (the gold letter is in the prompt)."""
+    """What a good LLM would answer to our three prompts (the gold letter is in the prompt)."""
+    if text.startswith("Translate the values"):
+        from test_translate import fake_translator
+
+        return fake_translator(text)
     if m := re.search(r"正確答案必須是選項([A-D])", text):
         gold = m.group(1)
         cell = "-".join(re.search(rf"{k}：(\S+)", text).group(1) for k in ("主題", "難度", "題型"))
@@ -145,7 +149,14 @@ def test_exp_run_generates_675_questions_resumably_and_keeps_the_key_out(tmp_pat
         train = [json.loads(x) for x in (root / "data/generated/zh/train.jsonl").read_text().splitlines()]
         assert len(train) == 180 + 675
         assert Counter(r["answer"] for r in train[180:]) == {"A": 169, "B": 169, "C": 169, "D": 168}
+        # translate: the sample's rows come from the English reference, the 675 new ones from the server
+        dvc_in(root, env, *exp[:-2], "llm.max_requests=2000", "translate")
+        t = json.loads((root / "metrics/translate.json").read_text())
+        assert (t["from_reference"], t["requests_sent"], t["outcomes"]) == (302, 675, {"ok": 675})
+        en = [json.loads(x) for x in (root / "data/translated/en/train.jsonl").read_text().splitlines()]
+        assert [r["id"] for r in en] == [r["id"] for r in train] and server.total == 2 * 675
+        assert [r["answer"] for r in en] == [r["answer"] for r in train]
         shown = dvc_in(root, env, "exp", "show", "--no-pager", "--md")
-        assert "questions_generated" in shown
+        assert "questions_generated" in shown and "from_reference" in shown
     leaked = [p for p in root.rglob("*") if p.is_file() and KEY.encode() in p.read_bytes()]
     assert leaked == []

@@ -99,9 +99,20 @@ def test_plots_show_draws_training_loss(repo):
 
 
 def test_validate_quarantines_a_broken_row_and_stops_on_a_skewed_dataset(repo):
+    """Changed Chinese rows have no English version yet, so translate asks a model: the loopback one."""
+    import yaml
+
+    from llm_server import FakeLLM
+    from test_translate import fake_translator
+
     root, env = repo
-    train = root / "data/sample/train.csv"
-    original = train.read_text(encoding="utf-8")
+    train, params_file = root / "data/sample/train.csv", root / "params.yaml"
+    original, original_params = train.read_text(encoding="utf-8"), params_file.read_text(encoding="utf-8")
+    server = FakeLLM(responder=fake_translator).__enter__()
+    params = yaml.safe_load(original_params)
+    params["llm"].update(backend="openai", base_url=server.url)
+    params_file.write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
+    repo = (root, {**env, "OPENAI_API_KEY": "sk-test"})
     try:
         # a chain whose <output> disagrees with the gold answer: quarantined, the pipeline goes on
         broken = (
@@ -125,7 +136,7 @@ def test_validate_quarantines_a_broken_row_and_stops_on_a_skewed_dataset(repo):
         r = subprocess.run(
             [sys.executable, "-m", "dvc", "repro", "validate"],
             cwd=root,
-            env=env,
+            env=repo[1],
             capture_output=True,
             text=True,
         )
@@ -133,5 +144,7 @@ def test_validate_quarantines_a_broken_row_and_stops_on_a_skewed_dataset(repo):
         assert "most_common_value_share_to_be_at_most(answer) failed" in r.stderr
         assert "the pipeline stops here" in r.stderr and "Traceback" not in r.stderr
     finally:
+        server.__exit__()
         train.write_text(original, encoding="utf-8")
+        params_file.write_text(original_params, encoding="utf-8")
         dvc(repo, "repro")

@@ -30,6 +30,7 @@ SHARED = [
     "models/sft-reasoning-en",
     "data/prepared/zh",
     "data/prepared/en",
+    "data/translated/en",
     "models/grpo-zh",
     "models/grpo-en",
     "data/split",
@@ -77,7 +78,7 @@ def test_pull_into_a_fresh_clone_reruns_nothing(team):
     assert r.returncode == 0, r.stderr
     assert "Data and pipelines are up to date" in dvc_in(b, env, "status")
     out = dvc_in(b, env, "repro")
-    assert "Running stage" not in out and out.count("didn't change, skipping") == 15
+    assert "Running stage" not in out and out.count("didn't change, skipping") == 16
     for rel in SHARED:
         assert tree_digest(a, rel) == tree_digest(b, rel), rel
     assert filecmp.cmp(a / "submissions/sft-plain-zh.csv", b / "submissions/sft-plain-zh.csv", shallow=False)

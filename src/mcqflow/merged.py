@@ -54,9 +54,12 @@ class MergedCopy:
         """LoRA on an unquantized base (a 4-bit base would need a dequantized copy: the memory it saves)."""
         from peft import PeftModel
 
-        return isinstance(model, PeftModel) and not getattr(
-            model.get_base_model(), "is_loaded_in_4bit", False
-        )
+        if not isinstance(model, PeftModel):
+            return False
+        from peft.tuners.lora import LoraLayer
+
+        layers = [m for m in model.modules() if isinstance(m, LoraLayer)]
+        return bool(layers) and all(m.get_base_layer().weight.dtype.is_floating_point for m in layers)
 
     @torch.no_grad()
     def sync(self) -> None:

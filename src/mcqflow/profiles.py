@@ -4,8 +4,9 @@ Every lever here was measured by `mcqflow bench` against the vanilla recipe (ben
 changes what is computed beyond float rounding: the CPU tests compare each one with the plain path.
 
 - vanilla: TRL's defaults, as users copy them (gradient checkpointing, PEFT generation, no kernels).
-- memory: the vanilla memory footprint plus the levers that save memory or cost none (Liger's fused
-  linear + cross-entropy never materialises the logits; prefix sharing in predict).
+- memory: the vanilla memory footprint plus the levers that cost no memory: Liger's layer kernels,
+  OOM back-off, prefix sharing in predict. (TRL's SFT already computes the loss through a fused LM head
+  that never holds the whole logits.)
 - fast: no activation recomputation, Liger kernels, GRPO generation through a merged copy of the policy,
   whole-step generation batches trained in micro-batches, OOM back-off of the SFT micro-batch.
 - auto: `fast` on a GPU; on a CPU none of the levers (the embedded default runs as it always has).

@@ -213,7 +213,7 @@ def train_sft(
             result = trainer.train()
             break
         except torch.OutOfMemoryError:
-            if not profile.oom_backoff or batch == 1:
+            if not profile.oom_backoff or batch == 1 or processes > 1:  # one rank cannot retry alone
                 raise UserError(
                     f"CUDA out of memory at sft.batch_size={batch}: lower it (raising sft.grad_accum to keep "
                     f"the effective batch), set model.quantization=nf4, or use train.profile=memory"

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mcqflow.errors import UserError
-from mcqflow.llm import LLMParams, ResponseCache, complete_all
+from mcqflow.llm import LLMParams, ResponseCache, complete_all, request_counts
 from mcqflow.reasoning import TAGS, ChainError, parse_chain
 from mcqflow.schema import LETTERS, Record, Rejected
 
@@ -196,9 +196,7 @@ def generate(
     new = out[len(records) :]
     metrics = {
         "requests": len(reqs),
-        "cache_hits": sum(r.cached for r in results),
-        "requests_sent": sum(not r.cached and r.error not in ("budget",) for r in results),
-        "tokens": sum((r.usage or {}).get("total_tokens", 0) for r in results if not r.cached),
+        **request_counts(results),
         "chains_requested": len(need_chain),
         "questions_requested": len(cells),
         "questions_generated": len(new),

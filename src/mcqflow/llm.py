@@ -132,6 +132,15 @@ def interpret(entry: dict, key: str, cached: bool) -> Result:
     return Result(key, text, None, cached, usage)
 
 
+def request_counts(results: list[Result]) -> dict:
+    """What a run cost: answers replayed from the cache, requests sent, tokens paid for."""
+    return {
+        "cache_hits": sum(r.cached for r in results),
+        "requests_sent": sum(not r.cached and r.error != "budget" for r in results),
+        "tokens": sum((r.usage or {}).get("total_tokens", 0) for r in results if not r.cached),
+    }
+
+
 class Budget:
     def __init__(self, max_requests: int, max_total_tokens: int):
         self.max_requests, self.max_total_tokens = max_requests, max_total_tokens

@@ -19,7 +19,7 @@ from pathlib import Path
 from mcqflow.config import build, choose
 from mcqflow.errors import UserError
 from mcqflow.generate import load_prompt, messages
-from mcqflow.llm import LLMParams, ResponseCache, complete_all
+from mcqflow.llm import LLMParams, ResponseCache, complete_all, request_counts
 from mcqflow.reasoning import ChainError, parse_chain
 from mcqflow.schema import LETTERS, Record, Rejected
 
@@ -150,9 +150,7 @@ def translate(
         "rows": sum(len(r) for r in splits.values()),
         "from_reference": from_ref,
         "requests": len(reqs),
-        "cache_hits": sum(r.cached for r in results),
-        "requests_sent": sum(not r.cached and r.error != "budget" for r in results),
-        "tokens": sum((r.usage or {}).get("total_tokens", 0) for r in results if not r.cached),
+        **request_counts(results),
         "opencc": p.opencc,
         "opencc_changed": changed,
         "outcomes": dict(sorted(reasons.items())),

@@ -47,3 +47,90 @@ def test_oom_backoff_halves_the_micro_batch_and_keeps_the_effective_batch(tiny_d
     with pytest.raises(UserError, match="out of memory at sft.batch_size=8"):
         train_sft(sample_records("train")[:16], "plain", tiny_dir, tmp_path / "v", params, callbacks=[cb],
                   profile=PROFILES["vanilla"])  # fmt: skip
+
+
+def _lora_grads(model, ids, seen: list):
+    model.zero_grad()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = model(input_ids=ids, labels=ids).loss
+    loss.backward()
+    return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def test_bf16_lora_inputs_drop_the_fp32_copy_and_compute_exactly_the_same(tiny_dir):
+    """Under bf16 autocast, PEFT's fp32 copy of each LoRA input is cast straight back to bf16 by the
+    matmul: skipping it must leave the loss and every adapter gradient bit-identical."""
+    from peft import get_peft_model
+    from peft.tuners.lora import LoraLayer
+    from transformers import AutoModelForCausalLM
+
+    from mcqflow.training import keep_adapter_inputs_in_compute_dtype, lora_config
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_dir, dtype=torch.bfloat16)
+    p = SFTParams()
+    p.lora = {**p.lora, "dropout": 0.0}  # dropout draws differ by dtype; the arithmetic must not
+    model = get_peft_model(model, lora_config(p))
+    torch.manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, LoraLayer):  # B starts at zero: give the adapter path something to carry
+            torch.nn.init.normal_(m.lora_B["default"].weight, std=0.02)
+    seen: list = []
+    for m in model.modules():
+        if isinstance(m, LoraLayer):
+            m.lora_A["default"].register_forward_pre_hook(lambda _, args: seen.append(args[0].dtype))
+    ids = torch.randint(0, model.config.vocab_size, (2, 24))
+
+    loss_cast, grads_cast = _lora_grads(model, ids, seen)
+    assert set(seen) == {torch.float32} and {g.dtype for g in grads_cast.values()} == {torch.float32}
+    seen.clear()
+    assert keep_adapter_inputs_in_compute_dtype(model) == 7 * model.config.num_hidden_layers
+    loss_bf16, grads_bf16 = _lora_grads(model, ids, seen)
+    assert set(seen) == {torch.bfloat16}  # the copy is gone
+    assert torch.equal(loss_cast, loss_bf16)
+    assert grads_cast.keys() == grads_bf16.keys()
+    for name, g in grads_cast.items():
+        assert torch.equal(g, grads_bf16[name]), name
+
+
+def test_fast_trains_the_whole_effective_batch_at_once_with_bf16_lora_inputs(tiny_dir, tmp_path):
+    """`fast` turns batch_size x grad_accum into one micro-batch, and under bf16 autocast (here on the CPU)
+    its LoRA layers take bf16 inputs; vanilla keeps both as they were."""
+    from peft.tuners.lora import LoraLayer
+    from transformers import TrainerCallback
+
+    class Look(TrainerCallback):
+        def on_step_begin(self, args, state, control, model=None, **kwargs):
+            layers = [m for m in model.modules() if isinstance(m, LoraLayer)]
+            self.casts = {m.cast_input_dtype_enabled for m in layers}
+            self.batch = (args.per_device_train_batch_size, args.gradient_accumulation_steps)
+
+    params = SFTParams(finetune="lora", batch_size=2, grad_accum=2, max_length=256, trainer={"bf16": True})
+    records = sample_records("train")[:8]
+    for profile, batch, casts in [("fast", (4, 1), {False}), ("vanilla", (2, 2), {True})]:
+        look = Look()
+        m = train_sft(records, "plain", tiny_dir, tmp_path / profile, params, profile=PROFILES[profile],
+                      callbacks=[look])  # fmt: skip
+        assert look.batch == batch and (m["micro_batch"], m["grad_accum"]) == batch
+        assert m["effective_batch"] == 4
+        assert look.casts == casts, profile
+
+
+def test_one_whole_batch_trains_the_same_weights_as_accumulated_micro_batches(tiny_dir, tmp_path):
+    """4 x 1 (fast) and 2 x 2 (plain) are one effective batch: same gradient, so the same weights."""
+    from safetensors.torch import load_file
+
+    params = SFTParams(
+        finetune="full", lr=1e-3, batch_size=2, grad_accum=2, max_length=256, scheduler="constant"
+    )
+    records = sample_records("train")[:16]
+    out = {}
+    for name in ("fast", "cpu"):
+        m = train_sft(records, "plain", tiny_dir, tmp_path / name, params, profile=PROFILES[name])
+        assert m["global_step"] == 4 and m["effective_batch"] == 4
+        out[name] = load_file(tmp_path / name / "model.safetensors")
+    moved = 0.0
+    start = load_file(f"{tiny_dir}/model.safetensors")
+    for k, w in out["cpu"].items():
+        assert torch.allclose(out["fast"][k], w, rtol=0, atol=1e-5), k
+        moved = max(moved, (w - start[k]).abs().max().item())
+    assert moved > 1e-3  # the weights did train: equal because the same, not because untouched

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from mcqflow.errors import UserError
+from mcqflow.launch import is_main_process, world_size
 from mcqflow.models import ARCHITECTURES, build_random, on_gpu, train_tokenizer
 from mcqflow.profiles import PROFILES, Profile
 from mcqflow.schema import LETTERS, Record
@@ -31,6 +32,7 @@ TARGETS = {
     "sft": {"tokens_per_s": 13000, "ratio": 2.4},
     "predict": {"questions_per_s": 200},
     "grpo": {"completions_per_s": 5, "ratio": 10},
+    "scaling": {"per_2_gpus": 1.8},  # the multi-GPU issue: DDP SFT tokens/s on 2 GPUs over 1
 }
 
 
@@ -39,6 +41,7 @@ class Shapes:
     """What each benchmark runs: the issue's shapes by default, small ones for a CPU smoke run."""
 
     sft_batch: int = 16
+    sft_accum: int = 2  # effective batch 32: vanilla runs 16 x 2; `whole_batch` profiles 32 x 1
     sft_tokens: int = 256
     sft_steps: int = 8
     sft_warmup: int = 3
@@ -57,7 +60,7 @@ class Shapes:
     @classmethod
     def smoke(cls) -> Shapes:
         return cls(
-            sft_batch=4, sft_tokens=160, sft_steps=4, sft_warmup=1,
+            sft_batch=4, sft_accum=2, sft_tokens=160, sft_steps=4, sft_warmup=1,
             predict_batch=8, predict_tokens=140, predict_questions=16, predict_new_tokens=4,
             grpo_new_tokens=8, grpo_num_generations=4, grpo_vanilla_prompts=1, grpo_prompts=2,
             grpo_micro_batch=4, grpo_steps=2, grpo_warmup=1,
@@ -192,11 +195,15 @@ def step_timer():
 
 
 def bench_sft(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: list[tuple]):
+    """Each variant trains `sft_steps` optimizer steps of `sft_batch x sft_accum` examples per process;
+    under N processes the global batch is N times larger, so each GPU does the single-GPU work."""
     from mcqflow.training import SFTParams, train_sft
 
-    records = make_records(tokenizer, shapes.sft_batch * shapes.sft_steps, shapes.sft_tokens, "sft")
+    procs = world_size()
+    per_step = shapes.sft_batch * shapes.sft_accum * procs
+    records = make_records(tokenizer, per_step * shapes.sft_steps, shapes.sft_tokens, "sft")
     # Every record is seen once, so a step's tokens (prompt + completion, no padding) are the mean.
-    tokens_per_step = shapes.sft_batch * statistics.mean(sft_length(tokenizer, r) for r in records)
+    tokens_per_step = per_step * statistics.mean(sft_length(tokenizer, r) for r in records)
     for name, profile, quantization, extra in variants:
         if quantization == "nf4" and not on_gpu():
             yield {"bench": "sft", "variant": name, "skipped": "NF4 needs a CUDA GPU"}
@@ -206,7 +213,7 @@ def bench_sft(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: l
             lr=2e-4,
             epochs=1,
             batch_size=shapes.sft_batch,
-            grad_accum=1,
+            grad_accum=shapes.sft_accum * procs,  # split_batch gives each process sft_batch x sft_accum
             max_length=shapes.sft_tokens + 8,
             logging_steps=1000,
             trainer={"max_steps": shapes.sft_steps, "disable_tqdm": True, **extra},
@@ -229,12 +236,16 @@ def bench_sft(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: l
                 "bench": "sft",
                 "variant": name,
                 "profile": profile.name,
+                "levers": dataclasses.asdict(profile),
                 "quantization": quantization,
+                "processes": procs,
                 "tokens_per_s": round(tps, 1),
-                "samples_per_s": round(shapes.sft_batch / step_s, 2),
+                "samples_per_s": round(per_step / step_s, 2),
                 "step_s": round(step_s, 4),
                 "peak_gib": _peak_gib(),
                 "micro_batch": metrics["micro_batch"],
+                "grad_accum": metrics["grad_accum"],
+                "effective_batch": metrics["effective_batch"],
                 "extra": extra,
                 "train_loss": metrics.get("train_loss"),
             }
@@ -302,7 +313,9 @@ def bench_grpo(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: 
     from mcqflow.grpo import GRPOParams, train_grpo
     from mcqflow.training import SFTParams, lora_config
 
+    procs = world_size()
     for name, profile, prompts_per_step, micro in variants:
+        prompts_per_step *= procs  # each process generates and trains what one GPU does alone
         per_step = prompts_per_step * shapes.grpo_num_generations
         records = make_records(tokenizer, prompts_per_step * (shapes.grpo_steps + 1), 160)
         params = GRPOParams(
@@ -337,6 +350,7 @@ def bench_grpo(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: 
                 "bench": "grpo",
                 "variant": name,
                 "profile": profile.name,
+                "processes": procs,
                 "completions_per_step": per_step,
                 "micro_batch": micro or per_step,
                 "new_tokens": shapes.grpo_new_tokens,
@@ -357,10 +371,12 @@ class BenchResult:
     device: str
     versions: dict
     shapes: dict
+    processes: int = 1
     rows: list[dict] = field(default_factory=list)
     checks: list[dict] = field(default_factory=list)
     started: str = ""
     seconds: float = 0.0
+    baseline: str | None = None  # the single-process results file the scaling check compares with
 
 
 def _device_name() -> str:
@@ -379,6 +395,64 @@ def _versions() -> dict:
     return out
 
 
+def sft_variants(ours: Profile) -> dict[str, tuple]:
+    """SFT variants by name: (profile, quantization, extra SFTConfig fields). The `-micro16` and `-cast`
+    variants take one lever out of `ours` each, to show what it is worth."""
+    vanilla = PROFILES["vanilla"]
+    no_liger = dataclasses.replace(ours, name=f"{ours.name}-no-liger", liger=False)
+    return {
+        "vanilla-qlora": (vanilla, "nf4", {}),
+        "vanilla-bf16": (vanilla, "none", {}),
+        "memory-qlora": (PROFILES["memory"], "nf4", {}),
+        f"{ours.name}-bf16": (ours, "none", {}),
+        f"{ours.name}-bf16-seed7": (ours, "none", {"seed": 7}),  # dropout masks only: the loss noise
+        f"{ours.name}-bf16-micro16": (
+            dataclasses.replace(ours, name=f"{ours.name}-micro16", whole_batch=False),
+            "none",
+            {},
+        ),
+        f"{ours.name}-bf16-cast": (
+            dataclasses.replace(ours, name=f"{ours.name}-cast", bf16_adapter_inputs=False),
+            "none",
+            {},
+        ),
+        f"{no_liger.name}-bf16": (no_liger, "none", {}),
+        f"{ours.name}-bf16-compile": (ours, "none", {"torch_compile": True}),
+        f"{no_liger.name}-bf16-compile": (no_liger, "none", {"torch_compile": True}),
+    }
+
+
+def grpo_variants(ours: Profile, shapes: Shapes) -> dict[str, tuple]:
+    """GRPO variants by name: (profile, prompts per step, micro-batch)."""
+    return {
+        "vanilla": (PROFILES["vanilla"], shapes.grpo_vanilla_prompts, shapes.grpo_micro_batch),
+        f"{ours.name}-same-batch": (ours, shapes.grpo_vanilla_prompts, shapes.grpo_micro_batch),
+        ours.name: (ours, shapes.grpo_prompts, shapes.grpo_micro_batch),
+    }
+
+
+def _pick(known: dict, names: list[str] | None, default: list[str], what: str) -> list[tuple]:
+    names = names or default
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UserError(f"unknown {what} variant(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    return [(n, *known[n]) for n in names]
+
+
+def ensure_weights(arch: str, work: str | Path, log=print) -> str:
+    """The random-init model of `arch` under `work` (built once; reused by later runs on that folder)."""
+    model_dir = Path(work) / f"random-{arch}"
+    if not (model_dir / "config.json").exists():
+        if arch == "tiny":
+            from mcqflow.models import build_tiny
+
+            build_tiny(_corpus(), model_dir, hidden_size=64, intermediate_size=128)
+        else:
+            build_random(arch, train_tokenizer(_corpus(), 3000), model_dir)
+        log(f"bench: random-init {arch} in {model_dir}")
+    return str(model_dir)
+
+
 def run(
     arch: str,
     out_dir: str | Path,
@@ -387,73 +461,61 @@ def run(
     shapes: Shapes | None = None,
     profile: str = "fast",
     log=print,
-    sft_variants: list[str] | None = None,
+    sft_variants_: list[str] | None = None,
+    grpo_variants_: list[str] | None = None,
+    baseline: str | Path | None = None,
 ) -> BenchResult:
-    """Build random weights of `arch` under `work`, run the benches, write JSON and markdown to `out_dir`."""
+    """Build random weights of `arch` under `work`, run the benches, write JSON and markdown to `out_dir`.
+
+    Under `accelerate launch` (N processes, `mcqflow bench --processes N`) every process runs the same
+    benches with N times the global batch, and rank 0 alone writes; `baseline`, a single-process results
+    file, gives the scaling figure of each SFT variant both runs have."""
     shapes = shapes or Shapes()
     work = Path(work)
     ours = PROFILES[profile]
+    main = is_main_process()
+    log = log if main else (lambda _: None)
     res = BenchResult(
-        arch, _device_name(), _versions(), dataclasses.asdict(shapes),
+        arch, _device_name(), _versions(), dataclasses.asdict(shapes), processes=world_size(),
         started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        baseline=str(baseline) if baseline else None,
     )  # fmt: skip
+    base_rows = json.loads(Path(baseline).read_text(encoding="utf-8"))["rows"] if baseline else []
     t0 = time.perf_counter()
-    tokenizer = train_tokenizer(_corpus(), 3000)
-    model_dir = str(work / f"random-{arch}")
-    if not Path(model_dir, "config.json").exists():
-        if arch == "tiny":
-            from mcqflow.models import build_tiny
-
-            build_tiny(_corpus(), model_dir, hidden_size=64, intermediate_size=128)
-        else:
-            build_random(arch, tokenizer, model_dir)
-        log(f"bench: random-init {arch} in {model_dir}")
+    model_dir = ensure_weights(arch, work, log)
     from mcqflow.models import load_tokenizer
 
     tokenizer = load_tokenizer(model_dir)
 
     def save():
+        if not main:
+            return
         res.seconds = round(time.perf_counter() - t0, 1)
-        res.checks = check_targets(res.rows) if arch == "qwen2.5-7b" else []
+        res.checks = check_targets(res.rows, base_rows) if arch == "qwen2.5-7b" else []
         write(res, out_dir)
 
-    vanilla = PROFILES["vanilla"]
-    if "sft" in only:
-        no_liger = dataclasses.replace(ours, name=f"{ours.name}-no-liger", liger=False)
-        known = {
-            "vanilla-qlora": (vanilla, "nf4", {}),
-            "vanilla-bf16": (vanilla, "none", {}),
-            "memory-qlora": (PROFILES["memory"], "nf4", {}),
-            f"{ours.name}-bf16": (ours, "none", {}),
-            f"{ours.name}-bf16-seed7": (ours, "none", {"seed": 7}),  # dropout masks only: the loss noise
-            f"{no_liger.name}-bf16": (no_liger, "none", {}),
-            f"{ours.name}-bf16-compile": (ours, "none", {"torch_compile": True}),
-            f"{no_liger.name}-bf16-compile": (no_liger, "none", {"torch_compile": True}),
-        }
-        names = sft_variants or ["vanilla-qlora", "vanilla-bf16", "memory-qlora", f"{ours.name}-bf16"]
-        unknown = [n for n in names if n not in known]
-        if unknown:
-            raise UserError(f"unknown sft variant(s) {', '.join(unknown)}; known: {', '.join(known)}")
-        variants = [(n, *known[n]) for n in names]
-        for row in bench_sft(model_dir, tokenizer, shapes, work, variants):
-            res.rows.append(row)
-            log(f"bench: {row}")
-            save()
-    if "predict" in only:
-        for row in bench_predict(model_dir, shapes, ours):
-            res.rows.append(row)
-            log(f"bench: {row}")
+    def record(row):
+        res.rows.append(row)
+        log(f"bench: {row}")
         save()
+
+    if "sft" in only:
+        default = ["vanilla-qlora", "vanilla-bf16", "memory-qlora", f"{ours.name}-bf16"]
+        for row in bench_sft(
+            model_dir, tokenizer, shapes, work, _pick(sft_variants(ours), sft_variants_, default, "sft")
+        ):
+            record(row)
+    if "predict" in only:
+        if res.processes > 1:
+            raise UserError("bench: predict runs in one process; leave it out of --only with --processes")
+        for row in bench_predict(model_dir, shapes, ours):
+            record(row)
     if "grpo" in only:
-        variants = [
-            ("vanilla", vanilla, shapes.grpo_vanilla_prompts, shapes.grpo_micro_batch),
-            (f"{ours.name}-same-batch", ours, shapes.grpo_vanilla_prompts, shapes.grpo_micro_batch),
-            (ours.name, ours, shapes.grpo_prompts, shapes.grpo_micro_batch),
-        ]
-        for row in bench_grpo(model_dir, tokenizer, shapes, work, variants):
-            res.rows.append(row)
-            log(f"bench: {row}")
-            save()
+        known = grpo_variants(ours, shapes)
+        for row in bench_grpo(
+            model_dir, tokenizer, shapes, work, _pick(known, grpo_variants_, list(known), "grpo")
+        ):
+            record(row)
     save()
     return res
 
@@ -465,9 +527,12 @@ def _get(rows, bench, variant, key):
     return None
 
 
-def check_targets(rows: list[dict]) -> list[dict]:
-    """Each target of the GPU-speed issue, measured value against the goal (7B architecture only)."""
+def check_targets(rows: list[dict], base_rows: list[dict] | None = None) -> list[dict]:
+    """Each target of the GPU-speed issue, measured value against the goal (7B architecture only); with
+    `base_rows` (a single-process run), the multi-GPU issue's SFT scaling of every variant both have."""
     checks = []
+    scaled = [r for r in rows if r.get("processes", 1) > 1]
+    rows = [r for r in rows if r.get("processes", 1) == 1]  # the speed targets are for one GPU
 
     def add(what, value, goal):
         if value is not None:
@@ -494,31 +559,37 @@ def check_targets(rows: list[dict]) -> list[dict]:
     add("grpo completions/s", grpo, TARGETS["grpo"]["completions_per_s"])
     if grpo and grpo_vanilla:
         add("grpo ratio to vanilla TRL", grpo / grpo_vanilla, TARGETS["grpo"]["ratio"])
+    for r in scaled:
+        one = _get(base_rows or [], "sft", r["variant"], "tokens_per_s")
+        if r["bench"] == "sft" and one and "tokens_per_s" in r:
+            goal = TARGETS["scaling"]["per_2_gpus"] * r["processes"] / 2
+            add(f"sft {r['variant']} on {r['processes']} GPUs over 1", r["tokens_per_s"] / one, goal)
     return checks
 
 
 def markdown(res: BenchResult) -> str:
     lines = [
-        f"# mcqflow bench: {res.arch} on {res.device}",
+        f"# mcqflow bench: {res.arch} on {res.device}"
+        + (f" x {res.processes} processes (DDP)" if res.processes > 1 else ""),
         "",
         f"Started {res.started}, {res.seconds:.0f} s. Versions: "
         + ", ".join(f"{k} {v}" for k, v in res.versions.items() if v),
         "",
-        "| bench | variant | rate | step | peak GiB | vs vanilla |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| bench | variant | batch | rate | step | peak GiB | vs vanilla |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     unit = {"sft": "tokens_per_s", "predict": "questions_per_s", "grpo": "completions_per_s"}
     base = {"sft": "vanilla-qlora", "predict": "vanilla-forward", "grpo": "vanilla"}
     for r in res.rows:
         if "skipped" in r:
-            lines.append(f"| {r['bench']} | {r['variant']} | skipped: {r['skipped']} | | | |")
+            lines.append(f"| {r['bench']} | {r['variant']} | | skipped: {r['skipped']} | | | |")
             continue
         key = unit[r["bench"]]
         ref = _get(res.rows, r["bench"], base[r["bench"]], key)
         ratio = f"{r[key] / ref:.2f}x" if ref else ""
         step = f"{r['step_s']} s" if "step_s" in r else ""
         lines.append(
-            f"| {r['bench']} | {r['variant']} | {r[key]:,} {key.replace('_per_s', '/s')} | {step} "
+            f"| {r['bench']} | {r['variant']} | {_batch(r)} | {r[key]:,} {key.replace('_per_s', '/s')} | {step} "
             f"| {r.get('peak_gib') or ''} | {ratio} |"
         )
     if res.checks:
@@ -530,11 +601,21 @@ def markdown(res: BenchResult) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _batch(r: dict) -> str:
+    """What one step holds: micro-batch x accumulation (SFT), completions / micro-batch (GRPO), per GPU."""
+    procs = f" x {r['processes']} GPUs" if r.get("processes", 1) > 1 else ""
+    if r["bench"] == "sft" and "grad_accum" in r:
+        return f"{r['micro_batch']} x {r['grad_accum']}{procs}"
+    if r["bench"] == "grpo":
+        return f"{r['completions_per_step'] // r.get('processes', 1)} / {r['micro_batch']}{procs}"
+    return str(r.get("batch", r.get("micro_batch", "")))
+
+
 def write(res: BenchResult, out_dir: str | Path) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     slug = "".join(c if c.isalnum() else "-" for c in res.device.lower()).strip("-")
-    stem = f"{res.started[:10]}-{res.arch}-{slug}"
+    stem = f"{res.started[:10]}-{res.arch}-{slug}" + (f"-x{res.processes}" if res.processes > 1 else "")
     (out / f"{stem}.json").write_text(json.dumps(dataclasses.asdict(res), indent=2) + "\n", encoding="utf-8")
     (out / f"{stem}.md").write_text(markdown(res), encoding="utf-8")
     return out / stem

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -125,7 +126,9 @@ def cmd_pull(a: argparse.Namespace) -> None:
 def cmd_bench(a: argparse.Namespace) -> None:
     import tempfile
 
-    from mcqflow.bench import Shapes, run
+    from mcqflow.bench import Shapes, ensure_weights, markdown, run
+    from mcqflow.launch import TrainParams, is_main_process, launch_command, launched
+    from mcqflow.models import on_gpu
 
     only = tuple(a.only.split(","))
     unknown = set(only) - {"sft", "predict", "grpo"}
@@ -133,13 +136,24 @@ def cmd_bench(a: argparse.Namespace) -> None:
         raise UserError(
             f"--only: unknown bench(es) {', '.join(sorted(unknown))}; choose from sft, predict, grpo"
         )
+    if a.processes > 1 and "predict" in only:
+        raise UserError("--processes: predict runs in one process; use --only sft,grpo")
     shapes = Shapes.smoke() if a.smoke else Shapes()
+    split = lambda v: v.split(",") if v else None  # noqa: E731
     with tempfile.TemporaryDirectory(prefix="mcqflow-bench-") as tmp:
-        variants = a.sft_variants.split(",") if a.sft_variants else None
-        res = run(a.arch, a.out, a.work or tmp, only, shapes, a.profile, sft_variants=variants)
-    from mcqflow.bench import markdown
-
-    print(markdown(res))
+        work = a.work or tmp
+        if a.processes > 1 and not launched():
+            # The weights are built once, here, before the processes start; then each runs the benches.
+            ensure_weights(a.arch, work)
+            t = TrainParams(launcher="accelerate", num_processes=a.processes, accelerate_config=a.config)
+            cmd = launch_command(t, [sys.argv[0], *sys.argv[1:], "--work", work], on_gpu())
+            raise SystemExit(subprocess.call(cmd))
+        res = run(
+            a.arch, a.out, work, only, shapes, a.profile, sft_variants_=split(a.sft_variants),
+            grpo_variants_=split(a.grpo_variants), baseline=a.baseline,
+        )  # fmt: skip
+    if is_main_process():
+        print(markdown(res))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -206,6 +220,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--profile", default="fast", choices=["fast", "memory"], help="the profile set against vanilla"
     )
     p.add_argument("--sft-variants", help="comma-separated SFT variants (default: vanilla and the profile)")
+    p.add_argument("--grpo-variants", help="comma-separated GRPO variants (default: vanilla and the profile)")
+    p.add_argument(
+        "--processes", type=int, default=1, help="run under accelerate launch with this many processes (DDP)"
+    )
+    p.add_argument(
+        "--config", default="configs/accelerate/ddp.yaml", help="accelerate config for --processes"
+    )
+    p.add_argument("--baseline", help="a one-process results JSON: SFT scaling is reported against it")
     p.add_argument("--smoke", action="store_true", help="tiny shapes: checks the harness, not the speed")
     p.set_defaults(fn=cmd_bench)
 

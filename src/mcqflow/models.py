@@ -135,6 +135,13 @@ def on_gpu() -> bool:
     return torch.cuda.is_available()
 
 
+def bind_local_gpu() -> None:
+    """Under a launcher (LOCAL_RANK set) make this process's GPU the current device, so that `.to("cuda")`
+    and NF4's device map put each rank's model on its own card, not every rank's on GPU 0."""
+    if on_gpu() and "LOCAL_RANK" in os.environ:
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]) % torch.cuda.device_count())
+
+
 def compute_dtype() -> torch.dtype:
     return torch.bfloat16 if on_gpu() and torch.cuda.is_bf16_supported() else torch.float32
 
@@ -165,6 +172,7 @@ def load_base_model(name_or_path: str, quantization: str = "none"):
     from transformers import AutoModelForCausalLM
 
     kwargs: dict = {"dtype": compute_dtype()}
+    bind_local_gpu()
     if quantization == "nf4":
         if not on_gpu():
             raise UserError("model.quantization=nf4 needs a CUDA GPU and bitsandbytes; use 'none' on a CPU")

@@ -5,10 +5,11 @@ changes what is computed beyond float rounding: the CPU tests compare each one w
 
 - vanilla: TRL's defaults, as users copy them (gradient checkpointing, PEFT generation, no kernels).
 - memory: the vanilla memory footprint plus the levers that cost no memory: Liger's layer kernels,
-  OOM back-off, prefix sharing in predict. (TRL's SFT already computes the loss through a fused LM head
-  that never holds the whole logits.)
-- fast: no activation recomputation, Liger kernels, GRPO generation through a merged copy of the policy,
-  whole-step generation batches trained in micro-batches, OOM back-off of the SFT micro-batch.
+  bf16 LoRA inputs, OOM back-off, prefix sharing in predict. (TRL's SFT already computes the loss through
+  a fused LM head that never holds the whole logits.)
+- fast: no activation recomputation, Liger kernels, bf16 LoRA inputs, the whole effective SFT batch in one
+  micro-batch (OOM back-off halves it until it fits), GRPO generation through a merged copy of the
+  policy, whole-step generation batches trained in micro-batches.
 - auto: `fast` on a GPU; on a CPU none of the levers (the embedded default runs as it always has).
 """
 
@@ -30,13 +31,15 @@ class Profile:
     merged_generation: bool  # GRPO: sample from a merged copy (W + BA), not through PEFT's adapter calls
     share_prefix: bool  # predict: the KV cache of the prompt prefix all questions share, computed once
     oom_backoff: bool  # SFT: on CUDA OOM halve the micro-batch, double accumulation, start again
+    bf16_adapter_inputs: bool  # SFT under bf16 autocast: LoRA layers skip PEFT's bf16 -> fp32 input copy
+    whole_batch: bool  # SFT: micro-batch = sft.batch_size x sft.grad_accum, accumulation 1 (same batch)
 
 
 PROFILES = {
-    "vanilla": Profile("vanilla", True, False, False, False, False),
-    "memory": Profile("memory", True, True, False, True, True),
-    "fast": Profile("fast", False, True, True, True, True),
-    "cpu": Profile("cpu", False, False, False, False, False),
+    "vanilla": Profile("vanilla", True, False, False, False, False, False, False),
+    "memory": Profile("memory", True, True, False, True, True, True, False),
+    "fast": Profile("fast", False, True, True, True, True, True, True),
+    "cpu": Profile("cpu", False, False, False, False, False, False, False),
 }
 
 

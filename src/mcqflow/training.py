@@ -126,6 +126,22 @@ def prepare_for_training(model, quantization: str, gradient_checkpointing: bool)
     return model
 
 
+def keep_adapter_inputs_in_compute_dtype(model) -> int:
+    """Let LoRA layers take their input in the autocast dtype; returns how many layers were changed.
+
+    PEFT keeps adapter weights in fp32 and casts each LoRA layer's input to fp32 before dropout and the
+    rank-r product; under bf16 autocast that product casts it straight back to bf16. The round trip
+    computes nothing (bf16 -> fp32 is exact, and the product sees bf16 either way) but writes two extra
+    copies of every projection's input, forward and backward. PEFT's own bitsandbytes layers already skip
+    it under autocast; this does the same for plain Linear layers. Only valid while autocast is on."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    layers = [m for m in model.modules() if isinstance(m, BaseTunerLayer)]
+    for m in layers:
+        m.cast_input_dtype_enabled = False
+    return len(layers)
+
+
 def live_callback(live_dir: str | Path | None, resume: bool = False):
     """Training curves through DVCLive (transformers' callback), or None without a folder."""
     if live_dir is None:
@@ -195,6 +211,8 @@ def train_sft(
     dataset = build_dataset(records, mode)
     processes = world_size()
     batch, accum = split_batch(params.batch_size, params.grad_accum, processes)
+    if profile.whole_batch:  # fewer, larger kernels for the same effective batch; OOM back-off undoes it
+        batch, accum = batch * accum, 1
     while True:
         set_seed(seed)
         model = prepare_for_training(
@@ -209,6 +227,8 @@ def train_sft(
             peft_config=lora_config(params) if params.finetune == "lora" else None,
             callbacks=[*(callbacks or []), *([live] if live else [])],
         )
+        if profile.bf16_adapter_inputs and trainer.accelerator.native_amp:
+            keep_adapter_inputs_in_compute_dtype(trainer.model)
         try:
             result = trainer.train()
             break

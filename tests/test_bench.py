@@ -1,4 +1,9 @@
 import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 
 from mcqflow.bench import Shapes, check_targets, make_records, run, sft_length
 from mcqflow.models import load_tokenizer
@@ -52,3 +57,48 @@ def test_targets_are_checked_against_the_issue_goals():
         "grpo completions/s": True,
         "grpo ratio to vanilla TRL": True,
     }
+
+
+def test_multi_gpu_scaling_is_checked_against_the_one_gpu_run_of_the_same_variant():
+    one = [{"bench": "sft", "variant": "fast-bf16", "processes": 1, "tokens_per_s": 14000}]
+    two = [
+        {"bench": "sft", "variant": "fast-bf16", "processes": 2, "tokens_per_s": 27000},
+        {
+            "bench": "sft",
+            "variant": "fast-bf16-micro16",
+            "processes": 2,
+            "tokens_per_s": 20000,
+        },  # no baseline
+        {"bench": "grpo", "variant": "fast", "profile": "fast", "processes": 2, "completions_per_s": 16.0},
+    ]
+    checks = check_targets(two, one)
+    assert [(c["target"], c["value"], c["met"]) for c in checks] == [
+        ("sft fast-bf16 on 2 GPUs over 1", 1.93, True)
+    ]  # and the one-GPU targets are not judged on a two-GPU sum
+    assert not check_targets([{**two[0], "tokens_per_s": 20000}], one)[0]["met"]
+
+
+@pytest.mark.slow
+def test_bench_runs_under_two_processes_and_rank_0_alone_writes(tmp_path):
+    """`--processes 2` on a CPU: weights built once, two gloo ranks each doing the one-process work
+    (twice the global batch), one results file, one table, scaling against the baseline's variant."""
+    root = Path(__file__).resolve().parents[1]
+    base = run("tiny", tmp_path / "one", tmp_path / "work", only=("sft",), shapes=Shapes.smoke(),
+               log=lambda _: None, sft_variants_=["fast-bf16"])  # fmt: skip
+    baseline = next((tmp_path / "one").glob("*.json"))
+    cmd = [sys.executable, "-m", "mcqflow.cli", "bench", "--arch", "tiny", "--smoke", "--processes", "2",
+           "--only", "sft,grpo", "--sft-variants", "fast-bf16", "--grpo-variants", "fast",
+           "--out", str(tmp_path / "two"), "--work", str(tmp_path / "work"), "--baseline", str(baseline)]  # fmt: skip
+    r = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count("# mcqflow bench: tiny") == 1  # rank 0 prints, rank 1 does not
+    saved = list((tmp_path / "two").glob("*.json"))
+    assert len(saved) == 1 and saved[0].name.endswith("-x2.json")
+    res = json.loads(saved[0].read_text())
+    assert res["processes"] == 2 and res["baseline"] == str(baseline)
+    rows = {(x["bench"], x["variant"]): x for x in res["rows"]}
+    sft, one = rows[("sft", "fast-bf16")], base.rows[0]
+    assert sft["processes"] == 2 and sft["effective_batch"] == 2 * one["effective_batch"]
+    assert sft["micro_batch"] == one["micro_batch"]  # each rank does what one process did alone
+    assert rows[("grpo", "fast")]["completions_per_s"] > 0
+    assert "| sft | fast-bf16 | 8 x 1 x 2 GPUs |" in saved[0].with_suffix(".md").read_text()

@@ -573,7 +573,8 @@ def markdown(res: BenchResult) -> str:
         + (f" x {res.processes} processes (DDP)" if res.processes > 1 else ""),
         "",
         f"Started {res.started}, {res.seconds:.0f} s. Versions: "
-        + ", ".join(f"{k} {v}" for k, v in res.versions.items() if v),
+        + ", ".join(f"{k} {v}" for k, v in res.versions.items() if v)
+        + (f". Scaling against the one-GPU run {Path(res.baseline).name}." if res.baseline else ""),
         "",
         "| bench | variant | batch | rate | step | peak GiB | vs vanilla |",
         "| --- | --- | --- | --- | --- | --- | --- |",
@@ -615,7 +616,8 @@ def write(res: BenchResult, out_dir: str | Path) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     slug = "".join(c if c.isalnum() else "-" for c in res.device.lower()).strip("-")
-    stem = f"{res.started[:10]}-{res.arch}-{slug}" + (f"-x{res.processes}" if res.processes > 1 else "")
+    when = res.started[:16].replace("T", "-").replace(":", "")  # 2026-11-25-1752: runs of a day apart
+    stem = f"{when}-{res.arch}-{slug}" + (f"-x{res.processes}" if res.processes > 1 else "")
     (out / f"{stem}.json").write_text(json.dumps(dataclasses.asdict(res), indent=2) + "\n", encoding="utf-8")
     (out / f"{stem}.md").write_text(markdown(res), encoding="utf-8")
     return out / stem

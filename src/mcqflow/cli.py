@@ -146,7 +146,8 @@ def cmd_bench(a: argparse.Namespace) -> None:
             # The weights are built once, here, before the processes start; then each runs the benches.
             ensure_weights(a.arch, work)
             t = TrainParams(launcher="accelerate", num_processes=a.processes, accelerate_config=a.config)
-            cmd = launch_command(t, [sys.argv[0], *sys.argv[1:], "--work", work], on_gpu())
+            argv = ["--module", "mcqflow.cli", *sys.argv[1:], "--work", work]  # as `python -m`, any entry
+            cmd = launch_command(t, argv, on_gpu())
             raise SystemExit(subprocess.call(cmd))
         res = run(
             a.arch, a.out, work, only, shapes, a.profile, sft_variants_=split(a.sft_variants),

@@ -44,7 +44,9 @@ def test_oom_backoff_halves_the_micro_batch_and_keeps_the_effective_batch(tiny_d
                   profile=PROFILES["memory"])  # fmt: skip
     assert (m["micro_batch"], m["grad_accum"]) == (2, 4)
     assert {b * a for b, a in cb.seen} == {8}  # the effective batch never changed
-    with pytest.raises(UserError, match="out of memory at sft.batch_size=8"):
+    with pytest.raises(
+        UserError, match="out of memory at a micro-batch of 8 per device: lower sft.batch_size"
+    ):
         train_sft(sample_records("train")[:16], "plain", tiny_dir, tmp_path / "v", params, callbacks=[cb],
                   profile=PROFILES["vanilla"])  # fmt: skip
 

@@ -241,10 +241,18 @@ def train_sft(
             break
         except torch.OutOfMemoryError:
             if not profile.oom_backoff or batch == 1 or processes > 1:  # one rank cannot retry alone
-                raise UserError(
-                    f"CUDA out of memory at sft.batch_size={batch}: lower it (raising sft.grad_accum to keep "
-                    f"the effective batch), set model.quantization=nf4, or use train.profile=memory"
-                ) from None
+                if profile.whole_batch and accum == 1 and batch > params.batch_size:
+                    how = (
+                        f"train.profile={profile.name} runs sft.batch_size x sft.grad_accum at once and, "
+                        f"with {processes} processes, cannot back off: use train.profile=memory or a smaller "
+                        f"effective batch"
+                    )
+                else:
+                    how = (
+                        "lower sft.batch_size (raising sft.grad_accum to keep the effective batch), set "
+                        "model.quantization=nf4, or use train.profile=memory"
+                    )
+                raise UserError(f"CUDA out of memory at a micro-batch of {batch} per device: {how}") from None
             batch, accum = batch // 2, accum * 2
             log.warning(
                 "CUDA out of memory: micro-batch %d x accumulation %d (same effective batch)", batch, accum

@@ -84,7 +84,7 @@ def test_bench_runs_under_two_processes_and_rank_0_alone_writes(tmp_path):
     (twice the global batch), one results file, one table, scaling against the baseline's variant."""
     root = Path(__file__).resolve().parents[1]
     base = run("tiny", tmp_path / "one", tmp_path / "work", only=("sft",), shapes=Shapes.smoke(),
-               log=lambda _: None, sft_variants_=["fast-bf16"])  # fmt: skip
+               log=lambda _: None, sft_variants=["fast-bf16"])  # fmt: skip
     baseline = next((tmp_path / "one").glob("*.json"))
     cmd = [sys.executable, "-m", "mcqflow.cli", "bench", "--arch", "tiny", "--smoke", "--processes", "2",
            "--only", "sft,grpo", "--sft-variants", "fast-bf16", "--grpo-variants", "fast",

@@ -140,3 +140,17 @@ def test_predict_tiny_means_the_pipeline_model(tiny_dir, tmp_path):
         cwd=empty,
     )
     assert r.returncode == 2 and "dvc repro tiny_model" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_bench_mistakes_are_one_line(tmp_path):
+    bad = tmp_path / "not-results.json"
+    bad.write_text("[1, 2]", encoding="utf-8")
+    cases = [
+        (("--processes", "2"), "--processes: predict runs in one process; use --only sft,grpo"),
+        (("--only", "sft", "--baseline", str(bad)), "not-results.json: not a results file of mcqflow bench"),
+        (("--only", "sft", "--sft-variants", "turbo"), "unknown sft variant(s) turbo; known: vanilla-qlora"),
+    ]
+    for args, said in cases:
+        r = mcqflow("bench", "--arch", "tiny", "--smoke", "--out", str(tmp_path / "o"), *args)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+        assert r.stderr.count("\n") == 1 and said in r.stderr, r.stderr

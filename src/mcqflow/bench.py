@@ -199,6 +199,8 @@ def bench_sft(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: l
     under N processes the global batch is N times larger, so each GPU does the single-GPU work."""
     from mcqflow.training import SFTParams, train_sft
 
+    if not variants:
+        return
     procs = world_size()
     per_step = shapes.sft_batch * shapes.sft_accum * procs
     records = make_records(tokenizer, per_step * shapes.sft_steps, shapes.sft_tokens, "sft")
@@ -395,7 +397,7 @@ def _versions() -> dict:
     return out
 
 
-def sft_variants(ours: Profile) -> dict[str, tuple]:
+def known_sft_variants(ours: Profile) -> dict[str, tuple]:
     """SFT variants by name: (profile, quantization, extra SFTConfig fields). The `-micro16` and `-cast`
     variants take one lever out of `ours` each, to show what it is worth."""
     vanilla = PROFILES["vanilla"]
@@ -422,7 +424,7 @@ def sft_variants(ours: Profile) -> dict[str, tuple]:
     }
 
 
-def grpo_variants(ours: Profile, shapes: Shapes) -> dict[str, tuple]:
+def known_grpo_variants(ours: Profile, shapes: Shapes) -> dict[str, tuple]:
     """GRPO variants by name: (profile, prompts per step, micro-batch)."""
     return {
         "vanilla": (PROFILES["vanilla"], shapes.grpo_vanilla_prompts, shapes.grpo_micro_batch),
@@ -437,6 +439,13 @@ def _pick(known: dict, names: list[str] | None, default: list[str], what: str) -
     if unknown:
         raise UserError(f"unknown {what} variant(s) {', '.join(unknown)}; known: {', '.join(known)}")
     return [(n, *known[n]) for n in names]
+
+
+def _read_rows(path: str | Path) -> list[dict]:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))["rows"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UserError(f"bench: --baseline {path}: not a results file of mcqflow bench ({e})") from None
 
 
 def ensure_weights(arch: str, work: str | Path, log=print) -> str:
@@ -461,8 +470,8 @@ def run(
     shapes: Shapes | None = None,
     profile: str = "fast",
     log=print,
-    sft_variants_: list[str] | None = None,
-    grpo_variants_: list[str] | None = None,
+    sft_variants: list[str] | None = None,
+    grpo_variants: list[str] | None = None,
     baseline: str | Path | None = None,
 ) -> BenchResult:
     """Build random weights of `arch` under `work`, run the benches, write JSON and markdown to `out_dir`.
@@ -480,7 +489,11 @@ def run(
         started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         baseline=str(baseline) if baseline else None,
     )  # fmt: skip
-    base_rows = json.loads(Path(baseline).read_text(encoding="utf-8"))["rows"] if baseline else []
+    base_rows = _read_rows(baseline) if baseline else []
+    default = ["vanilla-qlora", "vanilla-bf16", "memory-qlora", f"{ours.name}-bf16"]
+    sft_list = _pick(known_sft_variants(ours), sft_variants, default, "sft") if "sft" in only else []
+    known = known_grpo_variants(ours, shapes)
+    grpo_list = _pick(known, grpo_variants, list(known), "grpo") if "grpo" in only else []
     t0 = time.perf_counter()
     model_dir = ensure_weights(arch, work, log)
     from mcqflow.models import load_tokenizer
@@ -499,23 +512,13 @@ def run(
         log(f"bench: {row}")
         save()
 
-    if "sft" in only:
-        default = ["vanilla-qlora", "vanilla-bf16", "memory-qlora", f"{ours.name}-bf16"]
-        for row in bench_sft(
-            model_dir, tokenizer, shapes, work, _pick(sft_variants(ours), sft_variants_, default, "sft")
-        ):
-            record(row)
+    for row in bench_sft(model_dir, tokenizer, shapes, work, sft_list):
+        record(row)
     if "predict" in only:
-        if res.processes > 1:
-            raise UserError("bench: predict runs in one process; leave it out of --only with --processes")
         for row in bench_predict(model_dir, shapes, ours):
             record(row)
-    if "grpo" in only:
-        known = grpo_variants(ours, shapes)
-        for row in bench_grpo(
-            model_dir, tokenizer, shapes, work, _pick(known, grpo_variants_, list(known), "grpo")
-        ):
-            record(row)
+    for row in bench_grpo(model_dir, tokenizer, shapes, work, grpo_list):
+        record(row)
     save()
     return res
 
@@ -616,7 +619,7 @@ def write(res: BenchResult, out_dir: str | Path) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     slug = "".join(c if c.isalnum() else "-" for c in res.device.lower()).strip("-")
-    when = res.started[:16].replace("T", "-").replace(":", "")  # 2026-11-25-1752: runs of a day apart
+    when = res.started[:16].replace("T", "-").replace(":", "")  # 2026-11-25-1752: a day's runs apart
     stem = f"{when}-{res.arch}-{slug}" + (f"-x{res.processes}" if res.processes > 1 else "")
     (out / f"{stem}.json").write_text(json.dumps(dataclasses.asdict(res), indent=2) + "\n", encoding="utf-8")
     (out / f"{stem}.md").write_text(markdown(res), encoding="utf-8")

@@ -150,8 +150,8 @@ def cmd_bench(a: argparse.Namespace) -> None:
             cmd = launch_command(t, argv, on_gpu())
             raise SystemExit(subprocess.call(cmd))
         res = run(
-            a.arch, a.out, work, only, shapes, a.profile, sft_variants_=split(a.sft_variants),
-            grpo_variants_=split(a.grpo_variants), baseline=a.baseline,
+            a.arch, a.out, work, only, shapes, a.profile, sft_variants=split(a.sft_variants),
+            grpo_variants=split(a.grpo_variants), baseline=a.baseline,
         )  # fmt: skip
     if is_main_process():
         print(markdown(res))

@@ -458,6 +458,7 @@ def ensure_weights(arch: str, work: str | Path, log=print) -> str:
             build_tiny(_corpus(), model_dir, hidden_size=64, intermediate_size=128)
         else:
             build_random(arch, train_tokenizer(_corpus(), 3000), model_dir)
+            _reset_memory()  # built on the GPU: hand the memory back (under --processes, to rank 0's card)
         log(f"bench: random-init {arch} in {model_dir}")
     return str(model_dir)
 

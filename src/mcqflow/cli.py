@@ -123,6 +123,10 @@ def cmd_pull(a: argparse.Namespace) -> None:
     print("pulled every output: `dvc status` is clean and `dvc repro` has nothing to run")
 
 
+def _names(csv_arg: str | None) -> list[str] | None:
+    return csv_arg.split(",") if csv_arg else None
+
+
 def cmd_bench(a: argparse.Namespace) -> None:
     import tempfile
 
@@ -139,7 +143,6 @@ def cmd_bench(a: argparse.Namespace) -> None:
     if a.processes > 1 and "predict" in only:
         raise UserError("--processes: predict runs in one process; use --only sft,grpo")
     shapes = Shapes.smoke() if a.smoke else Shapes()
-    split = lambda v: v.split(",") if v else None  # noqa: E731
     with tempfile.TemporaryDirectory(prefix="mcqflow-bench-") as tmp:
         work = a.work or tmp
         if a.processes > 1 and not launched():
@@ -150,8 +153,8 @@ def cmd_bench(a: argparse.Namespace) -> None:
             cmd = launch_command(t, argv, on_gpu())
             raise SystemExit(subprocess.call(cmd))
         res = run(
-            a.arch, a.out, work, only, shapes, a.profile, sft_variants=split(a.sft_variants),
-            grpo_variants=split(a.grpo_variants), baseline=a.baseline,
+            a.arch, a.out, work, only, shapes, a.profile, sft_variants=_names(a.sft_variants),
+            grpo_variants=_names(a.grpo_variants), baseline=a.baseline,
         )  # fmt: skip
     if is_main_process():
         print(markdown(res))

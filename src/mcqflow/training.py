@@ -211,9 +211,8 @@ def train_sft(
     dataset = build_dataset(records, mode)
     processes = world_size()
     batch, accum = split_batch(params.batch_size, params.grad_accum, processes)
-    if (
-        profile.whole_batch and accum > 1
-    ):  # fewer, larger kernels, same effective batch; OOM back-off undoes it
+    # Fewer, larger kernels for the same effective batch; OOM back-off undoes it step by step.
+    if profile.whole_batch and accum > 1:
         batch, accum = batch * accum, 1
         log.info(
             "train.profile=%s: micro-batch %d x accumulation 1 (the whole effective batch)",

@@ -6,7 +6,6 @@ import argparse
 import json
 import logging
 import os
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -131,8 +130,7 @@ def cmd_bench(a: argparse.Namespace) -> None:
     import tempfile
 
     from mcqflow.bench import Shapes, ensure_weights, markdown, run
-    from mcqflow.launch import TrainParams, is_main_process, launch_command, launched
-    from mcqflow.models import on_gpu
+    from mcqflow.launch import TrainParams, is_main_process, launched, run_under_accelerate
 
     only = tuple(a.only.split(","))
     unknown = set(only) - {"sft", "predict", "grpo"}
@@ -149,9 +147,7 @@ def cmd_bench(a: argparse.Namespace) -> None:
             # The weights are built once, here, before the processes start; then each runs the benches.
             ensure_weights(a.arch, work)
             t = TrainParams(launcher="accelerate", num_processes=a.processes, accelerate_config=a.config)
-            argv = ["--module", "mcqflow.cli", *sys.argv[1:], "--work", work]  # as `python -m`, any entry
-            cmd = launch_command(t, argv, on_gpu())
-            raise SystemExit(subprocess.call(cmd))
+            run_under_accelerate(t, ["--module", "mcqflow.cli", *sys.argv[1:], "--work", work])
         res = run(
             a.arch, a.out, work, only, shapes, a.profile, sft_variants=_names(a.sft_variants),
             grpo_variants=_names(a.grpo_variants), baseline=a.baseline,

@@ -69,9 +69,15 @@ def relaunch_under_accelerate(params: dict) -> None:
     t = TrainParams.from_params(params)
     if t.launcher != "accelerate" or launched():
         return
+    run_under_accelerate(t, [sys.argv[0], *sys.argv[1:]])
+
+
+def run_under_accelerate(t: TrainParams, argv: list[str]) -> None:
+    """Start `argv` (a script and its arguments, or `--module NAME ...`) in `t.num_processes` processes
+    through `accelerate launch`, wait, and exit with its status."""
     from mcqflow.models import on_gpu
 
-    cmd = launch_command(t, [sys.argv[0], *sys.argv[1:]], on_gpu())
+    cmd = launch_command(t, argv, on_gpu())
     print(f"mcqflow: {t.num_processes} processes via accelerate ({t.accelerate_config})", flush=True)
     raise SystemExit(subprocess.call(cmd))
 

@@ -77,6 +77,8 @@ def test_sft_stage_runs_two_gloo_processes_with_the_same_effective_batch(tiny_di
     r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "2 processes via accelerate" in r.stdout
+    # every trainable weight takes part in each forward: DDP need not search the graph for unused ones
+    assert "find_unused_parameters=True" not in r.stderr
     summary = [line for line in r.stdout.splitlines() if line.startswith("sft plain:")]
     assert len(summary) == 1, r.stdout  # printed by rank 0 only
     assert "effective batch 8 = 4 per device x 2 processes x 1 accumulation" in summary[0]
@@ -113,6 +115,7 @@ def test_grpo_stage_runs_two_gloo_processes(tiny_dir, tmp_path):
            "--out", "models/grpo-zh", "--checkpoints", "checkpoints/grpo-zh", "--live", "dvclive/grpo-zh"]  # fmt: skip
     r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
+    assert "find_unused_parameters=True" not in r.stderr
     summary = [line for line in r.stdout.splitlines() if line.startswith("grpo zh:")]
     assert len(summary) == 1 and summary[0].startswith("grpo zh: 2 steps"), r.stdout  # rank 0 only
     assert json.loads((tmp_path / "models/grpo-zh/mcqflow.json").read_text())["steps"] == 2

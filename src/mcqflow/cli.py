@@ -13,6 +13,17 @@ from pathlib import Path
 from mcqflow.errors import UserError
 
 
+def close_process_group() -> None:
+    """Leave a process group (set up by accelerate in launched stages) cleanly: NCCL warns of leaked
+    resources otherwise."""
+    if "torch" not in sys.modules:
+        return
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def run_stage(fn: Callable[[], None]) -> None:
     """The boundary every entry point goes through: one line per user error, exit code 2."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -20,6 +31,7 @@ def run_stage(fn: Callable[[], None]) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         fn()
+        close_process_group()
     except UserError as e:
         print(f"mcqflow: error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -119,6 +119,7 @@ def grpo_config(
         bf16=compute_dtype() == torch.bfloat16,
         use_cpu=not on_gpu(),
         gradient_checkpointing=profile.gradient_checkpointing and on_gpu(),
+        ddp_find_unused_parameters=False,  # as in sft_config: every trainable weight is used
         report_to="none",
     )
     kwargs.update(p.trainer)  # the user's word is last

@@ -83,6 +83,9 @@ def sft_config(
         use_cpu=not gpu,
         gradient_checkpointing=profile.gradient_checkpointing and gpu,
         use_liger_kernel=use_liger(profile),
+        # Every trainable weight (full or LoRA) takes part in each forward, so under DDP the search for
+        # unused ones (transformers' default without gradient checkpointing) is an autograd pass for nothing.
+        ddp_find_unused_parameters=False,
         save_strategy="no",
         report_to="none",
         disable_tqdm=False,

@@ -160,3 +160,57 @@ def test_killed_run_resumes_paying_only_for_what_is_missing(tmp_path):
         assert sum(r.cached for r in results) == saved
         assert not list(cache_dir.rglob("*.tmp"))
         assert all(json.loads(p.read_text())["key"] == p.stem for p in cache_dir.rglob("*.json"))
+
+
+def local(tiny_dir, **kw):
+    return LLMParams(backend="transformers", model=tiny_dir, temperature=0.0, max_tokens=6, **kw)
+
+
+def test_transformers_backend_answers_in_batches_like_one_by_one(tiny_dir, tmp_path):
+    """Greedy answers from the local model are the same whether a prompt shares its left-padded batch with
+    longer ones or is generated alone, and every answer is cached as a chat.completions response."""
+    prompts = ask("人權議題", "法律制度與言論自由的關係是什麼", "經濟")
+    batched = complete_all(prompts, local(tiny_dir, concurrency=3), ResponseCache(tmp_path / "a"))
+    alone = complete_all(prompts, local(tiny_dir, concurrency=1), ResponseCache(tmp_path / "b"))
+    assert [r.text for r in batched] == [r.text for r in alone]
+    for r, msgs in zip(batched, prompts, strict=True):
+        entry = ResponseCache(tmp_path / "a").get(cache_key(tiny_dir, msgs, local(tiny_dir).sampling()))
+        choice = entry["response"]["choices"][0]
+        assert entry["response"]["backend"] == "transformers" and not r.cached
+        assert 0 < entry["usage"]["completion_tokens"] <= 6 < entry["usage"]["total_tokens"]
+        # a completion that used all 6 tokens without ending is truncated; one that ended is not
+        assert (choice["finish_reason"] == "length") == (r.error == "truncated")
+
+
+def test_transformers_backend_keeps_the_budget_and_resumes_from_the_cache(tiny_dir, tmp_path, monkeypatch):
+    import mcqflow.models
+
+    cache = ResponseCache(tmp_path)
+    prompts = ask("甲", "乙乙", "丙丙丙")
+    first = complete_all(prompts, local(tiny_dir, concurrency=2, max_requests=2), cache)
+    assert [r.error == "budget" for r in first].count(True) == 1
+    second = complete_all(prompts, local(tiny_dir, concurrency=2), cache)
+    assert sum(r.cached for r in second) == 2 and [r.text for r in second if r.cached] == [
+        r.text for r in first if r.error != "budget"
+    ]
+
+    def no_model(*a, **k):
+        raise AssertionError("a full cache loads no model")
+
+    monkeypatch.setattr(mcqflow.models, "load_base_model", no_model)
+    third = complete_all(prompts, local(tiny_dir), cache)
+    assert all(r.cached for r in third) and [r.text for r in third] == [r.text for r in second]
+    replay = complete_all(
+        prompts, LLMParams(backend="replay", model=tiny_dir, temperature=0.0, max_tokens=6), cache
+    )
+    assert [r.text for r in replay] == [r.text for r in second]
+
+
+def test_transformers_backend_without_the_model_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(
+        UserError, match=r"model 'no-such/model' is not available.*set llm.model to that directory"
+    ):
+        complete_all(
+            ask("a"), LLMParams(backend="transformers", model="no-such/model"), ResponseCache(tmp_path)
+        )

@@ -12,6 +12,9 @@ Backends:
   never written anywhere.
 - `replay`: answers from the cache only; a miss is an error that says how many prompts are missing and how
   to fill them.
+- `transformers`: no server; `llm.model` (a Hugging Face id or local directory, e.g. the base model the
+  pipeline trains) is loaded here and answers with `generate`, `llm.concurrency` prompts a batch. Its
+  responses are cached in the same chat.completions shape, so replay and the stages cannot tell them apart.
 
 A response that is malformed, truncated or refused does not stop a run: it is returned with its reason.
 """
@@ -29,7 +32,7 @@ from pathlib import Path
 
 from mcqflow.errors import UserError
 
-BACKENDS = ("openai", "replay")
+BACKENDS = ("openai", "replay", "transformers")
 _REFUSAL_MARKERS = (
     "I can't help",
     "I cannot help",
@@ -49,11 +52,11 @@ class LLMParams:
     """params.yaml `llm:` (shared by generate_reasoning and translate)."""
 
     backend: str = "replay"
-    model: str = "gpt-4o-mini"
+    model: str = "gpt-4o-mini"  # the API's model name; for `transformers`, a HF id or local directory
     base_url: str | None = None  # e.g. http://localhost:8000/v1 for vLLM; None = OpenAI
     temperature: float = 0.7
     max_tokens: int = 1500
-    concurrency: int = 8
+    concurrency: int = 8  # requests in flight; for `transformers`, prompts per generate batch
     timeout: float = 120.0
     max_retries: int = 5
     max_requests: int = 2000  # budget: stop cleanly after this many paid requests in one run
@@ -167,16 +170,117 @@ def complete_all(
         raise UserError(
             f"{len(missing)} of {len(requests)} prompts are not in the response cache ({cache.dir}); fill them "
             f"with llm.backend=openai (OPENAI_API_KEY in the environment, llm.base_url for a local server), "
-            f"e.g. `dvc exp run -S llm.backend=openai`, or `dvc pull` a cache that has them"
+            f"e.g. `dvc exp run -S llm.backend=openai`, with llm.backend=transformers (llm.model a local "
+            f"model), or `dvc pull` a cache that has them"
         )
     if missing:
-        for i, r in zip(
-            missing,
-            asyncio.run(_fetch([(keys[i], requests[i]) for i in missing], params, cache, desc)),
-            strict=True,
-        ):
+        todo = [(keys[i], requests[i]) for i in missing]
+        if params.backend == "transformers":
+            fetched = _generate_locally(todo, params, cache, desc)
+        else:
+            fetched = asyncio.run(_fetch(todo, params, cache, desc))
+        for i, r in zip(missing, fetched, strict=True):
             results[i] = r
     return results  # type: ignore[return-value]
+
+
+def _cache_entry(key: str, messages: list[dict], params: LLMParams, raw: dict) -> dict:
+    return {
+        "key": key,
+        "model": raw.get("model", params.model),
+        "created": time.time(),
+        "usage": raw.get("usage") or {},
+        "request": {"messages": messages, "sampling": params.sampling()},
+        "response": raw,
+    }
+
+
+def _generate_locally(
+    todo: list[tuple[str, list[dict]]], params: LLMParams, cache: ResponseCache, desc: str
+) -> list[Result]:
+    """The `transformers` backend: batched `generate` with llm.model, in batches of llm.concurrency
+    prompts of similar length; each answer is cached the moment its batch ends. Sampling is seeded from
+    the batch's first key, so the same missing prompts give the same answers again."""
+    import torch
+    from tqdm import tqdm
+
+    from mcqflow.models import load_base_model, load_tokenizer
+
+    tok = load_tokenizer(params.model, padding_side="left", param="llm.model")
+    model = load_base_model(params.model, param="llm.model").eval()
+    budget = Budget(params.max_requests, params.max_total_tokens)
+    texts = {
+        key: tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        for key, messages in todo
+    }
+    order = sorted(range(len(todo)), key=lambda i: len(texts[todo[i][0]]))
+    by_key: dict[str, Result] = {}
+    bar = tqdm(total=len(todo), desc=desc, unit="req", dynamic_ncols=True)
+    try:
+        for start in range(0, len(order), max(params.concurrency, 1)):
+            batch = [todo[i] for i in order[start : start + max(params.concurrency, 1)]]
+            room = budget.max_requests - budget.requests if budget.allows() else 0
+            for key, _ in batch[room:]:  # past the budget: left for the next run
+                by_key[key] = Result(key, None, "budget")
+            bar.update(len(batch[room:]))
+            batch = batch[:room]
+            if not batch:
+                continue
+            budget.requests += len(batch)
+            enc = tok(
+                [texts[k] for k, _ in batch], return_tensors="pt", padding=True, add_special_tokens=False
+            )
+            enc = enc.to(model.device)
+            torch.manual_seed(int(batch[0][0][:15], 16))
+            sample = params.temperature > 0
+            with torch.inference_mode():
+                out = model.generate(
+                    **enc,
+                    max_new_tokens=params.max_tokens,
+                    do_sample=sample,
+                    **({"temperature": params.temperature} if sample else {}),
+                    pad_token_id=tok.pad_token_id,
+                    eos_token_id=tok.eos_token_id,
+                )
+            prompt_len = enc["input_ids"].shape[1]
+            for row, (key, messages) in enumerate(batch):
+                ids = out[row, prompt_len:].tolist()
+                ended = tok.eos_token_id in ids
+                ids = (
+                    ids[: ids.index(tok.eos_token_id)] if ended else [t for t in ids if t != tok.pad_token_id]
+                )
+                used = int(enc["attention_mask"][row].sum())
+                usage = {
+                    "prompt_tokens": used,
+                    "completion_tokens": len(ids),
+                    "total_tokens": used + len(ids),
+                }
+                budget.tokens += usage["total_tokens"]
+                raw = {
+                    "id": f"local-{key[:16]}",
+                    "object": "chat.completion",
+                    "model": params.model,
+                    "backend": "transformers",
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {
+                                "role": "assistant",
+                                "content": tok.decode(ids, skip_special_tokens=True),
+                            },
+                            "finish_reason": "stop" if ended else "length",
+                        }
+                    ],
+                    "usage": usage,
+                }
+                entry = _cache_entry(key, messages, params, raw)
+                cache.put(key, entry)
+                by_key[key] = interpret(entry, key, cached=False)
+            bar.update(len(batch))
+            bar.set_postfix(tokens=budget.tokens, refresh=False)
+    finally:
+        bar.close()
+    return [by_key[key] for key, _ in todo]
 
 
 async def _fetch(
@@ -220,17 +324,9 @@ async def _fetch(
             finally:
                 bar.update(1)
             raw = resp.model_dump(mode="json")
-            usage = raw.get("usage") or {}
-            budget.tokens += usage.get("total_tokens") or 0
+            entry = _cache_entry(key, messages, params, raw)
+            budget.tokens += entry["usage"].get("total_tokens") or 0
             bar.set_postfix(tokens=budget.tokens, refresh=False)
-            entry = {
-                "key": key,
-                "model": raw.get("model", params.model),
-                "created": time.time(),
-                "usage": usage,
-                "request": {"messages": messages, "sampling": params.sampling()},
-                "response": raw,
-            }
             cache.put(key, entry)  # at once: a kill after this line loses nothing
             return interpret(entry, key, cached=False)
 

@@ -157,18 +157,19 @@ def resolve_base(name: str, tiny_dir: str | Path = "models/tiny") -> str:
     return name
 
 
-def load_tokenizer(name_or_path: str, padding_side: str = "right"):
+def load_tokenizer(name_or_path: str, padding_side: str = "right", param: str = "model.base"):
     from transformers import AutoTokenizer
 
-    tok = _from_pretrained(AutoTokenizer, name_or_path)
+    tok = _from_pretrained(AutoTokenizer, name_or_path, param=param)
     tok.padding_side = padding_side
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
 
 
-def load_base_model(name_or_path: str, quantization: str = "none"):
-    """Load a causal LM in bf16 on a GPU (fp32 on CPU), or in 4-bit NF4 through bitsandbytes."""
+def load_base_model(name_or_path: str, quantization: str = "none", param: str = "model.base"):
+    """Load a causal LM in bf16 on a GPU (fp32 on CPU), or in 4-bit NF4 through bitsandbytes. `param` is
+    the params.yaml key that named it, for the error line when it is missing."""
     from transformers import AutoModelForCausalLM
 
     kwargs: dict = {"dtype": compute_dtype()}
@@ -191,13 +192,13 @@ def load_base_model(name_or_path: str, quantization: str = "none"):
         kwargs["device_map"] = {"": torch.cuda.current_device()}
     elif quantization != "none":
         raise UserError(f"model.quantization={quantization!r}: expected none or nf4")
-    model = _from_pretrained(AutoModelForCausalLM, name_or_path, **kwargs)
+    model = _from_pretrained(AutoModelForCausalLM, name_or_path, param=param, **kwargs)
     if on_gpu() and quantization == "none":
         model = model.to("cuda")
     return model
 
 
-def _from_pretrained(cls, name_or_path: str, **kwargs):
+def _from_pretrained(cls, name_or_path: str, param: str = "model.base", **kwargs):
     """Local files first; the hub only when allowed. A missing model is one line that says what to do."""
     if os.path.isdir(name_or_path) or os.environ.get("HF_HUB_OFFLINE") == "1":
         attempts = [{"local_files_only": True}]
@@ -213,7 +214,7 @@ def _from_pretrained(cls, name_or_path: str, **kwargs):
     raise UserError(
         f"model {name_or_path!r} is not available on this machine: download it where there is internet "
         f"(`hf download {name_or_path} --local-dir models/{name_or_path.split('/')[-1]}`), copy it here and "
-        f"set model.base to that directory"
+        f"set {param} to that directory"
     )
 
 

@@ -160,3 +160,24 @@ def test_exp_run_generates_675_questions_resumably_and_keeps_the_key_out(tmp_pat
         assert "questions_generated" in shown and "from_reference" in shown
     leaked = [p for p in root.rglob("*") if p.is_file() and KEY.encode() in p.read_bytes()]
     assert leaked == []
+
+
+def test_generate_with_a_local_model_records_what_it_cannot_use(tiny_dir, tmp_path):
+    """The transformers backend feeds the same stage logic: an untrained model's answers are not chains, so
+    each question stays without one, its failed chain is recorded with the reason, and the next run replays
+    them."""
+    records = sample_records("train")[:3]
+    for r in records:
+        r.reasoning = None
+    llm = LLMParams(backend="transformers", model=tiny_dir, temperature=0.0, max_tokens=8, concurrency=3)
+    p = GenerateParams(per_cell=0)
+    first = generate(records, p, llm, ResponseCache(tmp_path), ROOT / "prompts")
+    assert [r.id for r in first.records] == [r.id for r in records] and not any(
+        r.reasoning for r in first.records
+    )
+    assert [(x.source, x.raw["id"]) for x in first.rejected] == [("generate:chain", r.id) for r in records]
+    assert sum(first.metrics["outcomes"].values()) == 3
+    assert first.metrics["requests_sent"] == 3 and first.metrics["cache_hits"] == 0
+    assert "ok" not in first.metrics["outcomes"]
+    again = generate(records, p, llm, ResponseCache(tmp_path), ROOT / "prompts")
+    assert again.metrics["cache_hits"] == 3 and again.metrics["requests_sent"] == 0

@@ -42,6 +42,7 @@ def main() -> None:
         f"sft {a.mode}: train_loss={m.get('train_loss'):.4f}, {m['global_step']} steps in "
         f"{m.get('train_runtime'):.1f}s, effective batch {m['effective_batch']} = {m['micro_batch']} per device x "
         f"{m['processes']} processes x {m['grad_accum']} accumulation"
+        + (f" ({m['distributed']})" if m["processes"] > 1 else "")
     )
 
 

@@ -1,8 +1,10 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from conftest import ROOT, sample_records
@@ -53,7 +55,8 @@ def test_accelerate_reads_every_shipped_config():
 
 
 @pytest.mark.slow
-def test_sft_stage_runs_two_gloo_processes_with_the_same_effective_batch(tiny_dir, tmp_path):
+@pytest.mark.parametrize("config", ["ddp", "fsdp2"])
+def test_sft_stage_runs_two_gloo_processes_with_the_same_effective_batch(tiny_dir, tmp_path, config):
     """`train.launcher: accelerate` + 2 processes on a CPU: the stage relaunches itself, both ranks train
     (half the per-device batch, same effective batch, so the same number of optimizer steps), and rank 0
     alone writes the model and the curves."""
@@ -66,7 +69,7 @@ def test_sft_stage_runs_two_gloo_processes_with_the_same_effective_batch(tiny_di
             "profile": "auto",
             "launcher": "accelerate",
             "num_processes": 2,
-            "accelerate_config": str(ROOT / "configs/accelerate/ddp.yaml"),
+            "accelerate_config": str(ROOT / f"configs/accelerate/{config}.yaml"),
         },
         "sft": {"finetune": "full", "epochs": 1, "batch_size": 8, "grad_accum": 1, "max_length": 256,
                 "logging_steps": 1},
@@ -81,9 +84,18 @@ def test_sft_stage_runs_two_gloo_processes_with_the_same_effective_batch(tiny_di
     assert "find_unused_parameters=True" not in r.stderr
     summary = [line for line in r.stdout.splitlines() if line.startswith("sft plain:")]
     assert len(summary) == 1, r.stdout  # printed by rank 0 only
-    assert "effective batch 8 = 4 per device x 2 processes x 1 accumulation" in summary[0]
+    # on a CPU accelerate runs either config as DDP over gloo (FSDP needs GPUs), and the stage says so
+    assert "effective batch 8 = 4 per device x 2 processes x 1 accumulation (MULTI_CPU)" in summary[0]
+    assert ("asks for FSDP, which accelerate runs on GPUs only" in r.stderr) == (config == "fsdp2")
     assert "4 steps" in summary[0]  # 32 rows / 8 a step
     assert json.loads((tmp_path / "models/sft/mcqflow.json").read_text())["finetune"] == "full"
+    # rank 0 saved the whole model, trained
+    from safetensors.torch import load_file
+
+    before = load_file(Path(tiny_dir) / "model.safetensors")
+    after = load_file(tmp_path / "models/sft/model.safetensors")
+    assert {k: v.shape for k, v in after.items()} == {k: v.shape for k, v in before.items()}
+    assert any(not torch.equal(before[k], after[k].to(before[k].dtype)) for k in before)
     header, *rows = (tmp_path / "dvclive/sft/plots/metrics/loss.tsv").read_text().splitlines()
     col = header.split("\t").index("step")
     steps = [int(row.split("\t")[col]) for row in rows]

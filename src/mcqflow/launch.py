@@ -77,9 +77,31 @@ def run_under_accelerate(t: TrainParams, argv: list[str]) -> None:
     through `accelerate launch`, wait, and exit with its status."""
     from mcqflow.models import on_gpu
 
-    cmd = launch_command(t, argv, on_gpu())
+    gpu = on_gpu()
+    cmd = launch_command(t, argv, gpu)
     print(f"mcqflow: {t.num_processes} processes via accelerate ({t.accelerate_config})", flush=True)
+    kind = config_kind(t.accelerate_config)
+    if not gpu and kind in GPU_ONLY:
+        print(
+            f"mcqflow: warning: {t.accelerate_config} asks for {kind}, which accelerate runs on GPUs only: "
+            f"on this CPU the processes run as DDP over gloo",
+            file=sys.stderr,
+            flush=True,
+        )
     raise SystemExit(subprocess.call(cmd))
+
+
+GPU_ONLY = (
+    "FSDP",
+    "DEEPSPEED",
+)  # accelerate keeps a CPU run MULTI_CPU (DDP over gloo) whatever the config says
+
+
+def config_kind(path: str) -> str:
+    """The accelerate config's `distributed_type` (MULTI_GPU, FSDP, DEEPSPEED...)."""
+    import yaml
+
+    return str((yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}).get("distributed_type", "NO"))
 
 
 def split_batch(batch_size: int, grad_accum: int, processes: int) -> tuple[int, int]:

@@ -269,6 +269,7 @@ def train_sft(
         "micro_batch": batch,
         "grad_accum": accum,
         "processes": processes,
+        "distributed": trainer.accelerator.distributed_type.value,  # NO, MULTI_GPU, FSDP, DEEPSPEED...
         "effective_batch": batch * accum * processes,
         "global_step": trainer.state.global_step,
         "profile": profile.name,

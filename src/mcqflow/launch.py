@@ -91,10 +91,8 @@ def run_under_accelerate(t: TrainParams, argv: list[str]) -> None:
     raise SystemExit(subprocess.call(cmd))
 
 
-GPU_ONLY = (
-    "FSDP",
-    "DEEPSPEED",
-)  # accelerate keeps a CPU run MULTI_CPU (DDP over gloo) whatever the config says
+# accelerate keeps a CPU run MULTI_CPU (DDP over gloo) whatever the config says
+GPU_ONLY = ("FSDP", "DEEPSPEED")
 
 
 def config_kind(path: str) -> str:

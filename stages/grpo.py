@@ -7,7 +7,7 @@ from mcqflow.cli import run_stage
 from mcqflow.config import choose, load_params
 from mcqflow.grpo import GRPOParams, train_grpo
 from mcqflow.launch import is_main_process, relaunch_under_accelerate
-from mcqflow.models import resolve_base
+from mcqflow.models import DTYPES, resolve_base
 from mcqflow.profiles import profile_from_params
 from mcqflow.schema import read_records
 from mcqflow.training import SFTParams, lora_config
@@ -44,6 +44,7 @@ def main() -> None:
         quantization=quantization,
         live_dir=a.live,
         profile=profile_from_params(params),
+        dtype=choose(model.get("dtype", "auto"), DTYPES, "model.dtype"),
     )
     if not is_main_process():
         return

@@ -1,13 +1,16 @@
-"""Stage predict: for one trained model family (e.g. sft-plain), per language: dev metrics, test submission."""
+"""Stage predict: one model on one language: dev metrics, test predictions and the Kaggle submission.
+
+`--name base` scores the untrained `model.base` zero-shot (plain prompt, letter scoring): the baseline
+every trained model is compared with. Any other name is a trained model, `<models>/<name>-<lang>`."""
 
 import argparse
 import json
 from pathlib import Path
 
 from mcqflow.cli import run_stage
-from mcqflow.config import load_params
+from mcqflow.config import choose, load_params
 from mcqflow.metrics import evaluate
-from mcqflow.models import load_for_inference, read_meta
+from mcqflow.models import DTYPES, load_for_inference, read_meta, resolve_base
 from mcqflow.predict import predict_records, write_details, write_submission
 from mcqflow.profiles import profile_from_params
 from mcqflow.schema import read_records
@@ -15,48 +18,53 @@ from mcqflow.schema import read_records
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument(
-        "--name", required=True, help="model family, e.g. sft-plain; models are <models>/<name>-<lang>"
-    )
-    ap.add_argument("--langs", nargs="+", default=["zh", "en"])
+    ap.add_argument("--name", required=True, help="base, or a model family such as sft-plain")
+    ap.add_argument("--lang", required=True)
     ap.add_argument("--models", default="models")
-    ap.add_argument("--data", default="data/prepared")
-    ap.add_argument("--submissions", default="submissions")
-    ap.add_argument("--details", default="predictions")
+    ap.add_argument("--tiny-dir", default="models/tiny")
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--submission", required=True)
+    ap.add_argument("--details", required=True, help="folder for <name>-<lang>-{dev,test}.jsonl")
     ap.add_argument("--metrics", required=True)
     a = ap.parse_args()
     params = load_params()
     p, profile = params["predict"], profile_from_params(params)
+    dtype = choose(params["model"].get("dtype", "auto"), DTYPES, "model.dtype")
+    if a.name == "base":
+        base = params["model"]["base"]
+        model_path, prompt_mode = resolve_base(base, a.tiny_dir), "plain"
+    else:
+        model_path = str(Path(a.models, f"{a.name}-{a.lang}"))
+        base, prompt_mode = read_meta(model_path).get("base"), read_meta(model_path)["mode"]
+    inference = p["inference"][prompt_mode]
+    model, tokenizer = load_for_inference(model_path, dtype=dtype)
     metrics = {}
-    for lang in a.langs:
-        model_dir = Path(a.models, f"{a.name}-{lang}")
-        prompt_mode = read_meta(model_dir)["mode"]
-        inference = p["inference"][prompt_mode]
-        model, tokenizer = load_for_inference(str(model_dir))
-        for split in ("dev", "test"):
-            records = read_records(Path(a.data, lang, f"{split}.jsonl"))
-            preds = predict_records(
-                records,
-                model,
-                tokenizer,
-                inference,
-                prompt_mode,
-                p["batch_size"],
-                p["max_new_tokens"],
-                share_prefix=profile.share_prefix,
-            )
-            write_details(preds, Path(a.details, f"{a.name}-{lang}-{split}.jsonl"))
-            if split == "dev":
-                metrics[lang] = evaluate(preds)
-            else:
-                write_submission(preds, Path(a.submissions, f"{a.name}-{lang}.csv"))
-        m = metrics[lang]
-        print(
-            f"{a.name} {lang}: dev accuracy {m['accuracy']:.3f} "
-            f"[{m['accuracy_ci95_low']:.3f}, {m['accuracy_ci95_high']:.3f}], fallbacks {m['fallbacks']}"
+    for split in ("dev", "test"):
+        records = read_records(Path(a.data, a.lang, f"{split}.jsonl"))
+        preds = predict_records(
+            records,
+            model,
+            tokenizer,
+            inference,
+            prompt_mode,
+            p["batch_size"],
+            p["max_new_tokens"],
+            share_prefix=profile.share_prefix,
         )
+        write_details(preds, Path(a.details, f"{a.name}-{a.lang}-{split}.jsonl"))
+        if split == "dev":
+            metrics = evaluate(preds)
+        else:
+            write_submission(preds, a.submission)
+    m = metrics
+    print(
+        f"{a.name} {a.lang} ({base}): dev accuracy {m['accuracy']:.3f} "
+        f"[{m['accuracy_ci95_low']:.3f}, {m['accuracy_ci95_high']:.3f}] on {m['n']}, "
+        f"fallbacks {m['fallbacks']}, letter shares "
+        + " ".join(f"{k}={v:.2f}" for k, v in m["letter_share"].items())
+    )
     Path(a.metrics).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.metrics).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    Path(a.metrics).write_text(json.dumps({a.lang: metrics}, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -76,6 +76,7 @@ def grpo_config(
     reward_weights: list[float],
     profile: Profile | None = None,
     num_processes: int = 1,
+    dtype: str = "auto",
 ):
     """The one place params.yaml keys (and the speed profile) become TRL's GRPOConfig.
 
@@ -116,7 +117,7 @@ def grpo_config(
         logging_steps=p.logging_steps,
         seed=seed,
         data_seed=seed,
-        bf16=compute_dtype() == torch.bfloat16,
+        bf16=compute_dtype(dtype) == torch.bfloat16,
         use_cpu=not on_gpu(),
         gradient_checkpointing=profile.gradient_checkpointing and on_gpu(),
         ddp_find_unused_parameters=False,  # as in sft_config: every trainable weight is used
@@ -186,7 +187,12 @@ def last_checkpoint(ckpt_dir: Path, fp: str, clean: bool = True) -> str | None:
 
 
 def load_policy(
-    init: str, finetune: str, lora_config, quantization: str = "none", gradient_checkpointing: bool = False
+    init: str,
+    finetune: str,
+    lora_config,
+    quantization: str = "none",
+    gradient_checkpointing: bool = False,
+    dtype: str = "auto",
 ):
     """(model, tokenizer, base, peft_config) to start GRPO from `init`: a model trained by the sft stage
     (full weights or a LoRA adapter, whose training continues) or a base model (a new adapter if LoRA)."""
@@ -196,11 +202,13 @@ def load_policy(
 
         base = meta["base"]
         model = prepare_for_training(
-            load_base_model(base, quantization), quantization, gradient_checkpointing
+            load_base_model(base, quantization, dtype=dtype), quantization, gradient_checkpointing
         )
         return PeftModel.from_pretrained(model, init, is_trainable=True), load_tokenizer(init), base, None
     base = meta.get("base", init)
-    model = prepare_for_training(load_base_model(init, quantization), quantization, gradient_checkpointing)
+    model = prepare_for_training(
+        load_base_model(init, quantization, dtype=dtype), quantization, gradient_checkpointing
+    )
     return model, load_tokenizer(init), base, (lora_config if finetune == "lora" else None)
 
 
@@ -282,6 +290,7 @@ def train_grpo(
     live_dir: str | Path | None = None,
     profile: Profile | None = None,
     callbacks: list | None = None,
+    dtype: str = "auto",
 ) -> dict:
     """Train and save the policy to `out_dir`. Returns the final metrics plus `resumed_from` (a checkpoint or
     None), `start_step` (where the Trainer began) and `global_step`."""
@@ -308,7 +317,7 @@ def train_grpo(
         ]
     )
     model, tokenizer, base, peft_config = load_policy(
-        init, finetune, lora_config, quantization, profile.gradient_checkpointing and on_gpu()
+        init, finetune, lora_config, quantization, profile.gradient_checkpointing and on_gpu(), dtype
     )
     funcs, weights = build_rewards(params.rewards, params.max_completion_length, params.overlong_cache)
     start = _start_step_recorder()
@@ -318,7 +327,7 @@ def train_grpo(
     trainer = trainer_class(profile.merged_generation)(
         model=model,
         reward_funcs=funcs,
-        args=grpo_config(params, str(ckpt_dir), seed, weights, profile, world_size()),
+        args=grpo_config(params, str(ckpt_dir), seed, weights, profile, world_size(), dtype),
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=peft_config,

@@ -39,6 +39,7 @@ class SFTParams:
     weight_decay: float = 0.0
     scheduler: str = "cosine"
     logging_steps: int = 5
+    max_examples: int = 0  # train on a seeded random subset of this many rows (0: all of them)
     lora: dict = field(
         default_factory=lambda: {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": ALL_PROJECTIONS}
     )
@@ -48,7 +49,19 @@ class SFTParams:
     def from_params(cls, d: dict) -> SFTParams:
         p = build(cls, d, "sft")
         choose(p.finetune, ("full", "lora"), "sft.finetune")
+        if p.max_examples < 0:
+            raise UserError(f"params: sft.max_examples={p.max_examples}: expected 0 (all) or more")
         return p
+
+
+def subset(records: list[Record], n: int, seed: int) -> list[Record]:
+    """`n` rows drawn with `seed`, in their original order; all rows when `n` is 0 or covers them."""
+    if n == 0 or n >= len(records):
+        return records
+    import random
+
+    keep = set(random.Random(seed).sample(range(len(records)), n))
+    return [r for i, r in enumerate(records) if i in keep]
 
 
 def sft_config(
@@ -58,6 +71,7 @@ def sft_config(
     profile: Profile | None = None,
     batch_size: int | None = None,
     grad_accum: int | None = None,
+    dtype: str = "auto",
 ):
     """The one place params.yaml keys (and the speed profile) become TRL's SFTConfig. `batch_size` and
     `grad_accum` override the params' pair (OOM back-off keeps their product)."""
@@ -79,7 +93,7 @@ def sft_config(
         seed=seed,
         data_seed=seed,
         completion_only_loss=True,
-        bf16=compute_dtype() == torch.bfloat16,
+        bf16=compute_dtype(dtype) == torch.bfloat16,
         use_cpu=not gpu,
         gradient_checkpointing=profile.gradient_checkpointing and gpu,
         use_liger_kernel=use_liger(profile),
@@ -197,6 +211,7 @@ def train_sft(
     live_dir: str | Path | None = None,
     profile: Profile | None = None,
     callbacks: list | None = None,
+    dtype: str = "auto",
 ) -> dict:
     """Train and save the model (full) or adapter (LoRA) plus tokenizer and metadata to `out_dir`.
 
@@ -211,7 +226,7 @@ def train_sft(
     out_dir = Path(out_dir)
     work_dir = out_dir.with_name(out_dir.name + ".work")
     tokenizer = load_tokenizer(base)
-    dataset = build_dataset(records, mode)
+    dataset = build_dataset(subset(records, params.max_examples, seed), mode)
     processes = world_size()
     batch, accum = split_batch(params.batch_size, params.grad_accum, processes)
     # Fewer, larger kernels for the same effective batch; OOM back-off undoes it step by step.
@@ -225,12 +240,14 @@ def train_sft(
     while True:
         set_seed(seed)
         model = prepare_for_training(
-            load_base_model(base, quantization), quantization, profile.gradient_checkpointing and on_gpu()
+            load_base_model(base, quantization, dtype=dtype),
+            quantization,
+            profile.gradient_checkpointing and on_gpu(),
         )
         live = live_callback(live_dir) if is_main_process() else None  # curves logged once
         trainer = SFTTrainer(
             model=model,
-            args=sft_config(params, str(work_dir), seed, profile, batch, accum),
+            args=sft_config(params, str(work_dir), seed, profile, batch, accum, dtype),
             train_dataset=dataset,
             processing_class=tokenizer,
             peft_config=lora_config(params) if params.finetune == "lora" else None,

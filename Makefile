@@ -30,10 +30,11 @@ demo: setup
 	dvc repro
 	$(MAKE) --no-print-directory compare
 
-# Dev accuracy per training stage, Chinese vs English, data quality, and the params people vary most.
+# Dev accuracy of the untrained base and each training stage, Chinese vs English, data quality, and the params
+# people vary most.
 compare:
 	dvc exp show --no-pager --md --drop '.*' \
-	  --keep 'Experiment|.*zh\.accuracy$$|.*en\.accuracy$$|.*train\.pass_rate$$|model\.base|sft\.lr|grpo\.lr'
+	  --keep 'Experiment|.*zh\.accuracy$$|.*en\.accuracy$$|.*train\.pass_rate$$|model\.base|sft\.lr|sft\.max_examples|grpo\.lr'
 
 remote: setup
 	mkdir -p "$(REMOTE)"

@@ -108,3 +108,31 @@ def test_explicit_phrase_beats_option_text():
 
 def test_refusal_with_option_text_is_still_refusal():
     assert extract_answer("抱歉，我無法回答關於言論自由的問題", OPTS).answer is None
+
+
+ADVERSARIAL = [
+    "答案" + " " * 100_000 + "B",
+    "答案" + " " * 100_000,
+    "選" + " \t\n" * 33_000 + "選項",
+    "<output>" * 12_000 + "A",
+    "<output>" + "x" * 50_000 + "<answer>" * 5_000,
+    "the correct answer is" + " " * 100_000 + "(",
+    "I would choose " + "option " * 14_000,
+    "\\boxed{" + " " * 100_000,
+    "答案是A和" * 20_000,
+]
+
+
+@pytest.mark.parametrize("text", ADVERSARIAL, ids=range(len(ADVERSARIAL)))
+def test_linear_time_on_adversarial_outputs(text):
+    import time
+
+    start = time.perf_counter()
+    extract_answer(text, OPTS)
+    assert time.perf_counter() - start < 0.5, "extraction must stay linear in the output's length"
+
+
+def test_whitespace_runs_do_not_change_the_reading():
+    assert extract_answer("答案" + " " * 150 + "B").answer == "B"
+    assert extract_answer("<output>\n\n  C \n</output>").answer == "C"
+    assert extract_answer("<output>A<output>B</output>").answer == "B"

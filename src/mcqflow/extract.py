@@ -8,6 +8,10 @@ Used by predict (generate mode) and by GRPO rewards. Order of evidence:
 4. a refusal is None;
 5. with options given, the one option whose text appears in the output.
 Anything else is None: never a default letter.
+
+Linear time on any input: whitespace runs are collapsed to one space before matching, so every
+whitespace quantifier in the patterns is bounded (` ?`) and no two unbounded quantifiers sit side by
+side; tags are paired in one left-to-right pass. (`答案` and 150 spaces used to never finish.)
 """
 
 from __future__ import annotations
@@ -40,15 +44,23 @@ _EN = [
 ]
 _BOXED = r"\\boxed\{\s*(?:\\text\{\s*)?([A-Da-d])\s*\}?\s*\}"
 
+_WS = re.compile(r"\s+")
+
+
+def _bounded(pattern: str) -> re.Pattern:
+    r"""Compile for text whose whitespace runs are one space: `\s*` becomes ` ?`, `\s+` becomes ` `."""
+    return re.compile(pattern.replace(r"\s*", " ?").replace(r"\s+", " "))
+
+
 _PATTERNS = (
-    [(re.compile(p), "zh-phrase") for p in _ZH]
-    + [(re.compile(p), "en-phrase") for p in _EN]
-    + [(re.compile(_BOXED), "boxed")]
+    [(_bounded(p), "zh-phrase") for p in _ZH]
+    + [(_bounded(p), "en-phrase") for p in _EN]
+    + [(_bounded(_BOXED), "boxed")]
 )
-_TAG = re.compile(r"<(output|answer)\s*>(.*?)</\1\s*>", re.IGNORECASE | re.DOTALL)
-_LEADING = re.compile(r"^\s*[(\[【]?\s*([A-D])\s*(?:[)\]】.．、:]|$|\s)")
-_ONLY_LETTER = re.compile(r"^\s*[(\[【]?\s*([A-Da-d])\s*[)\]】.．、]?\s*$")
-_REFUSAL = re.compile(
+_TAG_MARK = re.compile(r"<(/?)(output|answer) ?>", re.IGNORECASE)
+_LEADING = _bounded(r"^\s*[(\[【]?\s*([A-D])\s*(?:[)\]】.．、:]|$|\s)")
+_ONLY_LETTER = _bounded(r"^\s*[(\[【]?\s*([A-Da-d])\s*[)\]】.．、]?\s*$")
+_REFUSAL = _bounded(
     r"無法回答|无法回答|不能回答|無法作答|无法作答|拒絕回答|拒绝回答|無法提供|无法提供|抱歉|對不起|对不起"
     r"|(?i:\bI\s+(?:cannot|can't|can not|won't|am unable to)\s+(?:answer|help|provide|assist))"
     r"|(?i:\bI'm\s+sorry\b)"
@@ -64,13 +76,26 @@ class Extraction:
 def extract_answer(text: str | None, options: dict[str, str] | None = None) -> Extraction:
     if text is None or not text.strip():
         return Extraction(None, "empty")
-    text = text.translate(_FULLWIDTH)
-    tags = _TAG.findall(text)
-    if tags:
-        inner = tags[-1][1].strip()
-        found = _from_text(inner, options)
+    text = _WS.sub(" ", text.translate(_FULLWIDTH))
+    inner = _last_tag(text)
+    if inner is not None:
+        found = _from_text(inner.strip(), options)
         return Extraction(found.answer, "tag" if found.answer else "tag-unreadable")
     return _from_text(text, options)
+
+
+def _last_tag(text: str) -> str | None:
+    """The content of the last complete <output>…</output> or <answer>…</answer>, in one pass: each
+    closing tag pairs with the latest unclosed opening tag of the same name."""
+    open_at: dict[str, int] = {}
+    last = None
+    for m in _TAG_MARK.finditer(text):
+        name = m.group(2).lower()
+        if not m.group(1):
+            open_at[name] = m.end()
+        elif name in open_at:
+            last = text[open_at.pop(name) : m.start()]
+    return last
 
 
 def _from_text(text: str, options: dict[str, str] | None) -> Extraction:

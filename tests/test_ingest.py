@@ -274,3 +274,10 @@ def test_rows_in_equal_records_plus_rejected(tmp_path_factory, rows):
         return  # e.g. file is blank: one line, not a crash
     assert res.rows == len(res.records) + len(res.rejected)
     assert all(r.reason for r in res.rejected)
+
+
+def test_ids_are_kept_byte_for_byte_but_the_cell_is_trimmed(write):
+    from mcqflow.ingest import ingest_split
+
+    p = write("test.csv", 'id,question,A,B,C,D\n" q  1\u3000x ",題目一？,甲,乙,丙,丁\n')
+    assert [r.id for r in ingest_split(p, "test", "zh").records] == ["q  1\u3000x"]

@@ -8,7 +8,7 @@ export TOKENIZERS_PARALLELISM := false
 # A DVC remote for sharing: a folder outside the repo, kept in .dvc/config.local (never committed).
 REMOTE ?= $(abspath ..)/mcqflow-dvc-remote
 
-.PHONY: setup setup-embedded demo compare remote test lint format clean
+.PHONY: setup setup-embedded demo compare significance remote test lint format clean
 
 setup: $(VENV)/.installed
 
@@ -35,6 +35,11 @@ demo: setup
 compare:
 	dvc exp show --no-pager --md --drop '.*' \
 	  --keep 'Experiment|.*zh\.accuracy$$|.*en\.accuracy$$|.*train\.pass_rate$$|model\.base|sft\.lr|sft\.max_examples|grpo\.lr'
+
+# Paired comparisons (metrics/compare/): B - A with its paired bootstrap interval and McNemar's p.
+significance:
+	dvc exp show --no-pager --md --drop '.*' \
+	  --keep 'Experiment|metrics/compare/.*:(difference|difference_ci95_low|difference_ci95_high|mcnemar_p)$$'
 
 remote: setup
 	mkdir -p "$(REMOTE)"

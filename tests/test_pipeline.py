@@ -20,7 +20,7 @@ def dvc(repo, *args):
 def test_repro_builds_every_output(repo):
     out = dvc(repo, "repro")
     root = repo[0]
-    assert "Running stage 'predict@sft-reasoning'" in out
+    assert "Running stage 'predict@sft-reasoning-en'" in out and "Running stage 'predict_base@zh'" in out
     for lang in ("zh", "en"):
         for split, n in (("train", 180), ("dev", 60), ("test", 62)):
             assert (
@@ -56,14 +56,13 @@ def test_repro_builds_every_output(repo):
         ):
             assert (rewards / curve).exists(), curve
 
-    for name in ("sft-plain", "sft-reasoning", "grpo"):
-        metrics = json.loads((root / f"metrics/{name}.json").read_text(encoding="utf-8"))
+    for name in ("base", "sft-plain", "sft-reasoning", "grpo"):
         for lang in ("zh", "en"):
-            m = metrics[lang]
+            m = json.loads((root / f"metrics/predict/{name}-{lang}.json").read_text(encoding="utf-8"))[lang]
             assert (
                 m["n"] == 60 and 0 <= m["accuracy_ci95_low"] <= m["accuracy"] <= m["accuracy_ci95_high"] <= 1
             )
-            assert (root / f"models/{name}-{lang}/mcqflow.json").exists()
+            assert name == "base" or (root / f"models/{name}-{lang}/mcqflow.json").exists()
             with open(root / f"submissions/{name}-{lang}.csv", encoding="utf-8", newline="") as f:
                 rows = list(csv.reader(f))
             assert rows[0] == ["ID", "Answer"] and [r[0] for r in rows[1:]] == test_ids
@@ -86,9 +85,10 @@ def test_exp_run_and_show_compare_languages_and_stages(repo):
     lr_high = next(run for e in exps for run in e["revs"] if run["name"] == "lr-high")
     data = lr_high["data"]
     assert data["params"]["params.yaml"]["data"]["sft"]["lr"] == 0.002
-    for name in ("sft-plain", "sft-reasoning", "grpo"):
-        m = data["metrics"][f"metrics/{name}.json"]["data"]
-        assert {"zh", "en"} <= m.keys() and "accuracy" in m["zh"]
+    for name in ("base", "sft-plain", "sft-reasoning", "grpo"):
+        for lang in ("zh", "en"):
+            m = data["metrics"][f"metrics/predict/{name}-{lang}.json"]["data"]
+            assert "accuracy" in m[lang] and "accuracy_ci95_low" in m[lang]
 
 
 def test_plots_show_draws_training_loss(repo):

@@ -123,6 +123,16 @@ def cmd_validate(a: argparse.Namespace) -> None:
         sys.exit(1)
 
 
+def cmd_compare(a: argparse.Namespace) -> None:
+    from mcqflow.io import write_text_atomic
+    from mcqflow.stats import compare, read_correct, summary_line
+
+    r = compare(read_correct(a.a), read_correct(a.b), n_boot=a.n_boot, seed=a.seed)
+    print(summary_line(a.name_a or Path(a.a).stem, a.name_b or Path(a.b).stem, r))
+    if a.json:
+        write_text_atomic(a.json, json.dumps(r, indent=2) + "\n")
+
+
 def cmd_pull(a: argparse.Namespace) -> None:
     from mcqflow.share import pull
 
@@ -256,6 +266,20 @@ def build_parser() -> argparse.ArgumentParser:
         "extract-answer", help='JSON lines {"text", "options"?} on stdin -> {"answer", "method"}'
     )
     p.set_defaults(fn=cmd_extract)
+
+    p = sub.add_parser(
+        "compare",
+        help="paired comparison of two runs on the same questions: accuracy difference (B - A) with a "
+        "paired bootstrap 95%% interval and McNemar's exact p",
+    )
+    p.add_argument("a", help="per-question predictions of run A (predictions/<name>-<lang>-dev.jsonl)")
+    p.add_argument("b", help="per-question predictions of run B, on the same question ids")
+    p.add_argument("--name-a", help="label for A (default: the file name)")
+    p.add_argument("--name-b", help="label for B (default: the file name)")
+    p.add_argument("--n-boot", type=int, default=10_000, help="bootstrap resamples")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--json", help="also write the numbers to this JSON file")
+    p.set_defaults(fn=cmd_compare)
     return ap
 
 

@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from mcqflow.errors import UserError
 from mcqflow.extract import extract_answer
+from mcqflow.io import atomic_open
 from mcqflow.prompts import render_prompt
 from mcqflow.schema import LETTERS, Record
 
@@ -180,16 +181,12 @@ def write_submission(preds: list[Prediction], path: str | Path) -> None:
     bad = [p.id for p in preds if p.answer not in LETTERS]
     if bad:
         raise AssertionError(f"predictions without a letter: {bad[:5]}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8", newline="") as f:
+    with atomic_open(path, newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(["ID", "Answer"])
         w.writerows([p.id, p.answer] for p in preds)
 
 
 def write_details(preds: list[Prediction], path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as f:
+    with atomic_open(path) as f:
         f.writelines(p.to_json() + "\n" for p in preds)

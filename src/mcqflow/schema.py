@@ -64,10 +64,10 @@ def record_from_dict(d: dict) -> Record:
 
 
 def write_jsonl(path: str | Path, rows) -> int:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from mcqflow.io import atomic_open
+
     n = 0
-    with path.open("w", encoding="utf-8") as f:
+    with atomic_open(path) as f:
         for r in rows:
             f.write(r.to_json() + "\n")
             n += 1

@@ -61,6 +61,7 @@ class LLMParams:
     max_retries: int = 5
     max_requests: int = 2000  # budget: stop cleanly after this many paid requests in one run
     max_total_tokens: int = 5_000_000  # budget: and after this many tokens
+    dtype: str = "auto"  # `transformers` backend: auto (bf16 on a GPU, fp32 on a CPU) | bfloat16 | float32
 
     @classmethod
     def from_params(cls, d: dict) -> LLMParams:
@@ -207,7 +208,7 @@ def _generate_locally(
     from mcqflow.models import load_base_model, load_tokenizer
 
     tok = load_tokenizer(params.model, padding_side="left", param="llm.model")
-    model = load_base_model(params.model, param="llm.model").eval()
+    model = load_base_model(params.model, param="llm.model", dtype=params.dtype).eval()
     budget = Budget(params.max_requests, params.max_total_tokens)
     texts = {
         key: tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

@@ -30,11 +30,12 @@ demo: setup
 	dvc repro
 	$(MAKE) --no-print-directory compare
 
-# Dev accuracy of the untrained base and each training stage, Chinese vs English, data quality, and the params
-# people vary most.
+# Dev accuracy of the untrained base and each training stage, Chinese vs English, beside the share of outputs
+# with no readable answer and the largest letter share (a constant letter scores 0.25), data quality, and the
+# params people vary most.
 compare:
 	dvc exp show --no-pager --md --drop '.*' \
-	  --keep 'Experiment|.*zh\.accuracy$$|.*en\.accuracy$$|.*train\.pass_rate$$|model\.base|sft\.lr|sft\.max_examples|grpo\.lr'
+	  --keep 'Experiment|.*(zh|en)\.(accuracy|invalid_extraction_rate|max_letter_share)$$|.*train\.pass_rate$$|model\.base|sft\.lr|sft\.max_examples|grpo\.lr'
 
 # Paired comparisons (metrics/compare/): B - A with its paired bootstrap interval and McNemar's p.
 significance:

@@ -5,11 +5,12 @@ every trained model is compared with. Any other name is a trained model, `<model
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from mcqflow.cli import run_stage
 from mcqflow.config import choose, load_params
-from mcqflow.metrics import evaluate
+from mcqflow.metrics import degenerate_warnings, evaluate
 from mcqflow.models import DTYPES, load_for_inference, read_meta, resolve_base
 from mcqflow.predict import predict_records, write_details, write_submission
 from mcqflow.profiles import profile_from_params
@@ -56,6 +57,8 @@ def main() -> None:
             metrics = evaluate(preds)
         else:
             write_submission(preds, a.submission)
+        for line in degenerate_warnings(preds, f"{a.name} {a.lang} {split}"):
+            print(f"mcqflow: warning: {line}", file=sys.stderr)
     m = metrics
     print(
         f"{a.name} {a.lang} ({base}): dev accuracy {m['accuracy']:.3f} "

@@ -115,3 +115,33 @@ def test_evaluate():
     m = evaluate(preds)
     assert (m["n"], m["accuracy"], m["fallbacks"]) == (4, 0.5, 1)
     assert m["letter_share"] == {"A": 0.4, "B": 0.4, "C": 0.2, "D": 0.0}
+
+
+def test_generation_stops_at_a_stop_string(tiny_dir):
+    """Reasoning outputs are cut at </output>; shown here with a stop string taken from what the model
+    writes freely, since an untrained model never writes the tag itself."""
+    from mcqflow.predict import STOP_STRINGS
+
+    model, tok = load_for_inference(tiny_dir)
+    prompt = render_prompt(tok, sample_records("dev")[0], "reasoning")
+    ids = generate(model, tok, [prompt], max_new_tokens=24)[0]
+    assert len(ids) > 12
+    stop = ids[8:12]
+    cut = generate(model, tok, [prompt], max_new_tokens=24, stop_strings=[stop])[0]
+    assert len(cut) < len(ids) and ids.startswith(cut)  # cut early, at the stop string
+    assert STOP_STRINGS["reasoning"] == ["</output>"]
+
+
+def test_degenerate_runs_are_warned_about():
+    from mcqflow.metrics import degenerate_warnings, evaluate
+    from mcqflow.predict import Prediction
+
+    constant = [Prediction(f"q{i}", "A", "letter-logits", "", None, "ABCD"[i % 4]) for i in range(8)]
+    assert evaluate(constant)["max_letter_share"] == 1.0 and evaluate(constant)["max_letter"] == "A"
+    (line,) = degenerate_warnings(constant, "dev")
+    assert "8 of 8 answers are 'A'" in line
+    fell = [Prediction(f"q{i}", "ABCD"[i % 4], "fallback-logits", "", None) for i in range(8)]
+    (line,) = degenerate_warnings(fell, "test")
+    assert "8 of 8 outputs had no readable answer" in line
+    fine = [Prediction(f"q{i}", "ABCD"[i % 4], "tag", "", "ABCD"[i % 4]) for i in range(8)]
+    assert degenerate_warnings(fine, "dev") == []

@@ -61,7 +61,7 @@ def cmd_ingest(a: argparse.Namespace) -> None:
 
 def cmd_predict(a: argparse.Namespace) -> None:
     from mcqflow.ingest import ingest_split
-    from mcqflow.metrics import evaluate
+    from mcqflow.metrics import degenerate_warnings, evaluate
     from mcqflow.models import load_for_inference, read_meta, resolve_base
     from mcqflow.predict import predict_records, write_details, write_submission
 
@@ -76,6 +76,8 @@ def cmd_predict(a: argparse.Namespace) -> None:
     if a.details:
         write_details(preds, a.details)
     m = evaluate(preds)
+    for line in degenerate_warnings(preds, str(a.output)):
+        print(f"mcqflow: warning: {line}", file=sys.stderr)
     summary = f"{len(preds)} answers -> {a.output} (fallbacks: {m['fallbacks']})"
     if m["n"]:
         summary += f"; accuracy {m['accuracy']:.3f} on {m['n']} labelled rows"

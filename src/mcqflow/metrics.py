@@ -25,6 +25,7 @@ def evaluate(preds: list[Prediction]) -> dict:
     lo, hi = wilson_interval(correct, n)
     fallbacks = sum(p.method == "fallback-logits" for p in preds)
     shares = Counter(p.answer for p in preds)
+    top, top_n = shares.most_common(1)[0] if preds else ("", 0)
     return {
         "n": n,
         "accuracy": round(correct / n, 4) if n else 0.0,
@@ -33,4 +34,27 @@ def evaluate(preds: list[Prediction]) -> dict:
         "invalid_extraction_rate": round(fallbacks / len(preds), 4) if preds else 0.0,
         "fallbacks": fallbacks,
         "letter_share": {k: round(shares[k] / len(preds), 4) if preds else 0.0 for k in LETTERS},
+        # A constant letter scores 0.25 on balanced data: the largest share says when that is what happened.
+        "max_letter_share": round(top_n / len(preds), 4) if preds else 0.0,
+        "max_letter": top,
     }
+
+
+def degenerate_warnings(preds: list[Prediction], what: str) -> list[str]:
+    """Lines to print when a run's answers are not the model's judgement: more than half fell back to
+    letter scoring, or one letter takes more than half of them."""
+    if not preds:
+        return []
+    out = []
+    fallbacks = sum(p.method == "fallback-logits" for p in preds)
+    if fallbacks > len(preds) / 2:
+        out.append(
+            f"{what}: {fallbacks} of {len(preds)} outputs had no readable answer and fell back to letter "
+            f"scoring; the accuracy is mostly the fallback's"
+        )
+    letter, n = Counter(p.answer for p in preds).most_common(1)[0]
+    if n > len(preds) / 2:
+        out.append(
+            f"{what}: {n} of {len(preds)} answers are {letter!r}; on balanced data that scores about 0.25"
+        )
+    return out

@@ -117,15 +117,31 @@ def letter_probs(
     return out  # type: ignore[return-value]
 
 
+# A six-tag chain is over at its closing </output>: what a model writes after it is never read.
+STOP_STRINGS = {"reasoning": ["</output>"], "plain": []}
+
+
 @torch.inference_mode()
 def generate(
-    model, tokenizer, prompts: list[str], batch_size: int = 16, max_new_tokens: int = 512
+    model,
+    tokenizer,
+    prompts: list[str],
+    batch_size: int = 16,
+    max_new_tokens: int = 512,
+    stop_strings: list[str] | None = None,
 ) -> list[str]:
+    """Greedy generation; each row stops at the template's end token (the model's generation config) or
+    at any of `stop_strings`."""
     out: list[str] = [""] * len(prompts)
+    stop = {"stop_strings": stop_strings, "tokenizer": tokenizer} if stop_strings else {}
     for idx, enc in _batches(_encode(tokenizer, prompts), tokenizer, batch_size, "generate"):
         enc = enc.to(model.device)
         gen = model.generate(
-            **enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
+            **enc,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id,
+            **stop,
         )
         texts = tokenizer.batch_decode(gen[:, enc.input_ids.shape[1] :], skip_special_tokens=True)
         for i, t in zip(idx, texts, strict=True):
@@ -159,7 +175,7 @@ def predict_records(
             )
             for r, p in zip(records, probs, strict=True)
         ]
-    texts = generate(model, tokenizer, prompts, batch_size, max_new_tokens)
+    texts = generate(model, tokenizer, prompts, batch_size, max_new_tokens, STOP_STRINGS.get(prompt_mode))
     preds = []
     for r, t in zip(records, texts, strict=True):
         ex = extract_answer(t, r.options)

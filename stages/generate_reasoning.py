@@ -5,8 +5,8 @@ import json
 import shutil
 from pathlib import Path
 
-from mcqflow.cli import run_stage
 from mcqflow.config import load_params
+from mcqflow.errors import run_stage
 from mcqflow.generate import GenerateParams, generate
 from mcqflow.llm import LLMParams, ResponseCache
 from mcqflow.schema import read_records, write_jsonl

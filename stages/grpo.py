@@ -3,8 +3,8 @@
 import argparse
 from pathlib import Path
 
-from mcqflow.cli import run_stage
 from mcqflow.config import choose, load_params
+from mcqflow.errors import run_stage
 from mcqflow.grpo import GRPOParams, train_grpo
 from mcqflow.launch import is_main_process, relaunch_under_accelerate
 from mcqflow.models import DTYPES, resolve_base

@@ -4,7 +4,7 @@ import argparse
 import json
 from pathlib import Path
 
-from mcqflow.cli import run_stage
+from mcqflow.errors import run_stage
 from mcqflow.ingest import SPLITS, ingest_split
 from mcqflow.schema import write_jsonl
 

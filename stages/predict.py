@@ -8,8 +8,8 @@ import json
 import sys
 from pathlib import Path
 
-from mcqflow.cli import run_stage
 from mcqflow.config import choose, load_params
+from mcqflow.errors import run_stage
 from mcqflow.metrics import degenerate_warnings, evaluate
 from mcqflow.models import DTYPES, load_for_inference, read_meta, resolve_base
 from mcqflow.predict import predict_records, write_details, write_submission

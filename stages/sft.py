@@ -2,8 +2,8 @@
 
 import argparse
 
-from mcqflow.cli import run_stage
 from mcqflow.config import choose, load_params
+from mcqflow.errors import run_stage
 from mcqflow.launch import is_main_process, relaunch_under_accelerate
 from mcqflow.models import DTYPES, resolve_base
 from mcqflow.profiles import profile_from_params

@@ -6,8 +6,8 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from mcqflow.cli import run_stage
 from mcqflow.config import load_params
+from mcqflow.errors import run_stage
 from mcqflow.schema import read_records, write_jsonl
 from mcqflow.split import stratified_subset
 

@@ -2,8 +2,8 @@
 
 import argparse
 
-from mcqflow.cli import run_stage
 from mcqflow.config import load_params
+from mcqflow.errors import run_stage
 from mcqflow.models import build_tiny, tiny_corpus
 from mcqflow.schema import read_records
 

@@ -4,8 +4,8 @@ import argparse
 import json
 from pathlib import Path
 
-from mcqflow.cli import run_stage
 from mcqflow.config import load_params
+from mcqflow.errors import run_stage
 from mcqflow.llm import LLMParams, ResponseCache
 from mcqflow.schema import read_records, write_jsonl
 from mcqflow.translate import SPLITS, TranslateParams, check_complete, translate

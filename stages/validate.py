@@ -6,9 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-from mcqflow.cli import run_stage
 from mcqflow.config import load_params
-from mcqflow.errors import UserError
+from mcqflow.errors import UserError, run_stage
 from mcqflow.ingest import SPLITS
 from mcqflow.schema import read_records, write_jsonl
 from mcqflow.validation import Settings, build_data_docs, gx_context, summary_table, validate

@@ -4,40 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
-from mcqflow.errors import UserError
-
-
-def close_process_group() -> None:
-    """Leave a process group (set up by accelerate in launched stages) cleanly: NCCL warns of leaked
-    resources otherwise."""
-    if "torch" not in sys.modules:
-        return
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
-
-
-def run_stage(fn: Callable[[], None]) -> None:
-    """The boundary every entry point goes through: one line per user error, exit code 2."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("mcqflow").setLevel(logging.INFO)  # ours; libraries stay at WARNING
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    try:
-        fn()
-        close_process_group()
-    except UserError as e:
-        print(f"mcqflow: error: {e}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print("mcqflow: interrupted", file=sys.stderr)
-        sys.exit(130)
+from mcqflow.errors import UserError, run_stage
 
 
 def cmd_ingest(a: argparse.Namespace) -> None:

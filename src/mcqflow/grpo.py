@@ -127,15 +127,19 @@ def grpo_config(
     return GRPOConfig(**kwargs)
 
 
-# The code that defines what GRPO optimises: a change here makes old checkpoints someone else's run.
-OBJECTIVE_MODULES = ("grpo", "rewards", "extract", "neutrality", "prompts", "reasoning", "shuffle")
+def objective_files() -> list[Path]:
+    """The code a GRPO run executes (the grpo stage's import closure, the same list dvc.yaml's deps hold):
+    a change in any of it makes old checkpoints someone else's run."""
+    from mcqflow.deps import closure
+
+    return closure(Path(__file__).with_name("grpo.py")) + [Path(__file__).with_name("grpo.py")]
 
 
 def fingerprint(p: GRPOParams, records: list[Record], init: str, seed: int) -> str:
     h = hashlib.sha256()
     h.update(json.dumps([asdict(p), seed, init], sort_keys=True).encode())
-    for name in OBJECTIVE_MODULES:
-        h.update(_file_digest(Path(__file__).with_name(f"{name}.py")))
+    for path in sorted(set(objective_files())):
+        h.update(path.name.encode() + _file_digest(path))
     for r in records:
         h.update(f"{r.id}\t{r.answer}\n".encode())
     init_dir = Path(init)

@@ -1,0 +1,55 @@
+"""dvc.yaml tells the truth: each stage lists exactly the mcqflow modules its script can run."""
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT
+from mcqflow.deps import closure
+
+
+def _stages():
+    spec = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    for name, stage in spec.items():
+        body = stage.get("do", stage)
+        script = re.search(r"python (stages/\w+\.py)", body["cmd"])
+        yield name, script.group(1) if script else None, body.get("deps", [])
+
+
+STAGES = list(_stages())
+
+
+def test_every_stage_runs_a_stage_script():
+    assert all(script for _, script, _ in STAGES), [n for n, s, _ in STAGES if not s]
+
+
+@pytest.mark.parametrize("name,script,deps", STAGES, ids=[s[0] for s in STAGES])
+def test_deps_are_the_import_closure_of_the_stage_script(name, script, deps):
+    listed = {d for d in deps if isinstance(d, str) and d.startswith("src/mcqflow/")}
+    needed = {f"src/mcqflow/{p.name}" for p in closure(ROOT / script)}
+    assert script in deps, f"{name}: its own script is not a dep"
+    assert not needed - listed, f"{name}: dvc.yaml misses {sorted(needed - listed)} (imported by {script})"
+    assert not listed - needed, (
+        f"{name}: dvc.yaml lists {sorted(listed - needed)}, which {script} never imports"
+    )
+
+
+def test_closure_follows_lazy_and_transitive_imports(tmp_path):
+    pkg = tmp_path / "mcqflow"
+    pkg.mkdir()
+    (pkg / "a.py").write_text("def f():\n    from mcqflow.b import g\n")
+    (pkg / "b.py").write_text("from mcqflow import c\n")
+    (pkg / "c.py").write_text("import os\n")
+    (pkg / "unused.py").write_text("")
+    script = tmp_path / "s.py"
+    script.write_text("import mcqflow.a\nfrom mcqflow.errors_missing import x\n")
+    assert [p.name for p in closure(script, pkg)] == ["a.py", "b.py", "c.py"]
+
+
+def test_grpo_fingerprint_hashes_the_grpo_stage_closure():
+    from mcqflow.grpo import objective_files
+
+    assert {p.name for p in objective_files()} == {p.name for p in closure(ROOT / "stages/grpo.py")}
+    assert Path(ROOT / "src/mcqflow/training.py").resolve() in {p.resolve() for p in objective_files()}

@@ -54,6 +54,59 @@ def cmd_predict(a: argparse.Namespace) -> None:
     print(summary)
 
 
+def cmd_evaluate(a: argparse.Namespace) -> None:
+    from mcqflow.evaluate import as_prediction, score, summarize
+    from mcqflow.ingest import ingest_split
+    from mcqflow.io import write_text_atomic
+    from mcqflow.models import load_for_inference, read_meta, resolve_base
+    from mcqflow.predict import write_details
+
+    if a.shots < 0 or a.batch_size < 1:
+        raise UserError("--shots must be 0 or more and --batch-size 1 or more")
+    res = ingest_split(a.input, "dev", a.lang)
+    for r in res.rejected:
+        print(f"rejected: {r.line()}", file=sys.stderr)
+    if not res.records:
+        raise UserError(f"{a.input}: no labelled questions to evaluate")
+    shots = []
+    if a.shots:
+        if not a.shots_from:
+            raise UserError("--shots needs --shots-from, a labelled file to take the examples from")
+        ids = {r.id for r in res.records}
+        pool = [r for r in ingest_split(a.shots_from, "dev", a.lang).records if r.id not in ids]
+        if len(pool) < a.shots:
+            raise UserError(f"{a.shots_from}: {len(pool)} usable examples, --shots asks for {a.shots}")
+        shots = pool[: a.shots]
+    model, tokenizer = load_for_inference(a.model, a.adapter, a.quantization, a.dtype)
+    meta = read_meta(a.adapter or resolve_base(a.model))
+    prompt_mode = a.prompt or meta.get("mode") or "plain"
+    rotations = (0, 1, 2, 3) if a.circular else (0,)
+    scored = score(
+        res.records,
+        model,
+        tokenizer,
+        a.protocol,
+        rotations,
+        shots,
+        prompt_mode,
+        a.batch_size,
+        a.max_new_tokens,
+    )
+    m = {"protocol": a.protocol, "shots": a.shots, "circular": a.circular, **summarize(scored, rotations)}
+    line = (
+        f"{a.input}: {a.protocol}{' circular' if a.circular else ''}, {a.shots}-shot, {m['n']} questions: "
+        f"accuracy {m['accuracy']:.3f} [{m['accuracy_ci95_low']:.3f}, {m['accuracy_ci95_high']:.3f}]"
+    )
+    if a.circular:
+        per = " ".join(f"{v:.3f}" for v in m["rotation_accuracy"].values())
+        line += f"; circular {m['circular_accuracy']:.3f}; per rotation {per}"
+    print(line + "; letters " + " ".join(f"{k}={v:.2f}" for k, v in m["letter_share"].items()))
+    if a.details:
+        write_details([as_prediction(s) for s in scored], a.details)
+    if a.metrics:
+        write_text_atomic(a.metrics, json.dumps(m, indent=2) + "\n")
+
+
 def cmd_extract(a: argparse.Namespace) -> None:
     from mcqflow.extract import extract_answer
 
@@ -191,6 +244,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=512)
     p.add_argument("--details", help="per-question JSONL (raw output, extracted letter, method)")
     p.set_defaults(fn=cmd_predict)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="score a labelled question file (any format ingest reads, CMMLU/C-Eval CSVs included) by a "
+        "chosen protocol, optionally over the four rotations of the options and with few-shot examples",
+    )
+    p.add_argument("--model", required=True, help="as for predict: 'embedded', 'tiny', a HF id or a folder")
+    p.add_argument("--adapter", help="LoRA adapter directory to apply on --model")
+    p.add_argument("--input", required=True, help="labelled questions (rows without an answer are rejected)")
+    p.add_argument(
+        "--protocol",
+        choices=["letter", "calibrated", "cloze", "generate"],
+        default="letter",
+        help="letter: A-D next-token logits; calibrated: the same with the letter prior of content-free "
+        "prompts divided out; cloze: mean log-likelihood of each option's text; generate: generation + "
+        "answer extraction",
+    )
+    p.add_argument(
+        "--circular", action="store_true", help="score all four rotations; right only if right in all"
+    )
+    p.add_argument("--shots", type=int, default=0, help="solved examples before each question")
+    p.add_argument("--shots-from", help="labelled file the --shots examples come from (its first rows)")
+    p.add_argument("--prompt", choices=["plain", "reasoning"], help="default: the model's training mode")
+    p.add_argument("--lang", choices=["zh", "en"])
+    p.add_argument("--quantization", choices=["none", "nf4"])
+    p.add_argument("--dtype", choices=["auto", "bfloat16", "float32"], default="auto")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--max-new-tokens", type=int, default=512, help="generate protocol only")
+    p.add_argument("--details", help="per question (and rotation) JSONL: answer, gold, scores")
+    p.add_argument("--metrics", help="write the metrics JSON here")
+    p.set_defaults(fn=cmd_evaluate)
 
     p = sub.add_parser("validate", help="run the validate gate's checks on any supported file")
     p.add_argument("--input", required=True)

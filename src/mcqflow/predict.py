@@ -158,10 +158,11 @@ def predict_records(
     batch_size: int = 16,
     max_new_tokens: int = 512,
     share_prefix: bool = False,
+    shots: list[Record] | None = None,
 ) -> list[Prediction]:
     if inference not in INFERENCE_MODES:
         raise UserError(f"inference mode {inference!r}: expected one of {', '.join(INFERENCE_MODES)}")
-    prompts = [render_prompt(tokenizer, r, prompt_mode) for r in records]
+    prompts = [render_prompt(tokenizer, r, prompt_mode, shots or ()) for r in records]
     if inference == "letter":
         probs = letter_probs(model, tokenizer, prompts, batch_size, share_prefix)
         return [

@@ -23,6 +23,8 @@ INSTRUCTION = {
     "<output> format, and put only the answer letter in <output>.",
 }
 QUESTION_LABEL = {"zh": "題目：", "en": "Question: "}
+# Cloze scoring (mcqflow.evaluate): the question alone, each option's text scored as the answer.
+CLOZE_INSTRUCTION = {"zh": "請直接寫出正確答案。", "en": "Write the correct answer."}
 
 
 def user_content(rec: Record, mode: str) -> str:
@@ -32,13 +34,29 @@ def user_content(rec: Record, mode: str) -> str:
     return "\n".join(lines)
 
 
-def prompt_messages(rec: Record, mode: str) -> list[dict]:
+def prompt_messages(rec: Record, mode: str, shots: tuple[Record, ...] | list[Record] = ()) -> list[dict]:
+    """System prompt, then `shots` solved examples as earlier turns (few-shot), then the question."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
-    return [
+    messages = [{"role": "system", "content": SYSTEM[rec.lang]}]
+    for shot in shots:
+        messages += [
+            {"role": "user", "content": user_content(shot, mode)},
+            {"role": "assistant", "content": completion_text(shot, mode)},
+        ]
+    return messages + [{"role": "user", "content": user_content(rec, mode)}]
+
+
+def cloze_prompt(tokenizer, rec: Record) -> str:
+    """The question without its options; what follows is scored option by option."""
+    messages = [
         {"role": "system", "content": SYSTEM[rec.lang]},
-        {"role": "user", "content": user_content(rec, mode)},
+        {
+            "role": "user",
+            "content": QUESTION_LABEL[rec.lang] + rec.question + "\n" + CLOZE_INSTRUCTION[rec.lang],
+        },
     ]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
 def completion_text(rec: Record, mode: str) -> str:
@@ -59,7 +77,7 @@ def sft_example(rec: Record, mode: str) -> dict:
     }
 
 
-def render_prompt(tokenizer, rec: Record, mode: str) -> str:
+def render_prompt(tokenizer, rec: Record, mode: str, shots: tuple[Record, ...] | list[Record] = ()) -> str:
     return tokenizer.apply_chat_template(
-        prompt_messages(rec, mode), tokenize=False, add_generation_prompt=True
+        prompt_messages(rec, mode, shots), tokenize=False, add_generation_prompt=True
     )

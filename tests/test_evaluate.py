@@ -1,0 +1,128 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import sample_records
+from mcqflow.evaluate import cloze_scores, content_free_prior, rotate, score, summarize, unrotate
+from mcqflow.models import load_for_inference
+from mcqflow.predict import letter_token_ids
+from mcqflow.prompts import cloze_prompt, render_prompt
+from mcqflow.schema import LETTERS
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_dir):
+    return load_for_inference(tiny_dir)
+
+
+def two_questions():
+    return sample_records("dev")[:2]
+
+
+@torch.inference_mode()
+def test_letter_and_cloze_agree_with_a_hand_computation(tiny):
+    model, tok = tiny
+    recs = two_questions()
+    letter = score(recs, model, tok, "letter")
+    cloze = cloze_scores(model, tok, recs, batch_size=3)  # batches cut across questions and options
+    for rec, s, c in zip(recs, letter, cloze, strict=True):
+        ids = tok(render_prompt(tok, rec, "plain"), add_special_tokens=False, return_tensors="pt").input_ids
+        by_hand = model(ids).logits[0, -1, letter_token_ids(tok)].float().softmax(-1).tolist()
+        assert s.scores == pytest.approx(by_hand, abs=1e-5)
+        prefix = tok(cloze_prompt(tok, rec), add_special_tokens=False).input_ids
+        for k, got in zip(LETTERS, c, strict=True):
+            opt = tok(rec.options[k], add_special_tokens=False).input_ids
+            logp = model(torch.tensor([prefix + opt])).logits[0].float().log_softmax(-1)
+            want = sum(float(logp[len(prefix) - 1 + t, o]) for t, o in enumerate(opt)) / len(opt)
+            assert got == pytest.approx(want, abs=1e-4)
+
+
+def test_rotations_move_options_and_gold_together():
+    rec = two_questions()[0]
+    for r in range(4):
+        rot = rotate(rec, r)
+        assert rot.options[rot.answer] == rec.options[rec.answer]
+        assert sorted(rot.options.values()) == sorted(rec.options.values())
+        for k in LETTERS:
+            assert rot.options[k] == rec.options[unrotate(k, r)]
+
+
+def test_circular_scoring_exposes_a_constant_letter(monkeypatch, tiny):
+    """A model that always says "A" scores the share of gold A at rotation 0, that of B after one
+    rotation, and so on; it is never right under all four."""
+    import mcqflow.evaluate as ev
+
+    monkeypatch.setattr(
+        ev, "letter_probs", lambda m, t, prompts, *a, **k: [[0.7, 0.1, 0.1, 0.1]] * len(prompts)
+    )
+    recs = sample_records("dev")[:8]
+    scored = score(recs, *tiny, protocol="letter", rotations=(0, 1, 2, 3))
+    m = summarize(scored, (0, 1, 2, 3))
+    golds = [r.answer for r in recs]
+    for r in range(4):
+        assert m["rotation_accuracy"][str(r)] == pytest.approx(golds.count(LETTERS[r]) / 8, abs=1e-4)
+    assert m["circular_accuracy"] == 0.0 and m["letter_share"]["A"] == 1.0
+
+
+def test_calibration_divides_out_the_content_free_prior_and_never_reads_labels(tiny):
+    model, tok = tiny
+    recs = two_questions()
+    prior = content_free_prior(model, tok, "zh", "plain", [], 8)
+    raw = score(recs, model, tok, "letter")
+    cal = score(recs, model, tok, "calibrated")
+    for r, c in zip(raw, cal, strict=True):
+        q = [p / w for p, w in zip(r.scores, prior, strict=True)]
+        assert c.scores == pytest.approx([x / sum(q) for x in q], rel=1e-6)
+    relabelled = [rotate(rec, 0) for rec in recs]
+    for rec in relabelled:
+        rec.answer = "D"
+    assert [s.answer for s in score(relabelled, model, tok, "calibrated")] == [s.answer for s in cal]
+
+
+def test_few_shot_examples_are_earlier_turns(tiny):
+    _, tok = tiny
+    shots = sample_records("train")[:2]
+    rec = two_questions()[0]
+    text = render_prompt(tok, rec, "plain", shots)
+    assert text.count("<|im_start|>user") == 3 and text.count("<|im_start|>assistant") == 3
+    assert text.index(shots[1].question) < text.index(rec.question)
+    assert f"<|im_start|>assistant\n{shots[0].answer}<|im_end|>" in text
+
+
+def test_evaluate_cli_on_a_cmmlu_file(tiny_dir, tmp_path):
+    recs = sample_records("dev")[:6]
+    rows = [",Question,A,B,C,D,Answer"] + [
+        f"{i},{r.question},{r.options['A']},{r.options['B']},{r.options['C']},{r.options['D']},{r.answer}"
+        for i, r in enumerate(recs)
+    ]
+    cmmlu = tmp_path / "cmmlu.csv"
+    cmmlu.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    shots = tmp_path / "shots.jsonl"
+    shots.write_text("".join(r.to_json() + "\n" for r in sample_records("train")[:3]), encoding="utf-8")
+    for protocol in ("letter", "calibrated", "cloze"):
+        out = tmp_path / f"{protocol}.json"
+        r = subprocess.run(
+            [sys.executable, "-m", "mcqflow.cli", "evaluate", "--model", tiny_dir, "--input", str(cmmlu)]
+            + ["--protocol", protocol, "--circular", "--shots", "1", "--shots-from", str(shots)]
+            + ["--metrics", str(out), "--details", str(tmp_path / f"{protocol}.jsonl")],
+            capture_output=True,
+            text=True,
+        )
+        assert r.returncode == 0, r.stderr[-2000:]
+        m = json.loads(out.read_text())
+        assert (
+            m["n"] == 6 and m["protocol"] == protocol and set(m["rotation_accuracy"]) == {"0", "1", "2", "3"}
+        )
+        assert m["circular_accuracy"] <= min(m["rotation_accuracy"].values())
+        assert len((tmp_path / f"{protocol}.jsonl").read_text().splitlines()) == 24
+        assert "circular" in r.stdout and "per rotation" in r.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "mcqflow.cli", "evaluate", "--model", tiny_dir, "--input", str(cmmlu)]
+        + ["--shots", "2"],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2 and "--shots-from" in bad.stderr and "Traceback" not in bad.stderr

@@ -154,3 +154,92 @@ def test_bench_mistakes_are_one_line(tmp_path):
         r = mcqflow("bench", "--arch", "tiny", "--smoke", "--out", str(tmp_path / "o"), *args)
         assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
         assert r.stderr.count("\n") == 1 and said in r.stderr, r.stderr
+
+
+def _cli(*args, cwd=None):
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "mcqflow.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd
+    )
+
+
+def test_outputs_that_would_overwrite_an_input_or_each_other_are_refused(tmp_path):
+    src = tmp_path / "test.csv"
+    src.write_text(
+        "ID,Question,Option A,Option B,Option C,Option D\nq1,題目？,甲,乙,丙,丁\n", encoding="utf-8"
+    )
+    before = src.read_bytes()
+    for args, flags in (
+        (["ingest", "--input", src, "--output", src], "--input and --output"),
+        (
+            ["ingest", "--input", src, "--output", tmp_path / "o.jsonl", "--rejected", tmp_path / "o.jsonl"],
+            "--output and --rejected",
+        ),
+        (["predict", "--model", "tiny", "--input", src, "--output", src], "--input and --output"),
+        (
+            [
+                "predict",
+                "--model",
+                "tiny",
+                "--input",
+                src,
+                "--output",
+                tmp_path / "s.csv",
+                "--details",
+                tmp_path / "s.csv",
+            ],
+            "--output and --details",
+        ),
+    ):
+        r = _cli(*args)
+        assert r.returncode == 2 and flags in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1
+    assert src.read_bytes() == before
+
+
+def test_header_only_test_file_is_an_error_not_an_empty_submission(tmp_path, tiny_dir):
+    src = tmp_path / "test.csv"
+    src.write_text("ID,Question,Option A,Option B,Option C,Option D\n", encoding="utf-8")
+    r = _cli("predict", "--model", tiny_dir, "--input", src, "--output", tmp_path / "s.csv")
+    assert r.returncode == 2 and "no questions to answer" in r.stderr and not (tmp_path / "s.csv").exists()
+
+
+def test_missing_model_folder_and_undownloaded_hub_id_are_told_apart(tmp_path):
+    import os
+
+    (tmp_path / "models").mkdir()
+    env_offline = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    import subprocess
+    import sys
+
+    def run(model):
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mcqflow.cli",
+                "predict",
+                "--model",
+                model,
+                "--input",
+                "x.csv",
+                "--output",
+                "s.csv",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=env_offline,
+        )
+
+    (tmp_path / "x.csv").write_text("ID,Question,A,B,C,D\nq1,題目？,甲,乙,丙,丁\n", encoding="utf-8")
+    folder = run("models/Qwen2.5-7B-Instruct")
+    assert (
+        folder.returncode == 2
+        and "no such model folder" in folder.stderr
+        and "hf download" not in folder.stderr
+    )
+    hub = run("Qwen/Qwen2.5-7B-Instruct")
+    assert hub.returncode == 2 and "hf download Qwen/Qwen2.5-7B-Instruct" in hub.stderr

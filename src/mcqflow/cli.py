@@ -12,11 +12,13 @@ from mcqflow.errors import UserError, run_stage
 
 def cmd_ingest(a: argparse.Namespace) -> None:
     from mcqflow.ingest import ingest, ingest_split
+    from mcqflow.io import check_distinct
     from mcqflow.schema import write_jsonl
 
+    rejected = a.rejected or str(Path(a.output).with_suffix("")) + ".rejected.jsonl"
+    check_distinct(**{"--input": a.input, "--output": a.output, "--rejected": rejected})
     res = ingest_split(a.input, a.split, a.lang) if a.split else ingest(a.input, a.lang)
     write_jsonl(a.output, res.records)
-    rejected = a.rejected or str(Path(a.output).with_suffix("")) + ".rejected.jsonl"
     for r in res.rejected:
         print(f"rejected: {r.line()}", file=sys.stderr)
     if res.rejected:
@@ -31,11 +33,17 @@ def cmd_ingest(a: argparse.Namespace) -> None:
 
 def cmd_predict(a: argparse.Namespace) -> None:
     from mcqflow.ingest import ingest_split
+    from mcqflow.io import check_distinct
     from mcqflow.metrics import degenerate_warnings, evaluate
     from mcqflow.models import load_for_inference, read_meta, resolve_base
     from mcqflow.predict import predict_records, write_details, write_submission
 
+    check_distinct(**{"--input": a.input, "--output": a.output, "--details": a.details})
+    if a.batch_size < 1 or a.max_new_tokens < 1:
+        raise UserError("--batch-size and --max-new-tokens must be 1 or more")
     records = ingest_split(a.input, "test", a.lang).records
+    if not records:
+        raise UserError(f"{a.input}: no questions to answer (a header and nothing else?)")
     model, tokenizer = load_for_inference(a.model, a.adapter, a.quantization, a.dtype)
     meta = read_meta(a.adapter or resolve_base(a.model))
     # A model trained by mcqflow knows its mode: reasoning models generate, plain models are letter-scored.
@@ -57,10 +65,11 @@ def cmd_predict(a: argparse.Namespace) -> None:
 def cmd_evaluate(a: argparse.Namespace) -> None:
     from mcqflow.evaluate import as_prediction, score, summarize
     from mcqflow.ingest import ingest_split
-    from mcqflow.io import write_text_atomic
+    from mcqflow.io import check_distinct, write_text_atomic
     from mcqflow.models import load_for_inference, read_meta, resolve_base
     from mcqflow.predict import write_details
 
+    check_distinct(**{"--input": a.input, "--details": a.details, "--metrics": a.metrics})
     if a.shots < 0 or a.batch_size < 1:
         raise UserError("--shots must be 0 or more and --batch-size 1 or more")
     res = ingest_split(a.input, "dev", a.lang)

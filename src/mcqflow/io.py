@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from mcqflow.errors import UserError
+
 
 @contextlib.contextmanager
 def atomic_open(path: str | Path, newline: str | None = None) -> Iterator[IO[str]]:
@@ -36,3 +38,16 @@ def atomic_open(path: str | Path, newline: str | None = None) -> Iterator[IO[str
 def write_text_atomic(path: str | Path, text: str) -> None:
     with atomic_open(path) as f:
         f.write(text)
+
+
+def check_distinct(**paths: str | Path | None) -> None:
+    """One line when two of the named paths (flag -> path) are the same file: an output would overwrite an
+    input, or two outputs each other. Checked before any work."""
+    seen: dict[Path, str] = {}
+    for flag, p in paths.items():
+        if p is None:
+            continue
+        key = Path(p).expanduser().resolve()
+        if key in seen:
+            raise UserError(f"{seen[key]} and {flag} are the same file ({p}): give each its own path")
+        seen[key] = flag

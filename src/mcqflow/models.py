@@ -231,11 +231,25 @@ def _from_pretrained(cls, name_or_path: str, param: str = "model.base", **kwargs
             err = e
     if os.path.isdir(name_or_path):
         raise UserError(f"{name_or_path}: not a loadable model directory ({str(err).splitlines()[0]})")
+    if looks_like_a_path(name_or_path):
+        raise UserError(
+            f"{param}={name_or_path}: no such model folder; give an existing folder, a Hugging Face id "
+            f"(owner/name) or 'embedded'"
+        )
     raise UserError(
         f"model {name_or_path!r} is not available on this machine: download it where there is internet "
         f"(`hf download {name_or_path} --local-dir models/{name_or_path.split('/')[-1]}`), copy it here and "
         f"set {param} to that directory"
     )
+
+
+def looks_like_a_path(name: str) -> bool:
+    """A local folder was meant (so a missing one is a typo, not an undownloaded hub id): an absolute or
+    relative path, more than one slash, or a first component that is a folder here (`models/x`)."""
+    if name.startswith(("/", "./", "../", "~")) or "\\" in name or name.count("/") > 1:
+        return True
+    head = name.split("/")[0]
+    return "/" in name and os.path.isdir(head)
 
 
 def write_meta(out_dir: str | Path, **meta) -> None:

@@ -9,6 +9,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def llm_journal(tmp_path_factory, monkeypatch):
+    """Each test its own LLM response journal (mcqflow.llm.ResponseCache), so no test is answered by
+    responses another test (or the user's own runs) paid for."""
+    path = tmp_path_factory.mktemp("llm-journal")
+    monkeypatch.setenv("MCQFLOW_LLM_JOURNAL", str(path))
+    return path
+
+
 @pytest.fixture
 def write(tmp_path):
     """write('name.csv', text) -> path of a UTF-8 file in a temp folder."""

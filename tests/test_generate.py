@@ -181,3 +181,41 @@ def test_generate_with_a_local_model_records_what_it_cannot_use(tiny_dir, tmp_pa
     assert "ok" not in first.metrics["outcomes"]
     again = generate(records, p, llm, ResponseCache(tmp_path), ROOT / "prompts")
     assert again.metrics["cache_hits"] == 3 and again.metrics["requests_sent"] == 0
+
+
+@pytest.mark.slow
+def test_a_killed_exp_run_loses_no_paid_response(tmp_path):
+    """`dvc exp run` checks out the committed cache/llm before it runs, which used to delete what a
+    SIGKILLed experiment had received (paid again on the re-run); the journal outside the repository keeps
+    it. Only requests in flight at the kill (at most llm.concurrency) may be paid twice."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root, env = make_clone(tmp_path / "clone")
+    env = {**env, "OPENAI_API_KEY": KEY}
+    with FakeLLM(responder=responder) as server:
+        exp = ["exp", "run", "-S", "generate.per_cell=3", "-S", "llm.backend=openai"]
+        exp += ["-S", f"llm.base_url={server.url}", "-S", "llm.concurrency=8", "generate_reasoning"]
+        p = subprocess.Popen(
+            [sys.executable, "-m", "dvc", *exp],
+            cwd=root,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.time() + 600
+        while server.total < 100 and p.poll() is None and time.time() < deadline:
+            time.sleep(0.02)
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+        paid = server.total
+        assert 100 <= paid < 675, "the kill must land mid-run"
+        dvc_in(root, env, *exp)
+        m = json.loads((root / "metrics/generate.json").read_text())
+        assert m["questions_generated"] == 675
+        assert server.total - 675 <= 8, f"{server.total - 675} responses paid twice"
+        assert m["cache_hits"] >= paid - 8

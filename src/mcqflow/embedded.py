@@ -37,10 +37,9 @@ DONE = "mcqflow-embedded.json"  # written last: a folder without it is an interr
 
 
 def cache_root() -> Path:
-    if os.environ.get("MCQFLOW_CACHE"):
-        return Path(os.environ["MCQFLOW_CACHE"])
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "mcqflow"
+    from mcqflow.io import user_cache_dir
+
+    return user_cache_dir()
 
 
 def model_dir() -> Path:

@@ -35,6 +35,15 @@ def atomic_open(path: str | Path, newline: str | None = None) -> Iterator[IO[str
         raise
 
 
+def user_cache_dir() -> Path:
+    """mcqflow's folder in the user's cache, outside every repository (as the Hugging Face cache is):
+    `$MCQFLOW_CACHE`, else `$XDG_CACHE_HOME/mcqflow`, else `~/.cache/mcqflow`."""
+    if os.environ.get("MCQFLOW_CACHE"):
+        return Path(os.environ["MCQFLOW_CACHE"])
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "mcqflow"
+
+
 def write_text_atomic(path: str | Path, text: str) -> None:
     with atomic_open(path) as f:
         f.write(text)

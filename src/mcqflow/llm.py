@@ -91,17 +91,45 @@ def cache_key(model: str, messages: list[dict], sampling: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def default_journal() -> Path:
+    """`$MCQFLOW_LLM_JOURNAL`, else `llm-responses/` in the user's cache (shared by every run on the machine:
+    the keys are content addresses, so a response is never paid for twice here)."""
+    from mcqflow.io import user_cache_dir
+
+    env = os.environ.get("MCQFLOW_LLM_JOURNAL")
+    return Path(env) if env else user_cache_dir() / "llm-responses"
+
+
 class ResponseCache:
-    """One JSON file per response, under <dir>/<key[:2]>/<key>.json, written atomically."""
+    """One JSON file per response, under <dir>/<key[:2]>/<key>.json, written atomically.
 
-    def __init__(self, directory: str | Path):
+    Every response is also written to a journal outside the repository (`default_journal()`, in the
+    user's cache) before the DVC-tracked copy: `dvc exp run` checks out the committed cache/ before it
+    runs, which deletes what a killed experiment had received; the journal keeps it, and `get` brings it
+    back into the tracked folder instead of paying again. `journal=None` turns it off."""
+
+    def __init__(self, directory: str | Path, journal: str | Path | None = "default"):
         self.dir = Path(directory)
+        self.journal = default_journal() if journal == "default" else (Path(journal) if journal else None)
 
-    def path(self, key: str) -> Path:
-        return self.dir / key[:2] / f"{key}.json"
+    def path(self, key: str, root: Path | None = None) -> Path:
+        return (root or self.dir) / key[:2] / f"{key}.json"
 
     def get(self, key: str) -> dict | None:
-        p = self.path(key)
+        entry = self._read(self.path(key))
+        if entry is None and self.journal is not None:
+            entry = self._read(self.path(key, self.journal))
+            if entry is not None:
+                self._write(self.path(key), entry)  # restored: the tracked cache is complete again
+        return entry
+
+    def put(self, key: str, entry: dict) -> None:
+        if self.journal is not None:
+            self._write(self.path(key, self.journal), entry)
+        self._write(self.path(key), entry)
+
+    @staticmethod
+    def _read(p: Path) -> dict | None:
         if not p.exists():
             return None
         try:
@@ -109,8 +137,8 @@ class ResponseCache:
         except json.JSONDecodeError:
             return None  # a torn file cannot happen with atomic writes, but never trust it
 
-    def put(self, key: str, entry: dict) -> None:
-        p = self.path(key)
+    @staticmethod
+    def _write(p: Path, entry: dict) -> None:
         p.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=p.parent, suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -78,7 +78,8 @@ def test_pull_into_a_fresh_clone_reruns_nothing(team):
     assert r.returncode == 0, r.stderr
     assert "Data and pipelines are up to date" in dvc_in(b, env, "status")
     out = dvc_in(b, env, "repro")
-    assert "Running stage" not in out and out.count("didn't change, skipping") == 16
+    stages = len(dvc_in(b, env, "stage", "list", "--name-only").split())
+    assert "Running stage" not in out and out.count("didn't change, skipping") == stages
     for rel in SHARED:
         assert tree_digest(a, rel) == tree_digest(b, rel), rel
     assert filecmp.cmp(a / "submissions/sft-plain-zh.csv", b / "submissions/sft-plain-zh.csv", shallow=False)

@@ -66,3 +66,16 @@ def test_lora_adapter_trains_saves_and_predicts(tiny_dir, tmp_path):
     model, tok = load_for_inference(str(out))
     preds = predict_records(recs[:2], model, tok, "letter", "plain")
     assert all(p.answer in "ABCD" for p in preds)
+
+
+def test_max_examples_draws_a_seeded_subset_in_order():
+    from mcqflow.training import subset
+
+    recs = sample_records("train")
+    a, b = subset(recs, 20, seed=1), subset(recs, 20, seed=1)
+    assert [r.id for r in a] == [r.id for r in b] and len(a) == 20
+    assert [r.id for r in a] == [r.id for r in recs if r.id in {x.id for x in a}]  # original order
+    assert [r.id for r in subset(recs, 20, seed=2)] != [r.id for r in a]
+    assert subset(recs, 0, seed=1) is recs and subset(recs, 10_000, seed=1) is recs
+    with pytest.raises(UserError, match="sft.max_examples=-1"):
+        SFTParams.from_params({"max_examples": -1})

@@ -218,8 +218,8 @@ def test_test_split_refuses_to_drop_a_row(write):
         ),
         (
             "b.csv",
-            "ID,Question,Option A,Option B,Option C,Option D\n1,政治,甲,乙,丙,丁\n",
-            "big5",
+            "ID,Question,Option A,Option B,Option C,Option D\n1,café au lait,é,è,ê,ë\n",
+            "latin-1",
             "not UTF-8",
         ),
         ("c.csv", "  \n", "utf-8", "file is empty"),
@@ -281,3 +281,36 @@ def test_ids_are_kept_byte_for_byte_but_the_cell_is_trimmed(write):
 
     p = write("test.csv", 'id,question,A,B,C,D\n" q  1\u3000x ",題目一？,甲,乙,丙,丁\n')
     assert [r.id for r in ingest_split(p, "test", "zh").records] == ["q  1\u3000x"]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "big5", "gb18030", "utf-8-sig"])
+def test_legacy_and_utf16_files_give_the_same_records_as_utf8(tmp_path, encoding):
+    from mcqflow.ingest import ingest
+
+    src = (ROOT / "data/sample/test.csv").read_text(encoding="utf-8").splitlines()
+    lines = [src[0]]
+    for line in src[1:]:
+        try:
+            line.encode("big5")  # the Traditional rows: Big5 has no Simplified characters
+        except UnicodeEncodeError:
+            continue
+        lines.append(line)
+    text = "\n".join(lines[:20]) + "\n"
+    utf8, other = tmp_path / "u.csv", tmp_path / "o.csv"
+    utf8.write_text(text, encoding="utf-8")
+    other.write_bytes(text.encode(encoding))
+    a, b = ingest(utf8), ingest(other)
+    same = [{**r.to_dict(), "source": ""} for r in a.records]
+    assert [{**r.to_dict(), "source": ""} for r in b.records] == same and len(same) == 19
+    assert b.encoding == {"utf-8-sig": "utf-8"}.get(encoding, encoding)
+
+
+def test_unreadable_bytes_and_non_files_are_one_line(tmp_path):
+    from mcqflow.ingest import ingest
+
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes("id,question\nq1,café au lait, naïve\n".encode("latin-1"))
+    with pytest.raises(UserError, match="not UTF-8 .* Big5 or GB18030"):
+        ingest(bad)
+    with pytest.raises(UserError, match="not a regular file"):
+        ingest(tmp_path)

@@ -24,8 +24,8 @@ def cmd_ingest(a: argparse.Namespace) -> None:
     if res.rejected:
         write_jsonl(rejected, res.rejected)
     print(
-        f"{a.input}: {res.format} format, {res.rows} rows -> {len(res.records)} records in {a.output}"
-        + (f", {len(res.rejected)} rejected in {rejected}" if res.rejected else "")
+        f"{a.input}: {res.format} format, {res.encoding}, {res.rows} rows -> {len(res.records)} records in "
+        f"{a.output}" + (f", {len(res.rejected)} rejected in {rejected}" if res.rejected else "")
     )
     if res.rejected and a.strict:
         sys.exit(1)

@@ -55,6 +55,7 @@ class IngestResult:
     rejected: list[Rejected] = field(default_factory=list)
     format: str = ""
     rows: int = 0
+    encoding: str = "utf-8"  # what the file was read in (mcqflow.ingest.decode)
 
     def check_reconciles(self) -> None:
         if self.rows != len(self.records) + len(self.rejected):
@@ -89,22 +90,51 @@ def detect_lang(texts: list[str]) -> str:
     return "zh" if _CJK.search(sample) else "en"
 
 
+# What spreadsheet programs and Chinese-language systems write: UTF-16 with a BOM ("Unicode text"),
+# Traditional (Big5) and Simplified (GB18030, a superset of GBK/GB2312) legacy code pages.
+_LEGACY = ("big5", "gb18030")
+
+
+def decode(data: bytes, path: Path) -> tuple[str, str]:
+    """The file's text and the encoding it was read in: UTF-8 (with or without BOM), UTF-16 with a BOM,
+    else Big5 or GB18030 as charset-normalizer judges (restricted to those two: a short Chinese file fits
+    several code pages, and these are the ones the data comes in). Anything else is one line."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError as e:
+            raise UserError(
+                f"{path}: starts with a UTF-16 byte order mark but is not UTF-16 (byte {e.start})"
+            ) from None
+    try:
+        return data.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError as e:
+        first_bad = e.start
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data, cp_isolation=list(_LEGACY)).best()
+    if best is not None and best.encoding in _LEGACY:
+        return str(best), best.encoding
+    raise UserError(
+        f"{path}: not UTF-8 (byte {first_bad}), UTF-16 with a BOM, Big5 or GB18030; convert it to UTF-8 first "
+        f"(e.g. iconv -f <encoding> -t utf-8)"
+    )
+
+
 def ingest(path: str | Path, lang: str | None = None) -> IngestResult:
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: file not found")
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise UserError(
-            f"{path}: not UTF-8 (byte {e.start}); convert it first, e.g. iconv -f big5 -t utf-8 or -f gb18030"
-        ) from None
+    if not path.is_file():
+        raise UserError(f"{path}: not a regular file (a folder, a device or a pipe?)")
+    text, encoding = decode(path.read_bytes(), path)
     if not text.strip():
         raise UserError(f"{path}: file is empty")
     if path.suffix.lower() in {".jsonl", ".json"}:
         result = _ingest_jsonl(path, text)
     else:
         result = _ingest_table(path, text)
+    result.encoding = encoding
     detected = lang or detect_lang([r.question for r in result.records])
     for r in result.records:
         r.lang = lang or (r.lang if result.format == "records" else detected)

@@ -17,6 +17,7 @@ solved examples before each question as earlier chat turns.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 
 import torch
@@ -194,7 +195,5 @@ def summarize(scored: list[Scored], rotations: tuple[int, ...]) -> dict:
 
 
 def as_prediction(s: Scored) -> Prediction:
-    import json
-
     raw = json.dumps({"rotation": s.rotation, "scores": s.scores})
     return Prediction(s.id, s.answer, s.method, raw, None, s.gold)

@@ -51,11 +51,20 @@ class FakeLLM:
                     time.sleep(server.slow_s)
                 if "[malformed]" in text:
                     return self._send_raw(200, b'{"id": "x", "choices": [ {oops')
+                if "[error-body]" in text:
+                    return self._send(200, {"error": {"message": "overloaded", "type": "server_error"}})
                 finish, content, refusal = "stop", server.responder(text), None
                 if "[truncated]" in text:
                     finish, content = "length", "<question>cut off mid-"
                 if "[refuse]" in text:
                     content, refusal = None, "I can't help with that."
+                if "[empty]" in text:
+                    content = ""
+                usage = {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30}
+                if "[negative-usage]" in text:
+                    usage = {"prompt_tokens": -10, "completion_tokens": -20, "total_tokens": -30}
+                if "[no-usage]" in text:
+                    usage = None
                 self._send(
                     200,
                     {
@@ -70,7 +79,7 @@ class FakeLLM:
                                 "message": {"role": "assistant", "content": content, "refusal": refusal},
                             }
                         ],
-                        "usage": {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30},
+                        "usage": usage,
                     },
                 )
 

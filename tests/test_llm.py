@@ -83,6 +83,9 @@ def test_a_hang_past_the_timeout_is_recorded_not_fatal(server, params, tmp_path)
     ("marker", "error", "cached_on_disk"),
     [
         ("[malformed]", "malformed-response", False),
+        ("[error-body]", "malformed-response", False),  # a 200 carrying an error: asked again next run
+        ("[empty]", "empty", False),
+        ("[negative-usage]", "bad-usage", False),
         ("[truncated]", "truncated", True),  # paid for: kept, and reported
         ("[refuse]", "refused", True),
     ],
@@ -92,6 +95,14 @@ def test_bad_responses_are_recorded_with_a_reason(server, params, tmp_path, mark
     (r,) = complete_all(ask(f"{marker} q"), params, cache)
     assert r.error == error
     assert (cache.get(r.key) is not None) == cached_on_disk
+
+
+def test_a_response_without_usage_is_charged_an_upper_bound(server, params, tmp_path):
+    """No usage must not switch the token cap off: each such answer counts prompt + max_tokens."""
+    params.max_total_tokens, params.max_tokens, params.concurrency = 3000, 1000, 1
+    results = complete_all(ask(*[f"[no-usage] q{i}" for i in range(6)]), params, ResponseCache(tmp_path))
+    assert server.total == 3 and [r.error for r in results].count("budget") == 3
+    assert all(r.text for r in results[:3])
 
 
 def test_budget_stops_cleanly(server, params, tmp_path):

@@ -164,6 +164,24 @@ def interpret(entry: dict, key: str, cached: bool) -> Result:
     return Result(key, text, None, cached, usage)
 
 
+# Outcomes that are no answer at all: not cached (truncated and refused answers are paid for and kept).
+NOT_ANSWERS = ("malformed-response", "empty")
+
+
+def charged_tokens(usage: dict, messages: list[dict], max_tokens: int) -> tuple[int, str | None]:
+    """Tokens a response counts against llm.max_total_tokens, and why its usage is unusable, if it is.
+
+    A server that reports no usage (some local servers) is charged an upper bound (the prompt's
+    characters plus max_tokens), so the cap still holds; a negative or non-numeric one is a failure."""
+    total = usage.get("total_tokens") if usage else None
+    if total is None:
+        prompt = sum(len(str(m.get("content", ""))) for m in messages)
+        return prompt + max_tokens, None
+    if not isinstance(total, int) or total < 0:
+        return 0, "bad-usage"
+    return total, None
+
+
 def request_counts(results: list[Result]) -> dict:
     """What a run cost: answers replayed from the cache, requests sent, tokens paid for."""
     return {
@@ -354,10 +372,16 @@ async def _fetch(
                 bar.update(1)
             raw = resp.model_dump(mode="json")
             entry = _cache_entry(key, messages, params, raw)
-            budget.tokens += entry["usage"].get("total_tokens") or 0
+            tokens, usage_error = charged_tokens(entry["usage"], messages, params.max_tokens)
+            budget.tokens += tokens
             bar.set_postfix(tokens=budget.tokens, refresh=False)
+            result = interpret(entry, key, cached=False)
+            if usage_error or result.error in NOT_ANSWERS:
+                # an error body in a 200, no text, or a usage that cannot be true: a failure, never cached,
+                # so the next run asks again instead of replaying it forever
+                return Result(key, None, usage_error or result.error, False, entry["usage"])
             cache.put(key, entry)  # at once: a kill after this line loses nothing
-            return interpret(entry, key, cached=False)
+            return result
 
     try:
         return list(await asyncio.gather(*(one(k, m) for k, m in todo)))

@@ -97,7 +97,7 @@ def test_bad_responses_are_recorded_with_a_reason(server, params, tmp_path, mark
     assert (cache.get(r.key) is not None) == cached_on_disk
 
 
-def test_a_response_without_usage_is_charged_an_upper_bound(server, params, tmp_path):
+def test_a_response_without_usage_is_charged_an_estimate(server, params, tmp_path):
     """No usage must not switch the token cap off: each such answer counts prompt + max_tokens."""
     params.max_total_tokens, params.max_tokens, params.concurrency = 3000, 1000, 1
     results = complete_all(ask(*[f"[no-usage] q{i}" for i in range(6)]), params, ResponseCache(tmp_path))

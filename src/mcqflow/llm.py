@@ -25,7 +25,6 @@ import asyncio
 import hashlib
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,11 +138,10 @@ class ResponseCache:
 
     @staticmethod
     def _write(p: Path, entry: dict) -> None:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        from mcqflow.io import atomic_open
+
+        with atomic_open(p) as f:
             json.dump(entry, f, ensure_ascii=False, indent=1, sort_keys=True)
-        os.replace(tmp, p)
 
 
 def interpret(entry: dict, key: str, cached: bool) -> Result:
@@ -171,8 +169,8 @@ NOT_ANSWERS = ("malformed-response", "empty")
 def charged_tokens(usage: dict, messages: list[dict], max_tokens: int) -> tuple[int, str | None]:
     """Tokens a response counts against llm.max_total_tokens, and why its usage is unusable, if it is.
 
-    A server that reports no usage (some local servers) is charged an upper bound (the prompt's
-    characters plus max_tokens), so the cap still holds; a negative or non-numeric one is a failure."""
+    A server that reports no usage (some local servers) is charged an estimate (the prompt's characters
+    plus max_tokens), so the cap still holds; a negative or non-numeric one is a failure."""
     total = usage.get("total_tokens") if usage else None
     if total is None:
         prompt = sum(len(str(m.get("content", ""))) for m in messages)

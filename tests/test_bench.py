@@ -102,3 +102,53 @@ def test_bench_runs_under_two_processes_and_rank_0_alone_writes(tmp_path):
     assert sft["micro_batch"] == one["micro_batch"]  # each rank does what one process did alone
     assert rows[("grpo", "fast")]["completions_per_s"] > 0
     assert "| sft | fast-bf16 | 8 x 1 x 2 GPUs |" in saved[0].with_suffix(".md").read_text()
+
+
+def test_random_weights_are_written_shard_by_shard_and_load_whole(tmp_path):
+    """The writer never holds the model at once: with 0.2 GiB shards the 0.5B architecture (tied
+    embeddings) comes out in several files that transformers loads with nothing missing or left over."""
+    from transformers import AutoModelForCausalLM
+
+    from mcqflow.bench import _corpus
+    from mcqflow.models import build_random, train_tokenizer
+
+    out = build_random("qwen2.5-0.5b", train_tokenizer(_corpus(), 3000), tmp_path / "m", shard_gib=0.2)
+    shards = sorted(p.name for p in out.glob("*.safetensors"))
+    index = json.loads((out / "model.safetensors.index.json").read_text())
+    assert len(shards) >= 4 and set(index["weight_map"].values()) == set(shards)
+    assert not list(out.glob("*.tmp.*"))
+    assert "lm_head.weight" not in index["weight_map"]  # tied: saved once, as the embedding
+    model, info = AutoModelForCausalLM.from_pretrained(out, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"], info
+    assert model.lm_head.weight is model.model.embed_tokens.weight
+    q = model.model.layers[3].self_attn.q_proj
+    assert abs(q.weight.float().std().item() - model.config.initializer_range) < 2e-3
+    assert q.bias.abs().sum() == 0 and (model.model.norm.weight == 1).all()
+
+
+def test_shapes_take_key_value_changes_and_name_the_keys_on_a_typo():
+    from mcqflow.errors import UserError
+
+    s = Shapes().replace(["sft_batch=4", "grpo_new_tokens=64"])
+    assert (s.sft_batch, s.grpo_new_tokens, s.sft_tokens) == (4, 64, Shapes().sft_tokens)
+    with pytest.raises(UserError, match="--shape sft_bach=4: expected KEY=INTEGER with KEY one of .*sft_batch"):
+        Shapes().replace(["sft_bach=4"])
+
+
+def test_scaling_compares_each_variant_with_the_run_of_fewer_gpus():
+    from mcqflow.bench import BenchResult, markdown, scaling
+
+    two = [{"bench": "sft", "variant": "memory-bf16", "processes": 2, "tokens_per_s": 4000.0}]
+    four = [
+        {"bench": "sft", "variant": "memory-bf16", "processes": 4, "tokens_per_s": 7000.0, "step_s": 2.0,
+         "peak_gib": 21.7, "peak_gib_per_gpu": [21.7, 21.5, 21.7, 21.6], "micro_batch": 16, "grad_accum": 1},
+        {"bench": "sft", "variant": "fast-bf16", "processes": 4, "tokens_per_s": 9000.0},  # no 2-GPU run
+    ]  # fmt: skip
+    (row,) = scaling(four, two)
+    assert (row["speedup"], row["ideal"], row["efficiency"]) == (1.75, 2.0, 0.875)
+    assert scaling(two, four) == []  # a run is never scaled against one of more GPUs
+    res = BenchResult("qwen2.5-32b", "H200", {}, {}, processes=4, rows=four[:1], distributed="FSDP",
+                      config="configs/accelerate/fsdp2.yaml", scaling=[row])  # fmt: skip
+    text = markdown(res)
+    assert "x 4 processes (FSDP)" in text and "per GPU 21.7 / 21.5 / 21.7 / 21.6" in text
+    assert "| memory-bf16 | 4 | 7,000.0 | 4,000.0 on 2 | 1.75x | 2x | 88% |" in text

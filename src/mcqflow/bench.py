@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import json
+import os
 import platform
 import statistics
 import time
@@ -56,6 +57,19 @@ class Shapes:
     grpo_micro_batch: int = 8  # ...trained 8 at a time
     grpo_steps: int = 3
     grpo_warmup: int = 1
+
+    def replace(self, pairs: list[str]) -> Shapes:
+        """These shapes with `KEY=INT` pairs (`mcqflow bench --shape sft_batch=4`) put in."""
+        known = {f.name for f in dataclasses.fields(self)}
+        changes = {}
+        for pair in pairs:
+            key, _, value = pair.partition("=")
+            if key not in known or not value.isdigit():
+                raise UserError(
+                    f"--shape {pair}: expected KEY=INTEGER with KEY one of {', '.join(sorted(known))}"
+                )
+            changes[key] = int(value)
+        return dataclasses.replace(self, **changes)
 
     @classmethod
     def smoke(cls) -> Shapes:
@@ -163,6 +177,36 @@ def _peak_gib() -> float | None:
     return round(torch.cuda.max_memory_allocated() / 2**30, 1) if on_gpu() else None
 
 
+def _peaks() -> dict:
+    """Peak allocated GiB: the largest over the processes, and each process's (one GPU each). Every rank
+    must call it at the same point (it is a collective under several processes)."""
+    mine = _peak_gib()
+    if mine is None:
+        return {"peak_gib": None}
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        every: list = [None] * dist.get_world_size()
+        dist.all_gather_object(every, mine)
+        return {"peak_gib": max(every), "peak_gib_per_gpu": every}
+    return {"peak_gib": mine}
+
+
+def _distributed() -> str:
+    """What accelerate runs these processes as: NO, MULTI_GPU (DDP), MULTI_CPU, FSDP, DEEPSPEED. (The
+    launcher's environment says FSDP or DeepSpeed before any Accelerator exists; PartialState alone would
+    call an FSDP run MULTI_GPU.)"""
+    from accelerate.state import PartialState
+
+    from mcqflow.models import under_fsdp
+
+    if under_fsdp():
+        return "FSDP"
+    if on_gpu() and os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() in ("1", "true"):
+        return "DEEPSPEED"
+    return PartialState().distributed_type.value
+
+
 def step_timer():
     """A TrainerCallback that records the time at the start of training and the end of every step."""
     from transformers import TrainerCallback
@@ -244,7 +288,8 @@ def bench_sft(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: l
                 "tokens_per_s": round(tps, 1),
                 "samples_per_s": round(per_step / step_s, 2),
                 "step_s": round(step_s, 4),
-                "peak_gib": _peak_gib(),
+                **_peaks(),
+                "distributed": metrics["distributed"],
                 "micro_batch": metrics["micro_batch"],
                 "grad_accum": metrics["grad_accum"],
                 "effective_batch": metrics["effective_batch"],
@@ -359,7 +404,8 @@ def bench_grpo(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: 
                 "completions_per_s": round(cps, 3),
                 "generated_tokens_per_s": round(cps * shapes.grpo_new_tokens, 1),
                 "step_s": round(step_s, 2),
-                "peak_gib": _peak_gib(),
+                **_peaks(),
+                "distributed": _distributed(),
             }
         )
 
@@ -378,7 +424,10 @@ class BenchResult:
     checks: list[dict] = field(default_factory=list)
     started: str = ""
     seconds: float = 0.0
-    baseline: str | None = None  # the single-process results file the scaling check compares with
+    baseline: str | None = None  # the results file of fewer processes that scaling compares with
+    distributed: str = "NO"  # what accelerate ran the processes as (MULTI_GPU is DDP; FSDP; ...)
+    config: str | None = None  # the accelerate config under --processes
+    scaling: list[dict] = field(default_factory=list)
 
 
 def _device_name() -> str:
@@ -483,12 +532,14 @@ def run(
     shapes = shapes or Shapes()
     work = Path(work)
     ours = PROFILES[profile]
+    config = os.environ.get("MCQFLOW_ACCELERATE_CONFIG") if world_size() > 1 else None
     main = is_main_process()
     log = log if main else (lambda _: None)
     res = BenchResult(
         arch, _device_name(), _versions(), dataclasses.asdict(shapes), processes=world_size(),
         started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        baseline=str(baseline) if baseline else None,
+        baseline=str(baseline) if baseline else None, config=config,
+        distributed=_distributed() if world_size() > 1 else "NO",
     )  # fmt: skip
     base_rows = _read_rows(baseline) if baseline else []
     default = ["vanilla-qlora", "vanilla-bf16", "memory-qlora", f"{ours.name}-bf16"]
@@ -506,6 +557,7 @@ def run(
             return
         res.seconds = round(time.perf_counter() - t0, 1)
         res.checks = check_targets(res.rows, base_rows) if arch == "qwen2.5-7b" else []
+        res.scaling = scaling(res.rows, base_rows)
         write(res, out_dir)
 
     def record(row):
@@ -571,14 +623,53 @@ def check_targets(rows: list[dict], base_rows: list[dict] | None = None) -> list
     return checks
 
 
+def scaling(rows: list[dict], base_rows: list[dict]) -> list[dict]:
+    """SFT tokens/s of each variant against the same variant in a run of fewer processes (the same
+    per-GPU batch, so ideal scaling is the ratio of the process counts)."""
+    out = []
+    for r in rows:
+        if r["bench"] != "sft" or "tokens_per_s" not in r:
+            continue
+        base = next(
+            (
+                b
+                for b in base_rows
+                if b["bench"] == "sft" and b["variant"] == r["variant"] and "tokens_per_s" in b
+            ),
+            None,
+        )
+        if base is None or base.get("processes", 1) >= r.get("processes", 1):
+            continue
+        ideal = r["processes"] / base.get("processes", 1)
+        speedup = r["tokens_per_s"] / base["tokens_per_s"]
+        out.append(
+            {
+                "variant": r["variant"],
+                "processes": r["processes"],
+                "base_processes": base.get("processes", 1),
+                "tokens_per_s": r["tokens_per_s"],
+                "base_tokens_per_s": base["tokens_per_s"],
+                "speedup": round(speedup, 3),
+                "ideal": ideal,
+                "efficiency": round(speedup / ideal, 3),
+            }
+        )
+    return out
+
+
 def markdown(res: BenchResult) -> str:
     lines = [
         f"# mcqflow bench: {res.arch} on {res.device}"
-        + (f" x {res.processes} processes (DDP)" if res.processes > 1 else ""),
+        + (
+            f" x {res.processes} processes ({_KIND.get(res.distributed, res.distributed)})"
+            if res.processes > 1
+            else ""
+        ),
         "",
         f"Started {res.started}, {res.seconds:.0f} s. Versions: "
         + ", ".join(f"{k} {v}" for k, v in res.versions.items() if v)
-        + (f". Scaling against the one-GPU run {Path(res.baseline).name}." if res.baseline else ""),
+        + (f". Accelerate config: {res.config}" if res.config else "")
+        + (f". Scaling against the run {Path(res.baseline).name}." if res.baseline else ""),
         "",
         "| bench | variant | batch | rate | step | peak GiB | vs vanilla |",
         "| --- | --- | --- | --- | --- | --- | --- |",
@@ -595,8 +686,16 @@ def markdown(res: BenchResult) -> str:
         step = f"{r['step_s']} s" if "step_s" in r else ""
         lines.append(
             f"| {r['bench']} | {r['variant']} | {_batch(r)} | {r[key]:,} {key.replace('_per_s', '/s')} | {step} "
-            f"| {r.get('peak_gib') or ''} | {ratio} |"
+            f"| {_peak(r)} | {ratio} |"
         )
+    if res.scaling:
+        lines += ["", "| sft variant | GPUs | tokens/s | against | speedup | ideal | efficiency |"]
+        lines += ["| --- | --- | --- | --- | --- | --- | --- |"]
+        lines += [
+            f"| {c['variant']} | {c['processes']} | {c['tokens_per_s']:,} | {c['base_tokens_per_s']:,} on "
+            f"{c['base_processes']} | {c['speedup']:.2f}x | {c['ideal']:.0f}x | {c['efficiency']:.0%} |"
+            for c in res.scaling
+        ]
     if res.checks:
         lines += ["", "| target | measured | goal | met |", "| --- | --- | --- | --- |"]
         lines += [
@@ -604,6 +703,16 @@ def markdown(res: BenchResult) -> str:
             for c in res.checks
         ]
     return "\n".join(lines) + "\n"
+
+
+def _peak(r: dict) -> str:
+    per = r.get("peak_gib_per_gpu")
+    if per and len(per) > 1:
+        return f"{r['peak_gib']} (per GPU {' / '.join(str(x) for x in per)})"
+    return str(r.get("peak_gib") or "")
+
+
+_KIND = {"MULTI_GPU": "DDP", "MULTI_CPU": "DDP over gloo", "FSDP": "FSDP", "DEEPSPEED": "DeepSpeed"}
 
 
 def _batch(r: dict) -> str:
@@ -621,7 +730,8 @@ def write(res: BenchResult, out_dir: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     slug = "".join(c if c.isalnum() else "-" for c in res.device.lower()).strip("-")
     when = res.started[:16].replace("T", "-").replace(":", "")  # 2026-11-25-1752: a day's runs apart
-    stem = f"{when}-{res.arch}-{slug}" + (f"-x{res.processes}" if res.processes > 1 else "")
+    kind = "" if res.distributed in ("NO", "MULTI_GPU", "MULTI_CPU") else f"-{res.distributed.lower()}"
+    stem = f"{when}-{res.arch}-{slug}" + (f"-x{res.processes}{kind}" if res.processes > 1 else "")
     (out / f"{stem}.json").write_text(json.dumps(dataclasses.asdict(res), indent=2) + "\n", encoding="utf-8")
     (out / f"{stem}.md").write_text(markdown(res), encoding="utf-8")
     return out / stem

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -196,13 +197,14 @@ def cmd_bench(a: argparse.Namespace) -> None:
         )
     if a.processes > 1 and "predict" in only:
         raise UserError("--processes: predict runs in one process; use --only sft,grpo")
-    shapes = Shapes.smoke() if a.smoke else Shapes()
+    shapes = (Shapes.smoke() if a.smoke else Shapes()).replace(a.shape or [])
     with tempfile.TemporaryDirectory(prefix="mcqflow-bench-") as tmp:
         work = a.work or tmp
         if a.processes > 1 and not launched():
             # The weights are built once, here, before the processes start; then each runs the benches.
             ensure_weights(a.arch, work)
             t = TrainParams(launcher="accelerate", num_processes=a.processes, accelerate_config=a.config)
+            os.environ["MCQFLOW_ACCELERATE_CONFIG"] = a.config  # named in the results
             run_under_accelerate(t, ["--module", "mcqflow.cli", *sys.argv[1:], "--work", work])
         res = run(
             a.arch, a.out, work, only, shapes, a.profile, sft_variants=_names(a.sft_variants),
@@ -318,13 +320,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sft-variants", help="comma-separated SFT variants (default: vanilla and the profile)")
     p.add_argument("--grpo-variants", help="comma-separated GRPO variants (default: vanilla and the profile)")
     p.add_argument(
-        "--processes", type=int, default=1, help="run under accelerate launch with this many processes (DDP)"
+        "--processes", type=int, default=1, help="run under accelerate launch with this many processes"
     )
     p.add_argument(
-        "--config", default="configs/accelerate/ddp.yaml", help="accelerate config for --processes"
+        "--config",
+        default="configs/accelerate/ddp.yaml",
+        help="accelerate config for --processes: ddp.yaml, fsdp2.yaml (shards the model over the GPUs), ...",
     )
     p.add_argument("--baseline", help="a one-process results JSON: SFT scaling is reported against it")
     p.add_argument("--smoke", action="store_true", help="tiny shapes: checks the harness, not the speed")
+    p.add_argument(
+        "--shape",
+        action="append",
+        metavar="KEY=N",
+        help="change one of the bench's shapes (repeatable), e.g. --shape sft_batch=4 --shape grpo_new_tokens=64",
+    )
     p.set_defaults(fn=cmd_bench)
 
     p = sub.add_parser(

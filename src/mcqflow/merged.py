@@ -57,9 +57,12 @@ class MergedCopy:
         if not isinstance(model, PeftModel):
             return False
         from peft.tuners.lora import LoraLayer
+        from torch.distributed.tensor import DTensor
 
         layers = [m for m in model.modules() if isinstance(m, LoraLayer)]
-        return bool(layers) and all(m.get_base_layer().weight.dtype.is_floating_point for m in layers)
+        weights = [m.get_base_layer().weight for m in layers]
+        # Sharded weights (FSDP2's DTensors) stay with TRL's path: each layer is gathered as it runs.
+        return bool(layers) and all(w.dtype.is_floating_point and not isinstance(w, DTensor) for w in weights)
 
     @torch.no_grad()
     def sync(self) -> None:

@@ -70,6 +70,25 @@ ARCHITECTURES = {
         tie_word_embeddings=False,
         rms_norm_eps=1e-5,
     ),
+    # Past one card (bf16 weights alone: 65 GB and 145 GB): FSDP2 over several GPUs.
+    "qwen2.5-32b": dict(
+        hidden_size=5120,
+        intermediate_size=27648,
+        num_hidden_layers=64,
+        num_attention_heads=40,
+        num_key_value_heads=8,
+        tie_word_embeddings=False,
+        rms_norm_eps=1e-6,
+    ),
+    "qwen2.5-72b": dict(
+        hidden_size=8192,
+        intermediate_size=29568,
+        num_hidden_layers=80,
+        num_attention_heads=64,
+        num_key_value_heads=8,
+        tie_word_embeddings=False,
+        rms_norm_eps=1e-6,
+    ),
 }
 QWEN2_5_COMMON = dict(vocab_size=152064, max_position_embeddings=32768, rope_theta=1_000_000.0)
 
@@ -123,14 +142,68 @@ def build_tiny(corpus: Iterable[str], out_dir: str | Path, seed: int = 0, **conf
     return _save_qwen2(tokenizer, {**cfg, "vocab_size": len(tokenizer), "tie_word_embeddings": True}, out_dir)
 
 
-def build_random(arch: str, tokenizer, out_dir: str | Path, seed: int = 0) -> Path:
-    """Random-init bf16 weights of a named architecture (ARCHITECTURES), built on the GPU when there is
-    one, saved with `tokenizer` (whose ids all fall inside the model's vocabulary)."""
+def build_random(arch: str, tokenizer, out_dir: str | Path, seed: int = 0, shard_gib: float = 4.0) -> Path:
+    """Random-init bf16 weights of a named architecture (ARCHITECTURES), saved with `tokenizer` (whose ids
+    all fall inside the model's vocabulary) as sharded safetensors.
+
+    The model is never whole in memory: its shapes come from a meta-device copy, and each tensor is drawn
+    (on the GPU when there is one), moved to the host and written shard by shard, so 72B weights (145 GB)
+    are built on a machine none of whose cards or RAM could hold them twice. Values follow the config's
+    init (normal, std `initializer_range`; norms 1, biases 0); throughput does not depend on them."""
+    from safetensors.torch import save_file
+    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+
     if arch not in ARCHITECTURES:
         raise UserError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
-    torch.manual_seed(seed)
-    config = {**QWEN2_5_COMMON, **ARCHITECTURES[arch]}
-    return _save_qwen2(tokenizer, config, out_dir, device="cuda" if on_gpu() else "cpu")
+    eos, pad = tokenizer.convert_tokens_to_ids(["<|im_end|>", "<|endoftext|>"])
+    cfg = Qwen2Config(
+        **QWEN2_5_COMMON, **ARCHITECTURES[arch], eos_token_id=eos, pad_token_id=pad, bos_token_id=None
+    )
+    cfg.dtype = torch.bfloat16
+    with torch.device("meta"):
+        model = Qwen2ForCausalLM(cfg)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    device = "cuda" if on_gpu() else "cpu"
+    gen = torch.Generator(device=device).manual_seed(seed)
+    shapes = {n: t.shape for n, t in model.state_dict().items()}
+    if cfg.tie_word_embeddings:
+        shapes.pop("lm_head.weight")  # the embedding, saved once
+    written: list[tuple[Path, list[str], int]] = []
+    current: dict[str, torch.Tensor] = {}
+    for name, shape in shapes.items():
+        if name.endswith("norm.weight"):
+            t = torch.ones(shape, dtype=torch.bfloat16)
+        elif name.endswith(".bias"):
+            t = torch.zeros(shape, dtype=torch.bfloat16)
+        else:
+            t = torch.empty(shape, dtype=torch.bfloat16, device=device)
+            t.normal_(0.0, cfg.initializer_range, generator=gen)
+            t = t.cpu()
+        if current and sum(x.nbytes for x in current.values()) + t.nbytes > shard_gib * 2**30:
+            written.append(_write_shard(save_file, current, out, len(written) + 1))  # host memory: one shard
+            current = {}
+        current[name] = t
+    written.append(_write_shard(save_file, current, out, len(written) + 1))
+    weight_map, total_size = {}, 0
+    for i, (tmp, keys, nbytes) in enumerate(written, 1):
+        final = out / f"model-{i:05d}-of-{len(written):05d}.safetensors"
+        tmp.rename(final)
+        weight_map.update({k: final.name for k in keys})
+        total_size += nbytes
+    index = {"metadata": {"total_size": total_size}, "weight_map": dict(sorted(weight_map.items()))}
+    (out / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
+    cfg.save_pretrained(out)
+    GenerationConfig(eos_token_id=[eos, pad], pad_token_id=pad, do_sample=False).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def _write_shard(save_file, tensors: dict, out: Path, number: int) -> tuple[Path, list[str], int]:
+    """Write one shard under a temporary name (renamed once the count is known)."""
+    tmp = out / f"shard-{number:05d}.tmp.safetensors"
+    save_file(tensors, str(tmp), metadata={"format": "pt"})
+    return tmp, list(tensors), sum(t.nbytes for t in tensors.values())
 
 
 def on_gpu() -> bool:
@@ -189,6 +262,14 @@ def load_base_model(
 
     kwargs: dict = {"dtype": compute_dtype(dtype)}
     bind_local_gpu()
+    fsdp = under_fsdp()
+    if fsdp:
+        # The process group first: with the config's fsdp_cpu_ram_efficient_loading, transformers then reads
+        # the weights on rank 0 only (the other ranks build on the meta device) and accelerate broadcasts
+        # each layer's shards as it wraps it, so no process or card ever holds N copies of the model.
+        from accelerate import PartialState
+
+        PartialState()
     if quantization == "nf4":
         if not on_gpu():
             raise UserError("model.quantization=nf4 needs a CUDA GPU and bitsandbytes; use 'none' on a CPU")
@@ -208,9 +289,14 @@ def load_base_model(
     elif quantization != "none":
         raise UserError(f"model.quantization={quantization!r}: expected none or nf4")
     model = _from_pretrained(AutoModelForCausalLM, name_or_path, param=param, **kwargs)
-    if on_gpu() and quantization == "none":
+    if on_gpu() and quantization == "none" and not fsdp:  # under FSDP, accelerate places the shards
         model = model.to("cuda")
     return model
+
+
+def under_fsdp() -> bool:
+    """True in a process that accelerate launched with an FSDP config (on a GPU; a CPU runs it as DDP)."""
+    return on_gpu() and os.environ.get("ACCELERATE_USE_FSDP", "false").lower() in ("1", "true")
 
 
 def _from_pretrained(cls, name_or_path: str, param: str = "model.base", **kwargs):

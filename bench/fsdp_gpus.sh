@@ -11,6 +11,8 @@
 #   sft2    ARCH: LoRA SFT under FSDP2 on 2 GPUs
 #   sft4    ARCH: the same on 4, scaled against the newest 2-GPU result
 #   grpo    ARCH: GRPO under FSDP2 on 4 GPUs (generation through the sharded policy)
+#   zero    qwen2.5-0.5b: LoRA SFT and GRPO under DeepSpeed ZeRO-3 and ZeRO-2 on 2 GPUs (WHEELS_DS: deepspeed)
+#   evaluate qwen2.5-7b on one GPU: predict's letter path against evaluate's letter, circular, cloze, calibrated
 #   predict ARCH: `mcqflow predict` loads the FSDP2-trained adapter on one GPU, unchanged
 #
 # Usage: WHEELS=.whl bench/fsdp_gpus.sh OUTDIR WORK ARCH STEP [STEP ...]
@@ -23,7 +25,10 @@ pack() { tar -C "$WORK" -cf "$OUTDIR/results.tar" results 2>/dev/null; }
 trap pack EXIT
 if [ -n "${WHEELS:-}" ] && [ ! -f /tmp/site/.done ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-    "$WHEELS"/*.whl && touch /tmp/site/.done || { say "wheel install failed"; exit 1; }
+    "$WHEELS"/*.whl ${WHEELS_DS:+"$WHEELS_DS"/*.whl} && touch /tmp/site/.done || { say "wheel install failed"; exit 1; }
+  if [ -n "${WHEELS_DS:-}" ] && ! python3 -c "import pydantic" 2>/dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site "$WHEELS_DS"/opt/*.whl
+  fi
 fi
 export PYTHONPATH=/tmp/site:$PWD/src PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
@@ -40,17 +45,17 @@ run() {  # run LIMIT NAME CMD...: one step, its output to the log
   return $rc
 }
 B="python3 -m mcqflow.cli bench --out $R"
+S="--shape sft_steps=4 --shape sft_warmup=1 --shape sft_batch=8 --shape sft_accum=1"
+G="--shape grpo_prompts=2 --shape grpo_num_generations=4 --shape grpo_new_tokens=32 --shape grpo_steps=2 --shape grpo_warmup=1"
 V="--profile memory --sft-variants memory-bf16 --shape sft_batch=16 --shape sft_accum=1 --shape sft_steps=6 --shape sft_warmup=2"
 
 for step in "$@"; do
   case $step in
   smoke)
-    S="--shape sft_steps=4 --shape sft_warmup=1 --shape sft_batch=8 --shape sft_accum=1"
     run 120 smoke-1gpu env CUDA_VISIBLE_DEVICES=0 python3 -m mcqflow.cli bench --out "$R/smoke" \
       --arch qwen2.5-0.5b --only sft --sft-variants fast-bf16 $S --work "$WORK/s1"
     run 150 smoke-fsdp2 $B --arch qwen2.5-0.5b --processes 2 --config $FSDP --only sft,grpo \
-      --sft-variants fast-bf16 --grpo-variants fast $S --shape grpo_prompts=2 --shape grpo_num_generations=4 \
-      --shape grpo_new_tokens=32 --shape grpo_steps=2 --shape grpo_warmup=1 --work "$WORK/s2"
+      --sft-variants fast-bf16 --grpo-variants fast $S $G --work "$WORK/s2"
     run 60 smoke-compare python3 - "$WORK/s1/sft-fast-bf16" "$WORK/s2/sft-fast-bf16" <<'EOF' >>"$R/smoke/adapters.txt"
 import json, sys
 from safetensors import safe_open
@@ -85,6 +90,16 @@ EOF
     run 240 "predict $ARCH adapter" env CUDA_VISIBLE_DEVICES=0 python3 -m mcqflow.cli predict \
       --model "$WORK/random-$ARCH" --adapter "$WORK/sft-memory-bf16" --input data/sample/test.csv \
       --output "$R/predict-$ARCH-fsdp2-adapter.csv"
+    ;;
+  zero)
+    for z in ${ZERO:-zero3 zero2}; do
+      run 150 "smoke-$z" $B --arch qwen2.5-0.5b --processes 2 --config configs/accelerate/$z.yaml --only sft,grpo \
+        --sft-variants fast-bf16 --grpo-variants fast $S $G --work "$WORK/$z"
+    done
+    ;;
+  evaluate)
+    run 200 "evaluate protocols qwen2.5-7b" env CUDA_VISIBLE_DEVICES=0 $B --arch qwen2.5-7b --only predict \
+      --work "$WORK"
     ;;
   *) say "unknown step $step"; exit 2 ;;
   esac

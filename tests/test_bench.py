@@ -19,6 +19,8 @@ def test_smoke_run_measures_every_path_against_vanilla_and_writes_results(tmp_pa
         (("predict", "vanilla-generate"), "questions_per_s"),
         (("predict", "vanilla-forward"), "questions_per_s"),
         (("predict", "fast-letter"), "questions_per_s"),
+        (("predict", "evaluate-circular"), "questions_per_s"),
+        (("predict", "evaluate-cloze"), "questions_per_s"),
         (("grpo", "vanilla"), "completions_per_s"),
         (("grpo", "fast"), "completions_per_s"),
     ]:

@@ -300,6 +300,7 @@ def bench_sft(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: l
 
 
 def bench_predict(model_dir: str, shapes: Shapes, profile: Profile) -> list[dict]:
+    from mcqflow.evaluate import score
     from mcqflow.models import load_for_inference
     from mcqflow.predict import predict_records
     from mcqflow.prompts import render_prompt
@@ -330,11 +331,20 @@ def bench_predict(model_dir: str, shapes: Shapes, profile: Profile) -> list[dict
     def ours(batch: int) -> None:
         predict_records(records, model, tok, "letter", "plain", batch, share_prefix=profile.share_prefix)
 
+    def evaluate(protocol: str, rotations: tuple[int, ...], batch: int) -> None:
+        score(records, model, tok, protocol, rotations=rotations, batch_size=batch)
+
+    b = shapes.predict_batch
     cases = [
         ("vanilla-generate", lambda: vanilla("generate"), shapes.predict_batch),
         ("vanilla-forward", lambda: vanilla("forward"), shapes.predict_batch),
         (f"{profile.name}-letter", lambda: ours(shapes.predict_batch), shapes.predict_batch),
         (f"{profile.name}-letter-b4x", lambda: ours(4 * shapes.predict_batch), 4 * shapes.predict_batch),
+        # `mcqflow evaluate`'s protocols, each question counted once (its four rotations or options included)
+        ("evaluate-letter", lambda: evaluate("letter", (0,), b), b),
+        ("evaluate-circular", lambda: evaluate("letter", (0, 1, 2, 3), b), b),
+        ("evaluate-cloze", lambda: evaluate("cloze", (0,), 4 * b), 4 * b),  # batch in options: b questions
+        ("evaluate-calibrated", lambda: evaluate("calibrated", (0,), b), b),
     ]
     for name, fn, batch in cases:
         _reset_memory()

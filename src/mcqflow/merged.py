@@ -61,8 +61,12 @@ class MergedCopy:
 
         layers = [m for m in model.modules() if isinstance(m, LoraLayer)]
         weights = [m.get_base_layer().weight for m in layers]
-        # Sharded weights (FSDP2's DTensors) stay with TRL's path: each layer is gathered as it runs.
-        return bool(layers) and all(w.dtype.is_floating_point and not isinstance(w, DTensor) for w in weights)
+        # Sharded weights (FSDP2's DTensors, ZeRO-3's partitioned parameters, which carry a `ds_id`) stay
+        # with TRL's path, which gathers them for generation.
+        return bool(layers) and all(
+            w.dtype.is_floating_point and not isinstance(w, DTensor) and not hasattr(w, "ds_id")
+            for w in weights
+        )
 
     @torch.no_grad()
     def sync(self) -> None:

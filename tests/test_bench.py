@@ -133,7 +133,9 @@ def test_shapes_take_key_value_changes_and_name_the_keys_on_a_typo():
 
     s = Shapes().replace(["sft_batch=4", "grpo_new_tokens=64"])
     assert (s.sft_batch, s.grpo_new_tokens, s.sft_tokens) == (4, 64, Shapes().sft_tokens)
-    with pytest.raises(UserError, match="--shape sft_bach=4: expected KEY=INTEGER with KEY one of .*sft_batch"):
+    with pytest.raises(
+        UserError, match="--shape sft_bach=4: expected KEY=INTEGER with KEY one of .*sft_batch"
+    ):
         Shapes().replace(["sft_bach=4"])
 
 

@@ -1,83 +1,52 @@
+import json
+from pathlib import Path
+
 import pytest
 
-from mcqflow.extract import extract_answer
+from mcqflow.extract import Extraction, extract_answer
 
 OPTS = {"A": "經濟發展", "B": "環境保護", "C": "言論自由", "D": "司法獨立"}
 
-CASES = [
-    # tags: the last one wins, lowercase counts inside
-    ("<output>B</output>", "B", "tag"),
-    ("<output>b</output>", "B", "tag"),
-    ("<output> C </output>", "C", "tag"),
-    ("<answer>d</answer>", "D", "tag"),
-    ("<output>A</output> 之後修正 <output>C</output>", "C", "tag"),
-    ("<reasoning>選項A看似正確</reasoning><output>D</output>", "D", "tag"),
-    ("<OUTPUT>B</OUTPUT>", "B", "tag"),
-    ("<output>答案是C</output>", "C", "tag"),
-    ("<output>Ｂ</output>", "B", "tag"),
-    ("<output>不確定</output>", None, "tag-unreadable"),
-    ("<output>E</output>", None, "tag-unreadable"),
-    # Chinese phrases, Traditional and Simplified
-    ("答案：C", "C", "zh-phrase"),
-    ("答案是 B。", "B", "zh-phrase"),
-    ("答案為D", "D", "zh-phrase"),
-    ("答案为A", "A", "zh-phrase"),
-    ("最終答案：B", "B", "zh-phrase"),
-    ("最终答案是 (C)", "C", "zh-phrase"),
-    ("正確答案是D", "D", "zh-phrase"),
-    ("正确答案：a", "A", "zh-phrase"),
-    ("答：B", "B", "zh-phrase"),
-    ("綜上所述，故選C。", "C", "zh-phrase"),
-    ("因此选择 D", "D", "zh-phrase"),
-    ("選項C正確，其他都不對。", "C", "zh-phrase"),
-    ("选项B是正确的", "B", "zh-phrase"),
-    ("排除A和B……最終選擇D", "D", "zh-phrase"),
-    ("A看似合理，但B更好；最終答案：B", "B", "zh-phrase"),
-    ("答案不是A，而是C", "C", "zh-phrase"),
-    ("我認為答案是（Ｂ）", "B", "zh-phrase"),
-    ("應選 A", "A", "zh-phrase"),
-    ("選項A不正確，選項B也不正確，選項D正確", "D", "zh-phrase"),
-    # English
-    ("The answer is B.", "B", "en-phrase"),
-    ("Answer: C", "C", "en-phrase"),
-    ("The correct answer is (D).", "D", "en-phrase"),
-    ("Final answer: A", "A", "en-phrase"),
-    ("After weighing both, I choose B", "B", "en-phrase"),
-    ("Option C is correct because it is balanced.", "C", "en-phrase"),
-    ("A looks tempting, but the best answer is D", "D", "en-phrase"),
-    ("\\boxed{C}", "C", "boxed"),
-    ("so the result is \\boxed{\\text{b}}", "B", "boxed"),
-    # leading letters
-    ("B", "B", "letter"),
-    ("b", "B", "letter"),
-    ("C.", "C", "letter"),
-    ("(A)", "A", "letter"),
-    ("C) because it respects both sides", "C", "leading-letter"),
-    ("D. 司法獨立", "D", "leading-letter"),
-    ("A 因為它最中立", "A", "leading-letter"),
-    # nothing to read: never a default letter
-    ("", None, "empty"),
-    ("   ", None, "empty"),
-    (None, None, "empty"),
-    ("抱歉，我無法回答這個問題。", None, "refusal"),
-    ("对不起，我不能回答。", None, "refusal"),
-    ("I'm sorry, but I can't help with that.", None, "refusal"),
-    ("The answer is a matter of perspective.", None, "no-answer"),
-    ("答案是A和C", None, "no-answer"),
-    ("The answer is A or B", None, "no-answer"),
-    ("這題很難判斷。", None, "no-answer"),
-    ("答案：E", None, "no-answer"),
-]
+# One case a line: an output written the way Qwen2.5, DeepSeek-R1 (<think>) and Llama-3 answer, the letter it
+# must read (null: none), its style, and for some the rule that must decide it (RULES in mcqflow.extract).
+CASES_FILE = Path(__file__).parent / "data" / "extraction_cases.jsonl"
+CASES = [json.loads(line) for line in CASES_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-@pytest.mark.parametrize(("text", "answer", "method"), CASES)
-def test_extract(text, answer, method):
-    got = extract_answer(text)
-    assert (got.answer, got.method) == (answer, method)
+@pytest.mark.parametrize("case", CASES, ids=[f"{i}-{c['style']}" for i, c in enumerate(CASES)])
+def test_extract(case):
+    got = extract_answer(case["text"])
+    assert got.answer == case["answer"], (case["text"], got)
+    if "rule" in case:
+        assert got.method == case["rule"], (case["text"], got)
 
 
-def test_case_count():
-    assert len(CASES) >= 40
+def test_every_rule_decides_some_case_and_no_null_case_gets_a_letter():
+    methods = {extract_answer(c["text"]).method for c in CASES}
+    assert {
+        "tag",
+        "letter",
+        "zh-phrase",
+        "en-phrase",
+        "boxed",
+        "verdicts",
+        "leading-letter",
+        "refusal",
+    } <= methods
+    assert {"contradiction", "think-unfinished", "no-answer"} <= methods
+    refusals = [c for c in CASES if extract_answer(c["text"]).method == "refusal"]
+    assert refusals and all(c["answer"] is None for c in refusals)
+
+
+def test_none_and_blank_are_empty():
+    assert extract_answer(None) == Extraction(None, "empty")
+    assert extract_answer(" \n ") == Extraction(None, "empty")
+    assert extract_answer("<|im_end|>") == Extraction(None, "empty")
+
+
+def test_letters_inside_a_think_block_never_count():
+    assert extract_answer("<think>答案是A。答案是A。</think>無法判斷").answer is None
+    assert extract_answer("<think>the answer is B</think>").method == "empty"
 
 
 @pytest.mark.parametrize(

@@ -305,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--remote", help="DVC remote name (default: the default remote)")
     p.set_defaults(fn=cmd_pull)
 
+    from mcqflow.extract import RULES
     from mcqflow.models import ARCHITECTURES
 
     p = sub.add_parser(
@@ -338,7 +339,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_bench)
 
     p = sub.add_parser(
-        "extract-answer", help='JSON lines {"text", "options"?} on stdin -> {"answer", "method"}'
+        "extract-answer",
+        help='JSON lines {"text", "options"?} on stdin -> {"answer", "method"}',
+        description="Read the answer letter out of model outputs, the way predict and the GRPO rewards do. "
+        'Input: one JSON object a line on stdin, {"text": OUTPUT} or {"text": OUTPUT, "options": {"A": ..., '
+        '"B": ..., "C": ..., "D": ...}} (the options let an output that names an option\'s text count). '
+        'Output: one line each, {"answer": "A".."D" or null, "method": the rule that decided}. Rules, in '
+        "order: " + ", ".join(RULES) + " (mcqflow/extract.py explains each).",
+        epilog='example:\n  echo \'{"text": "<think>A?</think>排除A和B……最終選擇D"}\' | mcqflow extract-answer\n'
+        '  {"answer": "D", "method": "zh-phrase"}',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.set_defaults(fn=cmd_extract)
 

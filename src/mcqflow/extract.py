@@ -1,17 +1,35 @@
 """Answer extraction: turn a model's free text into one letter A–D, or None.
 
-Used by predict (generate mode) and by GRPO rewards. Order of evidence:
-1. the last <output>/<answer> tag (its content alone decides; lowercase counts inside tags);
-2. explicit decision phrases, Chinese (Traditional and Simplified) and English, and \\boxed{};
-   when several appear, the one that ends last wins ("排除A和B……最終選擇D" is D);
-3. a leading letter ("B.", "(C)", "C)", "A");
-4. a refusal is None;
-5. with options given, the one option whose text appears in the output.
-Anything else is None: never a default letter.
+Used by predict (generate mode), `mcqflow evaluate --protocol generate`, chat-file ingest and the GRPO
+rewards. The rules are named and ordered; `RULES` below is the list a reader audits, and each reading
+reports the rule that decided it (`Extraction.method`).
 
-Linear time on any input: whitespace runs are collapsed to one space before matching, so every
-whitespace quantifier in the patterns is bounded (` ?`) and no two unbounded quantifiers sit side by
-side; tags are paired in one left-to-right pass. (`答案` and 150 spaces used to never finish.)
+Clean-up first, in this order (none of it decides anything):
+  chat-tokens   template and special tokens (`<|im_end|>`, `<|start_header_id|>assistant<|end_header_id|>`,
+                `<｜end▁of▁sentence｜>`, `[/INST]`, `</s>`) are removed;
+  think         a reasoning block (`<think>…</think>`, DeepSeek-R1 and Qwen3 style) is dropped: only the text
+                after the last `</think>` counts; an unclosed block is a run cut off while thinking (None);
+  markdown      emphasis (`**`, `__`, backticks) and heading marks are removed;
+  width         full-width letters, brackets and colons become ASCII; whitespace runs become one space.
+
+Then the first rule that reads a letter decides:
+  1. tag            the last complete <output>/<answer> element; its content alone is read (rules 2–6);
+  2. letter         the whole output is one letter (any case), perhaps bracketed or followed by a stop;
+  3. decision       explicit decisions (zh-Hant, zh-Hans, en, \\boxed{}): "答案是", "故選", "最合適的是",
+                    "the answer is", "I'd go with", "B is the best option"…; where several appear, the one
+                    that ends last wins ("排除A和B……最終選擇D" is D; "答案不是A，而是C" is C), unless
+                    the per-option verdicts come after it;
+  4. verdicts       an analysis that judges the options in turn ("A. 錯誤 … B. 正確 …", "Option C: incorrect"):
+                    exactly one option judged right decides; two or more judged right is a contradiction
+                    (None) unless a decision comes after the analysis;
+  5. leading-letter the output starts with a letter label ("B.", "(C)", "D 因為…");
+  6. refusal        a refusal is None, whatever option texts it mentions;
+  7. option-text    with the options given, the one option whose text the output names.
+Lists ("A和C", "A or B"), hedges between letters, letters outside A–D and anything else are None: never a
+default letter.
+
+Linear time on any input: whitespace runs are collapsed before matching, so every whitespace quantifier
+is bounded (` ?`); no pattern has two unbounded quantifiers side by side; tags are paired in one pass.
 """
 
 from __future__ import annotations
@@ -19,32 +37,80 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_FULLWIDTH = str.maketrans("ＡＢＣＤａｂｃｄ（）：", "ABCDabcd():")
+# ------------------------------------------------------------------------------------------- clean-up
 
+_FULLWIDTH = str.maketrans("ＡＢＣＤａｂｃｄ（）：［］．，", "ABCDabcd():[].,")
+_CHAT_TOKENS = re.compile(
+    r"<\|(?:im_start|start_header_id)\|>(?:assistant|user|system)?(?:<\|end_header_id\|>)?"
+    r"|<\|[A-Za-z_]{1,40}\|>|<｜[^｜<>]{1,40}｜>|</?s>|\[/?INST\]"
+)
+_THINK_CLOSE = re.compile(r"</think>", re.IGNORECASE)
+_THINK_OPEN = re.compile(r"<think>", re.IGNORECASE)
+_MARKDOWN = re.compile(r"\*\*|__|`+|(?m:^[ \t]{0,3}#{1,6}[ \t]+)|(?m:^[ \t]{0,3}>[ \t]?)")
+_WS = re.compile(r"\s+")
+
+# ------------------------------------------------------------------------------------------- patterns
+
+_LIST_SEP = r"(?:和|與|与|及|或|或者|、|,|，|/|&|and\b|or\b|to\b|至|到)"
 # A letter that stands alone: not part of a word, not the first of a list ("A和C", "A, C", "A/B").
-_ALONE = r"(?![A-Za-z0-9])(?!\s*(?:和|與|与|及|或|、|,|，|/|&|and\b|or\b)\s*[A-Da-d](?![A-Za-z]))"
-_L = r"[(\[【]?\s*([A-Da-d])\s*[)\]】]?" + _ALONE  # Chinese contexts: no article ambiguity
+_ALONE = r"(?![A-Za-z0-9])(?!\s*" + _LIST_SEP + r"\s*[A-Da-d](?![A-Za-z]))"
+_OPEN = r"[(\[【「『〔<]?"
+_CLOSE = r"[)\]】」』〕>]?"
+_L = _OPEN + r"\s*([A-Da-d])\s*" + _CLOSE + _ALONE  # Chinese contexts: no article ambiguity
 _U = r"\(?([A-D])\)?" + _ALONE  # English contexts: uppercase only ("the answer is a trade-off")
+_ZH_OPT = r"(?:選項|选项|第)?\s*"
+_ZH_ITEM = r"\s*(?:項|项|選項|选项)?"
+_GOOD_ZH = r"(?:正確|正确|合適|合适|恰當|恰当|佳|準確|准确|合理|符合題意|符合题意|符合題目要求|符合题目要求|妥當|妥当)"
 
 _ZH = [
-    r"(?:最終|最终|正確|正确|參考|参考|標準|标准)?答案\s*(?:應該|应该|應|应|就)?\s*(?:是|為|为|選|选|:)?\s*:?\s*"
-    r"(?:選項|选项)?\s*" + _L,
+    # 答案是 C / 最終答案：B / 正確答案應為（D）/ 答案選A
+    r"(?:最終|最终|正確|正确|參考|参考|標準|标准|我的|本題|本题)?答案\s*(?:應該|应该|應|应|就|可能)?\s*"
+    r"(?:是|為|为|選|选|:|-)?\s*:?\s*" + _ZH_OPT + _L,
     r"(?<![A-Za-z\u4e00-\u9fff])答\s*:\s*" + _L,
-    r"(?:最終|最终|故|因此|所以|應|应|應該|应该|我)?\s*(?:選|选)(?:擇|择)?\s*:?\s*(?:選項|选项)?\s*" + _L,
-    r"(?:而是|應為|应为|應是|应是)\s*(?:選項|选项)?\s*" + _L,
-    r"(?:選項|选项)\s*" + _L + r"\s*(?:是|為|为)?\s*(?:最)?(?:正確|正确|合適|合适|恰當|恰当|佳|準確|准确)",
+    # 故選C / 因此选择 D / 應選 A / 我選擇B項 / 選B
+    r"(?:最終|最终|故|因此|所以|應|应|應該|应该|我|本題|本题)?\s*(?:選|选)(?:擇|择)?\s*(?:是)?\s*:?\s*"
+    + _ZH_OPT
+    + _L,
+    # 而是C / 應為B
+    r"(?:而是|應為|应为|應是|应是|就是)\s*" + _ZH_OPT + _L,
+    # 選項C正確 / 选项B是最恰当的 / C項最符合題意 / B最為恰當
+    _ZH_OPT + _L + _ZH_ITEM + r"\s*(?:是|為|为|最為|最为|更為|更为|更|才是)?\s*(?:最)?\s*" + _GOOD_ZH,
+    # 最合適的是B / 最符合題意的選項是C / 正確的是A / 最佳選擇是D / 最恰當的答案為B
+    r"(?:最(?:為|为)?"
+    + _GOOD_ZH
+    + r"|正確|正确|最佳|最好)(?:的)?\s*(?:選項|选项|選擇|选择|答案|一項|一项|是)?\s*"
+    r"(?:是|為|为|:)\s*" + _ZH_OPT + _L,
+    # 所以是B / 因此，B。
+    r"(?:所以|因此|故|綜上|综上)\s*(?:,|，)?\s*(?:是|為|为)?\s*" + _ZH_OPT + _L + r"\s*(?:[。.!！]|$)",
+    # 結論：B
+    r"(?:結論|结论)\s*(?::|是|為|为)\s*" + _ZH_OPT + _L,
 ]
 _EN = [
-    r"(?i:\banswer)\s*(?i:is|:)\s*:?\s*(?i:option\s*)?" + _U,
-    r"(?i:\bthe\s+(?:correct|right|best|final)\s+(?:answer|option|choice)\s+(?:is|would\s+be))\s*:?\s*"
-    r"(?i:option\s*)?" + _U,
+    # the answer is B / Answer: C / ANSWER - D / the answer would be (B) / My answer: A
+    r"(?i:\banswers?)\s*(?i:(?:is|would\s+be|should\s+be|will\s+be|must\s+be)"
+    r"(?:\s+(?:actually|clearly|indeed|definitely))?\s*:?|:|-|=)\s*(?i:option\s*|choice\s*)?" + _U,
+    # Answer B.  (a heading with the letter after it, nothing else on the line)
+    r"(?i:\banswer)\s+\(?([A-D])\)?\s*(?:$|[.,;)])",
+    # the correct/best/most appropriate answer/option/choice is D
+    r"(?i:\b(?:correct|right|best|final|most\s+(?:appropriate|accurate|suitable|reasonable|neutral|balanced))\s+"
+    r"(?:answer|option|choice|response)\s*(?:here\s+)?(?:is|would\s+be|should\s+be|:))\s*:?\s*(?i:option\s*)?"
+    + _U,
     r"(?i:\bfinal\s+answer)\s*:?\s*(?i:is\s*)?" + _U,
-    r"(?i:\b(?:option|choice))\s+" + _U + r"\s+(?i:is\s+(?:the\s+)?(?:correct|right|best))",
-    r"(?i:\bI\s+(?:would\s+)?(?:choose|pick|select))\s+(?i:option\s+)?" + _U,
+    # Option C is correct / B is the best option / (D) is the most appropriate choice
+    r"(?i:\b(?:option|choice)\s+)?"
+    + r"(?<![A-Za-z])"
+    + _U
+    + r"\s+(?i:is\s+(?:the\s+)?(?:correct|right|best|most\s+appropriate|most\s+accurate)(?:\s+(?:answer|option|choice))?)"
+    r"(?![A-Za-z])",
+    # I choose B / I'd go with option C / I will select D / I pick A
+    r"(?i:\bI(?:\s+would|'d|\s+will|'ll)?\s+(?:choose|pick|select|go\s+with))\s+(?i:option\s+|choice\s+)?"
+    + _U,
+    # Correct option: A / Best choice - B / Conclusion: B
+    r"(?i:\b(?:correct|best|right)\s+(?:option|choice)\s*(?::|-)|\bconclusion\s*:)\s*" + _U,
+    # Therefore option D. / Hence, (C). / ..., so D.  (the letter ends the sentence)
+    r"(?i:\b(?:therefore|hence|thus|so))\s*,?\s*(?i:option\s+|choice\s+)?" + _U + r"\s*(?:[.!]|$)",
 ]
 _BOXED = r"\\boxed\{\s*(?:\\text\{\s*)?([A-Da-d])\s*\}?\s*\}"
-
-_WS = re.compile(r"\s+")
 
 
 def _bounded(pattern: str) -> re.Pattern:
@@ -52,19 +118,48 @@ def _bounded(pattern: str) -> re.Pattern:
     return re.compile(pattern.replace(r"\s*", " ?").replace(r"\s+", " "))
 
 
-_PATTERNS = (
+_DECISIONS = (
     [(_bounded(p), "zh-phrase") for p in _ZH]
     + [(_bounded(p), "en-phrase") for p in _EN]
     + [(_bounded(_BOXED), "boxed")]
 )
 _TAG_MARK = re.compile(r"<(/?)(output|answer) ?>", re.IGNORECASE)
-_LEADING = _bounded(r"^\s*[(\[【]?\s*([A-D])\s*(?:[)\]】.．、:]|$|\s)")
-_ONLY_LETTER = _bounded(r"^\s*[(\[【]?\s*([A-Da-d])\s*[)\]】.．、]?\s*$")
-_REFUSAL = _bounded(
-    r"無法回答|无法回答|不能回答|無法作答|无法作答|拒絕回答|拒绝回答|無法提供|无法提供|抱歉|對不起|对不起"
-    r"|(?i:\bI\s+(?:cannot|can't|can not|won't|am unable to)\s+(?:answer|help|provide|assist))"
-    r"|(?i:\bI'm\s+sorry\b)"
+_LEADING = _bounded(
+    r"^\s*(?:(?:選項|选项|(?i:option))\s*)?"
+    + _OPEN
+    + r"\s*([A-D])(?!\s*"
+    + _LIST_SEP
+    + r"\s*[A-Da-d](?![A-Za-z]))"
+    r"\s*(?:[)\]】」.．、:]|$|\s)"
 )
+_ONLY_LETTER = _bounded(
+    r"^\s*(?:(?:選項|选项|(?i:option))\s*)?" + _OPEN + r"\s*([A-Da-d])\s*" + _CLOSE + r"\s*[.．、。]?\s*$"
+)
+_REFUSAL = _bounded(
+    r"無法回答|无法回答|不能回答|無法作答|无法作答|拒絕回答|拒绝回答|無法提供|无法提供|不便回答|不便評論|不便评论"
+    r"|不予置評|不予置评|抱歉|對不起|对不起|作為一個(?:AI|人工智能)|作为一个(?:AI|人工智能)"
+    r"|(?i:\bI\s+(?:cannot|can't|can not|won't|will not|am unable to|am not able to)\s+"
+    r"(?:answer|help|provide|assist|choose|select|pick|take\s+sides))"
+    r"|(?i:\bI'm\s+sorry\b)|(?i:\bAs\s+an\s+AI\b)|(?i:\bI\s+(?:do\s+not|don't)\s+(?:have|hold)\s+personal\s+(?:opinions|views))"
+)
+
+# Per-option verdicts. A label: an option letter that opens a clause ("A.", "B：", "(C)", "選項D", "Option A:").
+_LABEL = _bounded(
+    r"(?:^|(?<=[\s。；;，,.!！?？)）]))(?:(?:選項|选项)\s*([A-D])\s*[.:、)]?|(?i:option)\s+([A-D])\s*[.:)\-]?"
+    r"|[(\[【]\s*([A-D])\s*[)\]】]\s*[.:、]?|([A-D])\s*[.:、)．]|([A-D])\s*(?:項|项)(?:說法|说法)?)"
+)
+_NEG = re.compile(
+    r"不正確|不正确|不對|不对|不符合|不恰當|不恰当|不合適|不合适|不準確|不准确|不是正確|不是正确|錯誤|错误|錯的|错的|說法錯|说法错|排除|不選|不选|不符|不合理"
+    r"|(?i:\bincorrect\b|\bnot\s+(?:correct|right|the\s+best|accurate|appropriate)\b|\bwrong\b|\bfalse\b"
+    r"|\binaccurate\b|\beliminat\w*|\bruled?\s+out\b)"
+    r"|[✗✘×❌]"
+)
+_POS = re.compile(
+    r"正確|正确|對的|对的|說法對|说法对|符合題意|符合题意|恰當|恰当|合適|合适|準確|准确|合理|最佳"
+    r"|(?i:\bcorrect\b|\btrue\b|\bthe\s+best\b|\bmost\s+appropriate\b|\baccurate\b)"
+    r"|[✓✔√✅]"
+)
+_VERDICT_REACH = 80  # characters after a label in which its verdict is looked for
 
 
 @dataclass(frozen=True)
@@ -73,15 +168,36 @@ class Extraction:
     method: str
 
 
+# The order in which the rules are tried: the audit list of this module (see the docstring).
+RULES = ("tag", "letter", "decision", "verdicts", "leading-letter", "refusal", "option-text")
+
+
+def clean(text: str) -> str | None:
+    """The clean-up steps (chat-tokens, think, markdown, width); None when the output stopped inside a
+    reasoning block."""
+    text = _CHAT_TOKENS.sub(" ", text)
+    closes = list(_THINK_CLOSE.finditer(text))
+    if closes:
+        text = text[closes[-1].end() :]
+    elif _THINK_OPEN.search(text):
+        return None
+    text = _MARKDOWN.sub("", text)
+    return _WS.sub(" ", text.translate(_FULLWIDTH)).strip()
+
+
 def extract_answer(text: str | None, options: dict[str, str] | None = None) -> Extraction:
     if text is None or not text.strip():
         return Extraction(None, "empty")
-    text = _WS.sub(" ", text.translate(_FULLWIDTH))
-    inner = _last_tag(text)
+    cleaned = clean(text)
+    if cleaned is None:
+        return Extraction(None, "think-unfinished")
+    if not cleaned:
+        return Extraction(None, "empty")
+    inner = _last_tag(cleaned)
     if inner is not None:
         found = _from_text(inner.strip(), options)
         return Extraction(found.answer, "tag" if found.answer else "tag-unreadable")
-    return _from_text(text, options)
+    return _from_text(cleaned, options)
 
 
 def _last_tag(text: str) -> str | None:
@@ -102,13 +218,20 @@ def _from_text(text: str, options: dict[str, str] | None) -> Extraction:
     m = _ONLY_LETTER.match(text)  # the whole output is one letter: no article ambiguity, any case
     if m:
         return Extraction(m.group(1).upper(), "letter")
-    best = None
-    for pattern, method in _PATTERNS:
+    decision = None
+    for pattern, method in _DECISIONS:
         for m in pattern.finditer(text):
-            if best is None or m.end() > best[0]:
-                best = (m.end(), m.group(1).upper(), method)
-    if best:
-        return Extraction(best[1], best[2])
+            if decision is None or m.end() > decision[0]:
+                decision = (m.end(), m.group(1).upper(), method)
+    verdicts = _verdicts(text)
+    if verdicts is not None and (decision is None or decision[0] <= verdicts[0]):
+        _, right = verdicts
+        if len(right) == 1:
+            return Extraction(right[0], "verdicts")
+        if len(right) > 1:
+            return Extraction(None, "contradiction")
+    if decision:
+        return Extraction(decision[1], decision[2])
     m = _LEADING.match(text)
     if m:
         return Extraction(m.group(1), "leading-letter")
@@ -119,6 +242,28 @@ def _from_text(text: str, options: dict[str, str] | None) -> Extraction:
         if letter:
             return Extraction(letter, "option-text")
     return Extraction(None, "no-answer")
+
+
+def _verdicts(text: str) -> tuple[int, list[str]] | None:
+    """(where the analysis ends, the letters judged right) when at least two options carry a verdict;
+    None when the text is no per-option analysis. A letter judged both right and wrong counts as neither."""
+    labels = [(m.start(), m.end(), next(g for g in m.groups() if g)) for m in _LABEL.finditer(text)]
+    judged: dict[str, set[bool]] = {}
+    end = 0
+    for i, (_, stop, letter) in enumerate(labels):
+        nxt = labels[i + 1][0] if i + 1 < len(labels) else len(text)
+        segment = text[stop : min(nxt, stop + _VERDICT_REACH)]
+        neg, pos = _NEG.search(segment), _POS.search(segment)
+        if neg and (not pos or neg.start() <= pos.start()):
+            judged.setdefault(letter, set()).add(False)
+            end = stop + neg.end()
+        elif pos:
+            judged.setdefault(letter, set()).add(True)
+            end = stop + pos.end()
+    if len(judged) < 2:
+        return None
+    right = sorted(k for k, v in judged.items() if v == {True})
+    return end, right
 
 
 def _norm(s: str) -> str:

@@ -10,10 +10,13 @@ from pathlib import Path
 
 from mcqflow.config import choose, load_params
 from mcqflow.errors import run_stage
+from mcqflow.evaluate import score, summarize
+from mcqflow.io import write_text_atomic
 from mcqflow.metrics import degenerate_warnings, evaluate
 from mcqflow.models import DTYPES, load_for_inference, read_meta, resolve_base
 from mcqflow.predict import predict_records, write_details, write_submission
 from mcqflow.profiles import profile_from_params
+from mcqflow.report import build, plot_rows, write_html
 from mcqflow.schema import read_records
 
 
@@ -27,6 +30,8 @@ def main() -> None:
     ap.add_argument("--submission", required=True)
     ap.add_argument("--details", required=True, help="folder for <name>-<lang>-{dev,test}.jsonl")
     ap.add_argument("--metrics", required=True)
+    ap.add_argument("--report", required=True, help="the dev report, HTML (mcqflow.report)")
+    ap.add_argument("--plots", required=True, help="folder for <name>-<lang>-{confusion,topics}.json")
     a = ap.parse_args()
     params = load_params()
     p, profile = params["predict"], profile_from_params(params)
@@ -39,7 +44,7 @@ def main() -> None:
         base, prompt_mode = read_meta(model_path).get("base"), read_meta(model_path)["mode"]
     inference = p["inference"][prompt_mode]
     model, tokenizer = load_for_inference(model_path, dtype=dtype)
-    metrics = {}
+    metrics, report = {}, {}
     for split in ("dev", "test"):
         records = read_records(Path(a.data, a.lang, f"{split}.jsonl"))
         preds = predict_records(
@@ -55,6 +60,13 @@ def main() -> None:
         write_details(preds, Path(a.details, f"{a.name}-{a.lang}-{split}.jsonl"))
         if split == "dev":
             metrics = evaluate(preds)
+            rotations = None
+            if inference == "letter":  # the four rotations of the options: position bias as a number
+                circ = summarize(score(records, model, tokenizer, "letter", (0, 1, 2, 3), None, prompt_mode,
+                                       p["batch_size"]), (0, 1, 2, 3))  # fmt: skip
+                rotations = circ["rotation_accuracy"]
+                metrics.update({k: circ[k] for k in ("circular_accuracy", "rotation_accuracy")})
+            report = build(f"{a.name} ({a.lang}, {base})", preds, records, rotations)
         else:
             write_submission(preds, a.submission)
         for line in degenerate_warnings(preds, f"{a.name} {a.lang} {split}"):
@@ -66,8 +78,12 @@ def main() -> None:
         f"fallbacks {m['fallbacks']}, letter shares "
         + " ".join(f"{k}={v:.2f}" for k, v in m["letter_share"].items())
     )
-    Path(a.metrics).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.metrics).write_text(json.dumps({a.lang: metrics}, indent=2) + "\n", encoding="utf-8")
+    write_text_atomic(a.metrics, json.dumps({a.lang: metrics}, indent=2) + "\n")
+    write_html(report, a.report)
+    for kind, rows in plot_rows(report).items():
+        write_text_atomic(
+            Path(a.plots, f"{a.name}-{a.lang}-{kind}.json"), json.dumps(rows, ensure_ascii=False) + "\n"
+        )
 
 
 if __name__ == "__main__":

@@ -107,7 +107,8 @@ def test_evaluate_cli_on_a_cmmlu_file(tiny_dir, tmp_path):
         r = subprocess.run(
             [sys.executable, "-m", "mcqflow.cli", "evaluate", "--model", tiny_dir, "--input", str(cmmlu)]
             + ["--protocol", protocol, "--circular", "--shots", "1", "--shots-from", str(shots)]
-            + ["--metrics", str(out), "--details", str(tmp_path / f"{protocol}.jsonl")],
+            + ["--metrics", str(out), "--details", str(tmp_path / f"{protocol}.jsonl")]
+            + ["--report", str(tmp_path / f"{protocol}.html")],
             capture_output=True,
             text=True,
         )
@@ -119,6 +120,8 @@ def test_evaluate_cli_on_a_cmmlu_file(tiny_dir, tmp_path):
         assert m["circular_accuracy"] <= min(m["rotation_accuracy"].values())
         assert len((tmp_path / f"{protocol}.jsonl").read_text().splitlines()) == 24
         assert "circular" in r.stdout and "per rotation" in r.stdout
+        page = (tmp_path / f"{protocol}.html").read_text(encoding="utf-8")
+        assert "Gold vs predicted letter" in page and f"{m['rotation_accuracy']['3']:.3f}" in page
     bad = subprocess.run(
         [sys.executable, "-m", "mcqflow.cli", "evaluate", "--model", tiny_dir, "--input", str(cmmlu)]
         + ["--shots", "2"],

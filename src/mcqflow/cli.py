@@ -70,7 +70,9 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     from mcqflow.models import load_for_inference, read_meta, resolve_base
     from mcqflow.predict import write_details
 
-    check_distinct(**{"--input": a.input, "--details": a.details, "--metrics": a.metrics})
+    check_distinct(
+        **{"--input": a.input, "--details": a.details, "--metrics": a.metrics, "--report": a.report}
+    )
     if a.shots < 0 or a.batch_size < 1:
         raise UserError("--shots must be 0 or more and --batch-size 1 or more")
     res = ingest_split(a.input, "dev", a.lang)
@@ -115,6 +117,12 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
         write_details([as_prediction(s) for s in scored], a.details)
     if a.metrics:
         write_text_atomic(a.metrics, json.dumps(m, indent=2) + "\n")
+    if a.report:
+        from mcqflow.report import build, write_html
+
+        first = [as_prediction(s) for s in scored if s.rotation == rotations[0]]
+        name = f"{Path(a.input).name}: {a.model}, {a.protocol}{' circular' if a.circular else ''}, {a.shots}-shot"
+        write_html(build(name, first, res.records, m.get("rotation_accuracy")), a.report)
 
 
 def cmd_extract(a: argparse.Namespace) -> None:
@@ -285,6 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=512, help="generate protocol only")
     p.add_argument("--details", help="per question (and rotation) JSONL: answer, gold, scores")
     p.add_argument("--metrics", help="write the metrics JSON here")
+    p.add_argument(
+        "--report", help="write an HTML report here: gold vs predicted letters, accuracy per topic, rotations"
+    )
     p.set_defaults(fn=cmd_evaluate)
 
     p = sub.add_parser("validate", help="run the validate gate's checks on any supported file")

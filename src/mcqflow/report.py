@@ -1,0 +1,135 @@
+"""Per-model reports people look at: gold vs predicted letters, accuracy per topic with intervals, and the
+accuracy under each rotation of the options (the position bias as a number).
+
+`build` computes them from a run's dev predictions and its records; `write_html` renders one self-contained
+HTML page (no scripts, no CDN: it opens offline), and `plot_rows` gives the rows `dvc plots` draws
+(dvc.yaml: a confusion matrix and a per-topic bar chart for every predict stage).
+"""
+
+from __future__ import annotations
+
+import html
+from collections import Counter
+
+from mcqflow.io import write_text_atomic
+from mcqflow.metrics import wilson_interval
+from mcqflow.predict import Prediction
+from mcqflow.schema import LETTERS, Record
+
+NONE = "none"  # the predicted column for an output with no letter
+
+
+def build(
+    name: str, preds: list[Prediction], records: list[Record], rotations: dict[str, float] | None = None
+) -> dict:
+    """The report of one model on one labelled split. `rotations`: accuracy under each rotation (from
+    `evaluate.summarize`), when the run scored them."""
+    topic = {r.id: r.topic or "(no topic)" for r in records}
+    labelled = [p for p in preds if p.gold is not None]
+    confusion = Counter((p.gold, p.answer if p.answer in LETTERS else NONE) for p in labelled)
+    by_topic: dict[str, list[bool]] = {}
+    for p in labelled:
+        by_topic.setdefault(topic.get(p.id, "(no topic)"), []).append(p.answer == p.gold)
+    topics = []
+    for t, hits in sorted(by_topic.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        lo, hi = wilson_interval(sum(hits), len(hits))
+        topics.append(
+            {
+                "topic": t,
+                "n": len(hits),
+                "accuracy": round(sum(hits) / len(hits), 4),
+                "ci95_low": round(lo, 4),
+                "ci95_high": round(hi, 4),
+            }
+        )
+    k, n = sum(p.answer == p.gold for p in labelled), len(labelled)
+    lo, hi = wilson_interval(k, n)
+    return {
+        "name": name,
+        "n": n,
+        "accuracy": round(k / n, 4) if n else 0.0,
+        "ci95": [round(lo, 4), round(hi, 4)],
+        "confusion": [
+            {"actual": g, "predicted": a, "count": confusion[(g, a)]}
+            for g in LETTERS
+            for a in [*LETTERS, NONE]
+        ],
+        "topics": topics,
+        "rotations": rotations or {},
+    }
+
+
+def plot_rows(report: dict) -> dict[str, list[dict]]:
+    """Rows for dvc plots: one per dev question for the confusion template, one per topic for the bars."""
+    confusion = [
+        {"actual": c["actual"], "predicted": c["predicted"]}
+        for c in report["confusion"]
+        for _ in range(c["count"])
+    ]
+    return {"confusion": confusion, "topics": report["topics"]}
+
+
+def write_html(report: dict, path) -> None:
+    write_text_atomic(path, render(report))
+
+
+def render(report: dict) -> str:
+    e = html.escape
+    cells = {(c["actual"], c["predicted"]): c["count"] for c in report["confusion"]}
+    top = max(cells.values(), default=0) or 1
+    cols = [*LETTERS, NONE]
+    rows = []
+    for g in LETTERS:
+        tds = []
+        for a in cols:
+            v = cells.get((g, a), 0)
+            shade = int(235 - 150 * v / top)
+            colour = f"rgb({shade},{shade + 15 if g == a else shade},{255 if g == a else shade + 15})"
+            tds.append(f'<td style="background:{colour}">{v}</td>')
+        rows.append(f"<tr><th>{g}</th>{''.join(tds)}</tr>")
+    confusion = (
+        "<table class=m><tr><th>gold \\ predicted</th>"
+        + "".join(f"<th>{c}</th>" for c in cols)
+        + "</tr>"
+        + "".join(rows)
+        + "</table>"
+    )
+    topic_rows = "".join(
+        f"<tr><td>{e(t['topic'])}</td><td>{t['n']}</td><td>{t['accuracy']:.3f}</td>"
+        f"<td>[{t['ci95_low']:.3f}, {t['ci95_high']:.3f}]</td><td>{_bar(t)}</td></tr>"
+        for t in report["topics"]
+    )
+    rot = report["rotations"]
+    rotations = (
+        "<table><tr><th>rotation</th><th>accuracy</th></tr>"
+        + "".join(f"<tr><td>{r} (A→{LETTERS[int(r)]})</td><td>{v:.3f}</td></tr>" for r, v in rot.items())
+        + "</table><p>Rotation r moves every option r places: the gold letter moves with it, so a model that "
+        "knows the answers scores the same under each; the spread is position bias.</p>"
+        if rot
+        else "<p>Not scored for this run (letter-scored runs score all four rotations).</p>"
+    )
+    lo, hi = report["ci95"]
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{e(report["name"])}</title>
+<style>
+body {{ font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 60em; color: #222 }}
+table {{ border-collapse: collapse; margin: .5em 0 1.5em }}
+td, th {{ border: 1px solid #ccc; padding: .25em .6em; text-align: right }}
+table.m td {{ min-width: 3em; text-align: center }}
+.bar {{ position: relative; width: 14em; height: .9em; background: #eee }}
+.bar span {{ position: absolute; top: 0; height: 100%; background: #8ab }}
+.bar i {{ position: absolute; top: -2px; width: 2px; height: calc(100% + 4px); background: #234 }}
+</style></head><body>
+<h1>{e(report["name"])}</h1>
+<p>Dev accuracy {report["accuracy"]:.3f} [{lo:.3f}, {hi:.3f}] (95% Wilson interval) on {report["n"]} questions.</p>
+<h2>Gold vs predicted letter</h2>{confusion}
+<h2>Accuracy per topic</h2>
+<table><tr><th>topic</th><th>n</th><th>accuracy</th><th>95% interval</th><th></th></tr>{topic_rows}</table>
+<h2>Accuracy under each rotation of the options</h2>{rotations}
+</body></html>
+"""
+
+
+def _bar(t: dict) -> str:
+    lo, hi, acc = (100 * t[k] for k in ("ci95_low", "ci95_high", "accuracy"))
+    return f'<div class=bar><span style="left:{lo:.1f}%;width:{hi - lo:.1f}%"></span><i style="left:{acc:.1f}%"></i></div>'

@@ -225,3 +225,59 @@ def test_transformers_backend_without_the_model_is_one_line(tmp_path, monkeypatc
         complete_all(
             ask("a"), LLMParams(backend="transformers", model="no-such/model"), ResponseCache(tmp_path)
         )
+
+
+def test_retries_count_against_the_request_budget(server, params, tmp_path):
+    """The budget is a ceiling on HTTP calls: a 429 and its retry are two of them."""
+    params.max_requests, params.concurrency = 3, 1
+    results = complete_all(ask("[429] a", "[429] b", "c"), params, ResponseCache(tmp_path))
+    assert server.total == 3  # a: 429 + answer; b: 429, then the budget is spent
+    assert [r.error for r in results] == [None, "budget", "budget"]
+
+
+def test_a_timed_out_call_is_charged_what_it_could_have_cost(server, params, tmp_path):
+    params.max_retries, params.concurrency, params.max_tokens, params.max_total_tokens = 0, 1, 999, 1000
+    results = complete_all(ask("[hang] a", "fine"), params, ResponseCache(tmp_path))
+    assert [r.error for r in results] == ["timeout", "budget"] and server.counts["fine"] == 0
+
+
+def test_a_dead_server_fails_fast_with_one_line(params, tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    params.base_url, params.max_retries = f"http://127.0.0.1:{port}/v1", 5
+    start = time.monotonic()
+    with pytest.raises(UserError, match="no answer from http://127.0.0.1.*connection failed 2 times"):
+        complete_all(ask(*[f"q{i}" for i in range(20)]), params, ResponseCache(tmp_path))
+    assert time.monotonic() - start < 5
+
+
+def test_a_damaged_entry_is_asked_again_or_named(server, params, tmp_path):
+    cache = ResponseCache(tmp_path / "cache", journal=None)
+    (first,) = complete_all(ask("甲"), params, cache)
+    path = cache.path(first.key)
+    entry = json.loads(path.read_text(encoding="utf-8"))
+    assert entry["checksum"]
+    path.write_text(path.read_text(encoding="utf-8").replace("echo: 甲", "echo: 乙"), encoding="utf-8")
+    replay = LLMParams(backend="replay", model="test-model")
+    with pytest.raises(UserError, match=f"{path}: damaged response cache entry"):
+        complete_all(ask("甲"), replay, cache)
+    (again,) = complete_all(ask("甲"), params, cache)  # openai: the damaged entry is paid for again
+    assert again.text == "echo: 甲" and not again.cached and server.counts["甲"] == 2
+    assert complete_all(ask("甲"), replay, cache)[0].text == "echo: 甲"
+
+
+def test_a_cache_write_that_fails_stops_the_run_and_keeps_the_journal(server, params, tmp_path):
+    journal = tmp_path / "journal"
+    cache = ResponseCache(tmp_path / "cache", journal=journal)
+    key = cache_key(params.model, ask("甲")[0], params.sampling())
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / key[:2]).write_text("not a folder")  # the entry's folder cannot be made
+    with pytest.raises(UserError, match="cannot write the response cache"):
+        complete_all(ask("甲"), params, cache)
+    assert (journal / key[:2] / f"{key}.json").exists()  # paid for and kept
+    (tmp_path / "cache" / key[:2]).unlink()
+    (r,) = complete_all(ask("甲"), params, cache)
+    assert r.cached and server.counts["甲"] == 1  # restored from the journal, not paid again

@@ -7,9 +7,12 @@ pays only for what is missing.
 
 Backends:
 - `openai`: the official `openai` client (AsyncOpenAI) against OpenAI or any OpenAI-compatible server
-  (vLLM, SGLang, Ollama) through `base_url`. Concurrency is bounded; the client's own retries handle 429
-  (honouring Retry-After), 5xx and timeouts with backoff. The key comes only from OPENAI_API_KEY and is
-  never written anywhere.
+  (vLLM, SGLang, Ollama) through `base_url`. Concurrency is bounded; 408/409/429 (honouring Retry-After),
+  5xx, timeouts and connection failures are retried with backoff by this module, not by the client, so
+  every HTTP call counts against the budget, and a timed-out call is charged what it could have cost. A
+  server that never answers stops the run with one line after two tries. The key comes only from
+  OPENAI_API_KEY and is never written anywhere. Entries carry a SHA-256 of their content: a damaged one is
+  asked again (openai) or named (replay).
 - `replay`: answers from the cache only; a miss is an error that says how many prompts are missing and how
   to fill them.
 - `transformers`: no server; `llm.model` (a Hugging Face id or local directory, e.g. the base model the
@@ -115,33 +118,59 @@ class ResponseCache:
         return (root or self.dir) / key[:2] / f"{key}.json"
 
     def get(self, key: str) -> dict | None:
-        entry = self._read(self.path(key))
+        entry = self._read(self.path(key), key)
         if entry is None and self.journal is not None:
-            entry = self._read(self.path(key, self.journal))
+            entry = self._read(self.path(key, self.journal), key)
             if entry is not None:
                 self._write(self.path(key), entry)  # restored: the tracked cache is complete again
         return entry
 
     def put(self, key: str, entry: dict) -> None:
+        entry = {**entry, "checksum": checksum(entry)}
         if self.journal is not None:
             self._write(self.path(key, self.journal), entry)
         self._write(self.path(key), entry)
 
+    def damaged(self, key: str) -> Path | None:
+        """The tracked file of `key` when it exists but is no good (bad JSON, checksum, or key)."""
+        p = self.path(key)
+        return p if p.exists() and self._read(p, key) is None else None
+
     @staticmethod
-    def _read(p: Path) -> dict | None:
+    def _read(p: Path, key: str) -> dict | None:
+        """The entry, or None when it is missing or damaged: not JSON, a checksum that does not match its
+        content (edited or bit-rotted), or stored under another key. Entries written before checksums
+        existed carry none and are taken on their key alone."""
         if not p.exists():
             return None
         try:
-            return json.loads(p.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            return None  # a torn file cannot happen with atomic writes, but never trust it
+            entry = json.loads(p.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+            return None
+        if not isinstance(entry, dict) or entry.get("key", key) != key:
+            return None
+        if "checksum" in entry and entry["checksum"] != checksum(entry):
+            return None
+        return entry
 
     @staticmethod
     def _write(p: Path, entry: dict) -> None:
         from mcqflow.io import atomic_open
 
-        with atomic_open(p) as f:
-            json.dump(entry, f, ensure_ascii=False, indent=1, sort_keys=True)
+        try:
+            with atomic_open(p) as f:
+                json.dump(entry, f, ensure_ascii=False, indent=1, sort_keys=True)
+        except OSError as e:
+            raise UserError(
+                f"{p}: cannot write the response cache ({e.strerror or e}); every response received before "
+                f"this one is on disk, so fix the folder (space, permissions) and run again to go on"
+            ) from None
+
+
+def checksum(entry: dict) -> str:
+    """SHA-256 of an entry's content (all of it but the checksum), canonical JSON."""
+    body = {k: v for k, v in entry.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
 def interpret(entry: dict, key: str, cached: bool) -> Result:
@@ -180,6 +209,24 @@ def charged_tokens(usage: dict, messages: list[dict], max_tokens: int) -> tuple[
     return total, None
 
 
+RETRY_STATUS = (408, 409, 429)  # and every 5xx
+DEAD_AFTER = 2  # connection failures in a row after which a server that never answered counts as down
+
+
+def backoff(attempt: int) -> float:
+    """Seconds before retry `attempt + 1`: 0.5, 1, 2, 4… capped at 16."""
+    return min(0.5 * 2**attempt, 16.0)
+
+
+def retry_after(headers) -> float | None:
+    """The server's Retry-After (seconds form), capped at 60 s; None when absent or unreadable."""
+    try:
+        value = float(headers.get("retry-after"))
+    except (TypeError, ValueError):
+        return None
+    return min(max(value, 0.0), 60.0)
+
+
 def request_counts(results: list[Result]) -> dict:
     """What a run cost: answers replayed from the cache, requests sent, tokens paid for."""
     return {
@@ -212,6 +259,13 @@ def complete_all(
         else:
             missing.append(i)
     if missing and params.backend == "replay":
+        bad = [d for d in (cache.damaged(keys[i]) for i in missing) if d is not None]
+        if bad:
+            raise UserError(
+                f"{bad[0]}: damaged response cache entry (not JSON, or its checksum or key does not match its "
+                f"content){f' and {len(bad) - 1} more' if len(bad) > 1 else ''}; `dvc checkout cache/llm` "
+                f"restores the committed copy, or llm.backend=openai asks again"
+            )
         raise UserError(
             f"{len(missing)} of {len(requests)} prompts are not in the response cache ({cache.dir}); fill them "
             f"with llm.backend=openai (OPENAI_API_KEY in the environment, llm.base_url for a local server), "
@@ -342,15 +396,21 @@ async def _fetch(
                 "local server that needs no key)"
             )
         api_key = "unused"  # local OpenAI-compatible servers accept any key
+    # max_retries=0: every HTTP call, retries included, goes through the loop below and counts against the
+    # budget (the client's own retries are invisible to it: 3 requests once became 18 calls on 429s).
     client = openai.AsyncOpenAI(
-        api_key=api_key, base_url=params.base_url, timeout=params.timeout, max_retries=params.max_retries
+        api_key=api_key, base_url=params.base_url, timeout=params.timeout, max_retries=0
     )
     budget = Budget(params.max_requests, params.max_total_tokens)
     gate = asyncio.Semaphore(params.concurrency)
     bar = tqdm(total=len(todo), desc=desc, unit="req", dynamic_ncols=True)
+    state = {"answered": 0, "dead": False}
 
-    async def one(key: str, messages: list[dict]) -> Result:
-        async with gate:
+    async def call(key: str, messages: list[dict]):
+        """The response, or a Result saying why there is none, after up to 1 + llm.max_retries calls."""
+        for attempt in range(params.max_retries + 1):
+            if state["dead"]:
+                return Result(key, None, "connection")
             if not budget.allows():
                 return Result(key, None, "budget")
             budget.requests += 1
@@ -358,16 +418,41 @@ async def _fetch(
                 resp = await client.chat.completions.create(
                     model=params.model, messages=messages, **params.sampling()
                 )
+                state["answered"] += 1
+                return resp
             except openai.APITimeoutError:
-                return Result(key, None, "timeout")
+                # The server may finish (and bill) it anyway: it counts what it could have cost.
+                budget.tokens += charged_tokens({}, messages, params.max_tokens)[0]
+                error, wait = "timeout", backoff(attempt)
             except openai.APIStatusError as e:
-                return Result(key, None, f"http-{e.status_code}")
+                error = f"http-{e.status_code}"
+                if e.status_code not in RETRY_STATUS and e.status_code < 500:
+                    return Result(key, None, error)  # 400, 401, 404...: asking again changes nothing
+                wait = retry_after(e.response.headers) or backoff(attempt)
             except openai.APIConnectionError:
-                return Result(key, None, "connection")
+                error, wait = "connection", backoff(attempt)
+                if attempt + 1 >= DEAD_AFTER and (not state["answered"] or attempt == params.max_retries):
+                    state["dead"] = True
+                    raise UserError(
+                        f"llm: no answer from {params.base_url or 'the OpenAI API'} (connection failed "
+                        f"{attempt + 1} times{'' if state['answered'] else ', and nothing answered this run'}); "
+                        f"{state['answered']} responses received this run are cached: start the server or fix "
+                        f"llm.base_url, then run again"
+                    ) from None
             except (openai.APIResponseValidationError, json.JSONDecodeError, ValueError):
                 return Result(key, None, "malformed-response")
+            if attempt < params.max_retries:
+                await asyncio.sleep(wait)
+        return Result(key, None, error)
+
+    async def one(key: str, messages: list[dict]) -> Result:
+        async with gate:
+            try:
+                resp = await call(key, messages)
             finally:
                 bar.update(1)
+            if isinstance(resp, Result):
+                return resp
             raw = resp.model_dump(mode="json")
             entry = _cache_entry(key, messages, params, raw)
             tokens, usage_error = charged_tokens(entry["usage"], messages, params.max_tokens)

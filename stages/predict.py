@@ -14,7 +14,7 @@ from mcqflow.evaluate import score, summarize
 from mcqflow.io import write_text_atomic
 from mcqflow.metrics import degenerate_warnings, evaluate
 from mcqflow.models import DTYPES, load_for_inference, read_meta, resolve_base
-from mcqflow.predict import predict_records, write_details, write_submission
+from mcqflow.predict import check_submission_ids, predict_records, write_details, write_submission
 from mcqflow.profiles import profile_from_params
 from mcqflow.report import build, plot_rows, write_html
 from mcqflow.schema import read_records
@@ -43,6 +43,9 @@ def main() -> None:
         model_path = str(Path(a.models, f"{a.name}-{a.lang}"))
         base, prompt_mode = read_meta(model_path).get("base"), read_meta(model_path)["mode"]
     inference = p["inference"][prompt_mode]
+    formulas = p.get("csv_formulas", "refuse")
+    test_ids = [r.id for r in read_records(Path(a.data, a.lang, "test.jsonl"))]
+    check_submission_ids(test_ids, formulas, str(Path(a.data, a.lang, "test.jsonl")))  # before any work
     model, tokenizer = load_for_inference(model_path, dtype=dtype)
     metrics, report = {}, {}
     for split in ("dev", "test"):
@@ -68,7 +71,7 @@ def main() -> None:
                 metrics.update({k: circ[k] for k in ("circular_accuracy", "rotation_accuracy")})
             report = build(f"{a.name} ({a.lang}, {base})", preds, records, rotations)
         else:
-            write_submission(preds, a.submission)
+            write_submission(preds, a.submission, formulas)
         for line in degenerate_warnings(preds, f"{a.name} {a.lang} {split}"):
             print(f"mcqflow: warning: {line}", file=sys.stderr)
     m = metrics

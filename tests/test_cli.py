@@ -243,3 +243,22 @@ def test_missing_model_folder_and_undownloaded_hub_id_are_told_apart(tmp_path):
     )
     hub = run("Qwen/Qwen2.5-7B-Instruct")
     assert hub.returncode == 2 and "hf download Qwen/Qwen2.5-7B-Instruct" in hub.stderr
+
+
+def test_formula_ids_are_refused_before_any_work_escaped_or_kept_raw(tmp_path, tiny_dir):
+    src = tmp_path / "test.csv"
+    src.write_text(
+        "ID,Question,Option A,Option B,Option C,Option D\n"
+        "=1+1,哪一項正確？,甲,乙,丙,丁\n@SUM(A1),哪一項正確？,甲,乙,丙,丁\n7,哪一項正確？,甲,乙,丙,丁\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "s.csv"
+    r = _cli("predict", "--model", "/nonexistent/model", "--input", src, "--output", out)
+    # refused first: the missing model would have been the error had any work started
+    assert r.returncode == 2 and "ID '=1+1' (and 1 more) starts with '='" in r.stderr and not out.exists()
+    assert len(r.stderr.strip().splitlines()) == 1
+    for mode, first in [("escape", ["'=1+1", "'@SUM(A1)", "7"]), ("raw", ["=1+1", "@SUM(A1)", "7"])]:
+        r = _cli("predict", "--model", tiny_dir, "--input", src, "--output", out, "--csv-formulas", mode)
+        assert r.returncode == 0, r.stderr
+        with open(out, encoding="utf-8", newline="") as f:
+            assert [row[0] for row in list(csv.reader(f))[1:]] == first

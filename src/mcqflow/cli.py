@@ -37,7 +37,7 @@ def cmd_predict(a: argparse.Namespace) -> None:
     from mcqflow.io import check_distinct
     from mcqflow.metrics import degenerate_warnings, evaluate
     from mcqflow.models import load_for_inference, read_meta, resolve_base
-    from mcqflow.predict import predict_records, write_details, write_submission
+    from mcqflow.predict import check_submission_ids, predict_records, write_details, write_submission
 
     check_distinct(**{"--input": a.input, "--output": a.output, "--details": a.details})
     if a.batch_size < 1 or a.max_new_tokens < 1:
@@ -45,13 +45,14 @@ def cmd_predict(a: argparse.Namespace) -> None:
     records = ingest_split(a.input, "test", a.lang).records
     if not records:
         raise UserError(f"{a.input}: no questions to answer (a header and nothing else?)")
+    check_submission_ids([r.id for r in records], a.csv_formulas, a.input)
     model, tokenizer = load_for_inference(a.model, a.adapter, a.quantization, a.dtype)
     meta = read_meta(a.adapter or resolve_base(a.model))
     # A model trained by mcqflow knows its mode: reasoning models generate, plain models are letter-scored.
     prompt_mode = a.prompt or meta.get("mode") or ("reasoning" if a.mode == "generate" else "plain")
     inference = a.mode or ("generate" if prompt_mode == "reasoning" else "letter")
     preds = predict_records(records, model, tokenizer, inference, prompt_mode, a.batch_size, a.max_new_tokens)
-    write_submission(preds, a.output)
+    write_submission(preds, a.output, a.csv_formulas)
     if a.details:
         write_details(preds, a.details)
     m = evaluate(preds)
@@ -262,6 +263,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--max-new-tokens", type=int, default=512)
     p.add_argument("--details", help="per-question JSONL (raw output, extracted letter, method)")
+    p.add_argument(
+        "--csv-formulas",
+        choices=["refuse", "escape", "raw"],
+        default="refuse",
+        help="IDs starting with = + - @ (spreadsheet formulas): refuse (default, before any work), escape "
+        "(prefix ') for spreadsheets, or raw (byte for byte, what Kaggle scores)",
+    )
     p.set_defaults(fn=cmd_predict)
 
     p = sub.add_parser(

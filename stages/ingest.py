@@ -25,9 +25,15 @@ def main() -> None:
         write_jsonl(Path(a.rejected, f"{split}.jsonl"), res.rejected)
         for r in res.rejected:
             print(f"rejected: {r.line()}")
-        counts[split] = {"rows": res.rows, "kept": len(res.records), "rejected": len(res.rejected)}
+        counts[split] = {
+            "rows": res.rows,
+            "kept": len(res.records),
+            "rejected": len(res.rejected),
+            "labels_removed": res.labels_removed,
+        }
         print(
-            f"{a.lang}/{split}: {res.format}, {res.rows} rows -> {len(res.records)} kept, {len(res.rejected)} rejected"
+            f"{a.lang}/{split}: {res.format}, {res.rows} rows -> {len(res.records)} kept, {len(res.rejected)} rejected, "
+            f"option labels removed: {res.labels_removed['own']} own, {res.labels_removed['stray']} stray"
         )
     Path(a.metrics).parent.mkdir(parents=True, exist_ok=True)
     Path(a.metrics).write_text(json.dumps({a.lang: counts}, indent=2) + "\n", encoding="utf-8")

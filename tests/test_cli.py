@@ -262,3 +262,20 @@ def test_formula_ids_are_refused_before_any_work_escaped_or_kept_raw(tmp_path, t
         assert r.returncode == 0, r.stderr
         with open(out, encoding="utf-8", newline="") as f:
             assert [row[0] for row in list(csv.reader(f))[1:]] == first
+
+
+def test_stray_option_labels_are_removed_and_counted(tmp_path):
+    src = tmp_path / "test.csv"
+    src.write_text(
+        "ID,Question,A,B,C,D\n"
+        "1,哪一年？,1. 2020年,A. 2021年,C. 2022年,2023年\n"
+        "2,哪一項？,B型血,1.5倍,（3）丙,丁\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out.jsonl"
+    r = _cli("ingest", "--input", src, "--output", out)
+    assert r.returncode == 0, r.stderr
+    recs = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert recs[0]["options"] == {"A": "2020年", "B": "2021年", "C": "2022年", "D": "2023年"}
+    assert recs[1]["options"] == {"A": "B型血", "B": "1.5倍", "C": "丙", "D": "丁"}
+    assert "option labels removed: 1 own, 3 stray" in r.stdout

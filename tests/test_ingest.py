@@ -33,7 +33,8 @@ def test_kaggle_test_with_real_file_quirks(write):
 
 def test_option_prefix_only_strips_its_own_letter():
     assert clean_option("A", "A. 甲") == "甲"
-    assert clean_option("B", "A. 甲") == "A. 甲"
+    assert clean_option("B", "A. 甲") == "甲"  # a stray label of another option goes too
+    assert clean_option("A", "1.5倍") == "1.5倍" and clean_option("B", "B型血") == "B型血"
     assert clean_option("A", "A股市場") == "A股市場"
     assert clean_option("C", "（C）丙") == "丙"
 

@@ -26,10 +26,18 @@ def cmd_ingest(a: argparse.Namespace) -> None:
         write_jsonl(rejected, res.rejected)
     print(
         f"{a.input}: {res.format} format, {res.encoding}, {res.rows} rows -> {len(res.records)} records in "
-        f"{a.output}" + (f", {len(res.rejected)} rejected in {rejected}" if res.rejected else "")
+        f"{a.output}"
+        + (f", {len(res.rejected)} rejected in {rejected}" if res.rejected else "")
+        + _labels_line(res.labels_removed)
     )
     if res.rejected and a.strict:
         sys.exit(1)
+
+
+def _labels_line(removed: dict) -> str:
+    if not any(removed.values()):
+        return ""
+    return f"; option labels removed: {removed['own']} own, {removed['stray']} stray (another option's or a number)"
 
 
 def cmd_predict(a: argparse.Namespace) -> None:

@@ -44,6 +44,9 @@ _HEADER_TO_FIELD = {alias: f for f, names in _ALIASES.items() for alias in names
 _NULLS = {"", "nan", "none", "null", "na", "n/a"}
 # "A.", "A．", "(A)", "（A）", "A、", "A:", "A)" in front of option A's own text
 _OPTION_PREFIX = r"^\s*[(（\[]?\s*{letter}\s*(?:[)）\].．、:：]\s*|\s+)"
+_STRAY_LABEL = re.compile(
+    r"[(（\[]\s*[A-DＡ-Ｄ1-4１-４]\s*[)）\]]\s*|[A-DＡ-Ｄ1-4１-４]\s?[.．、:：)）](?![0-9０-９])\s*"
+)
 _WS = re.compile(r"[\s\u3000\u00a0]+")
 _ANSWER = re.compile(r"^[(（\[]?\s*([A-Da-dＡ-Ｄａ-ｄ])\s*[)）\].．、:：]?$")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -56,6 +59,7 @@ class IngestResult:
     format: str = ""
     rows: int = 0
     encoding: str = "utf-8"  # what the file was read in (mcqflow.ingest.decode)
+    labels_removed: dict = field(default_factory=lambda: {"own": 0, "stray": 0})  # option labels taken off
 
     def check_reconciles(self) -> None:
         if self.rows != len(self.records) + len(self.rejected):
@@ -70,8 +74,25 @@ def clean_text(s: str | None) -> str:
 
 
 def clean_option(letter: str, s: str | None) -> str:
+    return strip_label(letter, s)[0]
+
+
+def strip_label(letter: str, s: str | None) -> tuple[str, str | None]:
+    """(the option's text, which label was removed: "own", "stray" or None).
+
+    Its own letter goes ("A. 甲" under A, also "A 甲"); so does a stray label of another option or a number
+    with explicit punctuation, as real competition files carry them in the wrong column ("A. 2021年" under
+    B, "1. 2020年" under A). A decimal ("1.5倍") and a letter that is part of the text ("B型", "A股") stay."""
     s = clean_text(s)
-    return re.sub(_OPTION_PREFIX.format(letter=letter), "", s, count=1).strip() if s else s
+    if not s:
+        return s, None
+    own = re.sub(_OPTION_PREFIX.format(letter=letter), "", s, count=1)
+    if own != s and own.strip():
+        return own.strip(), "own"
+    m = _STRAY_LABEL.match(s)
+    if m and s[m.end() :].strip():
+        return s[m.end() :].strip(), "stray"
+    return s, None
 
 
 def normalize_answer(raw: str | None) -> str | None:
@@ -157,7 +178,7 @@ def _ingest_table(path: Path, text: str) -> IngestResult:
         raw = {header[j] if j < len(header) else f"col{j}": v for j, v in enumerate(row)}
         get = {f: (row[j] if j < len(row) else "") for f, j in columns.items()}
         try:
-            rec = _make_record(get, default_id=f"{path.stem}-{i:05d}", source=f"{path.name}:{i}")
+            rec = _make_record(get, f"{path.stem}-{i:05d}", f"{path.name}:{i}", res.labels_removed)
             if rec.id in seen:
                 raise ValueError(f"duplicate id {rec.id!r} (first at row {seen[rec.id]})")
             seen[rec.id] = i
@@ -197,16 +218,20 @@ def _table_format(columns: dict[str, int], delimiter: str) -> str:
     return "test"
 
 
-def _make_record(get: dict[str, str], default_id: str, source: str) -> Record:
+def _make_record(get: dict[str, str], default_id: str, source: str, removed: dict | None = None) -> Record:
     # IDs are matched byte for byte by the grader: only the cell's surrounding whitespace goes.
     rid = (get.get("id") or "").strip() or default_id
     question = clean_text(get.get("question"))
     if not question:
         raise ValueError("empty question")
-    options = {k: clean_option(k, get.get(k)) for k in LETTERS}
+    stripped = {k: strip_label(k, get.get(k)) for k in LETTERS}
+    options = {k: v for k, (v, _) in stripped.items()}
     empty = [k for k, v in options.items() if not v]
     if empty:
         raise ValueError(f"empty option {', '.join(empty)}")
+    for _, kind in stripped.values():
+        if kind and removed is not None:
+            removed[kind] += 1
     answer = normalize_answer(get.get("answer"))
     reasoning = (get.get("reasoning") or "").strip() or None
     return Record(

@@ -8,6 +8,7 @@ from pathlib import Path
 from mcqflow.config import load_params
 from mcqflow.errors import run_stage
 from mcqflow.generate import GenerateParams, generate
+from mcqflow.io import write_text_atomic
 from mcqflow.llm import LLMParams, ResponseCache
 from mcqflow.schema import read_records, write_jsonl
 
@@ -39,9 +40,7 @@ def main() -> None:
         shutil.copyfile(Path(a.input, f"{split}.jsonl"), out / f"{split}.jsonl")
     write_jsonl(Path(a.rejected, "train.jsonl"), result.rejected)
     Path(a.metrics).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.metrics).write_text(
-        json.dumps(result.metrics, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-    )
+    write_text_atomic(a.metrics, json.dumps(result.metrics, ensure_ascii=False, indent=2) + "\n")
     m = result.metrics
     print(
         f"generate: {m['requests']} prompts ({m['cache_hits']} from cache, {m['requests_sent']} sent, "

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from mcqflow.errors import run_stage
 from mcqflow.ingest import SPLITS, ingest_split
+from mcqflow.io import write_text_atomic
 from mcqflow.schema import write_jsonl
 
 
@@ -36,7 +37,7 @@ def main() -> None:
             f"option labels removed: {res.labels_removed['own']} own, {res.labels_removed['stray']} stray"
         )
     Path(a.metrics).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.metrics).write_text(json.dumps({a.lang: counts}, indent=2) + "\n", encoding="utf-8")
+    write_text_atomic(a.metrics, json.dumps({a.lang: counts}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from mcqflow.config import load_params
 from mcqflow.errors import run_stage
+from mcqflow.io import write_text_atomic
 from mcqflow.schema import read_records, write_jsonl
 from mcqflow.split import stratified_subset
 
@@ -36,9 +37,7 @@ def main() -> None:
         "answers": dict(sorted(Counter(r.answer for r in chosen).items())),
         "ids": [r.id for r in chosen],
     }
-    Path(a.out, "manifest.json").write_text(
-        json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-    )
+    write_text_atomic(Path(a.out, "manifest.json"), json.dumps(manifest, ensure_ascii=False, indent=2) + "\n")
     print(f"split: {len(chosen)} of {len(first)} questions ({fraction:.0%}), letters {manifest['answers']}")
 
 

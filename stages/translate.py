@@ -6,6 +6,7 @@ from pathlib import Path
 
 from mcqflow.config import load_params
 from mcqflow.errors import run_stage
+from mcqflow.io import write_text_atomic
 from mcqflow.llm import LLMParams, ResponseCache
 from mcqflow.schema import read_records, write_jsonl
 from mcqflow.translate import SPLITS, TranslateParams, check_complete, translate
@@ -45,7 +46,7 @@ def main() -> None:
         write_jsonl(Path(a.out, f"{s}.jsonl"), t.splits[s])
         write_jsonl(Path(a.rejected, f"{s}.jsonl"), t.rejected[s])
     Path(a.metrics).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.metrics).write_text(json.dumps(t.metrics, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    write_text_atomic(a.metrics, json.dumps(t.metrics, ensure_ascii=False, indent=2) + "\n")
     m = t.metrics
     print(
         f"translate: {m['rows']} rows, {m['from_reference']} from the reference, {m['requests']} prompts "

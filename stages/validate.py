@@ -9,6 +9,7 @@ from pathlib import Path
 from mcqflow.config import load_params
 from mcqflow.errors import UserError, run_stage
 from mcqflow.ingest import SPLITS
+from mcqflow.io import write_text_atomic
 from mcqflow.schema import read_records, write_jsonl
 from mcqflow.validation import Settings, build_data_docs, gx_context, summary_table, validate
 
@@ -51,7 +52,7 @@ def main() -> None:
         metrics[lang] = {rep.split: rep.metrics for rep in reports}
         print(f"[{lang}]\n{summary_table(reports)}")
     Path(a.metrics).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.metrics).write_text(json.dumps(metrics, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    write_text_atomic(a.metrics, json.dumps(metrics, ensure_ascii=False, indent=2) + "\n")
     print(f"Data Docs: {build_data_docs(context, a.docs)}")
     if failures:
         for f in failures:

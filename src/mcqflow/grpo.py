@@ -19,6 +19,7 @@ import torch
 
 from mcqflow.config import build, choose
 from mcqflow.errors import UserError
+from mcqflow.io import write_text_atomic
 from mcqflow.launch import is_main_process, world_size
 from mcqflow.models import (
     compute_dtype,
@@ -307,10 +308,17 @@ def train_grpo(
     ckpt_dir, out_dir = Path(ckpt_dir), Path(out_dir)
     fp = fingerprint(params, records, init, seed)
     main = is_main_process()
-    resume = last_checkpoint(ckpt_dir, fp, clean=main)
+    # Every rank decides where to resume from the same files: all read first, then rank 0 alone cleans up
+    # and stamps (atomically), and nobody goes on until it has. (A rank once read the stamp half-written.)
+    from accelerate import PartialState
+
+    ranks = PartialState()
+    resume = last_checkpoint(ckpt_dir, fp, clean=False)
+    ranks.wait_for_everyone()
     if main:
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-        (ckpt_dir / FINGERPRINT).write_text(json.dumps({"fingerprint": fp}) + "\n")
+        last_checkpoint(ckpt_dir, fp, clean=True)
+        write_text_atomic(ckpt_dir / FINGERPRINT, json.dumps({"fingerprint": fp}) + "\n")
+    ranks.wait_for_everyone()
 
     if params.shuffle_options:
         records = shuffle_all(records, seed)
@@ -359,7 +367,7 @@ def train_grpo(
         elif entry.name != FINGERPRINT:
             entry.unlink()
     if main:
-        (ckpt_dir / FINGERPRINT).write_text(json.dumps({"fingerprint": fp, "complete": True}) + "\n")
+        write_text_atomic(ckpt_dir / FINGERPRINT, json.dumps({"fingerprint": fp, "complete": True}) + "\n")
     return {
         **result.metrics,
         "resumed_from": resume,

@@ -106,7 +106,9 @@ def test_fast_trains_the_whole_effective_batch_at_once_with_bf16_lora_inputs(tin
             self.casts = {m.cast_input_dtype_enabled for m in layers}
             self.batch = (args.per_device_train_batch_size, args.gradient_accumulation_steps)
 
-    params = SFTParams(finetune="lora", batch_size=2, grad_accum=2, max_length=256, trainer={"bf16": True})
+    params = SFTParams(
+        finetune="lora", epochs=1, batch_size=2, grad_accum=2, max_length=256, trainer={"bf16": True}
+    )
     records = sample_records("train")[:8]
     for profile, batch, casts in [("fast", (4, 1), {False}), ("vanilla", (2, 2), {True})]:
         look = Look()
@@ -122,7 +124,7 @@ def test_one_whole_batch_trains_the_same_weights_as_accumulated_micro_batches(ti
     from safetensors.torch import load_file
 
     params = SFTParams(
-        finetune="full", lr=1e-3, batch_size=2, grad_accum=2, max_length=256, scheduler="constant"
+        finetune="full", lr=1e-3, epochs=1, batch_size=2, grad_accum=2, max_length=256, scheduler="constant"
     )
     records = sample_records("train")[:16]
     out = {}

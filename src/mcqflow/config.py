@@ -1,8 +1,19 @@
-"""params.yaml, read plainly. Stage scripts take their slice of it; nothing else reads the file."""
+"""params.yaml: loaded and checked whole, then each stage takes its slice.
+
+`load_params` checks every section against its dataclass (`SECTIONS`: the one schema of params.yaml, each
+dataclass's fields and defaults with a comment per field): an unknown or misspelt key anywhere is one line
+naming the closest valid key, and a value outside a `Literal[...]` field's choices is one line listing
+them, before any stage does work. `python -m mcqflow.config [params.yaml]` runs the check alone.
+"""
 
 from __future__ import annotations
 
+import difflib
+import sys
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
+from typing import Literal
 
 import yaml
 
@@ -14,9 +25,162 @@ def load_params(path: str | Path = "params.yaml") -> dict:
     if not path.exists():
         raise UserError(f"{path}: not found (run from the project root)")
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
         raise UserError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
+    check_params(params, str(path))
+    return params
+
+
+@dataclass
+class ModelParams:
+    """params.yaml `model:`: the base every stage starts from."""
+
+    base: str = "tiny"  # tiny | embedded | a Hugging Face id | a local directory
+    quantization: Literal["none", "nf4"] = "none"  # nf4: 4-bit NF4 through bitsandbytes (GPU only)
+    dtype: Literal["auto", "bfloat16", "float32"] = "auto"  # auto: bf16 on a GPU, fp32 on a CPU
+
+
+@dataclass
+class TinyParams:
+    """params.yaml `tiny:`: the architecture of the random-init default."""
+
+    vocab_size: int = 3000
+    hidden_size: int = 128
+    intermediate_size: int = 384
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 2
+    max_position_embeddings: int = 2048
+
+
+@dataclass
+class SplitParams:
+    """params.yaml `split:`."""
+
+    fraction: float = 0.5  # share of the training data GRPO sees, stratified by topic x gold letter
+
+
+@dataclass
+class PredictParams:
+    """params.yaml `predict:`."""
+
+    batch_size: int = 32
+    max_new_tokens: int = 320  # generate mode: room for a whole six-tag chain
+    csv_formulas: Literal["refuse", "escape", "raw"] = "refuse"  # test IDs starting with = + - @
+    inference: dict = field(default_factory=lambda: {"plain": "letter", "reasoning": "generate"})
+
+
+# Keys of nested dicts that are checked too (the rest of a dict field is free, like sft.trainer).
+NESTED = {
+    ("sft", "lora"): ("r", "alpha", "dropout", "target_modules"),
+    ("grpo", "rewards"): ("correctness", "format", "neutrality", "overlong"),
+    ("predict", "inference"): ("plain", "reasoning"),
+}
+
+
+# TRL's name -> this file's key, where a key maps onto a TRL config field under another name: a TRL name
+# (or a misspelling of one) is answered with the key to use, and `trainer:` may not set it behind the key.
+TRL_NAMES = {
+    "sft": {
+        "learning_rate": "lr",
+        "num_train_epochs": "epochs",
+        "per_device_train_batch_size": "batch_size",
+        "gradient_accumulation_steps": "grad_accum",
+        "lr_scheduler_type": "scheduler",
+        "max_length": "max_length",
+        "warmup_steps": "warmup_steps",
+        "weight_decay": "weight_decay",
+        "logging_steps": "logging_steps",
+    },
+    "grpo": {
+        "learning_rate": "lr",
+        **{k: k for k in ("max_steps", "num_generations", "max_completion_length", "temperature", "beta")},
+        **{k: k for k in ("loss_type", "scale_rewards", "save_steps", "logging_steps")},
+    },
+}
+
+
+def sections() -> dict[str, type]:
+    """The schema of params.yaml: section -> dataclass (imported here: their modules import this one)."""
+    from mcqflow.generate import GenerateParams
+    from mcqflow.grpo import GRPOParams
+    from mcqflow.launch import TrainParams
+    from mcqflow.llm import LLMParams
+    from mcqflow.training import SFTParams
+    from mcqflow.translate import TranslateParams
+    from mcqflow.validation import Settings
+
+    return {
+        "model": ModelParams,
+        "llm": LLMParams,
+        "generate": GenerateParams,
+        "translate": TranslateParams,
+        "validate": Settings,
+        "tiny": TinyParams,
+        "train": TrainParams,
+        "sft": SFTParams,
+        "split": SplitParams,
+        "grpo": GRPOParams,
+        "predict": PredictParams,
+    }
+
+
+def check_params(params: dict, source: str = "params.yaml") -> None:
+    """One line for the first unknown key (naming the closest valid one) or out-of-choice value."""
+    if not isinstance(params, dict):
+        raise UserError(f"{source}: expected a mapping of sections, got {type(params).__name__}")
+    schema = sections()
+    _unknown(params, ["seed", *schema], "", source)
+    for name, cls in schema.items():
+        section = params.get(name)
+        if section is None:
+            continue
+        if not isinstance(section, dict):
+            raise UserError(f"{source}: {name}: expected a mapping of keys, got {section!r}")
+        hints = typing.get_type_hints(cls)
+        _unknown(section, [f.name for f in fields(cls)], f"{name}.", source, TRL_NAMES.get(name, {}))
+        shadowed = [k for k in (section.get("trainer") or {}) if k in TRL_NAMES.get(name, {})]
+        if shadowed:
+            k = shadowed[0]
+            raise UserError(
+                f"{source}: {name}.trainer.{k} would override {name}.{TRL_NAMES[name][k]} behind its back; "
+                f"set {name}.{TRL_NAMES[name][k]} instead"
+            )
+        for f in fields(cls):
+            if f.name not in section:
+                continue
+            value, hint = section[f.name], hints[f.name]
+            if typing.get_origin(hint) is Literal and value not in typing.get_args(hint):
+                allowed = " | ".join(str(a) for a in typing.get_args(hint))
+                raise UserError(f"{source}: {name}.{f.name}={value!r}: expected one of {allowed}")
+            if (name, f.name) in NESTED and isinstance(value, dict):
+                _unknown(value, list(NESTED[(name, f.name)]), f"{name}.{f.name}.", source)
+
+
+def _unknown(d: dict, known: list[str], prefix: str, source: str, aliases: dict | None = None) -> None:
+    aliases = aliases or {}
+    for key in d:
+        if key in known:
+            continue
+        candidates = [*known, *(a for a in aliases if a not in known)]
+        close = difflib.get_close_matches(str(key), candidates, n=1, cutoff=0.5)
+        if close and close[0] not in known:  # a TRL name, or a misspelling of one
+            hint = f"; TRL's {close[0]} is {prefix}{aliases[close[0]]} here"
+        elif close:
+            hint = f"; did you mean {prefix}{close[0]}?"
+        else:
+            hint = f"; known: {', '.join(known)}"
+        raise UserError(f"{source}: unknown key {prefix}{key}{hint}")
+
+
+def defaults() -> dict:
+    """Every section's dataclass defaults, shaped like params.yaml (the test compares the two)."""
+    out = {}
+    for name, cls in sections().items():
+        obj = cls()
+        out[name] = {f.name: getattr(obj, f.name) for f in fields(obj)} if is_dataclass(obj) else {}
+    return out
 
 
 def choose(value: str, allowed: tuple[str, ...], key: str) -> str:
@@ -33,3 +197,18 @@ def build(cls, d: dict, section: str):
     if unknown:
         raise UserError(f"params: unknown {section} key(s) {', '.join(sorted(unknown))}")
     return cls(**(d or {}))
+
+
+def main(argv: list[str] | None = None) -> None:
+    from mcqflow.errors import run_stage
+
+    def check() -> None:
+        path = (argv if argv is not None else sys.argv[1:]) or ["params.yaml"]
+        load_params(path[0])
+        print(f"{path[0]}: every key known, every choice valid")
+
+    run_stage(check)
+
+
+if __name__ == "__main__":
+    main()

@@ -46,8 +46,10 @@ class GRPOParams:
 
     init: str = "sft-reasoning"  # start from models/<init>-<lang> (an sft output), or "base"
     mode: str = "reasoning"  # prompt mode, the same as the starting SFT model's
-    lr: float = 1e-6
-    max_steps: int = 100
+    lr: float = (
+        1e-5  # TRL's learning_rate (TRL's default 1e-6 suits LoRA on 7B; the tiny full fine-tune needs more)
+    )
+    max_steps: int = 8
     prompts_per_step: int = 2
     num_generations: int = 8
     micro_batch: int = 0  # completions per forward/backward; 0 = the whole step at once
@@ -56,10 +58,12 @@ class GRPOParams:
     beta: float = 0.0
     loss_type: str = "dapo"
     scale_rewards: str = "group"
-    save_steps: int = 10
+    save_steps: int = 4
     logging_steps: int = 1
     shuffle_options: bool = True
-    rewards: dict = field(default_factory=lambda: {"correctness": 1.0, "format": 0.2, "neutrality": 0.1})
+    rewards: dict = field(
+        default_factory=lambda: {"correctness": 1.0, "format": 0.2, "neutrality": 0.1, "overlong": 0.0}
+    )
     overlong_cache: int = 64
     trainer: dict = field(default_factory=dict)
 

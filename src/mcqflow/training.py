@@ -10,6 +10,7 @@ import logging
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import torch
 
@@ -29,15 +30,18 @@ ALL_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj
 class SFTParams:
     """params.yaml `sft:`. Short names for what people vary; `trainer:` passes any other SFTConfig field."""
 
-    finetune: str = "lora"  # full | lora
-    lr: float = 2e-4
-    epochs: float = 1.0
-    batch_size: int = 4
-    grad_accum: int = 4
-    max_length: int = 1024
+    # The defaults are params.yaml's (tests/test_config.py holds them equal): the tiny default's values.
+    finetune: Literal["full", "lora"] = (
+        "full"  # a random-init tiny model learns only with full; lora for 7B/14B
+    )
+    lr: float = 1e-3  # TRL's learning_rate; 2e-4 is the usual QLoRA value for 7B/14B
+    epochs: float = 3  # TRL's num_train_epochs
+    batch_size: int = 8  # TRL's per_device_train_batch_size
+    grad_accum: int = 1  # TRL's gradient_accumulation_steps
+    max_length: int = 512  # prompt + completion tokens
     warmup_steps: int = 0
     weight_decay: float = 0.0
-    scheduler: str = "cosine"
+    scheduler: str = "linear"  # TRL's lr_scheduler_type
     logging_steps: int = 5
     max_examples: int = 0  # train on a seeded random subset of this many rows (0: all of them)
     lora: dict = field(

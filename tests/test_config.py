@@ -1,0 +1,51 @@
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import ROOT
+from mcqflow.config import check_params, defaults, load_params
+from mcqflow.errors import UserError
+
+
+def test_the_dataclass_defaults_are_params_yaml():
+    """One set of defaults: what a library user gets from SFTParams() is what params.yaml says."""
+    params = load_params(ROOT / "params.yaml")
+    for section, values in defaults().items():
+        assert set(params[section]) == set(values), section
+        for key, default in values.items():
+            got = params[section][key]
+            assert (list(default) if isinstance(default, tuple) else default) == got, f"{section}.{key}"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"sft": {"grad_acum": 1}}, "unknown key sft.grad_acum; did you mean sft.grad_accum?"),
+        ({"sft": {"learning_rate": 1e-4}}, "unknown key sft.learning_rate; TRL's learning_rate is sft.lr here"),
+        ({"sft": {"lerning_rate": 1e-4}}, "TRL's learning_rate is sft.lr here"),
+        ({"sft": {"trainer": {"num_train_epochs": 2}}}, "sft.trainer.num_train_epochs would override sft.epochs"),
+        ({"grpo": {"rewards": {"corectness": 1.0}}}, "unknown key grpo.rewards.corectness; did you mean "
+                                                      "grpo.rewards.correctness?"),
+        ({"modle": {}}, "unknown key modle; did you mean model?"),
+        ({"model": {"quantization": "int4"}}, "model.quantization='int4': expected one of none | nf4"),
+        ({"predict": {"csv_formulas": "yes"}}, "expected one of refuse | escape | raw"),
+    ],
+)  # fmt: skip
+def test_a_wrong_key_or_choice_is_one_line_naming_the_right_one(change, message):
+    params = load_params(ROOT / "params.yaml")
+    for section, values in change.items():
+        params.setdefault(section, {}).update(values)
+    with pytest.raises(UserError, match=message.replace("?", r"\?").replace("|", r"\|")):
+        check_params(params)
+
+
+def test_the_check_runs_alone_as_one_line(tmp_path):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    params["sft"]["epoch"] = 2
+    bad = tmp_path / "params.yaml"
+    bad.write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
+    r = subprocess.run([sys.executable, "-m", "mcqflow.config", str(bad)], capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip() == f"mcqflow: error: {bad}: unknown key sft.epoch; did you mean sft.epochs?"

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,33 @@ def test_max_examples_draws_a_seeded_subset_in_order():
     assert subset(recs, 0, seed=1) is recs and subset(recs, 10_000, seed=1) is recs
     with pytest.raises(UserError, match="sft.max_examples=-1"):
         SFTParams.from_params({"max_examples": -1})
+
+
+def test_tracked_curves_leave_out_what_varies_run_to_run(tmp_path):
+    """Wall-clock rates and counters would change dvc.lock on every run; the curves that matter stay."""
+    from transformers import TrainerControl, TrainerState, TrainingArguments
+
+    from mcqflow.training import live_callback
+
+    cb = live_callback(tmp_path / "live")
+    args = TrainingArguments(output_dir=str(tmp_path / "o"), report_to="none", use_cpu=True)
+    state = TrainerState()
+    state.is_world_process_zero = True
+    for step, logs in enumerate(
+        [
+            {"loss": 2.0, "learning_rate": 1e-3, "grad_norm": 1.5, "epoch": 0.5, "num_tokens": 900.0,
+             "step_time": 0.31, "completions/min_length": 3.0, "completions/mean_length": 7.0},
+            {"train_runtime": 12.3, "train_samples_per_second": 40.1, "train_steps_per_second": 5.2,
+             "total_flos": 2.4e11, "train_loss": 1.7},
+        ],
+        1,
+    ):  # fmt: skip
+        state.global_step = step
+        cb.on_log(args, state, TrainerControl(), logs=logs)
+    cb.live.end()
+    saved = json.loads((tmp_path / "live" / "metrics.json").read_text())
+    flat = json.dumps(saved)
+    assert saved["loss"] == 2.0 and saved["train"]["loss"] == 1.7 and "mean_length" in flat
+    for gone in ("runtime", "samples_per_second", "steps_per_second", "total_flos", "epoch", "num_tokens",
+                 "step_time", "min_length"):  # fmt: skip
+        assert gone not in flat, gone

@@ -7,6 +7,7 @@ falls on the completion only and the chat template is the one predict uses.
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,14 +164,29 @@ def keep_adapter_inputs_in_compute_dtype(model) -> int:
     return len(layers)
 
 
+# Logged values that change from run to run without the result changing (wall-clock rates and times) or
+# that say nothing about learning (epoch, token and FLOP counts, min/max lengths): kept out of the tracked
+# DVCLive files, so that dvc.lock changes when a result does and `dvc plots show` has the curves that
+# matter. Times are in each stage's summary line.
+UNTRACKED_LOGS = re.compile(
+    r"(?:^|_)(?:runtime|samples_per_second|steps_per_second)$|^step_time$|^total_flos$|^epoch$|^num_tokens$"
+    r"|^completions/(?:min|max)_"
+)
+
+
 def live_callback(live_dir: str | Path | None, resume: bool = False):
-    """Training curves through DVCLive (transformers' callback), or None without a folder."""
+    """Training curves through DVCLive (transformers' callback, less UNTRACKED_LOGS), or None without a folder."""
     if live_dir is None:
         return None
     from dvclive import Live
     from transformers.integrations import DVCLiveCallback
 
-    return DVCLiveCallback(
+    class QuietDVCLiveCallback(DVCLiveCallback):
+        def on_log(self, args, state, control, model=None, logs=None, **kwargs):
+            logs = {k: v for k, v in (logs or {}).items() if not UNTRACKED_LOGS.search(k)}
+            super().on_log(args, state, control, model=model, logs=logs, **kwargs)
+
+    return QuietDVCLiveCallback(
         live=Live(str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None, resume=resume)
     )
 

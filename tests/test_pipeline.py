@@ -91,11 +91,15 @@ def test_exp_run_and_show_compare_languages_and_stages(repo):
             assert "accuracy" in m[lang] and "accuracy_ci95_low" in m[lang]
 
 
-def test_plots_show_draws_training_loss(repo):
+def test_plots_show_draws_training_loss_and_the_reports_offline(repo):
     out_dir = repo[0] / "plots_out"
     dvc(repo, "plots", "show", "-o", str(out_dir))
     html = (out_dir / "index.html").read_text(encoding="utf-8")
     assert "dvclive/sft-plain-zh/plots/metrics/loss.tsv" in html
+    assert "plots/predict/sft-plain-zh-confusion.json" in html and "plots/predict/base-en-topics.json" in html
+    # the page carries Vega itself (vendor/vega/): it draws with no network, unlike DVC's CDN default
+    assert "<script src=" not in html and "vegaEmbed" in html and "cdn.jsdelivr" not in html
+    assert "train/runtime.tsv" not in html and "samples_per_second" not in html  # run-to-run noise left out
 
 
 def test_validate_quarantines_a_broken_row_and_stops_on_a_skewed_dataset(repo):

@@ -1,4 +1,5 @@
 import csv
+import dataclasses
 
 import pytest
 import torch
@@ -145,3 +146,17 @@ def test_degenerate_runs_are_warned_about():
     assert "8 of 8 outputs had no readable answer" in line
     fine = [Prediction(f"q{i}", "ABCD"[i % 4], "tag", "", "ABCD"[i % 4]) for i in range(8)]
     assert degenerate_warnings(fine, "dev") == []
+
+
+def test_prompts_past_the_context_are_cut_from_the_start_and_counted(model_tok):
+    from mcqflow.metrics import degenerate_warnings, evaluate
+
+    model, tok = model_tok
+    recs = sample_records("dev")[:2]
+    long = dataclasses.replace(recs[0], id="long", question=recs[0].question * 400)
+    assert len(tok(long.question).input_ids) > model.config.max_position_embeddings
+    for mode in ("letter", "generate"):
+        preds = predict_records([long, recs[1]], model, tok, mode, "plain", max_new_tokens=4)
+        assert [p.truncated for p in preds] == [True, False] and all(p.answer in "ABCD" for p in preds)
+        assert evaluate(preds)["truncated_prompts"] == 1
+        assert any("longer than the model's context" in w for w in degenerate_warnings(preds, "x"))

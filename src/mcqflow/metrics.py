@@ -33,6 +33,8 @@ def evaluate(preds: list[Prediction]) -> dict:
         "accuracy_ci95_high": round(hi, 4),
         "invalid_extraction_rate": round(fallbacks / len(preds), 4) if preds else 0.0,
         "fallbacks": fallbacks,
+        # prompts longer than the model's context, answered from their last tokens (mcqflow.predict._encode)
+        "truncated_prompts": sum(p.truncated for p in preds),
         "letter_share": {k: round(shares[k] / len(preds), 4) if preds else 0.0 for k in LETTERS},
         # A constant letter scores 0.25 on balanced data: the largest share says when that is what happened.
         "max_letter_share": round(top_n / len(preds), 4) if preds else 0.0,
@@ -51,6 +53,12 @@ def degenerate_warnings(preds: list[Prediction], what: str) -> list[str]:
         out.append(
             f"{what}: {fallbacks} of {len(preds)} outputs had no readable answer and fell back to letter "
             f"scoring; the accuracy is mostly the fallback's"
+        )
+    truncated = sum(p.truncated for p in preds)
+    if truncated:
+        out.append(
+            f"{what}: {truncated} of {len(preds)} prompts were longer than the model's context and were answered "
+            f"from their last tokens"
         )
     letter, n = Counter(p.answer for p in preds).most_common(1)[0]
     if n > len(preds) / 2:

@@ -31,6 +31,7 @@ class Prediction:
     raw: str
     extracted: str | None
     gold: str | None = None
+    truncated: bool = False  # the prompt was longer than the model's context: its start was cut off
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False)
@@ -48,8 +49,17 @@ def letter_token_ids(tokenizer) -> list[int]:
     return ids
 
 
-def _encode(tokenizer, prompts: list[str]) -> list[list[int]]:
-    return tokenizer(prompts, add_special_tokens=False).input_ids
+def _encode(tokenizer, prompts: list[str], max_tokens: int | None = None) -> list[list[int]]:
+    """Token ids of each prompt; one longer than `max_tokens` keeps its last `max_tokens` (the options and
+    the answer cue stay; the start of an over-long question goes). predict counts them (`truncated`)."""
+    ids = tokenizer(prompts, add_special_tokens=False).input_ids
+    return [x[-max_tokens:] if max_tokens and len(x) > max_tokens else x for x in ids]
+
+
+def context_limit(model, reserve: int = 1) -> int | None:
+    """Prompt tokens the model can take with `reserve` tokens left for what it writes; None if unknown."""
+    n = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    return max(1, int(n) - reserve) if isinstance(n, int) else None
 
 
 def _batches(token_ids: list[list[int]], tokenizer, batch_size: int, desc: str):
@@ -87,7 +97,7 @@ def letter_probs(
     if not prompts:
         return []
     letters = letter_token_ids(tokenizer)
-    token_ids = _encode(tokenizer, prompts)
+    token_ids = _encode(tokenizer, prompts, context_limit(model))
     prefix = shared_prefix(token_ids) if share_prefix else []
     if len(prefix) < MIN_SHARED_PREFIX:
         prefix = []
@@ -134,7 +144,8 @@ def generate(
     at any of `stop_strings`."""
     out: list[str] = [""] * len(prompts)
     stop = {"stop_strings": stop_strings, "tokenizer": tokenizer} if stop_strings else {}
-    for idx, enc in _batches(_encode(tokenizer, prompts), tokenizer, batch_size, "generate"):
+    ids = _encode(tokenizer, prompts, context_limit(model, reserve=max_new_tokens))
+    for idx, enc in _batches(ids, tokenizer, batch_size, "generate"):
         enc = enc.to(model.device)
         gen = model.generate(
             **enc,
@@ -163,6 +174,8 @@ def predict_records(
     if inference not in INFERENCE_MODES:
         raise UserError(f"inference mode {inference!r}: expected one of {', '.join(INFERENCE_MODES)}")
     prompts = [render_prompt(tokenizer, r, prompt_mode, shots or ()) for r in records]
+    limit = context_limit(model, reserve=1 if inference == "letter" else max_new_tokens)
+    long = {i for i, n in enumerate(map(len, _encode(tokenizer, prompts))) if limit and n > limit}
     if inference == "letter":
         probs = letter_probs(model, tokenizer, prompts, batch_size, share_prefix)
         return [
@@ -173,14 +186,15 @@ def predict_records(
                 json.dumps(dict(zip(LETTERS, p, strict=True))),
                 None,
                 r.answer,
+                i in long,
             )
-            for r, p in zip(records, probs, strict=True)
+            for i, (r, p) in enumerate(zip(records, probs, strict=True))
         ]
     texts = generate(model, tokenizer, prompts, batch_size, max_new_tokens, STOP_STRINGS.get(prompt_mode))
     preds = []
-    for r, t in zip(records, texts, strict=True):
+    for i, (r, t) in enumerate(zip(records, texts, strict=True)):
         ex = extract_answer(t, r.options)
-        preds.append(Prediction(r.id, ex.answer or "", ex.method, t, ex.answer, r.answer))
+        preds.append(Prediction(r.id, ex.answer or "", ex.method, t, ex.answer, r.answer, i in long))
     missing = [i for i, p in enumerate(preds) if p.extracted is None]
     if missing:
         probs = letter_probs(model, tokenizer, [prompts[i] for i in missing], batch_size, share_prefix)

@@ -24,6 +24,16 @@ from mcqflow.schema import LETTERS, Record, Rejected
 KINDS = ("mcq", "reasoning")
 ROW, DATASET = "row", "dataset"
 _PREFIX = r"^\s*[(（\[]?\s*[A-DＡ-Ｄ]\s*[)）\].．、:：]"
+# Text in an LLM-written chain that talks to a model instead of about the question: prompt injection
+# ("ignore the previous instructions"), role or template markup, requests to reveal prompts.
+_INSTRUCTION_LIKE = re.compile(
+    r"(?i:\b(?:ignore|disregard|forget)\s+(?:all\s+|any\s+)?(?:the\s+)?(?:previous|prior|above|earlier)\s+"
+    r"(?:instructions?|prompts?|rules?|messages?))"
+    r"|(?i:\byou\s+are\s+now\b|\bnew\s+instructions?\s*:|\b(?:reveal|print|repeat)\s+(?:your|the)\s+system\s+prompt)"
+    r"|(?:忽略|無視|无视|忘記|忘记)(?:掉)?(?:以上|之前|先前|前面|上述)(?:的)?(?:所有)?(?:指令|指示|說明|说明|規則|规则|提示)"
+    r"|(?:系統提示|系统提示)(?:詞|词)?|(?:你現在是|你现在是)"
+    r"|<\|(?:im_start|im_end|system|endoftext)\|>|</?system>|\[/?INST\]"
+)
 
 
 @dataclass
@@ -39,6 +49,7 @@ class Settings:
     max_simplified_share: float = 0.2
     min_pass_rate: float = 0.9
     train_kind: str = "reasoning"  # suite for the train split: reasoning (chains checked) or mcq
+    max_chain_length: int = 4000  # characters a reasoning chain may have (LLM-written ones can run away)
 
     @classmethod
     def from_params(cls, d: dict) -> Settings:
@@ -92,6 +103,14 @@ def _chain_output(text: str | None) -> str | None:
         return None
 
 
+def _instruction_like(text: str | None) -> str | None:
+    """The first instruction-like span of a chain (see _INSTRUCTION_LIKE), or None."""
+    import html
+
+    m = _INSTRUCTION_LIKE.search(html.unescape(text)) if text else None  # escaped markup counts too
+    return m.group(0) if m else None
+
+
 def gx_context():
     """An ephemeral GX context without per-metric progress bars (they would flood the stage log)."""
     import great_expectations as gx
@@ -126,6 +145,7 @@ def build_frame(records: list[Record], reference: list[Record] | None, s: Settin
                 "duplicate_of": records[dup[i]].id if dup[i] is not None else None,
                 "in_test": reference[leak[i]].id if leak and leak[i] is not None else None,
                 "script": script_of(r.question + "".join(r.options.values())) if r.lang == "zh" else "none",
+                "instruction_like": _instruction_like(r.reasoning),
             }
         )
     return pd.DataFrame(rows)
@@ -172,6 +192,8 @@ def expectations(
             (ROW, ExpectReasoningChainToHaveAtLeastNSteps(column="reasoning", min_steps=s.min_steps)),
             (ROW, gxe.ExpectColumnPairValuesToBeEqual(column_A="chain_output", column_B="answer")),
             (ROW, ExpectColumnValuesToBeNeutral(column="reasoning", threshold=s.neutrality_threshold)),
+            (ROW, gxe.ExpectColumnValueLengthsToBeBetween(column="reasoning", max_value=s.max_chain_length)),
+            (ROW, gxe.ExpectColumnValuesToBeNull(column="instruction_like")),
         ]
     if has_reference:
         out.append((ROW, gxe.ExpectColumnValuesToBeNull(column="in_test")))

@@ -14,7 +14,14 @@ from mcqflow.evaluate import score, summarize
 from mcqflow.io import write_text_atomic
 from mcqflow.metrics import degenerate_warnings, evaluate
 from mcqflow.models import DTYPES, load_for_inference, read_meta, resolve_base
-from mcqflow.predict import check_submission_ids, predict_records, write_details, write_submission
+from mcqflow.predict import (
+    AnswerJournal,
+    check_submission_ids,
+    predict_resumable,
+    run_fingerprint,
+    write_details,
+    write_submission,
+)
 from mcqflow.profiles import profile_from_params
 from mcqflow.report import build, plot_rows, write_html
 from mcqflow.schema import read_records
@@ -50,17 +57,21 @@ def main() -> None:
     metrics, report = {}, {}
     for split in ("dev", "test"):
         records = read_records(Path(a.data, a.lang, f"{split}.jsonl"))
-        preds = predict_records(
-            records,
-            model,
-            tokenizer,
-            inference,
-            prompt_mode,
-            p["batch_size"],
-            p["max_new_tokens"],
+        # Answers are journalled as they come (beside the outputs, not one of them): a killed run resumes.
+        journal = AnswerJournal(
+            Path(a.details, f".{a.name}-{a.lang}-{split}.partial.jsonl"),
+            run_fingerprint(
+                records, model=model_path, base=base, inference=inference, prompt=prompt_mode,
+                max_new_tokens=p["max_new_tokens"], dtype=dtype, share_prefix=profile.share_prefix,
+            ),
+        )  # fmt: skip
+        preds = predict_resumable(
+            records, journal, chunk=8 * p["batch_size"], model=model, tokenizer=tokenizer, inference=inference,
+            prompt_mode=prompt_mode, batch_size=p["batch_size"], max_new_tokens=p["max_new_tokens"],
             share_prefix=profile.share_prefix,
-        )
+        )  # fmt: skip
         write_details(preds, Path(a.details, f"{a.name}-{a.lang}-{split}.jsonl"))
+        journal.path.unlink()
         if split == "dev":
             metrics = evaluate(preds)
             rotations = None

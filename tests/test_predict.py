@@ -160,3 +160,42 @@ def test_prompts_past_the_context_are_cut_from_the_start_and_counted(model_tok):
         assert [p.truncated for p in preds] == [True, False] and all(p.answer in "ABCD" for p in preds)
         assert evaluate(preds)["truncated_prompts"] == 1
         assert any("longer than the model's context" in w for w in degenerate_warnings(preds, "x"))
+
+
+def test_a_stopped_run_resumes_from_its_journal_and_asks_only_for_the_rest(model_tok, tmp_path):
+    from mcqflow.predict import AnswerJournal, Prediction, predict_resumable, run_fingerprint
+
+    model, tok = model_tok
+    recs = sample_records("dev")[:10]
+    fp = run_fingerprint(recs, model="tiny", inference="letter")
+    journal = AnswerJournal(tmp_path / "sub.csv.partial.jsonl", fp)
+    journal.start({})
+    done = [Prediction(r.id, "D", "journalled", "", "D", r.answer) for r in recs[:4]]
+    journal.append(done)
+    with journal.path.open("a", encoding="utf-8") as f:
+        f.write('{"id": "torn mid-wri')  # the kill came while a line was being written
+    asked: list[str] = []
+
+    class Counting(torch.nn.Module):  # the model, counting the questions it is asked
+        def __init__(self):
+            super().__init__()
+            self.inner, self.config = model, model.config
+
+        @property
+        def device(self):
+            return model.device
+
+        def forward(self, input_ids=None, **kw):
+            asked.append(input_ids.shape[0])
+            return self.inner(input_ids=input_ids, **kw)
+
+    kw = dict(model=Counting(), tokenizer=tok, inference="letter", prompt_mode="plain", batch_size=3)
+    preds = predict_resumable(recs, journal, chunk=3, log=lambda _: None, **kw)
+    assert [p.id for p in preds] == [r.id for r in recs]
+    assert [p.method for p in preds[:4]] == ["journalled"] * 4 and sum(asked) == 6  # only the other six
+    assert [p.answer for p in preds[4:]] == [p.answer for p in predict_records(recs[4:], model, tok)]
+    assert len(journal.load()) == 10  # the torn line is gone, every answer is in
+    asked.clear()
+    other = AnswerJournal(journal.path, run_fingerprint(recs, model="another", inference="letter"))
+    predict_resumable(recs, other, chunk=5, log=lambda _: None, **kw)
+    assert sum(asked) == 10  # another run's answers are never taken

@@ -45,7 +45,14 @@ def cmd_predict(a: argparse.Namespace) -> None:
     from mcqflow.io import check_distinct
     from mcqflow.metrics import degenerate_warnings, evaluate
     from mcqflow.models import load_for_inference, read_meta, resolve_base
-    from mcqflow.predict import check_submission_ids, predict_records, write_details, write_submission
+    from mcqflow.predict import (
+        AnswerJournal,
+        check_submission_ids,
+        predict_resumable,
+        run_fingerprint,
+        write_details,
+        write_submission,
+    )
 
     check_distinct(**{"--input": a.input, "--output": a.output, "--details": a.details})
     if a.batch_size < 1 or a.max_new_tokens < 1:
@@ -59,10 +66,23 @@ def cmd_predict(a: argparse.Namespace) -> None:
     # A model trained by mcqflow knows its mode: reasoning models generate, plain models are letter-scored.
     prompt_mode = a.prompt or meta.get("mode") or ("reasoning" if a.mode == "generate" else "plain")
     inference = a.mode or ("generate" if prompt_mode == "reasoning" else "letter")
-    preds = predict_records(records, model, tokenizer, inference, prompt_mode, a.batch_size, a.max_new_tokens)
+    # Answers go to <output>.partial.jsonl as they come: a stopped run, started again, resumes there.
+    journal = AnswerJournal(
+        f"{a.output}.partial.jsonl",
+        run_fingerprint(
+            records, model=a.model, adapter=a.adapter, quantization=a.quantization, dtype=a.dtype,
+            inference=inference, prompt=prompt_mode, max_new_tokens=a.max_new_tokens,
+        ),
+    )  # fmt: skip
+    preds = predict_resumable(
+        records, journal, chunk=8 * a.batch_size, log=lambda m: print(m, file=sys.stderr), model=model,
+        tokenizer=tokenizer, inference=inference, prompt_mode=prompt_mode, batch_size=a.batch_size,
+        max_new_tokens=a.max_new_tokens,
+    )  # fmt: skip
     write_submission(preds, a.output, a.csv_formulas)
     if a.details:
         write_details(preds, a.details)
+    journal.path.unlink()
     m = evaluate(preds)
     for line in degenerate_warnings(preds, str(a.output)):
         print(f"mcqflow: warning: {line}", file=sys.stderr)

@@ -19,10 +19,13 @@ Then the first rule that reads a letter decides:
                     "the answer is", "I'd go with", "B is the best option"…; where several appear, the one
                     that ends last wins ("排除A和B……最終選擇D" is D; "答案不是A，而是C" is C), unless
                     the per-option verdicts come after it;
+     A second letter named as just as possible ("答案可能是A，也可能是B", "B, or possibly C") is a
+                    hedge: None.
   4. verdicts       an analysis that judges the options in turn ("A. 錯誤 … B. 正確 …", "Option C: incorrect"):
                     exactly one option judged right decides; two or more judged right is a contradiction
                     (None) unless a decision comes after the analysis;
-  5. leading-letter the output starts with a letter label ("B.", "(C)", "D 因為…");
+  5. leading-letter the output starts with a letter label ("B.", "(C)", "D 因為…"), unless it restates
+                    three or more option labels (the options listed, not one chosen: `option-list`, None);
   6. refusal        a refusal is None, whatever option texts it mentions;
   7. option-text    with the options given, the one option whose text the output names.
 Lists ("A和C", "A or B"), hedges between letters, letters outside A–D and anything else are None: never a
@@ -65,7 +68,7 @@ _GOOD_ZH = r"(?:正確|正确|合適|合适|恰當|恰当|佳|準確|准确|合�
 _ZH = [
     # 答案是 C / 最終答案：B / 正確答案應為（D）/ 答案選A
     r"(?:最終|最终|正確|正确|參考|参考|標準|标准|我的|本題|本题)?答案\s*(?:應該|应该|應|应|就|可能)?\s*"
-    r"(?:是|為|为|選|选|:|-)?\s*:?\s*" + _ZH_OPT + _L,
+    r"(?:是|為|为|選項|选项|選|选|:|-)?\s*:?\s*" + _ZH_OPT + _L,
     r"(?<![A-Za-z\u4e00-\u9fff])答\s*:\s*" + _L,
     # 故選C / 因此选择 D / 應選 A / 我選擇B項 / 選B
     r"(?:最終|最终|故|因此|所以|應|应|應該|应该|我|本題|本题)?\s*(?:選|选)(?:擇|择)?\s*(?:是)?\s*:?\s*"
@@ -74,12 +77,15 @@ _ZH = [
     # 而是C / 應為B
     r"(?:而是|應為|应为|應是|应是|就是)\s*" + _ZH_OPT + _L,
     # 選項C正確 / 选项B是最恰当的 / C項最符合題意 / B最為恰當
-    _ZH_OPT + _L + _ZH_ITEM + r"\s*(?:是|為|为|最為|最为|更為|更为|更|才是)?\s*(?:最)?\s*" + _GOOD_ZH,
+    _ZH_OPT + _L + _ZH_ITEM + r"\s*(?:的)?(?:表述|說法|说法|描述|觀點|观点)?\s*"
+    r"(?:是|為|为|最為|最为|更為|更为|更|才是)?\s*(?:最)?\s*" + _GOOD_ZH,
+    # C為正確答案 / 應以C為答案 / B是最終答案
+    r"(?:以)?\s*" + _ZH_OPT + _L + _ZH_ITEM + r"\s*(?:為|为|是|作為|作为)\s*(?:最終|最终|正確|正确|最佳|本題|本题)?(?:的)?\s*答案",
     # 最合適的是B / 最符合題意的選項是C / 正確的是A / 最佳選擇是D / 最恰當的答案為B
     r"(?:最(?:為|为)?"
     + _GOOD_ZH
     + r"|正確|正确|最佳|最好)(?:的)?\s*(?:選項|选项|選擇|选择|答案|一項|一项|是)?\s*"
-    r"(?:是|為|为|:)\s*" + _ZH_OPT + _L,
+    r"(?:(?:是|為|为)\s*:?|:)\s*" + _ZH_OPT + _L,
     # 所以是B / 因此，B。
     r"(?:所以|因此|故|綜上|综上)\s*(?:,|，)?\s*(?:是|為|为)?\s*" + _ZH_OPT + _L + r"\s*(?:[。.!！]|$)",
     # 結論：B
@@ -105,12 +111,18 @@ _EN = [
     # I choose B / I'd go with option C / I will select D / I pick A
     r"(?i:\bI(?:\s+would|'d|\s+will|'ll)?\s+(?:choose|pick|select|go\s+with))\s+(?i:option\s+|choice\s+)?"
     + _U,
+    # {"answer": "B"}
+    r'"(?i:answer|choice|option)"\s*:\s*"\s*([A-Da-d])\s*"',
+    # My choice: A / my final answer is C / Final: B
+    r"(?i:\bmy\s+(?:final\s+)?(?:choice|answer|pick|selection)\s*(?:is|:|-)|\bfinal\s*:)\s*" + _U,
     # Correct option: A / Best choice - B / Conclusion: B
     r"(?i:\b(?:correct|best|right)\s+(?:option|choice)\s*(?::|-)|\bconclusion\s*:)\s*" + _U,
+    # ..., it's D. / That is B.  (the letter ends the sentence)
+    r"(?i:\b(?:it's|it\s+is|that's|that\s+is))\s*(?i:option\s+|choice\s+)?" + _U + r"\s*(?:[.!]|$)",
     # Therefore option D. / Hence, (C). / ..., so D.  (the letter ends the sentence)
-    r"(?i:\b(?:therefore|hence|thus|so))\s*,?\s*(?i:option\s+|choice\s+)?" + _U + r"\s*(?:[.!]|$)",
+    r"(?i:\b(?:therefore|hence|thus|so|in\s+conclusion|to\s+conclude|finally))\s*,?\s*(?i:option\s+|choice\s+)?" + _U + r"\s*(?:[.!]|$)",
 ]
-_BOXED = r"\\boxed\{\s*(?:\\text\{\s*)?([A-Da-d])\s*\}?\s*\}"
+_BOXED = r"\\boxed\{\s*(?:\\text\{\s*)?\(?([A-Da-d])\)?\s*\}?\s*\}"
 
 
 def _bounded(pattern: str) -> re.Pattern:
@@ -122,6 +134,11 @@ _DECISIONS = (
     [(_bounded(p), "zh-phrase") for p in _ZH]
     + [(_bounded(p), "en-phrase") for p in _EN]
     + [(_bounded(_BOXED), "boxed")]
+)
+# Hedges between letters: a reading that names a second letter as just as possible is no decision.
+_HEDGE = _bounded(
+    r"(?:也可能|也許|也许|或許|或许|又或者|或者)\s*(?:是|選|选|為|为)?\s*" + _ZH_OPT + _L
+    + r"|(?i:\b(?:could|might|may)\s+also\s+be|\bor\s+(?:possibly|maybe|perhaps))\s*(?i:option\s+)?" + _U
 )
 _TAG_MARK = re.compile(r"<(/?)(output|answer) ?>", re.IGNORECASE)
 _LEADING = _bounded(
@@ -145,8 +162,8 @@ _REFUSAL = _bounded(
 
 # Per-option verdicts. A label: an option letter that opens a clause ("A.", "B：", "(C)", "選項D", "Option A:").
 _LABEL = _bounded(
-    r"(?:^|(?<=[\s。；;，,.!！?？)）]))(?:(?:選項|选项)\s*([A-D])\s*[.:、)]?|(?i:option)\s+([A-D])\s*[.:)\-]?"
-    r"|[(\[【]\s*([A-D])\s*[)\]】]\s*[.:、]?|([A-D])\s*[.:、)．]|([A-D])\s*(?:項|项)(?:說法|说法)?)"
+    r"(?:^|(?<=[\s。；;，,.!！?？)）|]))(?:(?:選項|选项)\s*([A-D])\s*[.:、)]?|(?i:option)\s+([A-D])\s*[.:)\-]?"
+    r"|[(\[【]\s*([A-D])\s*[)\]】]\s*[.:、]?|([A-D])\s*[.:、)．|]|([A-D])\s*(?:項|项)(?:說法|说法)?)"
 )
 _NEG = re.compile(
     r"不正確|不正确|不對|不对|不符合|不恰當|不恰当|不合適|不合适|不準確|不准确|不是正確|不是正确|錯誤|错误|錯的|错的|說法錯|说法错|排除|不選|不选|不符|不合理"
@@ -231,9 +248,15 @@ def _from_text(text: str, options: dict[str, str] | None) -> Extraction:
         if len(right) > 1:
             return Extraction(None, "contradiction")
     if decision:
+        hedge = _HEDGE.search(text)
+        if hedge and hedge.group(1 if hedge.group(1) else 2).upper() != decision[1]:
+            return Extraction(None, "hedge")
         return Extraction(decision[1], decision[2])
     m = _LEADING.match(text)
     if m:
+        labels = {next(g for g in x.groups() if g) for x in _LABEL.finditer(text)}
+        if len(labels) >= 3:  # the options restated ("A. … B. … C. …"), not an answer
+            return Extraction(None, "option-list")
         return Extraction(m.group(1), "leading-letter")
     if _REFUSAL.search(text):
         return Extraction(None, "refusal")

@@ -93,7 +93,9 @@ def test_predict_writes_kaggle_submission_for_quirky_test_file(tiny_dir, tmp_pat
     assert [r[0] for r in rows[1:]] == ids
     assert all(len(r) == 2 and r[1] in {"A", "B", "C", "D"} for r in rows[1:])
     assert len(details.read_text(encoding="utf-8").splitlines()) == len(ids)
-    assert not (tmp_path / "sub.csv.partial.jsonl").exists()  # the answer journal goes once the outputs are in
+    assert not (
+        tmp_path / "sub.csv.partial.jsonl"
+    ).exists()  # the answer journal goes once the outputs are in
 
 
 def test_predict_generate_mode_counts_fallbacks(tiny_dir, tmp_path):

@@ -5,8 +5,9 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from mcqflow.config import check_params, defaults, load_params
+from mcqflow.config import load_params
 from mcqflow.errors import UserError
+from mcqflow.params import check_params, defaults
 
 
 def test_the_dataclass_defaults_are_params_yaml():
@@ -46,6 +47,26 @@ def test_the_check_runs_alone_as_one_line(tmp_path):
     params["sft"]["epoch"] = 2
     bad = tmp_path / "params.yaml"
     bad.write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
-    r = subprocess.run([sys.executable, "-m", "mcqflow.config", str(bad)], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "mcqflow.params", str(bad)], capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip() == f"mcqflow: error: {bad}: unknown key sft.epoch; did you mean sft.epochs?"
+
+
+def test_the_section_names_load_params_knows_are_the_schema():
+    from mcqflow.config import SECTION_NAMES
+    from mcqflow.params import sections
+
+    assert list(SECTION_NAMES) == ["seed", *sections()]
+
+
+def test_each_stage_checks_its_own_sections_without_importing_the_others():
+    """load_params checks what config.py holds; a stage's dataclass checks its section (build), with the
+    same one-line messages, so a stage's imports (its dvc.yaml deps) stay its own."""
+    from mcqflow.training import SFTParams
+
+    with pytest.raises(UserError, match=r"unknown key sft.grad_acum; did you mean sft.grad_accum\?"):
+        SFTParams.from_params({"grad_acum": 2})
+    with pytest.raises(
+        UserError, match="sft.finetune='qlora': expected one of full | lora".replace("|", r"\|")
+    ):
+        SFTParams.from_params({"finetune": "qlora"})

@@ -159,8 +159,24 @@ def test_data_docs(tmp_path):
     context = gx_context()
     validate(TRAIN[:20], "train", "reasoning", S, context=context)
     index = build_data_docs(context, tmp_path / "docs")
+    pages = list((tmp_path / "docs").rglob("*.html"))
     assert index.exists() and "expect_column_values_to_be_well_formed_reasoning_chain" in "".join(
-        p.read_text(errors="ignore") for p in (tmp_path / "docs").rglob("*.html")
+        p.read_text(errors="ignore") for p in pages
+    )
+    # Offline: every stylesheet, script and image a page loads is a local file that exists.
+    import re
+
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        loads = re.findall(r'<(?:script|img)[^>]*\bsrc="([^"]+)"|<link[^>]*\bhref="([^"]+)"', text)
+        for src in (a or b for a, b in loads):
+            assert not src.startswith(("http:", "https:", "//")), (page.name, src)
+            if "static/vendor/" in src:  # (GX's own favicon link is one folder off in its deeper pages)
+                assert (page.parent / src).resolve().exists(), (page.name, src)
+    css = (tmp_path / "docs/static/vendor/fontawesome/css/all.min.css").read_text()
+    assert (
+        "../webfonts/fa-solid-900.woff2" in css
+        and (tmp_path / "docs/static/vendor/fontawesome/webfonts/fa-solid-900.woff2").exists()
     )
 
 

@@ -3,15 +3,15 @@
 `load_params` checks every section against its dataclass (`SECTIONS`: the one schema of params.yaml, each
 dataclass's fields and defaults with a comment per field): an unknown or misspelt key anywhere is one line
 naming the closest valid key, and a value outside a `Literal[...]` field's choices is one line listing
-them, before any stage does work. `python -m mcqflow.config [params.yaml]` runs the check alone.
+them, before any stage does work. `python -m mcqflow.params [params.yaml]` checks the whole file at once
+(mcqflow.params imports every section's module, which no stage should).
 """
 
 from __future__ import annotations
 
 import difflib
-import sys
 import typing
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
@@ -28,7 +28,15 @@ def load_params(path: str | Path = "params.yaml") -> dict:
         params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
         raise UserError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
-    check_params(params, str(path))
+    if not isinstance(params, dict):
+        raise UserError(f"{path}: expected a mapping of sections, got {type(params).__name__}")
+    # Here, what needs no other module: the section names and the sections defined in this file. Each
+    # stage's own sections are checked by their dataclasses' from_params (build below), so a stage's
+    # imports, and so its dvc.yaml deps, stay its own; `python -m mcqflow.params` checks everything.
+    _unknown(params, list(SECTION_NAMES), "", str(path))
+    for name, cls in LOCAL_SECTIONS.items():
+        if params.get(name) is not None:
+            check_section(cls, params[name], name, str(path))
     return params
 
 
@@ -71,6 +79,10 @@ class PredictParams:
     inference: dict = field(default_factory=lambda: {"plain": "letter", "reasoning": "generate"})
 
 
+SECTION_NAMES = ("seed", "model", "llm", "generate", "translate", "validate", "tiny", "train", "sft", "split",
+                 "grpo", "predict")  # fmt: skip
+LOCAL_SECTIONS = {"model": ModelParams, "tiny": TinyParams, "split": SplitParams, "predict": PredictParams}
+
 # Keys of nested dicts that are checked too (the rest of a dict field is free, like sft.trainer).
 NESTED = {
     ("sft", "lora"): ("r", "alpha", "dropout", "target_modules"),
@@ -101,61 +113,29 @@ TRL_NAMES = {
 }
 
 
-def sections() -> dict[str, type]:
-    """The schema of params.yaml: section -> dataclass (imported here: their modules import this one)."""
-    from mcqflow.generate import GenerateParams
-    from mcqflow.grpo import GRPOParams
-    from mcqflow.launch import TrainParams
-    from mcqflow.llm import LLMParams
-    from mcqflow.training import SFTParams
-    from mcqflow.translate import TranslateParams
-    from mcqflow.validation import Settings
-
-    return {
-        "model": ModelParams,
-        "llm": LLMParams,
-        "generate": GenerateParams,
-        "translate": TranslateParams,
-        "validate": Settings,
-        "tiny": TinyParams,
-        "train": TrainParams,
-        "sft": SFTParams,
-        "split": SplitParams,
-        "grpo": GRPOParams,
-        "predict": PredictParams,
-    }
-
-
-def check_params(params: dict, source: str = "params.yaml") -> None:
-    """One line for the first unknown key (naming the closest valid one) or out-of-choice value."""
-    if not isinstance(params, dict):
-        raise UserError(f"{source}: expected a mapping of sections, got {type(params).__name__}")
-    schema = sections()
-    _unknown(params, ["seed", *schema], "", source)
-    for name, cls in schema.items():
-        section = params.get(name)
-        if section is None:
+def check_section(cls, section, name: str, source: str) -> None:
+    """One params.yaml section against its dataclass: unknown keys (with the closest), Literal choices,
+    checked nested keys, and `trainer:` keys that would shadow a mapped one."""
+    if not isinstance(section, dict):
+        raise UserError(f"{source}: {name}: expected a mapping of keys, got {section!r}")
+    hints = typing.get_type_hints(cls)
+    _unknown(section, [f.name for f in fields(cls)], f"{name}.", source, TRL_NAMES.get(name, {}))
+    shadowed = [k for k in (section.get("trainer") or {}) if k in TRL_NAMES.get(name, {})]
+    if shadowed:
+        k = shadowed[0]
+        raise UserError(
+            f"{source}: {name}.trainer.{k} would override {name}.{TRL_NAMES[name][k]} behind its back; "
+            f"set {name}.{TRL_NAMES[name][k]} instead"
+        )
+    for f in fields(cls):
+        if f.name not in section:
             continue
-        if not isinstance(section, dict):
-            raise UserError(f"{source}: {name}: expected a mapping of keys, got {section!r}")
-        hints = typing.get_type_hints(cls)
-        _unknown(section, [f.name for f in fields(cls)], f"{name}.", source, TRL_NAMES.get(name, {}))
-        shadowed = [k for k in (section.get("trainer") or {}) if k in TRL_NAMES.get(name, {})]
-        if shadowed:
-            k = shadowed[0]
-            raise UserError(
-                f"{source}: {name}.trainer.{k} would override {name}.{TRL_NAMES[name][k]} behind its back; "
-                f"set {name}.{TRL_NAMES[name][k]} instead"
-            )
-        for f in fields(cls):
-            if f.name not in section:
-                continue
-            value, hint = section[f.name], hints[f.name]
-            if typing.get_origin(hint) is Literal and value not in typing.get_args(hint):
-                allowed = " | ".join(str(a) for a in typing.get_args(hint))
-                raise UserError(f"{source}: {name}.{f.name}={value!r}: expected one of {allowed}")
-            if (name, f.name) in NESTED and isinstance(value, dict):
-                _unknown(value, list(NESTED[(name, f.name)]), f"{name}.{f.name}.", source)
+        value, hint = section[f.name], hints[f.name]
+        if typing.get_origin(hint) is Literal and value not in typing.get_args(hint):
+            allowed = " | ".join(str(a) for a in typing.get_args(hint))
+            raise UserError(f"{source}: {name}.{f.name}={value!r}: expected one of {allowed}")
+        if (name, f.name) in NESTED and isinstance(value, dict):
+            _unknown(value, list(NESTED[(name, f.name)]), f"{name}.{f.name}.", source)
 
 
 def _unknown(d: dict, known: list[str], prefix: str, source: str, aliases: dict | None = None) -> None:
@@ -174,15 +154,6 @@ def _unknown(d: dict, known: list[str], prefix: str, source: str, aliases: dict 
         raise UserError(f"{source}: unknown key {prefix}{key}{hint}")
 
 
-def defaults() -> dict:
-    """Every section's dataclass defaults, shaped like params.yaml (the test compares the two)."""
-    out = {}
-    for name, cls in sections().items():
-        obj = cls()
-        out[name] = {f.name: getattr(obj, f.name) for f in fields(obj)} if is_dataclass(obj) else {}
-    return out
-
-
 def choose(value: str, allowed: tuple[str, ...], key: str) -> str:
     if value not in allowed:
         raise UserError(f"params: {key}={value!r}: expected one of {', '.join(allowed)}")
@@ -190,25 +161,7 @@ def choose(value: str, allowed: tuple[str, ...], key: str) -> str:
 
 
 def build(cls, d: dict, section: str):
-    """A params dataclass from its params.yaml section; an unknown key is a one-line error, not a TypeError."""
-    import dataclasses
-
-    unknown = set(d or {}) - {f.name for f in dataclasses.fields(cls)}
-    if unknown:
-        raise UserError(f"params: unknown {section} key(s) {', '.join(sorted(unknown))}")
+    """A params dataclass from its params.yaml section: unknown keys, choices and shadowing checked
+    (check_section) as one line each, never a TypeError."""
+    check_section(cls, d or {}, section, "params.yaml")
     return cls(**(d or {}))
-
-
-def main(argv: list[str] | None = None) -> None:
-    from mcqflow.errors import run_stage
-
-    def check() -> None:
-        path = (argv if argv is not None else sys.argv[1:]) or ["params.yaml"]
-        load_params(path[0])
-        print(f"{path[0]}: every key known, every choice valid")
-
-    run_stage(check)
-
-
-if __name__ == "__main__":
-    main()

@@ -80,7 +80,11 @@ _ZH = [
     _ZH_OPT + _L + _ZH_ITEM + r"\s*(?:的)?(?:表述|說法|说法|描述|觀點|观点)?\s*"
     r"(?:是|為|为|最為|最为|更為|更为|更|才是)?\s*(?:最)?\s*" + _GOOD_ZH,
     # C為正確答案 / 應以C為答案 / B是最終答案
-    r"(?:以)?\s*" + _ZH_OPT + _L + _ZH_ITEM + r"\s*(?:為|为|是|作為|作为)\s*(?:最終|最终|正確|正确|最佳|本題|本题)?(?:的)?\s*答案",
+    r"(?:以)?\s*"
+    + _ZH_OPT
+    + _L
+    + _ZH_ITEM
+    + r"\s*(?:為|为|是|作為|作为)\s*(?:最終|最终|正確|正确|最佳|本題|本题)?(?:的)?\s*答案",
     # 最合適的是B / 最符合題意的選項是C / 正確的是A / 最佳選擇是D / 最恰當的答案為B
     r"(?:最(?:為|为)?"
     + _GOOD_ZH
@@ -120,7 +124,9 @@ _EN = [
     # ..., it's D. / That is B.  (the letter ends the sentence)
     r"(?i:\b(?:it's|it\s+is|that's|that\s+is))\s*(?i:option\s+|choice\s+)?" + _U + r"\s*(?:[.!]|$)",
     # Therefore option D. / Hence, (C). / ..., so D.  (the letter ends the sentence)
-    r"(?i:\b(?:therefore|hence|thus|so|in\s+conclusion|to\s+conclude|finally))\s*,?\s*(?i:option\s+|choice\s+)?" + _U + r"\s*(?:[.!]|$)",
+    r"(?i:\b(?:therefore|hence|thus|so|in\s+conclusion|to\s+conclude|finally))\s*,?\s*(?i:option\s+|choice\s+)?"
+    + _U
+    + r"\s*(?:[.!]|$)",
 ]
 _BOXED = r"\\boxed\{\s*(?:\\text\{\s*)?\(?([A-Da-d])\)?\s*\}?\s*\}"
 
@@ -137,8 +143,11 @@ _DECISIONS = (
 )
 # Hedges between letters: a reading that names a second letter as just as possible is no decision.
 _HEDGE = _bounded(
-    r"(?:也可能|也許|也许|或許|或许|又或者|或者)\s*(?:是|選|选|為|为)?\s*" + _ZH_OPT + _L
-    + r"|(?i:\b(?:could|might|may)\s+also\s+be|\bor\s+(?:possibly|maybe|perhaps))\s*(?i:option\s+)?" + _U
+    r"(?:也可能|也許|也许|或許|或许|又或者|或者)\s*(?:是|選|选|為|为)?\s*"
+    + _ZH_OPT
+    + _L
+    + r"|(?i:\b(?:could|might|may)\s+also\s+be|\bor\s+(?:possibly|maybe|perhaps))\s*(?i:option\s+)?"
+    + _U
 )
 _TAG_MARK = re.compile(r"<(/?)(output|answer) ?>", re.IGNORECASE)
 _LEADING = _bounded(

@@ -8,6 +8,7 @@ The suites are built in code on an ephemeral GX context; Data Docs render the re
 from __future__ import annotations
 
 import logging
+import os
 import re
 import statistics
 from collections import Counter
@@ -340,7 +341,76 @@ def build_data_docs(context, out_dir: str | Path) -> Path:
         },
     )
     context.build_data_docs(site_names=["mcqflow"])
+    make_offline(out_dir)
     return out_dir / "index.html"
+
+
+ASSETS = Path(__file__).with_name("assets")
+# What GX's pages load from CDNs -> the copy under assets/gx (`vega:` ones come out of the plots page).
+_OFFLINE = {
+    "maxcdn.bootstrapcdn.com/bootstrap/4.3.1/css/bootstrap.min.css": "css/bootstrap.min.css",
+    "stackpath.bootstrapcdn.com/bootstrap/4.3.1/js/bootstrap.min.js": "js/bootstrap.min.js",
+    "code.jquery.com/jquery-3.7.1.min.js": "js/jquery.min.js",
+    "cdnjs.cloudflare.com/ajax/libs/popper.js/1.12.9/umd/popper.min.js": "js/popper.min.js",
+    "unpkg.com/bootstrap-table@1.19.1/dist/bootstrap-table.min.css": "css/bootstrap-table.min.css",
+    "unpkg.com/bootstrap-table@1.19.1/dist/bootstrap-table.min.js": "js/bootstrap-table.min.js",
+    "unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/bootstrap-table-filter-control.css": (
+        "css/bootstrap-table-filter-control.min.css"
+    ),
+    "unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/bootstrap-table-filter-control.min.css": (
+        "css/bootstrap-table-filter-control.min.css"
+    ),
+    "unpkg.com/bootstrap-table@1.19.1/dist/extensions/filter-control/bootstrap-table-filter-control.min.js": (
+        "js/bootstrap-table-filter-control.min.js"
+    ),
+    "cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/css/bootstrap-datepicker.min.css": (
+        "css/bootstrap-datepicker.min.css"
+    ),
+    "cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/js/bootstrap-datepicker.min.js": (
+        "js/bootstrap-datepicker.min.js"
+    ),
+    "cdn.jsdelivr.net/npm/@forevolve/bootstrap-dark@1.1.0/dist/css/bootstrap-prefers-dark.css": (
+        "css/bootstrap-prefers-dark.css"
+    ),
+    "cdnjs.cloudflare.com/ajax/libs/font-awesome/6.6.0/css/all.min.css": "fontawesome/css/all.min.css",
+    "cdn.jsdelivr.net/npm/vega@5": "vega:vega",
+    "cdn.jsdelivr.net/npm/vega-lite@5": "vega:vega-lite",
+    "cdn.jsdelivr.net/npm/vega-embed@6": "vega:vega-embed",
+}
+_ASSET_URL = re.compile(r'(src|href)="https://([^"?]+)[^"]*"')
+_REMOTE_IMG = re.compile(r'<img[^>]*src="https?://[^"]*"[^>]*>')
+
+
+def make_offline(docs_dir: str | Path) -> None:
+    """Point every page of a GX Data Docs site at local copies of its CSS, scripts and fonts (under
+    `static/vendor/`), and drop the remote logo, so the site renders styled with no network. (GX loads
+    them from CDNs, and the logo's address carries a timestamp: every build differed.)"""
+    import shutil
+
+    docs_dir = Path(docs_dir)
+    vendor = docs_dir / "static" / "vendor"
+    shutil.copytree(ASSETS / "gx", vendor, dirs_exist_ok=True, ignore=shutil.ignore_patterns("README.md"))
+    page = (ASSETS / "vega" / "dvc-plots.html").read_text(encoding="utf-8")
+    for name in ("vega", "vega-lite", "vega-embed"):
+        m = re.search(rf"<!-- {re.escape(name)} \S+ .*?-->\n<script>(.*?)</script>", page, re.S)
+        if m is None:
+            raise RuntimeError(f"{name} is missing from assets/vega/dvc-plots.html")
+        (vendor / "js" / f"{name}.min.js").write_text(m.group(1), encoding="utf-8")
+
+    def local(m: re.Match, page_dir: Path) -> str:
+        target = _OFFLINE.get(m.group(2))
+        if target is None:
+            return m.group(0)  # a link to read, not an asset to load
+        if target.startswith("vega:"):
+            target = f"js/{target[5:]}.min.js"
+        rel = Path(os.path.relpath(vendor / target, page_dir)).as_posix()
+        return f'{m.group(1)}="{rel}"'
+
+    for html_file in docs_dir.rglob("*.html"):
+        text = html_file.read_text(encoding="utf-8")
+        text = _REMOTE_IMG.sub("", text)
+        text = _ASSET_URL.sub(lambda m, d=html_file.parent: local(m, d), text)
+        html_file.write_text(text, encoding="utf-8")
 
 
 def summary_table(reports: list[Report]) -> str:

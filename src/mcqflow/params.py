@@ -1,0 +1,85 @@
+"""The whole of params.yaml checked at once: `python -m mcqflow.params [params.yaml]`.
+
+`sections()` is the schema (section -> dataclass). It imports every section's module, which is why it is
+here and not in mcqflow.config: a stage imports config, and its dvc.yaml deps are its import closure.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import fields, is_dataclass
+from pathlib import Path
+
+from mcqflow.config import (
+    LOCAL_SECTIONS,
+    _unknown,
+    check_section,
+    load_params,
+)
+from mcqflow.errors import UserError
+
+
+def sections() -> dict[str, type]:
+    """The schema of params.yaml: section -> dataclass (imported here: their modules import this one)."""
+    from mcqflow.generate import GenerateParams
+    from mcqflow.grpo import GRPOParams
+    from mcqflow.launch import TrainParams
+    from mcqflow.llm import LLMParams
+    from mcqflow.training import SFTParams
+    from mcqflow.translate import TranslateParams
+    from mcqflow.validation import Settings
+
+    return {
+        "model": LOCAL_SECTIONS["model"],
+        "llm": LLMParams,
+        "generate": GenerateParams,
+        "translate": TranslateParams,
+        "validate": Settings,
+        "tiny": LOCAL_SECTIONS["tiny"],
+        "train": TrainParams,
+        "sft": SFTParams,
+        "split": LOCAL_SECTIONS["split"],
+        "grpo": GRPOParams,
+        "predict": LOCAL_SECTIONS["predict"],
+    }
+
+
+def check_params(params: dict, source: str = "params.yaml") -> None:
+    """One line for the first unknown key (naming the closest valid one) or out-of-choice value."""
+    if not isinstance(params, dict):
+        raise UserError(f"{source}: expected a mapping of sections, got {type(params).__name__}")
+    schema = sections()
+    _unknown(params, ["seed", *schema], "", source)
+    for name, cls in schema.items():
+        if params.get(name) is not None:
+            check_section(cls, params[name], name, source)
+
+
+def defaults() -> dict:
+    """Every section's dataclass defaults, shaped like params.yaml (the test compares the two)."""
+    out = {}
+    for name, cls in sections().items():
+        obj = cls()
+        out[name] = {f.name: getattr(obj, f.name) for f in fields(obj)} if is_dataclass(obj) else {}
+    return out
+
+
+def check_file(path: str | Path = "params.yaml") -> dict:
+    params = load_params(path)
+    check_params(params, str(path))
+    return params
+
+
+def main(argv: list[str] | None = None) -> None:
+    from mcqflow.errors import run_stage
+
+    def check() -> None:
+        path = (argv if argv is not None else sys.argv[1:]) or ["params.yaml"]
+        check_file(path[0])
+        print(f"{path[0]}: every key known, every choice valid")
+
+    run_stage(check)
+
+
+if __name__ == "__main__":
+    main()

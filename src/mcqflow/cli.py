@@ -13,11 +13,12 @@ from mcqflow.errors import UserError, run_stage
 
 def cmd_ingest(a: argparse.Namespace) -> None:
     from mcqflow.ingest import ingest, ingest_split
-    from mcqflow.io import check_distinct
+    from mcqflow.io import check_distinct, check_writable
     from mcqflow.schema import write_jsonl
 
     rejected = a.rejected or str(Path(a.output).with_suffix("")) + ".rejected.jsonl"
     check_distinct(**{"--input": a.input, "--output": a.output, "--rejected": rejected})
+    check_writable(**{"--output": a.output, "--rejected": rejected})
     res = ingest_split(a.input, a.split, a.lang) if a.split else ingest(a.input, a.lang)
     write_jsonl(a.output, res.records)
     for r in res.rejected:
@@ -42,7 +43,7 @@ def _labels_line(removed: dict) -> str:
 
 def cmd_predict(a: argparse.Namespace) -> None:
     from mcqflow.ingest import ingest_split
-    from mcqflow.io import check_distinct
+    from mcqflow.io import check_distinct, check_writable
     from mcqflow.metrics import degenerate_warnings, evaluate
     from mcqflow.models import load_for_inference, read_meta, resolve_base
     from mcqflow.predict import (
@@ -55,6 +56,7 @@ def cmd_predict(a: argparse.Namespace) -> None:
     )
 
     check_distinct(**{"--input": a.input, "--output": a.output, "--details": a.details})
+    check_writable(**{"--output": a.output, "--details": a.details})
     if a.batch_size < 1 or a.max_new_tokens < 1:
         raise UserError("--batch-size and --max-new-tokens must be 1 or more")
     records = ingest_split(a.input, "test", a.lang).records
@@ -95,13 +97,14 @@ def cmd_predict(a: argparse.Namespace) -> None:
 def cmd_evaluate(a: argparse.Namespace) -> None:
     from mcqflow.evaluate import as_prediction, score, summarize
     from mcqflow.ingest import ingest_split
-    from mcqflow.io import check_distinct, write_text_atomic
+    from mcqflow.io import check_distinct, check_writable, write_text_atomic
     from mcqflow.models import load_for_inference, read_meta, resolve_base
     from mcqflow.predict import write_details
 
     check_distinct(
         **{"--input": a.input, "--details": a.details, "--metrics": a.metrics, "--report": a.report}
     )
+    check_writable(**{"--details": a.details, "--metrics": a.metrics, "--report": a.report})
     if a.shots < 0 or a.batch_size < 1:
         raise UserError("--shots must be 0 or more and --batch-size 1 or more")
     res = ingest_split(a.input, "dev", a.lang)

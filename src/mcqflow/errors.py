@@ -39,3 +39,9 @@ def run_stage(fn: Callable[[], None]) -> None:
     except KeyboardInterrupt:
         print("mcqflow: interrupted", file=sys.stderr)
         sys.exit(130)
+    except OSError as e:
+        if e.filename is None:  # not about a path the user gave: a real fault, with its traceback
+            raise
+        # A path the user gave that cannot be read or written (missing folder, no permission, read-only)
+        print(f"mcqflow: error: {e.filename}: {e.strerror or e}", file=sys.stderr)
+        sys.exit(2)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,10 +164,44 @@ def ingest(path: str | Path, lang: str | None = None) -> IngestResult:
     return result
 
 
+def max_field_chars() -> int:
+    """The longest cell or JSONL line ingest takes (characters): `$MCQFLOW_MAX_FIELD_CHARS`, default 100,000
+    (a question with a long reading passage is a few thousand). A longer one rejects its row."""
+    try:
+        return int(os.environ.get("MCQFLOW_MAX_FIELD_CHARS", "100000"))
+    except ValueError:
+        raise UserError("MCQFLOW_MAX_FIELD_CHARS: expected a whole number of characters") from None
+
+
+# C0 control characters other than tab, newline and carriage return: never text, often a corrupt file.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _read_rows(path: Path, text: str, delimiter: str) -> list[list[str]]:
+    """All rows, strictly: a quote that is never closed is one line naming its row, not a row that
+    swallows every row after it. Cells may be as long as the limit allows (checked per row later)."""
+    csv.field_size_limit(2**31 - 1)  # the limit is ours (per row, below): a long cell rejects its row only
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    rows: list[list[str]] = []
+    start = 1
+    try:
+        for row in reader:
+            rows.append(row)
+            start = reader.line_num + 1
+    except csv.Error as e:
+        what = "a quote that is never closed" if "end of data" in str(e) or "EOF" in str(e) else str(e)
+        raise UserError(
+            f"{path}: row {len(rows)} (line {start}): {what}; nothing was read, so no "
+            f"rows are merged: fix the file"
+        ) from None
+    return rows
+
+
 def _ingest_table(path: Path, text: str) -> IngestResult:
     delimiter = "\t" if path.suffix.lower() == ".tsv" or "\t" in text.splitlines()[0] else ","
-    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    rows = _read_rows(path, text, delimiter)
     header, body = rows[0], rows[1:]
+    limit = max_field_chars()
     columns = _map_header(path, header)
     fmt = _table_format(columns, delimiter)
     res = IngestResult(format=fmt)
@@ -177,7 +212,18 @@ def _ingest_table(path: Path, text: str) -> IngestResult:
         res.rows += 1
         raw = {header[j] if j < len(header) else f"col{j}": v for j, v in enumerate(row)}
         get = {f: (row[j] if j < len(row) else "") for f, j in columns.items()}
+        long = next(((f, len(v)) for f, v in get.items() if len(v) > limit), None)
+        if long:
+            reason = (
+                f"{long[0]} is {long[1]:,} characters, over the limit of {limit:,} (MCQFLOW_MAX_FIELD_CHARS)"
+            )
+            res.rejected.append(Rejected(str(path), i, reason, {k: v[:200] for k, v in raw.items()}))
+            continue
         try:
+            bad = next((f for f, v in get.items() if _CONTROL.search(v)), None)
+            if bad:
+                ch = _CONTROL.search(get[bad]).group(0)
+                raise ValueError(f"control character U+{ord(ch):04X} in {bad} (a corrupt or binary file?)")
             rec = _make_record(get, f"{path.stem}-{i:05d}", f"{path.name}:{i}", res.labels_removed)
             if rec.id in seen:
                 raise ValueError(f"duplicate id {rec.id!r} (first at row {seen[rec.id]})")
@@ -197,7 +243,12 @@ def _map_header(path: Path, header: list[str]) -> dict[str, int]:
                 columns["id"] = j  # CMMLU-style unnamed index column
             continue  # empty trailing columns
         f = _HEADER_TO_FIELD.get(key)
-        if f and f not in columns:
+        if f and f in columns:
+            raise UserError(
+                f"{path}: row 0 (header): columns {columns[f] + 1} ({header[columns[f]]!r}) and {j + 1} "
+                f"({name!r}) both mean {f}; rename or drop one"
+            )
+        if f:
             columns[f] = j
     missing = [f for f in ("question", *LETTERS) if f not in columns]
     if missing:
@@ -253,8 +304,15 @@ def _ingest_jsonl(path: Path, text: str) -> IngestResult:
     fmt = "chat" if isinstance(first, dict) and "messages" in first else "records"
     res = IngestResult(format=fmt)
     seen: dict[str, int] = {}
+    limit = max_field_chars()
     for i, line in lines:
         res.rows += 1
+        if len(line) > limit:
+            reason = (
+                f"line is {len(line):,} characters, over the limit of {limit:,} (MCQFLOW_MAX_FIELD_CHARS)"
+            )
+            res.rejected.append(Rejected(str(path), i, reason, {"line": line[:200]}))
+            continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as e:

@@ -60,3 +60,19 @@ def check_distinct(**paths: str | Path | None) -> None:
         if key in seen:
             raise UserError(f"{seen[key]} and {flag} are the same file ({p}): give each its own path")
         seen[key] = flag
+
+
+def check_writable(**paths: str | Path | None) -> None:
+    """Before any work: one line for an output (flag -> path) whose folder cannot be made or written."""
+    for flag, p in paths.items():
+        if p is None:
+            continue
+        folder = Path(p).expanduser().parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"{flag} {p}: cannot make its folder ({e.strerror or e})") from None
+        if Path(p).is_dir():
+            raise UserError(f"{flag} {p}: is a folder; give a file name")
+        if not os.access(folder, os.W_OK):
+            raise UserError(f"{flag} {p}: its folder {folder} is not writable")

@@ -51,6 +51,8 @@ RECORD_FIELDS = {f for f in Record.__dataclass_fields__}
 
 
 def record_from_dict(d: dict) -> Record:
+    if not isinstance(d, dict):
+        raise ValueError(f"expected a JSON object, got {type(d).__name__}")
     missing = {"id", "question", "options"} - d.keys()
     if missing:
         raise ValueError(f"missing field(s) {', '.join(sorted(missing))}")
@@ -60,7 +62,17 @@ def record_from_dict(d: dict) -> Record:
     opts = d["options"]
     if not isinstance(opts, dict) or sorted(opts) != list(LETTERS):
         raise ValueError("options must be an object with keys A, B, C, D")
-    return Record(**d)
+    if not isinstance(d["id"], (str, int)) or isinstance(d["id"], bool):
+        raise ValueError(f"id must be a string, got {type(d['id']).__name__}")
+    for k, v in [("question", d["question"]), *((f"option {k}", v) for k, v in opts.items())]:
+        if not isinstance(v, str):
+            raise ValueError(f"{k} must be a string, got {type(v).__name__}")
+    for k in ("answer", "lang", "topic", "difficulty", "qtype", "reasoning", "source"):
+        if d.get(k) is not None and not isinstance(d[k], str):
+            raise ValueError(f"{k} must be a string or null, got {type(d[k]).__name__} {d[k]!r:.40}")
+    if d.get("answer") is not None and d["answer"] not in LETTERS:
+        raise ValueError(f"answer must be one of A, B, C, D or null, got {d['answer']!r:.40}")
+    return Record(**{**d, "id": str(d["id"])})
 
 
 def write_jsonl(path: str | Path, rows) -> int:

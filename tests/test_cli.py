@@ -213,7 +213,7 @@ def test_missing_model_folder_and_undownloaded_hub_id_are_told_apart(tmp_path):
     import os
 
     (tmp_path / "models").mkdir()
-    env_offline = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env_offline = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "MCQFLOW_DOWNLOAD")}
     import subprocess
     import sys
 
@@ -244,8 +244,13 @@ def test_missing_model_folder_and_undownloaded_hub_id_are_told_apart(tmp_path):
         and "no such model folder" in folder.stderr
         and "hf download" not in folder.stderr
     )
-    hub = run("Qwen/Qwen2.5-7B-Instruct")
+    import time
+
+    start = time.monotonic()
+    hub = run("Qwen/Qwen2.5-7B-Instruct")  # no HF_HUB_OFFLINE: mcqflow itself does not go to the hub
     assert hub.returncode == 2 and "hf download Qwen/Qwen2.5-7B-Instruct" in hub.stderr
+    assert "MCQFLOW_DOWNLOAD=1" in hub.stderr and len(hub.stderr.strip().splitlines()) == 1
+    assert time.monotonic() - start < 30  # no minute of hub retries (the process itself takes seconds)
 
 
 def test_formula_ids_are_refused_before_any_work_escaped_or_kept_raw(tmp_path, tiny_dir):

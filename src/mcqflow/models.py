@@ -306,7 +306,10 @@ def _from_pretrained(cls, name_or_path: str, param: str = "model.base", **kwargs
     stays `embedded` and a trained adapter loads on any machine with the extra installed."""
     if is_embedded(name_or_path):
         name_or_path = embedded_dir()
-    if os.path.isdir(name_or_path) or os.environ.get("HF_HUB_OFFLINE") == "1":
+    # Weights come from a folder or the Hugging Face cache; asking the hub is opt-in (MCQFLOW_DOWNLOAD=1), so
+    # a model that is not here is one line at once, not a minute of retries on a machine without network.
+    download = os.environ.get("MCQFLOW_DOWNLOAD") == "1" and os.environ.get("HF_HUB_OFFLINE") != "1"
+    if os.path.isdir(name_or_path) or not download:
         attempts = [{"local_files_only": True}]
     else:
         attempts = [{"local_files_only": True}, {}]
@@ -325,7 +328,7 @@ def _from_pretrained(cls, name_or_path: str, param: str = "model.base", **kwargs
     raise UserError(
         f"model {name_or_path!r} is not available on this machine: download it where there is internet "
         f"(`hf download {name_or_path} --local-dir models/{name_or_path.split('/')[-1]}`), copy it here and "
-        f"set {param} to that directory"
+        f"set {param} to that directory (or let transformers fetch it: MCQFLOW_DOWNLOAD=1)"
     )
 
 

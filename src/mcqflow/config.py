@@ -1,10 +1,13 @@
-"""params.yaml: loaded and checked whole, then each stage takes its slice.
+"""params.yaml: loaded, checked, then each stage takes its slice.
 
-`load_params` checks every section against its dataclass (`SECTIONS`: the one schema of params.yaml, each
-dataclass's fields and defaults with a comment per field): an unknown or misspelt key anywhere is one line
-naming the closest valid key, and a value outside a `Literal[...]` field's choices is one line listing
-them, before any stage does work. `python -m mcqflow.params [params.yaml]` checks the whole file at once
-(mcqflow.params imports every section's module, which no stage should).
+Each section has a dataclass (fields, defaults equal to params.yaml, a comment per field): those of
+`model`, `tiny`, `split` and `predict` live here, the others beside the code that reads them (SFTParams in
+training.py, ...). `load_params` checks the section names and the sections held here; a stage's
+`from_params` (through `build`) checks its own. Either way an unknown or misspelt key is one line naming
+the closest valid key (TRL's names map onto ours), a value outside a `Literal[...]` field's choices is one
+line listing them, and a `trainer:` key may not shadow a mapped one. `python -m mcqflow.params
+[params.yaml]` checks the whole file at once (mcqflow.params imports every section's module, which no
+stage should: a stage's dvc.yaml deps are its import closure).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ def load_params(path: str | Path = "params.yaml") -> dict:
     # Here, what needs no other module: the section names and the sections defined in this file. Each
     # stage's own sections are checked by their dataclasses' from_params (build below), so a stage's
     # imports, and so its dvc.yaml deps, stay its own; `python -m mcqflow.params` checks everything.
-    _unknown(params, list(SECTION_NAMES), "", str(path))
+    check_keys(params, list(SECTION_NAMES), "", str(path))
     for name, cls in LOCAL_SECTIONS.items():
         if params.get(name) is not None:
             check_section(cls, params[name], name, str(path))
@@ -119,7 +122,7 @@ def check_section(cls, section, name: str, source: str) -> None:
     if not isinstance(section, dict):
         raise UserError(f"{source}: {name}: expected a mapping of keys, got {section!r}")
     hints = typing.get_type_hints(cls)
-    _unknown(section, [f.name for f in fields(cls)], f"{name}.", source, TRL_NAMES.get(name, {}))
+    check_keys(section, [f.name for f in fields(cls)], f"{name}.", source, TRL_NAMES.get(name, {}))
     shadowed = [k for k in (section.get("trainer") or {}) if k in TRL_NAMES.get(name, {})]
     if shadowed:
         k = shadowed[0]
@@ -135,10 +138,10 @@ def check_section(cls, section, name: str, source: str) -> None:
             allowed = " | ".join(str(a) for a in typing.get_args(hint))
             raise UserError(f"{source}: {name}.{f.name}={value!r}: expected one of {allowed}")
         if (name, f.name) in NESTED and isinstance(value, dict):
-            _unknown(value, list(NESTED[(name, f.name)]), f"{name}.{f.name}.", source)
+            check_keys(value, list(NESTED[(name, f.name)]), f"{name}.{f.name}.", source)
 
 
-def _unknown(d: dict, known: list[str], prefix: str, source: str, aliases: dict | None = None) -> None:
+def check_keys(d: dict, known: list[str], prefix: str, source: str, aliases: dict | None = None) -> None:
     aliases = aliases or {}
     for key in d:
         if key in known:

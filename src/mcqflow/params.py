@@ -12,7 +12,7 @@ from pathlib import Path
 
 from mcqflow.config import (
     LOCAL_SECTIONS,
-    _unknown,
+    check_keys,
     check_section,
     load_params,
 )
@@ -49,7 +49,7 @@ def check_params(params: dict, source: str = "params.yaml") -> None:
     if not isinstance(params, dict):
         raise UserError(f"{source}: expected a mapping of sections, got {type(params).__name__}")
     schema = sections()
-    _unknown(params, ["seed", *schema], "", source)
+    check_keys(params, ["seed", *schema], "", source)
     for name, cls in schema.items():
         if params.get(name) is not None:
             check_section(cls, params[name], name, source)

@@ -173,6 +173,21 @@ def test_data_docs(tmp_path):
             assert not src.startswith(("http:", "https:", "//")), (page.name, src)
             if "static/vendor/" in src:  # (GX's own favicon link is one folder off in its deeper pages)
                 assert (page.parent / src).resolve().exists(), (page.name, src)
+    # The same data gives the same site, byte for byte (it is a stage output: dvc.lock must not churn).
+    again = gx_context()
+    validate(TRAIN[:20], "train", "reasoning", S, context=again)
+    build_data_docs(again, tmp_path / "docs2")
+    first = {
+        p.relative_to(tmp_path / "docs"): p.read_bytes()
+        for p in (tmp_path / "docs").rglob("*")
+        if p.is_file()
+    }
+    second = {
+        p.relative_to(tmp_path / "docs2"): p.read_bytes()
+        for p in (tmp_path / "docs2").rglob("*")
+        if p.is_file()
+    }
+    assert first.keys() == second.keys() and [k for k in first if first[k] != second[k]] == []
     css = (tmp_path / "docs/static/vendor/fontawesome/css/all.min.css").read_text()
     assert (
         "../webfonts/fa-solid-900.woff2" in css

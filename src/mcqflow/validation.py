@@ -13,6 +13,7 @@ import re
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 
@@ -253,7 +254,14 @@ def validate(
         gx.ValidationDefinition(name=name, data=batch_def, suite=suite)
     )
     result_format = {"result_format": "COMPLETE", "unexpected_index_column_names": ["id"]}
-    results = validation.run(batch_parameters={"dataframe": frame}, result_format=result_format)
+    # A fixed run identity: the Data Docs are a stage output, and a wall-clock run time in their paths made
+    # every `dvc repro` write a different reports/validate (git and dvc.lock keep when it ran).
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    run_id = RunIdentifier(run_name=name, run_time=datetime(1970, 1, 1, tzinfo=timezone.utc))
+    results = validation.run(
+        batch_parameters={"dataframe": frame}, result_format=result_format, run_id=run_id
+    )
 
     level = {describe(e.configuration): lvl for lvl, e in specs}
     failed_by_row: dict[str, list[str]] = {}
@@ -381,10 +389,24 @@ _ASSET_URL = re.compile(r'(src|href)="https://([^"?]+)[^"]*"')
 _REMOTE_IMG = re.compile(r'<img[^>]*src="https?://[^"]*"[^>]*>')
 
 
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_STAMP = re.compile(r"(?<![0-9])(?!19700101T)\d{8}T\d{6}\.\d{6}Z")
+
+
+def _stable(text: str) -> str:
+    """The same page for the same data: GX's random element ids numbered in order of appearance, and its
+    validation wall-clock time left out (git and dvc.lock keep when a run happened)."""
+    ids: dict[str, str] = {}
+    text = _UUID.sub(lambda m: ids.setdefault(m.group(0), f"id{len(ids)}"), text)
+    return _STAMP.sub("(time not kept)", text)
+
+
 def make_offline(docs_dir: str | Path) -> None:
     """Point every page of a GX Data Docs site at local copies of its CSS, scripts and fonts (under
-    `static/vendor/`), and drop the remote logo, so the site renders styled with no network. (GX loads
-    them from CDNs, and the logo's address carries a timestamp: every build differed.)"""
+    `static/vendor/`), drop the remote logo, and make each page the same for the same data (`_stable`), so
+    the site renders styled with no network and `dvc repro` rewrites it only when a result changes. (GX
+    loads them from CDNs, and the logo's address, its element ids and a time in the page differed on every
+    build.)"""
     import shutil
 
     docs_dir = Path(docs_dir)
@@ -407,7 +429,7 @@ def make_offline(docs_dir: str | Path) -> None:
         return f'{m.group(1)}="{rel}"'
 
     for html_file in docs_dir.rglob("*.html"):
-        text = html_file.read_text(encoding="utf-8")
+        text = _stable(html_file.read_text(encoding="utf-8"))
         text = _REMOTE_IMG.sub("", text)
         text = _ASSET_URL.sub(lambda m, d=html_file.parent: local(m, d), text)
         html_file.write_text(text, encoding="utf-8")

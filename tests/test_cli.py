@@ -287,3 +287,15 @@ def test_stray_option_labels_are_removed_and_counted(tmp_path):
     assert recs[0]["options"] == {"A": "2020年", "B": "2021年", "C": "2022年", "D": "2023年"}
     assert recs[1]["options"] == {"A": "B型血", "B": "1.5倍", "C": "丙", "D": "丁"}
     assert "option labels removed: 1 own, 3 stray" in r.stdout
+
+
+def test_every_subcommand_and_option_says_what_it_is_for():
+    from mcqflow.cli import build_parser
+
+    ap = build_parser()
+    sub = next(a for a in ap._actions if a.__class__.__name__ == "_SubParsersAction")
+    described = {c.dest for c in sub._choices_actions if c.help}
+    assert described == set(sub.choices)
+    for name, p in sub.choices.items():
+        bare = [a.option_strings or a.dest for a in p._actions if not a.help and a.dest != "help"]
+        assert not bare, (name, bare)

@@ -261,8 +261,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("ingest", help="any supported MCQ file -> canonical JSONL")
-    p.add_argument("--input", required=True)
-    p.add_argument("--output", required=True)
+    p.add_argument(
+        "--input",
+        required=True,
+        help="an MCQ file: CSV/TSV (Kaggle, CMMLU, C-Eval), JSONL records or chat JSONL",
+    )
+    p.add_argument("--output", required=True, help="canonical JSONL, one record a line")
     p.add_argument("--lang", choices=["zh", "en"], help="default: detected from the text")
     p.add_argument(
         "--split", choices=["train", "dev", "test"], help="apply the split's rules (labels required...)"
@@ -283,16 +287,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="submission CSV")
     p.add_argument("--mode", choices=["letter", "generate"], help="default: generate for reasoning models")
     p.add_argument("--prompt", choices=["plain", "reasoning"], help="default: the model's training mode")
-    p.add_argument("--lang", choices=["zh", "en"])
-    p.add_argument("--quantization", choices=["none", "nf4"])
+    p.add_argument(
+        "--lang", choices=["zh", "en"], help="the questions' language (default: detected from the text)"
+    )
+    p.add_argument(
+        "--quantization",
+        choices=["none", "nf4"],
+        help="none: the weights as they are; nf4: 4-bit NF4 through bitsandbytes (GPU only)",
+    )
     p.add_argument(
         "--dtype",
         choices=["auto", "bfloat16", "float32"],
         default="auto",
         help="auto: bf16 on a GPU, fp32 on a CPU; bfloat16 halves the time on CPUs with bf16 kernels",
     )
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--max-new-tokens", type=int, default=512)
+    p.add_argument(
+        "--batch-size", type=int, default=16, help="questions per forward pass (lower it on out-of-memory)"
+    )
+    p.add_argument(
+        "--max-new-tokens", type=int, default=512, help="generate mode: the longest answer written"
+    )
     p.add_argument("--details", help="per-question JSONL (raw output, extracted letter, method)")
     p.add_argument(
         "--csv-formulas",
@@ -325,10 +339,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shots", type=int, default=0, help="solved examples before each question")
     p.add_argument("--shots-from", help="labelled file the --shots examples come from (its first rows)")
     p.add_argument("--prompt", choices=["plain", "reasoning"], help="default: the model's training mode")
-    p.add_argument("--lang", choices=["zh", "en"])
-    p.add_argument("--quantization", choices=["none", "nf4"])
-    p.add_argument("--dtype", choices=["auto", "bfloat16", "float32"], default="auto")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument(
+        "--lang", choices=["zh", "en"], help="the questions' language (default: detected from the text)"
+    )
+    p.add_argument(
+        "--quantization",
+        choices=["none", "nf4"],
+        help="none: the weights as they are; nf4: 4-bit NF4 through bitsandbytes (GPU only)",
+    )
+    p.add_argument(
+        "--dtype",
+        choices=["auto", "bfloat16", "float32"],
+        default="auto",
+        help="auto: bf16 on a GPU, fp32 on a CPU",
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=16, help="questions per forward pass (lower it on out-of-memory)"
+    )
     p.add_argument("--max-new-tokens", type=int, default=512, help="generate protocol only")
     p.add_argument("--details", help="per question (and rotation) JSONL: answer, gold, scores")
     p.add_argument("--metrics", help="write the metrics JSON here")
@@ -338,12 +365,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_evaluate)
 
     p = sub.add_parser("validate", help="run the validate gate's checks on any supported file")
-    p.add_argument("--input", required=True)
+    p.add_argument("--input", required=True, help="an MCQ file ingest reads")
     p.add_argument(
         "--kind", choices=["mcq", "reasoning"], default="mcq", help="reasoning: check the chains too"
     )
-    p.add_argument("--split", choices=["train", "dev", "test"], default="train")
-    p.add_argument("--lang", choices=["zh", "en"])
+    p.add_argument(
+        "--split",
+        choices=["train", "dev", "test"],
+        default="train",
+        help="which suite: test rows are reported, never dropped",
+    )
+    p.add_argument(
+        "--lang", choices=["zh", "en"], help="the questions' language (default: detected from the text)"
+    )
     p.add_argument("--reference", help="test questions to check for contamination")
     p.add_argument("--params", default="params.yaml", help="thresholds (`validate:`); defaults if absent")
     p.add_argument("--docs", help="write GX Data Docs HTML to this folder")
@@ -361,7 +395,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "bench", help="time sft, predict and grpo against the vanilla recipe on random-init weights"
     )
-    p.add_argument("--arch", default="qwen2.5-7b", choices=[*ARCHITECTURES, "tiny"])
+    p.add_argument(
+        "--arch",
+        default="qwen2.5-7b",
+        choices=[*ARCHITECTURES, "tiny"],
+        help="random-init weights of this architecture",
+    )
     p.add_argument("--out", default="bench/results", help="where the JSON and markdown results go")
     p.add_argument("--work", help="where the random weights and outputs go (default: a temporary folder)")
     p.add_argument("--only", default="sft,predict,grpo", help="comma-separated subset of sft,predict,grpo")

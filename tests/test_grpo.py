@@ -29,7 +29,9 @@ def test_params_map_onto_trl_names():
 
 
 def test_unknown_grpo_param():
-    with pytest.raises(UserError, match="unknown grpo key"):
+    with pytest.raises(
+        UserError, match="unknown key grpo.learning_rate; TRL.s learning_rate is grpo.lr here"
+    ):
         GRPOParams.from_params({"learning_rate": 1})
     with pytest.raises(UserError, match="grpo.mode"):
         GRPOParams.from_params({"mode": "chat"})

@@ -37,7 +37,7 @@ def test_loss_on_completion_only_and_same_prompt_as_predict(tiny_dir, tmp_path, 
 
 
 def test_unknown_sft_param():
-    with pytest.raises(UserError, match="unknown sft key"):
+    with pytest.raises(UserError, match="unknown key sft.learning_rate; TRL.s learning_rate is sft.lr here"):
         SFTParams.from_params({"learning_rate": 1})
     with pytest.raises(UserError, match="sft.finetune='half'"):
         SFTParams.from_params({"finetune": "half"})

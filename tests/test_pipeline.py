@@ -106,7 +106,9 @@ def test_plots_show_draws_training_loss_and_the_reports_offline(repo):
     assert "dvclive/sft-plain-zh/plots/metrics/loss.tsv" in html
     # the reports' plots, drawn with the titles dvc.yaml gives them
     assert "plots_predict_sft-plain-zh-confusion_json" in html and "plots_predict_base-en-topics_json" in html
-    assert "sft-plain zh, dev - gold vs predicted letter" in html and "base en, dev - accuracy per topic" in html
+    assert (
+        "sft-plain zh, dev - gold vs predicted letter" in html and "base en, dev - accuracy per topic" in html
+    )
     # the page carries Vega itself (vendor/vega/): it draws with no network, unlike DVC's CDN default
     assert "<script src=" not in html and "vegaEmbed" in html and "cdn.jsdelivr" not in html
     assert "train/runtime.tsv" not in html and "samples_per_second" not in html  # run-to-run noise left out

@@ -14,17 +14,30 @@ def test_smoke_run_measures_every_path_against_vanilla_and_writes_results(tmp_pa
     rows = {(r["bench"], r["variant"]): r for r in res.rows}
     assert rows[("sft", "vanilla-qlora")]["skipped"] == "NF4 needs a CUDA GPU"  # said, not silently left out
     for key, unit in [
-        (("sft", "vanilla-bf16"), "tokens_per_s"),
+        (("sft", "fast-bf16-padded"), "tokens_per_s"),
         (("sft", "fast-bf16"), "tokens_per_s"),
+        (("sft", "fast-bf16-padded-ragged"), "tokens_per_s"),
+        (("sft", "fast-bf16-ragged"), "tokens_per_s"),
         (("predict", "vanilla-generate"), "questions_per_s"),
         (("predict", "vanilla-forward"), "questions_per_s"),
         (("predict", "fast-letter"), "questions_per_s"),
         (("predict", "evaluate-circular"), "questions_per_s"),
         (("predict", "evaluate-cloze"), "questions_per_s"),
         (("grpo", "vanilla"), "completions_per_s"),
+        (("grpo", "fast-hf-generate"), "completions_per_s"),
         (("grpo", "fast"), "completions_per_s"),
+        (("grpo", "fast-hf-generate-ragged"), "completions_per_s"),
+        (("grpo", "fast-ragged"), "completions_per_s"),
     ]:
         assert rows[key][unit] > 0, key
+    # Ragged shapes: SFT examples of drawn lengths, packed (same loss as padded); GRPO completions of drawn
+    # lengths; every GRPO row says where its step's time went.
+    assert rows[("sft", "fast-bf16-ragged")]["padding_free"] is True
+    assert abs(rows[("sft", "fast-bf16-ragged")]["loss_vs_padded"]) < 1e-3
+    assert rows[("grpo", "fast-ragged")]["new_tokens"] == Shapes.smoke().grpo_ragged_max
+    split = rows[("grpo", "fast")]["split_s"]
+    assert split["generation"] > 0 and split["forward_backward"] > 0
+    assert abs(sum(v for k, v in split.items() if k != "total") - split["total"]) < 0.01
     assert (
         rows[("grpo", "fast")]["completions_per_step"]
         == 2 * rows[("grpo", "vanilla")]["completions_per_step"]
@@ -33,6 +46,7 @@ def test_smoke_run_measures_every_path_against_vanilla_and_writes_results(tmp_pa
     assert len(saved) == 1 and json.loads(saved[0].read_text())["device"] == res.device
     table = saved[0].with_suffix(".md").read_text()
     assert "| grpo | fast |" in table and "x |" in table
+    assert "| fast-ragged |" in table  # the step split table
 
 
 def test_benchmark_records_fill_the_token_budget(tiny_dir):
@@ -49,15 +63,27 @@ def test_targets_are_checked_against_the_issue_goals():
         {"bench": "sft", "variant": "fast-bf16", "profile": "fast", "tokens_per_s": 12500},
         {"bench": "predict", "variant": "fast-letter", "questions_per_s": 250},
         {"bench": "grpo", "variant": "vanilla", "profile": "vanilla", "completions_per_s": 0.5},
-        {"bench": "grpo", "variant": "fast", "profile": "fast", "completions_per_s": 6.0},
-    ]
-    met = {c["target"]: c["met"] for c in check_targets(rows)}
+        {"bench": "grpo", "variant": "fast", "profile": "fast", "completions_per_s": 21.0},
+        # The ragged shapes, each against round 1's fast on the same shape; their rates never count as the
+        # fixed-shape figures.
+        {"bench": "sft", "variant": "fast-bf16-padded-ragged", "profile": "fast-padded", "shape": "ragged",
+         "tokens_per_s": 10000, "padding_free": False},
+        {"bench": "sft", "variant": "fast-bf16-ragged", "profile": "fast", "shape": "ragged",
+         "tokens_per_s": 30000, "padding_free": True},
+        {"bench": "grpo", "variant": "fast-hf-generate-ragged", "profile": "fast-hf-generate",
+         "shape": "ragged", "completions_per_s": 5.0},
+        {"bench": "grpo", "variant": "fast-ragged", "profile": "fast", "shape": "ragged",
+         "completions_per_s": 9.0},
+    ]  # fmt: skip
+    met = {c["target"]: (c["value"], c["met"]) for c in check_targets(rows)}
     assert met == {
-        "sft tokens/s": False,
-        "sft ratio to vanilla QLoRA": True,
-        "predict letter questions/s": True,
-        "grpo completions/s": True,
-        "grpo ratio to vanilla TRL": True,
+        "sft tokens/s": (12500, False),
+        "sft ratio to vanilla QLoRA": (2.5, True),
+        "sft ragged: fast-bf16-ragged over padded batches": (3.0, True),
+        "predict letter questions/s": (250, True),
+        "grpo completions/s": (21.0, True),
+        "grpo ratio to vanilla TRL": (42.0, True),
+        "grpo ragged: fast-ragged over HF generate": (1.8, False),
     }
 
 

@@ -28,13 +28,18 @@ from mcqflow.models import ARCHITECTURES, build_random, on_gpu, train_tokenizer
 from mcqflow.profiles import PROFILES, Profile
 from mcqflow.schema import LETTERS, Record
 
-# Targets from the GPU-speed issue (one H100, Qwen2.5-7B architecture).
+# Targets from the GPU-speed issues (one H100, Qwen2.5-7B architecture): round 1's ratios to vanilla, round
+# 2's rates and its ratios to round 1's `fast` (the `-padded` and `-hf-generate` variants) on ragged shapes.
 TARGETS = {
-    "sft": {"tokens_per_s": 13000, "ratio": 2.4},
+    "sft": {"tokens_per_s": 20000, "ratio": 2.4, "ragged_ratio": 1.5},
     "predict": {"questions_per_s": 200},
-    "grpo": {"completions_per_s": 5, "ratio": 10},
+    "grpo": {"completions_per_s": 20, "ratio": 10, "ragged_ratio": 2.0},
     "scaling": {"per_2_gpus": 1.8},  # the multi-GPU issue: DDP SFT tokens/s on 2 GPUs over 1
 }
+# MFU convention: LoRA SFT costs 4N FLOP a token (forward 2N, gradients of the activations 2N; the frozen
+# weights get none), N the weights that take part in matmuls (every weight but the input embedding; the LM
+# head counted); attention's own FLOPs left out. Against the dense bf16 peak of the card's datasheet.
+PEAK_BF16_FLOPS = {"H100": 989.4e12, "H200": 989.4e12}
 
 
 @dataclass
@@ -57,6 +62,14 @@ class Shapes:
     grpo_micro_batch: int = 8  # ...trained 8 at a time
     grpo_steps: int = 3
     grpo_warmup: int = 1
+    # The reasoning-length shapes: example lengths (SFT, prompt + completion) and completion lengths (GRPO,
+    # forced through the end token) drawn uniformly, with a fixed seed, from what LLM-written reasoning
+    # chains run to (300-900 tokens an example; less a ~160-token prompt for a completion).
+    sft_ragged_min: int = 300
+    sft_ragged_max: int = 900
+    grpo_ragged_min: int = 140
+    grpo_ragged_max: int = 740
+    grpo_ragged_micro_batch: int = 4  # 8 completions of up to 900 tokens do not fit an 80 GB card
 
     def replace(self, pairs: list[str]) -> Shapes:
         """These shapes with `KEY=INT` pairs (`mcqflow bench --shape sft_batch=4`) put in."""
@@ -77,7 +90,8 @@ class Shapes:
             sft_batch=4, sft_accum=2, sft_tokens=160, sft_steps=4, sft_warmup=1,
             predict_batch=8, predict_tokens=140, predict_questions=16, predict_new_tokens=4,
             grpo_new_tokens=8, grpo_num_generations=4, grpo_vanilla_prompts=1, grpo_prompts=2,
-            grpo_micro_batch=4, grpo_steps=2, grpo_warmup=1,
+            grpo_micro_batch=4, grpo_steps=2, grpo_warmup=1, sft_ragged_min=160, sft_ragged_max=240,
+            grpo_ragged_min=2, grpo_ragged_max=8, grpo_ragged_micro_batch=4,
         )  # fmt: skip
 
 
@@ -108,9 +122,11 @@ def _seed_records() -> list[Record]:
     ]
 
 
-def make_records(tokenizer, n: int, tokens: int, mode: str = "plain", seed: int = 0) -> list[Record]:
-    """`n` records whose chat-formatted prompt (+ completion, for SFT) is about `tokens` tokens long,
-    with gold letters spread evenly over A-D."""
+def make_records(
+    tokenizer, n: int, tokens: int | list[int], mode: str = "plain", seed: int = 0
+) -> list[Record]:
+    """`n` records whose chat-formatted prompt (+ completion, for SFT) is about `tokens` tokens long (or
+    `tokens[i]` for the i-th record), with gold letters spread evenly over A-D."""
     import random
 
     from mcqflow.prompts import render_prompt, sft_example
@@ -125,13 +141,14 @@ def make_records(tokenizer, n: int, tokens: int, mode: str = "plain", seed: int 
         rec = dataclasses.replace(
             seeds[k % len(seeds)], id=f"bench-{len(out)}", answer=LETTERS[len(out) % 4], reasoning=None
         )
+        budget = tokens if isinstance(tokens, int) else tokens[len(out)]
         start = rng.randrange(len(filler))
-        text = (filler[start:] + filler) * 4
+        text = (filler[start:] + filler) * (4 + 4 * budget // max(len(filler), 1))
         lo, hi = 0, len(text)
         while lo < hi:  # the longest question that keeps the example within `tokens`
             mid = (lo + hi + 1) // 2
             rec.question = text[:mid]
-            if _length(tokenizer, rec, mode, render_prompt, sft_example) <= tokens:
+            if _length(tokenizer, rec, mode, render_prompt, sft_example) <= budget:
                 lo = mid
             else:
                 hi = mid - 1
@@ -141,6 +158,34 @@ def make_records(tokenizer, n: int, tokens: int, mode: str = "plain", seed: int 
     if len(out) < n:
         raise ValueError(f"benchmark: {tokens} tokens leave no room for a question")
     return out
+
+
+def ragged_lengths(n: int, lo: int, hi: int, seed: int = 0) -> list[int]:
+    """`n` lengths drawn uniformly from [lo, hi] (the reasoning-length shapes)."""
+    import random
+
+    rng = random.Random(seed)
+    return [rng.randint(lo, hi) for _ in range(n)]
+
+
+def matmul_weights(model_dir: str) -> int:
+    """N of the MFU convention: every weight of the architecture but the input embedding."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    cfg = AutoConfig.from_pretrained(model_dir)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(cfg)
+    embed = model.get_input_embeddings().weight
+    total = sum(p.numel() for p in model.parameters())
+    tied = model.get_output_embeddings() is not None and model.get_output_embeddings().weight is embed
+    return total if tied else total - embed.numel()  # tied: the one matrix is the LM head's too
+
+
+def mfu(tokens_per_s: float, n_weights: int) -> float | None:
+    """Model FLOP utilisation of LoRA SFT under the convention above, or None off a known card."""
+    name = _device_name()
+    peak = next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
+    return round(4 * n_weights * tokens_per_s / peak, 3) if peak else None
 
 
 def sft_length(tokenizer, rec: Record) -> int:
@@ -240,27 +285,44 @@ def step_timer():
 
 def bench_sft(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: list[tuple]):
     """Each variant trains `sft_steps` optimizer steps of `sft_batch x sft_accum` examples per process;
-    under N processes the global batch is N times larger, so each GPU does the single-GPU work."""
+    under N processes the global batch is N times larger, so each GPU does the single-GPU work. A variant's
+    shape is `fixed` (every example `sft_tokens` long) or `ragged` (lengths drawn from the reasoning range)."""
     from mcqflow.training import SFTParams, train_sft
 
     if not variants:
         return
     procs = world_size()
     per_step = shapes.sft_batch * shapes.sft_accum * procs
-    records = make_records(tokenizer, per_step * shapes.sft_steps, shapes.sft_tokens, "sft")
-    # Every record is seen once, so a step's tokens (prompt + completion, no padding) are the mean.
-    tokens_per_step = per_step * statistics.mean(sft_length(tokenizer, r) for r in records)
-    for name, profile, quantization, extra in variants:
+    n = per_step * shapes.sft_steps
+    n_weights = matmul_weights(model_dir)
+    data: dict[str, tuple[list[Record], float]] = {}
+
+    def shaped(shape: str) -> tuple[list[Record], float]:
+        if shape not in data:
+            budget = (
+                shapes.sft_tokens
+                if shape == "fixed"
+                else ragged_lengths(n, shapes.sft_ragged_min, shapes.sft_ragged_max)
+            )
+            records = make_records(tokenizer, n, budget, "sft")
+            # Every record is seen once, so a step's tokens (prompt + completion, no padding) are the mean.
+            data[shape] = records, per_step * statistics.mean(sft_length(tokenizer, r) for r in records)
+        return data[shape]
+
+    losses: dict[str, float] = {}
+    for name, profile, quantization, extra, shape in variants:
         if quantization == "nf4" and not on_gpu():
             yield {"bench": "sft", "variant": name, "skipped": "NF4 needs a CUDA GPU"}
             continue
+        records, tokens_per_step = shaped(shape)
+        longest = shapes.sft_tokens if shape == "fixed" else shapes.sft_ragged_max
         params = SFTParams(
             finetune="lora",
             lr=2e-4,
             epochs=1,
             batch_size=shapes.sft_batch,
             grad_accum=shapes.sft_accum * procs,  # split_batch gives each process sft_batch x sft_accum
-            max_length=shapes.sft_tokens + 8,
+            max_length=longest + 8,
             logging_steps=1000,
             trainer={"max_steps": shapes.sft_steps, "disable_tqdm": True, **extra},
         )
@@ -277,26 +339,32 @@ def bench_sft(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: l
             yield {"bench": "sft", "variant": name, "skipped": "CUDA out of memory"}
             continue
         tps, step_s = timer.rate(shapes.sft_warmup, per_step=tokens_per_step)
-        yield (
-            {
-                "bench": "sft",
-                "variant": name,
-                "profile": profile.name,
-                "levers": dataclasses.asdict(profile),
-                "quantization": quantization,
-                "processes": procs,
-                "tokens_per_s": round(tps, 1),
-                "samples_per_s": round(per_step / step_s, 2),
-                "step_s": round(step_s, 4),
-                **_peaks(),
-                "distributed": metrics["distributed"],
-                "micro_batch": metrics["micro_batch"],
-                "grad_accum": metrics["grad_accum"],
-                "effective_batch": metrics["effective_batch"],
-                "extra": extra,
-                "train_loss": metrics.get("train_loss"),
-            }
-        )
+        losses[name] = metrics.get("train_loss")
+        row = {
+            "bench": "sft",
+            "variant": name,
+            "shape": shape,
+            "profile": profile.name,
+            "levers": dataclasses.asdict(profile),
+            "quantization": quantization,
+            "processes": procs,
+            "tokens_per_s": round(tps, 1),
+            "samples_per_s": round(per_step / step_s, 2),
+            "step_s": round(step_s, 4),
+            "mfu": mfu(tps / procs, n_weights),
+            **_peaks(),
+            "distributed": metrics["distributed"],
+            "micro_batch": metrics["micro_batch"],
+            "grad_accum": metrics["grad_accum"],
+            "effective_batch": metrics["effective_batch"],
+            "padding_free": metrics.get("padding_free", False),
+            "extra": extra,
+            "train_loss": metrics.get("train_loss"),
+        }
+        padded = name.replace("-bf16", "-bf16-padded", 1)  # the same run with padded batches, if it ran
+        if row["padding_free"] and losses.get(padded) is not None and row["train_loss"] is not None:
+            row["loss_vs_padded"] = round(row["train_loss"] - losses[padded], 5)
+        yield row
 
 
 def bench_predict(model_dir: str, shapes: Shapes, profile: Profile) -> list[dict]:
@@ -367,14 +435,29 @@ def bench_predict(model_dir: str, shapes: Shapes, profile: Profile) -> list[dict
 
 
 def bench_grpo(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: list[tuple]):
-    from mcqflow.grpo import GRPOParams, train_grpo
+    """Each variant trains `grpo_steps` GRPO steps. `fixed`: every completion runs to grpo_new_tokens (random
+    weights never choose the end token). `ragged`: each completion ends at a length drawn from the reasoning
+    range, forced through the end token, the same lengths in the same order for every ragged variant."""
+    from mcqflow.grpo import GRPOParams, StepSplit, train_grpo
     from mcqflow.training import SFTParams, lora_config
 
     procs = world_size()
-    for name, profile, prompts_per_step, micro in variants:
+    for name, profile, prompts_per_step, micro, shape in variants:
         prompts_per_step *= procs  # each process generates and trains what one GPU does alone
         per_step = prompts_per_step * shapes.grpo_num_generations
         records = make_records(tokenizer, prompts_per_step * (shapes.grpo_steps + 1), 160)
+        ragged = shape == "ragged"
+        new_tokens = shapes.grpo_ragged_max if ragged else shapes.grpo_new_tokens
+        end_lengths = None
+        if ragged:
+            import random
+
+            rng = random.Random(0)
+
+            def end_lengths(n, rng=rng):
+                lo, hi = shapes.grpo_ragged_min, shapes.grpo_ragged_max
+                return torch.tensor([rng.randint(lo, hi) for _ in range(n)])
+
         params = GRPOParams(
             init="base",
             mode="plain",
@@ -383,7 +466,7 @@ def bench_grpo(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: 
             prompts_per_step=prompts_per_step,
             num_generations=shapes.grpo_num_generations,
             micro_batch=micro,
-            max_completion_length=shapes.grpo_new_tokens,
+            max_completion_length=new_tokens,
             save_steps=10**6,
             logging_steps=10**6,
             shuffle_options=False,
@@ -391,12 +474,13 @@ def bench_grpo(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: 
             trainer={"disable_tqdm": True},
         )
         timer = step_timer()
+        split = StepSplit()
         _reset_memory()
         try:
             train_grpo(
                 records, model_dir, work / f"grpo-{name}", work / f"grpo-{name}.ckpt", params,
                 finetune="lora", lora_config=lora_config(SFTParams(finetune="lora")), profile=profile,
-                callbacks=[timer],
+                callbacks=[timer], step_split=split, end_lengths=end_lengths,
             )  # fmt: skip
         except torch.OutOfMemoryError:
             yield {"bench": "grpo", "variant": name, "skipped": f"CUDA out of memory at micro-batch {micro}"}
@@ -406,14 +490,16 @@ def bench_grpo(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: 
             {
                 "bench": "grpo",
                 "variant": name,
+                "shape": shape,
                 "profile": profile.name,
+                "levers": dataclasses.asdict(profile),
                 "processes": procs,
                 "completions_per_step": per_step,
                 "micro_batch": micro or per_step,
-                "new_tokens": shapes.grpo_new_tokens,
+                "new_tokens": new_tokens,
                 "completions_per_s": round(cps, 3),
-                "generated_tokens_per_s": round(cps * shapes.grpo_new_tokens, 1),
                 "step_s": round(step_s, 2),
+                "split_s": split.mean(shapes.grpo_warmup),
                 **_peaks(),
                 "distributed": _distributed(),
             }
@@ -457,38 +543,59 @@ def _versions() -> dict:
 
 
 def known_sft_variants(ours: Profile) -> dict[str, tuple]:
-    """SFT variants by name: (profile, quantization, extra SFTConfig fields). The `-micro16` and `-cast`
-    variants take one lever out of `ours` each, to show what it is worth."""
+    """SFT variants by name: (profile, quantization, extra SFTConfig fields, shape). The `-micro16`, `-cast`
+    and `-padded` variants take one lever out of `ours` each, to show what it is worth; `-ragged` ones run
+    the reasoning-length shape."""
     vanilla = PROFILES["vanilla"]
     no_liger = dataclasses.replace(ours, name=f"{ours.name}-no-liger", liger=False)
+    padded = dataclasses.replace(ours, name=f"{ours.name}-padded", padding_free=False)
     return {
-        "vanilla-qlora": (vanilla, "nf4", {}),
-        "vanilla-bf16": (vanilla, "none", {}),
-        "memory-qlora": (PROFILES["memory"], "nf4", {}),
-        f"{ours.name}-bf16": (ours, "none", {}),
-        f"{ours.name}-bf16-seed7": (ours, "none", {"seed": 7}),  # dropout masks only: the loss noise
+        "vanilla-qlora": (vanilla, "nf4", {}, "fixed"),
+        "vanilla-bf16": (vanilla, "none", {}, "fixed"),
+        "memory-qlora": (PROFILES["memory"], "nf4", {}, "fixed"),
+        f"{ours.name}-bf16-padded": (padded, "none", {}, "fixed"),
+        f"{ours.name}-bf16": (ours, "none", {}, "fixed"),
+        f"{ours.name}-bf16-seed7": (ours, "none", {"seed": 7}, "fixed"),  # dropout masks only: the loss noise
         f"{ours.name}-bf16-micro16": (
             dataclasses.replace(ours, name=f"{ours.name}-micro16", whole_batch=False),
             "none",
             {},
+            "fixed",
         ),
         f"{ours.name}-bf16-cast": (
             dataclasses.replace(ours, name=f"{ours.name}-cast", bf16_adapter_inputs=False),
             "none",
             {},
+            "fixed",
         ),
-        f"{no_liger.name}-bf16": (no_liger, "none", {}),
-        f"{ours.name}-bf16-compile": (ours, "none", {"torch_compile": True}),
-        f"{no_liger.name}-bf16-compile": (no_liger, "none", {"torch_compile": True}),
+        f"{no_liger.name}-bf16": (no_liger, "none", {}, "fixed"),
+        f"{ours.name}-bf16-compile": (ours, "none", {"torch_compile": True}, "fixed"),
+        f"{no_liger.name}-bf16-compile": (no_liger, "none", {"torch_compile": True}, "fixed"),
+        "vanilla-qlora-ragged": (vanilla, "nf4", {}, "ragged"),
+        f"{ours.name}-bf16-padded-ragged": (padded, "none", {}, "ragged"),
+        f"{ours.name}-bf16-ragged": (ours, "none", {}, "ragged"),
     }
 
 
+SFT_DEFAULT = ["vanilla-qlora", "{p}-bf16-padded", "{p}-bf16", "{p}-bf16-padded-ragged", "{p}-bf16-ragged"]
+
+
+GRPO_DEFAULT = ["vanilla", "{p}-hf-generate", "{p}", "{p}-micro16", "{p}-hf-generate-ragged", "{p}-ragged"]
+
+
 def known_grpo_variants(ours: Profile, shapes: Shapes) -> dict[str, tuple]:
-    """GRPO variants by name: (profile, prompts per step, micro-batch)."""
+    """GRPO variants by name: (profile, prompts per step, micro-batch, shape). `-hf-generate` samples with
+    HF `generate` from the merged copy (round 1's `fast`), `-micro16` trains 16 completions at a time."""
+    hf = dataclasses.replace(ours, name=f"{ours.name}-hf-generate", graph_decode=False)
+    big, micro = shapes.grpo_prompts, shapes.grpo_micro_batch
     return {
-        "vanilla": (PROFILES["vanilla"], shapes.grpo_vanilla_prompts, shapes.grpo_micro_batch),
-        f"{ours.name}-same-batch": (ours, shapes.grpo_vanilla_prompts, shapes.grpo_micro_batch),
-        ours.name: (ours, shapes.grpo_prompts, shapes.grpo_micro_batch),
+        "vanilla": (PROFILES["vanilla"], shapes.grpo_vanilla_prompts, micro, "fixed"),
+        f"{ours.name}-same-batch": (ours, shapes.grpo_vanilla_prompts, micro, "fixed"),
+        f"{hf.name}": (hf, big, micro, "fixed"),
+        ours.name: (ours, big, micro, "fixed"),
+        f"{ours.name}-micro16": (ours, big, 2 * micro, "fixed"),
+        f"{hf.name}-ragged": (hf, big, shapes.grpo_ragged_micro_batch, "ragged"),
+        f"{ours.name}-ragged": (ours, big, shapes.grpo_ragged_micro_batch, "ragged"),
     }
 
 
@@ -498,6 +605,24 @@ def _pick(known: dict, names: list[str] | None, default: list[str], what: str) -
     if unknown:
         raise UserError(f"unknown {what} variant(s) {', '.join(unknown)}; known: {', '.join(known)}")
     return [(n, *known[n]) for n in names]
+
+
+def _continue(path: str | Path, res: BenchResult) -> list[dict]:
+    """The rows of an earlier results file that this run continues (same architecture, device, processes)."""
+    try:
+        old = json.loads(Path(path).read_text(encoding="utf-8"))
+        rows, started = old["rows"], old["started"]
+        same = (old["arch"], old["device"], old.get("processes", 1))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UserError(f"bench: --continue-from {path}: not a results file of mcqflow bench ({e})") from None
+    if same != (res.arch, res.device, res.processes):
+        raise UserError(
+            f"bench: --continue-from {path} ran {same[0]} on {same[1]} x {same[2]}; this run is "
+            f"{res.arch} on {res.device} x {res.processes}"
+        )
+    res.started = started  # one run: its results file keeps the first part's name
+    res.seconds = float(old.get("seconds", 0.0))
+    return [r for r in rows if "skipped" not in r]  # a variant that was skipped (out of memory) runs again
 
 
 def _read_rows(path: str | Path) -> list[dict]:
@@ -533,12 +658,15 @@ def run(
     sft_variants: list[str] | None = None,
     grpo_variants: list[str] | None = None,
     baseline: str | Path | None = None,
+    previous: str | Path | None = None,
 ) -> BenchResult:
     """Build random weights of `arch` under `work`, run the benches, write JSON and markdown to `out_dir`.
 
     Under `accelerate launch` (N processes, `mcqflow bench --processes N`) every process runs the same
     benches with N times the global batch, and rank 0 alone writes; `baseline`, a single-process results
-    file, gives the scaling figure of each SFT variant both runs have."""
+    file, gives the scaling figure of each SFT variant both runs have. `previous`, a results file of the same
+    architecture, device and process count, is continued: its rows are kept and its variants not run again
+    (but for those it skipped)."""
     shapes = shapes or Shapes()
     work = Path(work)
     ours = PROFILES[profile]
@@ -552,10 +680,17 @@ def run(
         distributed=_distributed() if world_size() > 1 else "NO",
     )  # fmt: skip
     base_rows = _read_rows(baseline) if baseline else []
-    default = ["vanilla-qlora", "vanilla-bf16", "memory-qlora", f"{ours.name}-bf16"]
+    if previous:
+        res.rows = _continue(previous, res)
+    done = {(r["bench"], r["variant"]) for r in res.rows}
+    prior = res.seconds
+    default = [v.format(p=ours.name) for v in SFT_DEFAULT]
     sft_list = _pick(known_sft_variants(ours), sft_variants, default, "sft") if "sft" in only else []
     known = known_grpo_variants(ours, shapes)
-    grpo_list = _pick(known, grpo_variants, list(known), "grpo") if "grpo" in only else []
+    default = [v.format(p=ours.name) for v in GRPO_DEFAULT]
+    grpo_list = _pick(known, grpo_variants, default, "grpo") if "grpo" in only else []
+    sft_list = [v for v in sft_list if ("sft", v[0]) not in done]
+    grpo_list = [v for v in grpo_list if ("grpo", v[0]) not in done]
     t0 = time.perf_counter()
     model_dir = ensure_weights(arch, work, log)
     from mcqflow.models import load_tokenizer
@@ -565,7 +700,7 @@ def run(
     def save():
         if not main:
             return
-        res.seconds = round(time.perf_counter() - t0, 1)
+        res.seconds = round(prior + time.perf_counter() - t0, 1)
         res.checks = check_targets(res.rows, base_rows) if arch == "qwen2.5-7b" else []
         res.scaling = scaling(res.rows, base_rows)
         write(res, out_dir)
@@ -577,7 +712,7 @@ def run(
 
     for row in bench_sft(model_dir, tokenizer, shapes, work, sft_list):
         record(row)
-    if "predict" in only:
+    if "predict" in only and not any(b == "predict" for b, _ in done):
         for row in bench_predict(model_dir, shapes, ours):
             record(row)
     for row in bench_grpo(model_dir, tokenizer, shapes, work, grpo_list):
@@ -597,6 +732,8 @@ def check_targets(rows: list[dict], base_rows: list[dict] | None = None) -> list
     """Each target of the GPU-speed issue, measured value against the goal (7B architecture only); with
     `base_rows` (a single-process run), the multi-GPU issue's SFT scaling of every variant both have."""
     checks = []
+    rows = [r for r in rows if "skipped" not in r]
+    base_rows = [r for r in base_rows or [] if "skipped" not in r]
     scaled = [r for r in rows if r.get("processes", 1) > 1]
     rows = [r for r in rows if r.get("processes", 1) == 1]  # the speed targets are for one GPU
 
@@ -604,27 +741,48 @@ def check_targets(rows: list[dict], base_rows: list[dict] | None = None) -> list
         if value is not None:
             checks.append({"target": what, "value": round(value, 2), "goal": goal, "met": value >= goal})
 
+    fixed = [r for r in rows if r.get("shape", "fixed") == "fixed"]
     sft_fast = max(
-        (r.get("tokens_per_s", 0) for r in rows if r["bench"] == "sft" and r.get("profile") != "vanilla"),
+        (r.get("tokens_per_s", 0) for r in fixed if r["bench"] == "sft" and r.get("profile") != "vanilla"),
         default=None,
     )
     sft_vanilla = _get(rows, "sft", "vanilla-qlora", "tokens_per_s")
     add("sft tokens/s", sft_fast, TARGETS["sft"]["tokens_per_s"])
     if sft_fast and sft_vanilla:
         add("sft ratio to vanilla QLoRA", sft_fast / sft_vanilla, TARGETS["sft"]["ratio"])
+    for r in rows:  # each padding-free ragged run against the same run with padded batches
+        before = _get(rows, "sft", r["variant"].replace("-bf16", "-bf16-padded", 1), "tokens_per_s")
+        if r["bench"] == "sft" and r.get("shape") == "ragged" and r.get("padding_free") and before:
+            add(
+                f"sft ragged: {r['variant']} over padded batches",
+                r["tokens_per_s"] / before,
+                TARGETS["sft"]["ragged_ratio"],
+            )
     letter = max(
         (r["questions_per_s"] for r in rows if r["bench"] == "predict" and "letter" in r["variant"]),
         default=None,
     )
     add("predict letter questions/s", letter, TARGETS["predict"]["questions_per_s"])
     grpo = max(
-        (r["completions_per_s"] for r in rows if r["bench"] == "grpo" and r["profile"] != "vanilla"),
+        (r["completions_per_s"] for r in fixed if r["bench"] == "grpo" and r["profile"] != "vanilla"),
         default=None,
     )
     grpo_vanilla = _get(rows, "grpo", "vanilla", "completions_per_s")
     add("grpo completions/s", grpo, TARGETS["grpo"]["completions_per_s"])
     if grpo and grpo_vanilla:
         add("grpo ratio to vanilla TRL", grpo / grpo_vanilla, TARGETS["grpo"]["ratio"])
+    for r in rows:  # graph decoding on the ragged shape against HF generate from the merged copy
+        if r["bench"] != "grpo" or r.get("shape") != "ragged" or "hf-generate" in r["variant"]:
+            continue
+        before = _get(
+            rows, "grpo", r["variant"].replace("-ragged", "-hf-generate-ragged"), "completions_per_s"
+        )
+        if before:
+            add(
+                f"grpo ragged: {r['variant']} over HF generate",
+                r["completions_per_s"] / before,
+                TARGETS["grpo"]["ragged_ratio"],
+            )
     for r in scaled:
         one = _get(base_rows or [], "sft", r["variant"], "tokens_per_s")
         if r["bench"] == "sft" and one and "tokens_per_s" in r:
@@ -681,23 +839,39 @@ def markdown(res: BenchResult) -> str:
         + (f". Accelerate config: {res.config}" if res.config else "")
         + (f". Scaling against the run {Path(res.baseline).name}." if res.baseline else ""),
         "",
-        "| bench | variant | batch | rate | step | peak GiB | vs vanilla |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| bench | variant | batch | rate | step | peak GiB | vs vanilla | MFU |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     unit = {"sft": "tokens_per_s", "predict": "questions_per_s", "grpo": "completions_per_s"}
     base = {"sft": "vanilla-qlora", "predict": "vanilla-forward", "grpo": "vanilla"}
     for r in res.rows:
         if "skipped" in r:
-            lines.append(f"| {r['bench']} | {r['variant']} | | skipped: {r['skipped']} | | | |")
+            lines.append(f"| {r['bench']} | {r['variant']} | | skipped: {r['skipped']} | | | | |")
             continue
         key = unit[r["bench"]]
         ref = _get(res.rows, r["bench"], base[r["bench"]], key)
-        ratio = f"{r[key] / ref:.2f}x" if ref else ""
+        ratio = f"{r[key] / ref:.2f}x" if ref and r.get("shape", "fixed") == "fixed" else ""
         step = f"{r['step_s']} s" if "step_s" in r else ""
+        use = f"{r['mfu']:.0%}" if r.get("mfu") else ""
         lines.append(
             f"| {r['bench']} | {r['variant']} | {_batch(r)} | {r[key]:,} {key.replace('_per_s', '/s')} | {step} "
-            f"| {_peak(r)} | {ratio} |"
+            f"| {_peak(r)} | {ratio} | {use} |"
         )
+    if any(r.get("mfu") for r in res.rows):
+        lines += [
+            "",
+            "MFU: 4N FLOP a token (LoRA: forward 2N, activation gradients 2N), N = every weight but the "
+            "input embedding, attention FLOPs left out, against the 989 TFLOP/s dense bf16 peak.",
+        ]
+    split = [r for r in res.rows if r.get("split_s")]
+    if split:
+        parts = ("generation", "merge", "scoring", "forward_backward", "other", "total")
+        lines += ["", "| grpo variant | " + " | ".join(p.replace("_", "+") for p in parts) + " |"]
+        lines += ["| --- |" + " --- |" * len(parts)]
+        lines += [
+            f"| {r['variant']} | " + " | ".join(f"{r['split_s'].get(p, 0):.2f} s" for p in parts) + " |"
+            for r in split
+        ]
     if res.scaling:
         lines += ["", "| sft variant | GPUs | tokens/s | against | speedup | ideal | efficiency |"]
         lines += ["| --- | --- | --- | --- | --- | --- | --- |"]

@@ -248,7 +248,7 @@ def cmd_bench(a: argparse.Namespace) -> None:
             run_under_accelerate(t, ["--module", "mcqflow.cli", *sys.argv[1:], "--work", work])
         res = run(
             a.arch, a.out, work, only, shapes, a.profile, sft_variants=_names(a.sft_variants),
-            grpo_variants=_names(a.grpo_variants), baseline=a.baseline,
+            grpo_variants=_names(a.grpo_variants), baseline=a.baseline, previous=a.continue_from,
         )  # fmt: skip
     if is_main_process():
         print(markdown(res))
@@ -418,6 +418,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="accelerate config for --processes: ddp.yaml, fsdp2.yaml (shards the model over the GPUs), ...",
     )
     p.add_argument("--baseline", help="a one-process results JSON: SFT scaling is reported against it")
+    p.add_argument(
+        "--continue-from",
+        metavar="RESULTS_JSON",
+        help="a results file of this bench on this device (a run cut short, or the first half of one): its "
+        "rows are kept, its variants not run again, and the new rows join them in one results file",
+    )
     p.add_argument("--smoke", action="store_true", help="tiny shapes: checks the harness, not the speed")
     p.add_argument(
         "--shape",

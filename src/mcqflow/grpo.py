@@ -12,6 +12,8 @@ import hashlib
 import json
 import logging
 import shutil
+import time
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -221,22 +223,113 @@ def load_policy(
     return model, load_tokenizer(init), base, (lora_config if finetune == "lora" else None)
 
 
-def trainer_class(merged_generation: bool):
-    """TRL's GRPOTrainer, or one that samples through a merged copy of the LoRA policy (`merged.py`).
+class StepSplit:
+    """Where each optimizer step's time goes, for `mcqflow bench`: generation (sampling), merge (writing
+    W + BA into the merged sampling copy), scoring (rewards, advantages and any extra log-prob pass, the rest
+    of TRL's `_generate_and_score_completions`), forward_backward (the loss's forward and backward over every
+    micro-batch) and other (optimizer step, scheduler, logging, callbacks). Parts are exclusive: a part's
+    time excludes the parts timed inside it. Each boundary synchronises the GPU, so only benchmarks use it."""
+
+    PARTS = ("generation", "merge", "scoring", "forward_backward", "other")
+
+    def __init__(self):
+        self.steps: list[dict[str, float]] = []
+        self._open: dict[str, float] = {}
+        self._stack: list[float] = []
+        self._step_start: float | None = None
+
+    @contextmanager
+    def part(self, name: str):
+        _sync()
+        t0 = time.perf_counter()
+        self._stack.append(0.0)
+        try:
+            yield
+        finally:
+            _sync()
+            dt = time.perf_counter() - t0
+            inner = self._stack.pop()
+            self._open[name] = self._open.get(name, 0.0) + dt - inner
+            if self._stack:
+                self._stack[-1] += dt
+
+    def callback(self):
+        """A TrainerCallback closing one record per optimizer step (`other` is what the parts leave)."""
+        from transformers import TrainerCallback
+
+        split = self
+
+        class Boundaries(TrainerCallback):
+            def on_step_begin(self, args, state, control, **kwargs):
+                _sync()
+                if split._step_start is None:
+                    split._step_start = time.perf_counter()
+
+            def on_step_end(self, args, state, control, **kwargs):
+                _sync()
+                now = time.perf_counter()
+                total = now - split._step_start
+                parts = {p: round(split._open.get(p, 0.0), 4) for p in split.PARTS[:-1]}
+                parts["other"] = round(total - sum(parts.values()), 4)
+                split.steps.append({**parts, "total": round(total, 4)})
+                split._open, split._step_start = {}, now
+
+        return Boundaries()
+
+    def mean(self, warmup: int) -> dict[str, float]:
+        """Mean seconds of each part over the steps after `warmup`."""
+        steps = self.steps[warmup:] or self.steps
+        keys = [*self.PARTS, "total"]
+        return {k: round(sum(s[k] for s in steps) / len(steps), 3) for k in keys} if steps else {}
+
+
+def _sync():
+    if on_gpu():
+        torch.cuda.synchronize()
+
+
+def _timed(split: StepSplit | None, name: str):
+    return split.part(name) if split is not None else nullcontext()
+
+
+def trainer_class(merged_generation: bool, graph_decode: bool = False):
+    """TRL's GRPOTrainer, or one that samples through a merged copy of the LoRA policy (`merged.py`), with
+    `graph_decode` through a static cache and a CUDA-graph decode step (`decode.py`).
 
     Only the sampling changes: TRL's own code does the rest (rewards, advantages, loss), and it already
-    recomputes the log-probabilities of the sampled tokens through the policy, so the update is the same."""
+    recomputes the log-probabilities of the sampled tokens through the policy, so the update is the same.
+    Either class takes two benchmark hooks: `step_split` (a StepSplit) and `end_lengths` (a function giving
+    the completion lengths of a batch, forced through the end token, so that random weights stop like a
+    policy; merged sampling only)."""
     from trl import GRPOTrainer
 
+    class TimedGRPOTrainer(GRPOTrainer):
+        step_split: StepSplit | None = None
+        end_lengths = None
+
+        def _generate_single_turn(self, *args, **kwargs):
+            with _timed(self.step_split, "generation"):
+                return super()._generate_single_turn(*args, **kwargs)
+
+        def _generate_and_score_completions(self, *args, **kwargs):
+            with _timed(self.step_split, "scoring"):
+                return super()._generate_and_score_completions(*args, **kwargs)
+
+        def training_step(self, *args, **kwargs):
+            with _timed(self.step_split, "forward_backward"):
+                return super().training_step(*args, **kwargs)
+
     if not merged_generation:
-        return GRPOTrainer
+        return TimedGRPOTrainer
 
     from trl.trainer.utils import pad
 
+    from mcqflow.decode import Decoder, end_processor
     from mcqflow.merged import MergedCopy
 
-    class MergedGenerationGRPOTrainer(GRPOTrainer):
+    class MergedGenerationGRPOTrainer(TimedGRPOTrainer):
         _merged: MergedCopy | None = None
+        _decoder: Decoder | None = None
 
         def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, **kwargs):
             model = self.accelerator.unwrap_model(self.model)
@@ -251,17 +344,36 @@ def trainer_class(merged_generation: bool):
                 return super()._generate_single_turn(
                     prompt_ids, images, multimodal_fields, num_generations, **kwargs
                 )
+            with _timed(self.step_split, "generation"):
+                return self._merged_generation(model, prompt_ids)
+
+        def _merged_generation(self, model, prompt_ids):
             if self._merged is None:
                 self._merged = MergedCopy(model)
+                if graph_decode:
+                    self._decoder = Decoder(self._merged.model)
             device = self.accelerator.device
             pad_id = self._tokenizer.pad_token_id
             tensors = [torch.tensor(ids) for ids in prompt_ids]
             input_ids = pad(tensors, padding_value=pad_id, padding_side="left").to(device)
             mask = pad([torch.ones_like(t) for t in tensors], padding_value=0, padding_side="left").to(device)
+            end_at = self.end_lengths(len(prompt_ids)) if self.end_lengths is not None else None
+            with _timed(self.step_split, "merge"):
+                self._merged.sync()
+            gc = self.generation_config
             with torch.no_grad():
-                out = self._merged.generate(
-                    input_ids=input_ids, attention_mask=mask, generation_config=self.generation_config
-                )
+                if self._decoder is not None and self._decoder.supports(gc):
+                    out = self._decoder.generate(input_ids, mask, gc, end_at=end_at)
+                else:
+                    procs = None
+                    if end_at is not None:
+                        from transformers import LogitsProcessorList
+
+                        eos = self.eos_token_ids[0]
+                        procs = LogitsProcessorList([end_processor(end_at, input_ids.size(1), eos)])
+                    out = self._merged.model.generate(
+                        input_ids=input_ids, attention_mask=mask, generation_config=gc, logits_processor=procs
+                    )
             completions = out[:, input_ids.size(1) :].cpu()
             eos = set(self.eos_token_ids)
             ids = []
@@ -300,9 +412,12 @@ def train_grpo(
     profile: Profile | None = None,
     callbacks: list | None = None,
     dtype: str = "auto",
+    step_split: StepSplit | None = None,
+    end_lengths=None,
 ) -> dict:
     """Train and save the policy to `out_dir`. Returns the final metrics plus `resumed_from` (a checkpoint or
-    None), `start_step` (where the Trainer began) and `global_step`."""
+    None), `start_step` (where the Trainer began) and `global_step`. `step_split` and `end_lengths` are the
+    benchmark's hooks (see `trainer_class`)."""
     from datasets import Dataset
     from transformers import set_seed
 
@@ -337,10 +452,10 @@ def train_grpo(
     )
     funcs, weights = build_rewards(params.rewards, params.max_completion_length, params.overlong_cache)
     start = _start_step_recorder()
-    callbacks = [start, *(callbacks or [])]
+    callbacks = [start, *(callbacks or []), *([step_split.callback()] if step_split else [])]
     if live_dir is not None and main:  # curves logged once
         callbacks.append(live_callback(live_dir, resume=bool(resume)))
-    trainer = trainer_class(profile.merged_generation)(
+    trainer = trainer_class(profile.merged_generation, profile.graph_decode)(
         model=model,
         reward_funcs=funcs,
         args=grpo_config(params, str(ckpt_dir), seed, weights, profile, world_size(), dtype),
@@ -349,6 +464,7 @@ def train_grpo(
         peft_config=peft_config,
         callbacks=callbacks,
     )
+    trainer.step_split, trainer.end_lengths = step_split, end_lengths
     if resume:
         log.info("resuming from %s", resume)
     result = trainer.train(resume_from_checkpoint=resume)

@@ -9,7 +9,8 @@ changes what is computed beyond float rounding: the CPU tests compare each one w
   a fused LM head that never holds the whole logits.)
 - fast: no activation recomputation, Liger kernels, bf16 LoRA inputs, the whole effective SFT batch in one
   micro-batch (OOM back-off halves it until it fits), GRPO generation through a merged copy of the
-  policy, whole-step generation batches trained in micro-batches.
+  policy with a static KV cache and the decode step replayed as a CUDA graph, whole-step generation
+  batches trained in micro-batches, padding-free SFT batches with variable-length attention.
 - auto: `fast` on a GPU; on a CPU none of the levers (the embedded default runs as it always has).
 """
 
@@ -33,12 +34,16 @@ class Profile:
     oom_backoff: bool  # SFT: on CUDA OOM halve the micro-batch, double accumulation, start again
     bf16_adapter_inputs: bool  # SFT under bf16 autocast: LoRA layers skip PEFT's bf16 -> fp32 input copy
     whole_batch: bool  # SFT: micro-batch = sft.batch_size x sft.grad_accum, accumulation 1 (same batch)
+    graph_decode: bool = (
+        False  # GRPO merged sampling: static KV cache, decode step as a CUDA graph (decode.py)
+    )
+    padding_free: bool = False  # SFT: a batch's examples end to end in one row, varlen attention (packing.py)
 
 
 PROFILES = {
     "vanilla": Profile("vanilla", True, False, False, False, False, False, False),
     "memory": Profile("memory", True, True, False, True, True, True, False),
-    "fast": Profile("fast", False, True, True, True, True, True, True),
+    "fast": Profile("fast", False, True, True, True, True, True, True, graph_decode=True, padding_free=True),
     "cpu": Profile("cpu", False, False, False, False, False, False, False),
 }
 

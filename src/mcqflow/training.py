@@ -113,6 +113,18 @@ def sft_config(
     return SFTConfig(**kwargs)
 
 
+def use_padding_free(profile: Profile) -> bool:
+    """Padding-free batches when the profile asks and the device can (a GPU needs torch's varlen kernel)."""
+    if not profile.padding_free:
+        return False
+    from mcqflow.packing import available
+
+    if not available("cuda" if on_gpu() else "cpu"):
+        log.warning("train.profile=%s: this torch has no varlen attention; padded batches", profile.name)
+        return False
+    return True
+
+
 def use_liger(profile: Profile) -> bool:
     """Liger's kernels are Triton: a GPU and the package, or a warning and the plain path."""
     if not (profile.liger and on_gpu()):
@@ -257,6 +269,7 @@ def train_sft(
             profile.name,
             batch,
         )
+    packed = use_padding_free(profile)
     while True:
         set_seed(seed)
         model = prepare_for_training(
@@ -264,12 +277,18 @@ def train_sft(
             quantization,
             profile.gradient_checkpointing and on_gpu(),
         )
+        attention = model.config._attn_implementation
+        if packed:
+            from mcqflow import packing
+
+            model.set_attn_implementation(packing.register())
         live = live_callback(live_dir) if is_main_process() else None  # curves logged once
         trainer = SFTTrainer(
             model=model,
             args=sft_config(params, str(work_dir), seed, profile, batch, accum, dtype),
             train_dataset=dataset,
             processing_class=tokenizer,
+            data_collator=packing.collator(tokenizer) if packed else None,
             peft_config=lora_config(params) if params.finetune == "lora" else None,
             callbacks=[*(callbacks or []), *([live] if live else [])],
         )
@@ -298,6 +317,8 @@ def train_sft(
             )
             del trainer, model
             torch.cuda.empty_cache()
+    if packed:  # the saved model keeps the attention it was loaded with
+        model.set_attn_implementation(attention)
     save_trained(trainer, tokenizer, out_dir, base=base, quantization=quantization, mode=mode)
     if trainer.is_world_process_zero():
         shutil.rmtree(work_dir, ignore_errors=True)
@@ -310,4 +331,5 @@ def train_sft(
         "effective_batch": batch * accum * processes,
         "global_step": trainer.state.global_step,
         "profile": profile.name,
+        "padding_free": packed,
     }

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The second speed round on one GPU (Qwen2.5-7B architecture, random weights): graph decoding for GRPO,
+# padding-free SFT, the reasoning-length shapes, against vanilla and round 1's `fast` in one run. A run
+# longer than one device command's 10 minutes is split in parts; each later part continues the first
+# one's results file (`mcqflow bench --continue-from`), so the parts make one run on one machine.
+#
+# Steps, each under its own time limit, logged to OUTDIR/log.txt, results copied to OUTDIR after each:
+#   check   on the GPU: greedy graph decoding gives HF generate's tokens; packed attention keeps examples apart
+#   a       SFT (vanilla QLoRA, fast padded / padding-free, fixed and ragged) and GRPO fixed-shape fast variants
+#   b       the rest of the default variants (vanilla GRPO, the ragged GRPO pair), continuing part a
+#           (its file in WORK/results, or FIRST=path when the machine was given back in between)
+#
+# Usage: WHEELS=.whl bench/speed_gpu.sh OUTDIR WORK STEP [STEP ...]
+set -uo pipefail
+OUTDIR=${1:?output folder}; WORK=${2:?work folder}; shift 2
+mkdir -p "$OUTDIR" "$WORK/results"
+LOG=$OUTDIR/log.txt
+say() { echo "[$(date +%T)] $*" | tee -a "$LOG"; }
+pack() { cp "$WORK"/results/*.json "$WORK"/results/*.md "$OUTDIR"/ 2>/dev/null || true; }
+trap pack EXIT
+if [ -n "${WHEELS:-}" ] && [ ! -f /tmp/site/.done ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+    "$WHEELS"/*.whl && touch /tmp/site/.done || { say "wheel install failed"; exit 1; }
+fi
+export PYTHONPATH=/tmp/site:$PWD/src:$PWD/tests PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+run() {  # run LIMIT NAME CMD...
+  local limit=$1 name=$2; shift 2
+  say "start $name"
+  local t0=$SECONDS
+  timeout "$limit" "$@" >>"$LOG" 2>&1
+  local rc=$?
+  say "end $name rc=$rc $((SECONDS - t0)) s"
+  pack
+  return $rc
+}
+B="python3 -m mcqflow.cli bench --arch qwen2.5-7b --only sft,grpo --out $WORK/results --work $WORK"
+for step in "$@"; do
+  case $step in
+  check)
+    run 240 check python3 -m pytest -q -p no:cacheprovider tests/test_decode.py tests/test_packing.py \
+      -k "greedy or bounds" ;;
+  a)
+    run 590 "part a" $B --grpo-variants fast-hf-generate,fast,fast-micro16 ;;
+  b)
+    first=${FIRST:-$(ls "$WORK"/results/*qwen2.5-7b*.json | head -1)}  # FIRST: part a's file, if carried
+    run 590 "part b" $B --continue-from "$first" ;;
+  *) say "unknown step $step"; exit 2 ;;
+  esac
+done

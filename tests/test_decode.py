@@ -1,0 +1,175 @@
+"""The static-cache decoder (GRPO `fast` generation) samples what HF `generate` samples."""
+
+import pytest
+import torch
+from transformers import GenerationConfig
+
+from conftest import sample_records
+from mcqflow.decode import Decoder, end_processor, supports
+from mcqflow.models import load_base_model, load_tokenizer
+from mcqflow.prompts import render_prompt
+
+
+@pytest.fixture(scope="module")
+def lm(tiny_dir):
+    torch.manual_seed(0)
+    model = load_base_model(tiny_dir).eval()
+    with torch.no_grad():  # sharper logits than the init's, so that greedy and sampled paths differ by row
+        for name, p in model.named_parameters():
+            if "layers" in name and "norm" not in name:
+                p.mul_(8)
+    tok = load_tokenizer(tiny_dir, padding_side="left")
+    # Prompts of different lengths: left padding, and rows whose first positions are all pad.
+    prompts = [
+        render_prompt(tok, r, m)
+        for r, m in zip(sample_records("dev")[:5], ["plain", "reasoning"] * 2 + ["plain"], strict=True)
+    ]
+    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+    assert (enc.attention_mask == 0).any()
+    return model, tok, enc
+
+
+def _config(tok, **kw):
+    return GenerationConfig(
+        max_new_tokens=kw.pop("max_new_tokens", 14),
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"),
+        **kw,
+    )
+
+
+def _both(lm, gc, end_at=None, seed=0):
+    model, _, enc = lm
+    procs = None
+    if end_at is not None:
+        from transformers import LogitsProcessorList
+
+        procs = LogitsProcessorList([end_processor(end_at, enc.input_ids.shape[1], gc.eos_token_id)])
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        hf = model.generate(**enc, generation_config=gc, logits_processor=procs)
+    torch.manual_seed(seed)
+    ours = Decoder(model).generate(enc.input_ids, enc.attention_mask, gc, end_at=end_at)
+    return hf, ours
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"do_sample": False},
+        {"do_sample": True, "temperature": 1.0, "top_k": 0, "top_p": 1.0},  # TRL's GRPO defaults
+        {"do_sample": True, "temperature": 0.7, "top_k": 20, "top_p": 0.9},
+    ],
+    ids=["greedy", "sampled", "warped"],
+)
+def test_same_tokens_as_generate(lm, kw):
+    gc = _config(lm[1], **kw)
+    hf, ours = _both(lm, gc)
+    assert ours.shape == hf.shape
+    assert torch.equal(ours, hf)
+    assert len({tuple(r) for r in ours[:, lm[2].input_ids.shape[1] :].tolist()}) > 1
+
+
+def test_sampling_draws_from_the_seed(lm):
+    gc = _config(lm[1], do_sample=True)
+    _, a = _both(lm, gc, seed=1)
+    _, b = _both(lm, gc, seed=2)
+    assert not torch.equal(a, b)
+
+
+def test_forced_ends_stop_rows_where_asked_and_pad_after(lm):
+    """The benchmark's ragged shape: each row ends at its own length, the batch at the longest."""
+    model, tok, enc = lm
+    eos = tok.convert_tokens_to_ids("<|im_end|>")
+    end_at = torch.tensor([3, 9, 1, 6, 9])
+    gc = _config(tok, do_sample=True, max_new_tokens=40)
+    hf, ours = _both(lm, gc, end_at=end_at)
+    assert torch.equal(ours, hf)
+    completions = ours[:, enc.input_ids.shape[1] :]
+    assert completions.shape[1] == 9  # stopped with the longest row, not at max_new_tokens
+    for row, n in zip(completions.tolist(), end_at.tolist(), strict=True):
+        assert row[n - 1] == eos and eos not in row[: n - 1]
+        assert set(row[n:]) <= {tok.pad_token_id}
+
+
+def test_a_second_call_reuses_the_buffers_and_gives_the_same_tokens(lm):
+    model, tok, enc = lm
+    gc = _config(tok, do_sample=True)
+    dec = Decoder(model)
+    outs = []
+    for _ in range(2):
+        torch.manual_seed(5)
+        outs.append(dec.generate(enc.input_ids, enc.attention_mask, gc))
+    assert len(dec.runs) == 1
+    assert torch.equal(outs[0], outs[1])
+    # A shorter batch of shorter prompts in the same decoder: a run of its own, still equal to generate.
+    torch.manual_seed(5)
+    short = dec.generate(enc.input_ids[:2, -20:], enc.attention_mask[:2, -20:], gc)
+    torch.manual_seed(5)
+    with torch.no_grad():
+        hf = model.generate(
+            input_ids=enc.input_ids[:2, -20:],
+            attention_mask=enc.attention_mask[:2, -20:],
+            generation_config=gc,
+        )
+    assert torch.equal(short, hf)
+
+
+def test_configs_it_cannot_sample_exactly_stay_with_generate(lm):
+    tok = lm[1]
+    assert supports(_config(tok, do_sample=True, top_k=0))
+    assert not supports(_config(tok, do_sample=True, repetition_penalty=1.1))
+    assert not supports(_config(tok, do_sample=True, min_p=0.05))
+    assert not supports(_config(tok, num_beams=2))
+
+
+def test_grpo_with_graph_decoding_trains_the_same_adapter_and_splits_its_steps(
+    tiny_dir, tmp_path, monkeypatch
+):
+    """The lever changes how samples are drawn, not which: two LoRA GRPO steps from one seed end with the
+    same adapter weights either way. The benchmark's hooks work on the way: forced completion lengths, and
+    a per-step split of the time."""
+    import dataclasses
+
+    from safetensors.torch import load_file
+
+    from mcqflow.grpo import GRPOParams, StepSplit, train_grpo
+    from mcqflow.profiles import PROFILES
+    from mcqflow.training import SFTParams, lora_config
+
+    recs = sample_records("train")[:8]
+    params = GRPOParams(
+        mode="plain", lr=1e-2, max_steps=2, prompts_per_step=2, num_generations=4, max_completion_length=10,
+        shuffle_options=False, save_steps=100, rewards={"correctness": 1.0, "neutrality": 1.0},
+    )  # fmt: skip
+    seen: list[int] = []
+
+    def lengths(n):
+        got = torch.tensor([1 + (i * 3) % 10 for i in range(n)])
+        seen.extend(got.tolist())
+        return got
+
+    calls = []
+    real = Decoder.generate
+    monkeypatch.setattr(Decoder, "generate", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    out, splits = {}, {}
+    for graph in (False, True):
+        profile = dataclasses.replace(PROFILES["cpu"], merged_generation=True, graph_decode=graph)
+        splits[graph] = StepSplit()
+        train_grpo(recs, tiny_dir, tmp_path / f"m{graph}", tmp_path / f"c{graph}", params, seed=0,
+                   finetune="lora", lora_config=lora_config(SFTParams(finetune="lora")), profile=profile,
+                   step_split=splits[graph], end_lengths=lengths)  # fmt: skip
+        out[graph] = load_file(tmp_path / f"m{graph}" / "adapter_model.safetensors")
+    assert len(calls) == 2  # the second run sampled through the decoder, once a step
+    assert out[True].keys() == out[False].keys()
+    moved = [k for k in out[True] if "lora_B" in k and out[True][k].abs().max() > 0]
+    assert moved  # B starts at zero: the steps did train
+    for k in out[True]:
+        torch.testing.assert_close(out[True][k], out[False][k])
+    assert seen[:8] == seen[16:24]  # both runs asked for the same lengths, one batch of 8 a step
+    for split in splits.values():
+        assert len(split.steps) == 2
+        step = split.steps[-1]
+        assert set(step) == {*StepSplit.PARTS, "total"}
+        assert step["generation"] > 0 and step["forward_backward"] > 0
+        assert abs(sum(step[p] for p in StepSplit.PARTS) - step["total"]) < 1e-3

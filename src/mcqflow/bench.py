@@ -24,7 +24,7 @@ import torch
 
 from mcqflow.errors import UserError
 from mcqflow.launch import is_main_process, world_size
-from mcqflow.models import ARCHITECTURES, build_random, on_gpu, train_tokenizer
+from mcqflow.models import ARCHITECTURES, build_random, on_gpu, synchronize, train_tokenizer
 from mcqflow.profiles import PROFILES, Profile
 from mcqflow.schema import LETTERS, Record
 
@@ -206,11 +206,6 @@ def _length(tokenizer, rec, mode, render_prompt, sft_example) -> int:
 # ------------------------------------------------------------------------------------------ timing
 
 
-def _sync():
-    if on_gpu():
-        torch.cuda.synchronize()
-
-
 def _reset_memory():
     gc.collect()
     if on_gpu():
@@ -262,11 +257,11 @@ def step_timer():
 
         def on_step_begin(self, args, state, control, **kwargs):
             if not self.marks:
-                _sync()
+                synchronize()
                 self.marks.append(time.perf_counter())
 
         def on_step_end(self, args, state, control, **kwargs):
-            _sync()
+            synchronize()
             self.marks.append(time.perf_counter())
 
         def rate(self, warmup: int, per_step: float) -> tuple[float, float]:
@@ -361,10 +356,16 @@ def bench_sft(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: l
             "extra": extra,
             "train_loss": metrics.get("train_loss"),
         }
-        padded = name.replace("-bf16", "-bf16-padded", 1)  # the same run with padded batches, if it ran
+        padded = _padded_twin(name)  # the same run with padded batches, if it ran
         if row["padding_free"] and losses.get(padded) is not None and row["train_loss"] is not None:
             row["loss_vs_padded"] = round(row["train_loss"] - losses[padded], 5)
         yield row
+
+
+def _padded_twin(variant: str) -> str:
+    """The SFT variant that differs from `variant` by padded batches alone (fast-bf16-ragged ->
+    fast-bf16-padded-ragged)."""
+    return variant.replace("-bf16", "-bf16-padded", 1)
 
 
 def bench_predict(model_dir: str, shapes: Shapes, profile: Profile) -> list[dict]:
@@ -417,10 +418,10 @@ def bench_predict(model_dir: str, shapes: Shapes, profile: Profile) -> list[dict
     for name, fn, batch in cases:
         _reset_memory()
         fn()  # warm-up: kernels chosen, allocator grown
-        _sync()
+        synchronize()
         t = time.perf_counter()
         fn()
-        _sync()
+        synchronize()
         dt = time.perf_counter() - t
         rows.append(
             {
@@ -609,12 +610,9 @@ def _pick(known: dict, names: list[str] | None, default: list[str], what: str) -
 
 def _continue(path: str | Path, res: BenchResult) -> list[dict]:
     """The rows of an earlier results file that this run continues (same architecture, device, processes)."""
-    try:
-        old = json.loads(Path(path).read_text(encoding="utf-8"))
-        rows, started = old["rows"], old["started"]
-        same = (old["arch"], old["device"], old.get("processes", 1))
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise UserError(f"bench: --continue-from {path}: not a results file of mcqflow bench ({e})") from None
+    old = _results_file(path, "--continue-from", ("rows", "started", "arch", "device"))
+    rows, started = old["rows"], old["started"]
+    same = (old["arch"], old["device"], old.get("processes", 1))
     if same != (res.arch, res.device, res.processes):
         raise UserError(
             f"bench: --continue-from {path} ran {same[0]} on {same[1]} x {same[2]}; this run is "
@@ -626,10 +624,19 @@ def _continue(path: str | Path, res: BenchResult) -> list[dict]:
 
 
 def _read_rows(path: str | Path) -> list[dict]:
+    return _results_file(path, "--baseline", ("rows",))["rows"]
+
+
+def _results_file(path: str | Path, option: str, keys: tuple[str, ...]) -> dict:
+    """A results file of mcqflow bench named by `option`, with `keys`, or one line saying what it is not."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))["rows"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise UserError(f"bench: --baseline {path}: not a results file of mcqflow bench ({e})") from None
+        res = json.loads(Path(path).read_text(encoding="utf-8"))
+        missing = [k for k in keys if k not in res]
+        if missing:
+            raise KeyError(", ".join(missing))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise UserError(f"bench: {option} {path}: not a results file of mcqflow bench ({e})") from None
+    return res
 
 
 def ensure_weights(arch: str, work: str | Path, log=print) -> str:
@@ -751,7 +758,7 @@ def check_targets(rows: list[dict], base_rows: list[dict] | None = None) -> list
     if sft_fast and sft_vanilla:
         add("sft ratio to vanilla QLoRA", sft_fast / sft_vanilla, TARGETS["sft"]["ratio"])
     for r in rows:  # each padding-free ragged run against the same run with padded batches
-        before = _get(rows, "sft", r["variant"].replace("-bf16", "-bf16-padded", 1), "tokens_per_s")
+        before = _get(rows, "sft", _padded_twin(r["variant"]), "tokens_per_s")
         if r["bench"] == "sft" and r.get("shape") == "ragged" and r.get("padding_free") and before:
             add(
                 f"sft ragged: {r['variant']} over padded batches",

@@ -188,7 +188,10 @@ class _Run:
         """One token for every row: write the last token's keys and values, sample the next."""
         self.mask.index_fill_(-1, self.slot, 0.0)  # the slot written now becomes visible
         logits = self.forward(self.token, self.position, self.mask)
-        token = self.choose(logits, warpers, eos, pad, forced)
+        self.take(self.choose(logits, warpers, eos, pad, forced))
+
+    def take(self, token):
+        """Record the sampled token as the next input, and move position, slot and step on by one."""
         self.out.index_copy_(1, self.step, token.unsqueeze(1))
         self.finished |= torch.isin(token, self.eos)
         self.token.copy_(token.unsqueeze(1))
@@ -224,7 +227,8 @@ class Decoder:
             return self.runs[key]
         while len(self.runs) >= GRAPHS_KEPT:
             self.runs.popitem(last=False)
-            torch.cuda.empty_cache() if self.use_graph else None
+            if self.use_graph:
+                torch.cuda.empty_cache()
         self.runs[key] = _Run(self.model, batch, length, self.cache_arg)
         return self.runs[key]
 
@@ -241,9 +245,8 @@ class Decoder:
         new = gc.max_new_tokens
         eos = _eos_ids(gc)
         pad = gc.pad_token_id if gc.pad_token_id is not None else (eos[0] if eos else 0)
-        length = (
-            -(-(prompt + new) // 64) * 64
-        )  # buckets of 64: later prompts of similar length reuse the graph
+        # Cache lengths in buckets of 64: later prompts of about the same length reuse the captured graph.
+        length = -(-(prompt + new) // 64) * 64
         run = self._run(batch, length)
         run.sampling = bool(gc.do_sample)
         eos_ids = torch.tensor(eos, dtype=torch.long, device=input_ids.device)
@@ -262,9 +265,8 @@ class Decoder:
         position_ids = (attention_mask.long().cumsum(-1) - 1).masked_fill(~mask2d, 1)
         causal = torch.ones(prompt, length, dtype=torch.bool, device=input_ids.device).tril()
         allowed = causal[None] & torch.nn.functional.pad(mask2d, (0, length - prompt))[:, None, :]
-        allowed |= torch.eye(
-            prompt, length, dtype=torch.bool, device=input_ids.device
-        )  # pad rows see themselves
+        # Pad rows see themselves (no row all masked); no real row ever sees a pad.
+        allowed |= torch.eye(prompt, length, dtype=torch.bool, device=input_ids.device)
         neg = torch.finfo(run.mask.dtype).min
         prefill_mask = torch.zeros(allowed.shape, dtype=run.mask.dtype, device=input_ids.device)
         prefill_mask.masked_fill_(~allowed, neg)
@@ -272,16 +274,12 @@ class Decoder:
 
         run.mask.fill_(neg)
         run.mask[:, 0, 0, :prompt].masked_fill_(mask2d, 0.0)
+        run.out.zero_()
         run.finished.zero_()
         run.step.zero_()
-        token = run.choose(logits, warpers, eos, pad, forced)
-        run.out.zero_()
-        run.out[:, 0] = token
-        run.finished |= torch.isin(token, run.eos)
-        run.token.copy_(token.unsqueeze(1))
-        run.position.copy_(position_ids[:, -1:] + 1)
-        run.slot.fill_(prompt)
-        run.step.fill_(1)
+        run.position.copy_(position_ids[:, -1:])
+        run.slot.fill_(prompt - 1)  # take() moves these on to the first decode step's
+        run.take(run.choose(logits, warpers, eos, pad, forced))
 
         signature = (
             tuple(f"{type(w).__name__}{vars(w)}" for w in warpers),

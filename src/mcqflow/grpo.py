@@ -30,6 +30,7 @@ from mcqflow.models import (
     on_gpu,
     read_meta,
     resolve_base,
+    synchronize,
 )
 from mcqflow.profiles import Profile, resolve_profile
 from mcqflow.prompts import MODES, prompt_messages
@@ -240,13 +241,13 @@ class StepSplit:
 
     @contextmanager
     def part(self, name: str):
-        _sync()
+        synchronize()
         t0 = time.perf_counter()
         self._stack.append(0.0)
         try:
             yield
         finally:
-            _sync()
+            synchronize()
             dt = time.perf_counter() - t0
             inner = self._stack.pop()
             self._open[name] = self._open.get(name, 0.0) + dt - inner
@@ -261,12 +262,12 @@ class StepSplit:
 
         class Boundaries(TrainerCallback):
             def on_step_begin(self, args, state, control, **kwargs):
-                _sync()
+                synchronize()
                 if split._step_start is None:
                     split._step_start = time.perf_counter()
 
             def on_step_end(self, args, state, control, **kwargs):
-                _sync()
+                synchronize()
                 now = time.perf_counter()
                 total = now - split._step_start
                 parts = {p: round(split._open.get(p, 0.0), 4) for p in split.PARTS[:-1]}
@@ -281,11 +282,6 @@ class StepSplit:
         steps = self.steps[warmup:] or self.steps
         keys = [*self.PARTS, "total"]
         return {k: round(sum(s[k] for s in steps) / len(steps), 3) for k in keys} if steps else {}
-
-
-def _sync():
-    if on_gpu():
-        torch.cuda.synchronize()
 
 
 def _timed(split: StepSplit | None, name: str):

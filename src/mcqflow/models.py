@@ -210,6 +210,12 @@ def on_gpu() -> bool:
     return torch.cuda.is_available()
 
 
+def synchronize() -> None:
+    """Wait for the GPU's queued work (timing boundaries); nothing on a CPU."""
+    if on_gpu():
+        torch.cuda.synchronize()
+
+
 def bind_local_gpu() -> None:
     """Under a launcher (LOCAL_RANK set) make this process's GPU the current device, so that `.to("cuda")`
     and NF4's device map put each rank's model on its own card, not every rank's on GPU 0."""

@@ -70,19 +70,14 @@ def varlen_attention(module, query, key, value, attention_mask, scaling=None, dr
         return out.unsqueeze(0), None
     if groups > 1:
         k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
-    outs = []
     bounds = cu.tolist()
+    if bounds[-1] < q.shape[0]:  # padding after the last example (pad_to_multiple_of): a segment of its own
+        bounds.append(q.shape[0])
+    outs = []
     for a, b in zip(bounds[:-1], bounds[1:], strict=True):
         seg = [t[a:b].transpose(0, 1) for t in (q, k, v)]  # [heads, n, dim]
         outs.append(
             torch.nn.functional.scaled_dot_product_attention(*seg, is_causal=True, scale=scale).transpose(
-                0, 1
-            )
-        )
-    if bounds[-1] < q.shape[0]:  # padding after the last example (pad_to_multiple_of): attends to itself
-        tail = [t[bounds[-1] :].transpose(0, 1) for t in (q, k, v)]
-        outs.append(
-            torch.nn.functional.scaled_dot_product_attention(*tail, is_causal=True, scale=scale).transpose(
                 0, 1
             )
         )

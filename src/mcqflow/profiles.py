@@ -34,9 +34,8 @@ class Profile:
     oom_backoff: bool  # SFT: on CUDA OOM halve the micro-batch, double accumulation, start again
     bf16_adapter_inputs: bool  # SFT under bf16 autocast: LoRA layers skip PEFT's bf16 -> fp32 input copy
     whole_batch: bool  # SFT: micro-batch = sft.batch_size x sft.grad_accum, accumulation 1 (same batch)
-    graph_decode: bool = (
-        False  # GRPO merged sampling: static KV cache, decode step as a CUDA graph (decode.py)
-    )
+    # GRPO merged sampling: static KV cache, decode step as a CUDA graph (decode.py)
+    graph_decode: bool = False
     padding_free: bool = False  # SFT: a batch's examples end to end in one row, varlen attention (packing.py)
 
 

@@ -9,9 +9,8 @@
 #   a       SFT (vanilla QLoRA, fast padded / padding-free, fixed and ragged) and GRPO fixed-shape fast variants
 #   b       the rest of the default variants (vanilla GRPO, the ragged GRPO pair), continuing part a
 #           (its file in WORK/results, or FIRST=path when the machine was given back in between)
-#   profile where a graph-decoded step's GPU time goes (bench/decode_profile.py)
-#   c, d    GRPO alone, in two parts: fixed-shape variants (with and without Liger's kernels), then the
-#           ragged pair continuing part c (FIRST as for b)
+#   c, d    GRPO alone, in two parts: fixed-shape variants, then the ragged pair continuing part c (FIRST
+#           as for b)
 #
 # Usage: WHEELS=.whl bench/speed_gpu.sh OUTDIR WORK STEP [STEP ...]
 set -uo pipefail
@@ -47,11 +46,9 @@ for step in "$@"; do
   b)
     first=${FIRST:-$(ls "$WORK"/results/*qwen2.5-7b*.json | head -1)}  # FIRST: part a's file, if carried
     run 590 "part b" $B --continue-from "$first" ;;
-  profile)
-    run 240 profile python3 bench/decode_profile.py "$WORK" ;;
   c)
     run 590 "part c" python3 -m mcqflow.cli bench --arch qwen2.5-7b --only grpo --out "$WORK/results" \
-      --work "$WORK" --grpo-variants vanilla,fast-hf-generate,fast,fast-micro16,fast-no-liger-micro16 ;;
+      --work "$WORK" --grpo-variants vanilla,fast-hf-generate,fast,fast-micro16 ;;
   d)
     first=${FIRST:-$(ls "$WORK"/results/*qwen2.5-7b*.json | tail -1)}
     run 590 "part d" python3 -m mcqflow.cli bench --arch qwen2.5-7b --only grpo --out "$WORK/results" \

@@ -216,16 +216,3 @@ def test_micro_batched_step_trains_the_same_weights_as_one_batch(tiny_dir, tmp_p
     assert moved > 1e-4  # the steps did train
     for k in start:
         torch.testing.assert_close(out[2][k], out[0][k], atol=1e-5, rtol=1e-4)
-
-
-def test_the_profiles_liger_lever_reaches_grpo(monkeypatch):
-    """Liger's layer kernels are GPU-only, so on this CPU `use_liger` is stood in for: the profile's lever
-    is what GRPOConfig gets (round 1 left GRPO without them)."""
-    from mcqflow import grpo
-    from mcqflow.profiles import PROFILES
-
-    monkeypatch.setattr(grpo, "use_liger", lambda profile: profile.liger)
-    for name, want in (("fast", True), ("memory", True), ("vanilla", False)):
-        c = grpo_config(GRPOParams(), "/tmp/x", 1, [1.0], profile=PROFILES[name])
-        assert c.use_liger_kernel is want, name
-    assert grpo_config(GRPOParams(), "/tmp/x", 1, [1.0]).use_liger_kernel is False  # the real check, on a CPU

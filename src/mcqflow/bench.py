@@ -586,10 +586,8 @@ GRPO_DEFAULT = ["vanilla", "{p}-hf-generate", "{p}", "{p}-micro16", "{p}-hf-gene
 
 def known_grpo_variants(ours: Profile, shapes: Shapes) -> dict[str, tuple]:
     """GRPO variants by name: (profile, prompts per step, micro-batch, shape). `-hf-generate` samples with
-    HF `generate` from the merged copy and trains without Liger's kernels (round 1's `fast`), `-no-liger`
-    takes Liger's kernels out alone, `-micro16` trains 16 completions at a time."""
-    hf = dataclasses.replace(ours, name=f"{ours.name}-hf-generate", graph_decode=False, liger=False)
-    no_liger = dataclasses.replace(ours, name=f"{ours.name}-no-liger", liger=False)
+    HF `generate` from the merged copy (round 1's `fast`), `-micro16` trains 16 completions at a time."""
+    hf = dataclasses.replace(ours, name=f"{ours.name}-hf-generate", graph_decode=False)
     big, micro = shapes.grpo_prompts, shapes.grpo_micro_batch
     return {
         "vanilla": (PROFILES["vanilla"], shapes.grpo_vanilla_prompts, micro, "fixed"),
@@ -597,7 +595,6 @@ def known_grpo_variants(ours: Profile, shapes: Shapes) -> dict[str, tuple]:
         f"{hf.name}": (hf, big, micro, "fixed"),
         ours.name: (ours, big, micro, "fixed"),
         f"{ours.name}-micro16": (ours, big, 2 * micro, "fixed"),
-        f"{no_liger.name}-micro16": (no_liger, big, 2 * micro, "fixed"),
         f"{hf.name}-ragged": (hf, big, shapes.grpo_ragged_micro_batch, "ragged"),
         f"{ours.name}-ragged": (ours, big, shapes.grpo_ragged_micro_batch, "ragged"),
     }

@@ -37,7 +37,7 @@ from mcqflow.prompts import MODES, prompt_messages
 from mcqflow.rewards import build_rewards
 from mcqflow.schema import Record
 from mcqflow.shuffle import shuffle_all
-from mcqflow.training import live_callback, prepare_for_training, save_trained, use_liger
+from mcqflow.training import live_callback, prepare_for_training, save_trained
 
 log = logging.getLogger(__name__)
 FINGERPRINT = "fingerprint.json"
@@ -128,8 +128,6 @@ def grpo_config(
         bf16=compute_dtype(dtype) == torch.bfloat16,
         use_cpu=not on_gpu(),
         gradient_checkpointing=profile.gradient_checkpointing and on_gpu(),
-        # Liger's layer kernels (RMSNorm, SwiGLU, RoPE); TRL keeps its own fused, chunked LM head for the loss
-        use_liger_kernel=use_liger(profile),
         ddp_find_unused_parameters=False,  # as in sft_config: every trainable weight is used
         report_to="none",
     )

@@ -182,3 +182,25 @@ def test_scaling_compares_each_variant_with_the_run_of_fewer_gpus():
     text = markdown(res)
     assert "x 4 processes (FSDP)" in text and "per GPU 21.7 / 21.5 / 21.7 / 21.6" in text
     assert "| memory-bf16 | 4 | 7,000.0 | 4,000.0 on 2 | 1.75x | 2x | 88% |" in text
+
+
+def test_a_restarted_training_is_timed_from_its_own_start():
+    """OOM back-off starts training again: the steps of the attempt that ran out of memory, and the reload
+    between attempts, must not enter the rate (they did, and halved the ragged padding-free SFT figure)."""
+    import time
+
+    from mcqflow.bench import step_timer
+
+    timer = step_timer()
+    timer.on_train_begin(None, None, None)
+    timer.on_step_begin(None, None, None)
+    timer.on_step_end(None, None, None)  # the first attempt: one step, then out of memory
+    now = time.perf_counter()
+    timer.marks = [now - 200.0, now - 100.0]  # (its times, made long ago)
+    timer.on_train_begin(None, None, None)  # the second attempt
+    for _ in range(3):
+        timer.on_step_begin(None, None, None)
+        timer.on_step_end(None, None, None)
+    assert len(timer.marks) == 4 and timer.marks[0] >= now
+    rate, step = timer.rate(0, per_step=10.0)
+    assert rate > 10.0 / 1.0 and step < 1.0  # microseconds a step, not the 100 s of the failed attempt

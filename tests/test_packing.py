@@ -22,23 +22,35 @@ def test_packed_batches_train_the_same_weights_as_padded_ones(tiny_dir, tmp_path
 
     calls = []
     real = packing.varlen_attention
-    monkeypatch.setattr(packing, "varlen_attention", lambda *a, **k: calls.append(k) or real(*a, **k))
+    run = ["padded"]
+    monkeypatch.setattr(
+        packing, "varlen_attention", lambda *a, **k: calls.append((run[0], k)) or real(*a, **k)
+    )
     params = SFTParams(
         finetune="full", lr=1e-3, epochs=1, batch_size=4, grad_accum=1, max_length=512, scheduler="constant"
     )
     records = _ragged_records()
+    # Packed rows padded to a multiple of 64 tokens: the pad tokens are segments of their own, without loss.
+    rounded = dataclasses.replace(params, trainer={"pad_to_multiple_of": 64})
     out, metrics = {}, {}
-    for name, free in (("padded", False), ("packed", True)):
+    for name, free, p in (("padded", False, params), ("packed", True, params), ("rounded", True, rounded)):
         profile = dataclasses.replace(PROFILES["cpu"], padding_free=free)
-        metrics[name] = train_sft(records, "plain", tiny_dir, tmp_path / name, params, profile=profile)
+        run[0] = name
+        metrics[name] = train_sft(records, "plain", tiny_dir, tmp_path / name, p, profile=profile)
         out[name] = load_file(tmp_path / name / "model.safetensors")
     assert (metrics["padded"]["padding_free"], metrics["packed"]["padding_free"]) == (False, True)
-    assert calls and all(len(k["cu_seq_lens_q"]) == 5 for k in calls)  # 4 examples a row, packed
-    assert abs(metrics["packed"]["train_loss"] - metrics["padded"]["train_loss"]) < 1e-5
+    seen = {name: [k["cu_seq_lens_q"] for n, k in calls if n == name] for name in metrics}
+    assert not seen["padded"]
+    assert seen["packed"] and all(len(cu) == 5 for cu in seen["packed"])  # 4 examples a row, packed
+    assert seen["rounded"] and all(int(cu[-1]) % 64 == 0 for cu in seen["rounded"])
+    assert any(len(cu) > 5 for cu in seen["rounded"])  # pad tokens as segments after the 4 examples
+    for name in ("packed", "rounded"):
+        assert abs(metrics[name]["train_loss"] - metrics["padded"]["train_loss"]) < 1e-5, name
     start = load_file(f"{tiny_dir}/model.safetensors")
     moved = 0.0
     for k, w in out["padded"].items():
         torch.testing.assert_close(out["packed"][k], w, rtol=0, atol=2e-5)
+        torch.testing.assert_close(out["rounded"][k], w, rtol=0, atol=2e-5)
         moved = max(moved, (w - start[k]).abs().max().item())
     assert moved > 1e-3
     # The saved model loads with its own attention, not the training-only packed one.

@@ -255,6 +255,9 @@ def step_timer():
         def __init__(self):
             self.marks: list[float] = []
 
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.marks = []  # a run the OOM back-off restarted: only the attempt that finished counts
+
         def on_step_begin(self, args, state, control, **kwargs):
             if not self.marks:
                 synchronize()
@@ -263,6 +266,10 @@ def step_timer():
         def on_step_end(self, args, state, control, **kwargs):
             synchronize()
             self.marks.append(time.perf_counter())
+
+        def durations(self) -> list[float]:
+            """Seconds of every step, warm-up included."""
+            return [round(b - a, 3) for a, b in zip(self.marks, self.marks[1:], strict=False)]
 
         def rate(self, warmup: int, per_step: float) -> tuple[float, float]:
             """(units/s, median s/step) over the steps after `warmup`, for `per_step` units a step."""
@@ -346,6 +353,7 @@ def bench_sft(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: l
             "tokens_per_s": round(tps, 1),
             "samples_per_s": round(per_step / step_s, 2),
             "step_s": round(step_s, 4),
+            "steps_s": timer.durations(),
             "mfu": mfu(tps / procs, n_weights),
             **_peaks(),
             "distributed": metrics["distributed"],

@@ -92,9 +92,13 @@ def register() -> str:
     return ATTENTION
 
 
-def collator(tokenizer):
+def collator(tokenizer, multiple: int | None = None):
     """TRL's language-modelling collator in padding-free mode (what SFTConfig(padding_free=True) would use,
-    given here so that TRL still truncates examples to sft.max_length)."""
+    given here so that TRL still truncates examples to sft.max_length). `multiple` is SFTConfig's
+    `pad_to_multiple_of` (`sft.trainer`), as TRL's own collator takes it: the packed row is padded to a
+    multiple of that many tokens, each pad token a one-token segment of its own, without loss."""
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
-    return DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id, padding_free=True)
+    return DataCollatorForLanguageModeling(
+        pad_token_id=tokenizer.pad_token_id, padding_free=True, pad_to_multiple_of=multiple
+    )

@@ -283,12 +283,13 @@ def train_sft(
 
             model.set_attn_implementation(packing.register())
         live = live_callback(live_dir) if is_main_process() else None  # curves logged once
+        args = sft_config(params, str(work_dir), seed, profile, batch, accum, dtype)
         trainer = SFTTrainer(
             model=model,
-            args=sft_config(params, str(work_dir), seed, profile, batch, accum, dtype),
+            args=args,
             train_dataset=dataset,
             processing_class=tokenizer,
-            data_collator=packing.collator(tokenizer) if packed else None,
+            data_collator=packing.collator(tokenizer, args.pad_to_multiple_of) if packed else None,
             peft_config=lora_config(params) if params.finetune == "lora" else None,
             callbacks=[*(callbacks or []), *([live] if live else [])],
         )

@@ -5,9 +5,8 @@ import json
 from pathlib import Path
 
 from mcqflow.errors import run_stage
-from mcqflow.ingest import SPLITS, ingest_split
+from mcqflow.ingest import SPLITS, ingest_to
 from mcqflow.io import write_text_atomic
-from mcqflow.schema import write_jsonl
 
 
 def main() -> None:
@@ -21,19 +20,18 @@ def main() -> None:
     a = ap.parse_args()
     counts = {}
     for split in SPLITS:
-        res = ingest_split(getattr(a, split), split, a.lang)
-        write_jsonl(Path(a.out, f"{split}.jsonl"), res.records)
-        write_jsonl(Path(a.rejected, f"{split}.jsonl"), res.rejected)
-        for r in res.rejected:
-            print(f"rejected: {r.line()}")
+        res = ingest_to(
+            getattr(a, split), Path(a.out, f"{split}.jsonl"), Path(a.rejected, f"{split}.jsonl"), split, a.lang,
+            on_reject=lambda r: print(f"rejected: {r.line()}"),
+        )  # fmt: skip
         counts[split] = {
             "rows": res.rows,
-            "kept": len(res.records),
-            "rejected": len(res.rejected),
+            "kept": res.kept,
+            "rejected": res.rejected_rows,
             "labels_removed": res.labels_removed,
         }
         print(
-            f"{a.lang}/{split}: {res.format}, {res.rows} rows -> {len(res.records)} kept, {len(res.rejected)} rejected, "
+            f"{a.lang}/{split}: {res.format}, {res.rows} rows -> {res.kept} kept, {res.rejected_rows} rejected, "
             f"option labels removed: {res.labels_removed['own']} own, {res.labels_removed['stray']} stray"
         )
     Path(a.metrics).parent.mkdir(parents=True, exist_ok=True)

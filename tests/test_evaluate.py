@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -111,8 +112,10 @@ def test_evaluate_cli_on_a_cmmlu_file(tiny_dir, tmp_path):
             + ["--report", str(tmp_path / f"{protocol}.html")],
             capture_output=True,
             text=True,
+            env={**os.environ, "MCQFLOW_CACHE": str(tmp_path / "cache")},
         )
         assert r.returncode == 0, r.stderr[-2000:]
+        assert not list((tmp_path / "cache" / "evaluate").iterdir())  # the journal goes once all is written
         m = json.loads(out.read_text())
         assert (
             m["n"] == 6 and m["protocol"] == protocol and set(m["rotation_accuracy"]) == {"0", "1", "2", "3"}
@@ -129,3 +132,40 @@ def test_evaluate_cli_on_a_cmmlu_file(tiny_dir, tmp_path):
         text=True,
     )
     assert bad.returncode == 2 and "--shots-from" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_stopped_evaluate_resumes_from_its_journal_and_asks_only_for_the_rest(tiny, tmp_path):
+    from mcqflow.evaluate import journal_for, score_resumable
+    from mcqflow.predict import run_fingerprint
+
+    model, tok = tiny
+    recs = sample_records("dev")[:6]
+    rotations = (0, 1, 2, 3)
+    whole = score(recs, model, tok, "letter", rotations, batch_size=4)
+    journal = journal_for(tmp_path / "eval.partial.jsonl", run_fingerprint(recs, protocol="letter"))
+    journal.start({})
+    journal.append([s for s in whole if s.id in {recs[0].id, recs[1].id}])  # two questions, every rotation
+    with journal.path.open("a", encoding="utf-8") as f:
+        f.write('{"id": "torn')  # the stop came while a line was being written
+    asked: list[int] = []
+
+    class Counting(torch.nn.Module):  # the model, counting the prompts it is asked
+        def __init__(self):
+            super().__init__()
+            self.inner, self.config = model, model.config
+
+        @property
+        def device(self):
+            return model.device
+
+        def forward(self, input_ids=None, **kw):
+            asked.append(input_ids.shape[0])
+            return self.inner(input_ids=input_ids, **kw)
+
+    kw = dict(model=Counting(), tokenizer=tok, protocol="letter", rotations=rotations, batch_size=4)
+    got = score_resumable(recs, journal, chunk=3, log=lambda _: None, **kw)
+    assert sum(asked) == 4 * 4  # the four other questions, under four rotations
+    assert [(s.id, s.rotation, s.answer) for s in got] == [(s.id, s.rotation, s.answer) for s in whole]
+    flat = [x for s in whole for x in s.scores]
+    assert [x for s in got for x in s.scores] == pytest.approx(flat, abs=1e-5)
+    assert len(journal.load()) == 6 * 4

@@ -12,26 +12,24 @@ from mcqflow.errors import UserError, run_stage
 
 
 def cmd_ingest(a: argparse.Namespace) -> None:
-    from mcqflow.ingest import ingest, ingest_split
-    from mcqflow.io import check_distinct, check_writable
-    from mcqflow.schema import write_jsonl
+    from mcqflow.ingest import ingest_to
+    from mcqflow.io import check_distinct, check_writable, claim
 
     rejected = a.rejected or str(Path(a.output).with_suffix("")) + ".rejected.jsonl"
     check_distinct(**{"--input": a.input, "--output": a.output, "--rejected": rejected})
     check_writable(**{"--output": a.output, "--rejected": rejected})
-    res = ingest_split(a.input, a.split, a.lang) if a.split else ingest(a.input, a.lang)
-    write_jsonl(a.output, res.records)
-    for r in res.rejected:
-        print(f"rejected: {r.line()}", file=sys.stderr)
-    if res.rejected:
-        write_jsonl(rejected, res.rejected)
+    claim(**{"--output": a.output, "--rejected": rejected})
+    res = ingest_to(
+        a.input, a.output, rejected, a.split, a.lang, empty_rejected=False,
+        on_reject=lambda r: print(f"rejected: {r.line()}", file=sys.stderr),
+    )  # fmt: skip
     print(
-        f"{a.input}: {res.format} format, {res.encoding}, {res.rows} rows -> {len(res.records)} records in "
+        f"{a.input}: {res.format} format, {res.encoding}, {res.rows} rows -> {res.kept} records in "
         f"{a.output}"
-        + (f", {len(res.rejected)} rejected in {rejected}" if res.rejected else "")
+        + (f", {res.rejected_rows} rejected in {rejected}" if res.rejected_rows else "")
         + _labels_line(res.labels_removed)
     )
-    if res.rejected and a.strict:
+    if res.rejected_rows and a.strict:
         sys.exit(1)
 
 
@@ -43,7 +41,7 @@ def _labels_line(removed: dict) -> str:
 
 def cmd_predict(a: argparse.Namespace) -> None:
     from mcqflow.ingest import ingest_split
-    from mcqflow.io import check_distinct, check_writable
+    from mcqflow.io import check_distinct, check_writable, claim
     from mcqflow.metrics import degenerate_warnings, evaluate
     from mcqflow.models import load_for_inference, read_meta, resolve_base
     from mcqflow.predict import (
@@ -57,6 +55,7 @@ def cmd_predict(a: argparse.Namespace) -> None:
 
     check_distinct(**{"--input": a.input, "--output": a.output, "--details": a.details})
     check_writable(**{"--output": a.output, "--details": a.details})
+    claim(**{"--output": a.output, "--details": a.details})
     if a.batch_size < 1 or a.max_new_tokens < 1:
         raise UserError("--batch-size and --max-new-tokens must be 1 or more")
     records = ingest_split(a.input, "test", a.lang).records
@@ -95,16 +94,17 @@ def cmd_predict(a: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(a: argparse.Namespace) -> None:
-    from mcqflow.evaluate import as_prediction, score, summarize
+    from mcqflow.evaluate import as_prediction, journal_for, score_resumable, summarize
     from mcqflow.ingest import ingest_split
-    from mcqflow.io import check_distinct, check_writable, write_text_atomic
+    from mcqflow.io import check_distinct, check_writable, claim, user_cache_dir, write_text_atomic
     from mcqflow.models import load_for_inference, read_meta, resolve_base
-    from mcqflow.predict import write_details
+    from mcqflow.predict import run_fingerprint, write_details
 
     check_distinct(
         **{"--input": a.input, "--details": a.details, "--metrics": a.metrics, "--report": a.report}
     )
     check_writable(**{"--details": a.details, "--metrics": a.metrics, "--report": a.report})
+    claim(**{"--details": a.details, "--metrics": a.metrics, "--report": a.report})
     if a.shots < 0 or a.batch_size < 1:
         raise UserError("--shots must be 0 or more and --batch-size 1 or more")
     res = ingest_split(a.input, "dev", a.lang)
@@ -125,17 +125,21 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     meta = read_meta(a.adapter or resolve_base(a.model))
     prompt_mode = a.prompt or meta.get("mode") or "plain"
     rotations = (0, 1, 2, 3) if a.circular else (0,)
-    scored = score(
-        res.records,
-        model,
-        tokenizer,
-        a.protocol,
-        rotations,
-        shots,
-        prompt_mode,
-        a.batch_size,
-        a.max_new_tokens,
-    )
+    # Scores go to a journal in the user's cache as they come: the same command, run again after a stop,
+    # resumes there. It is removed once the run is through.
+    fingerprint = run_fingerprint(
+        res.records, model=a.model, adapter=a.adapter, quantization=a.quantization, dtype=a.dtype,
+        protocol=a.protocol, rotations=rotations, prompt=prompt_mode,
+        max_new_tokens=a.max_new_tokens if a.protocol == "generate" else None,
+        shots=[[r.id, r.question, r.options, r.answer] for r in shots],
+    )  # fmt: skip
+    journal = journal_for(user_cache_dir() / "evaluate" / f"{fingerprint[:20]}.partial.jsonl", fingerprint)
+    claim(journal=journal.path)  # the same run started twice would write one journal
+    scored = score_resumable(
+        res.records, journal, chunk=8 * a.batch_size, log=lambda m: print(m, file=sys.stderr), model=model,
+        tokenizer=tokenizer, protocol=a.protocol, rotations=rotations, shots=shots, prompt_mode=prompt_mode,
+        batch_size=a.batch_size, max_new_tokens=a.max_new_tokens,
+    )  # fmt: skip
     m = {"protocol": a.protocol, "shots": a.shots, "circular": a.circular, **summarize(scored, rotations)}
     line = (
         f"{a.input}: {a.protocol}{' circular' if a.circular else ''}, {a.shots}-shot, {m['n']} questions: "
@@ -155,6 +159,7 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
         first = [as_prediction(s) for s in scored if s.rotation == rotations[0]]
         name = f"{Path(a.input).name}: {a.model}, {a.protocol}{' circular' if a.circular else ''}, {a.shots}-shot"
         write_html(build(name, first, res.records, m.get("rotation_accuracy")), a.report)
+    journal.path.unlink()
 
 
 def cmd_extract(a: argparse.Namespace) -> None:

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from mcqflow.errors import UserError
 from mcqflow.metrics import wilson_interval
-from mcqflow.predict import Prediction, letter_probs, predict_records
+from mcqflow.predict import AnswerJournal, Prediction, letter_probs, predict_records
 from mcqflow.prompts import cloze_prompt, render_prompt
 from mcqflow.schema import LETTERS, Record
 
@@ -148,6 +148,36 @@ def score(
             best = LETTERS[max(range(4), key=s.__getitem__)]
             out.append(Scored(rec.id, r, unrotate(best, r), records[i].answer, s, protocol))
     return out
+
+
+def journal_for(path, fingerprint: str) -> AnswerJournal:
+    """The journal of an evaluate run: one Scored a line, keyed by (question, rotation)."""
+    return AnswerJournal(path, fingerprint, item=Scored, key=lambda s: (s.id, s.rotation))
+
+
+def score_resumable(
+    records: list[Record],
+    journal: AnswerJournal,
+    chunk: int,
+    log=print,
+    rotations: tuple[int, ...] = (0,),
+    **kwargs,
+) -> list[Scored]:
+    """score over `records`, `chunk` questions at a time (each with all its rotations), each chunk journalled
+    before the next starts; questions already in the journal are not asked again. The same scores, in the
+    same order, as one call of score (batched and one-by-one scoring agree: tests/test_predict.py)."""
+    keys = [(rec.id, r) for r in rotations for rec in records]
+    done = journal.load()
+    done = {k: done[k] for k in keys if k in done}
+    todo = [rec for rec in records if any((rec.id, r) not in done for r in rotations)]
+    if len(todo) < len(records):
+        log(f"resuming: {len(records) - len(todo)} of {len(records)} questions from {journal.path}")
+    journal.start(done)
+    for s in range(0, len(todo), chunk):
+        part = score(todo[s : s + chunk], rotations=rotations, **kwargs)
+        journal.append(part)
+        done.update(((x.id, x.rotation), x) for x in part)
+    return [done[k] for k in keys]
 
 
 def _calibrate(p: list[float], prior: list[float]) -> list[float]:

@@ -10,20 +10,26 @@ JSONL files are either chat transcripts ({"messages": [...]}) or canonical recor
 
 File-level problems (unknown header, not UTF-8, empty file) raise UserError: one line, file and problem.
 Row-level problems become Rejected rows with their reason: rows in = records out + rejected.
+Rows are streamed (Reader, ingest_to): memory does not grow with the file, only by each ID (the duplicate
+check).
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
-import io
+import itertools
 import json
 import os
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from mcqflow.errors import UserError
 from mcqflow.extract import extract_answer
+from mcqflow.io import atomic_open
 from mcqflow.reasoning import TAGS
 from mcqflow.schema import LETTERS, Record, Rejected, record_from_dict
 
@@ -59,13 +65,15 @@ class IngestResult:
     rejected: list[Rejected] = field(default_factory=list)
     format: str = ""
     rows: int = 0
-    encoding: str = "utf-8"  # what the file was read in (mcqflow.ingest.decode)
+    encoding: str = "utf-8"  # what the file was read in (mcqflow.ingest.open_text)
     labels_removed: dict = field(default_factory=lambda: {"own": 0, "stray": 0})  # option labels taken off
+    kept: int = 0  # records out (equal to len(records) unless streamed to a file: mcqflow.ingest.ingest_to)
+    rejected_rows: int = 0  # rejected rows (likewise)
 
     def check_reconciles(self) -> None:
-        if self.rows != len(self.records) + len(self.rejected):
+        if self.rows != self.kept + self.rejected_rows:
             raise AssertionError(
-                f"rows in ({self.rows}) != records ({len(self.records)}) + rejected ({len(self.rejected)})"
+                f"rows in ({self.rows}) != records ({self.kept}) + rejected ({self.rejected_rows})"
             )
 
 
@@ -115,53 +123,235 @@ def detect_lang(texts: list[str]) -> str:
 # What spreadsheet programs and Chinese-language systems write: UTF-16 with a BOM ("Unicode text"),
 # Traditional (Big5) and Simplified (GB18030, a superset of GBK/GB2312) legacy code pages.
 _LEGACY = ("big5", "gb18030")
+_CHUNK = 1 << 16  # bytes read at a time when checking an encoding
+_SAMPLE = 1 << 20  # bytes charset-normalizer judges Big5 against GB18030 on
 
 
-def decode(data: bytes, path: Path) -> tuple[str, str]:
-    """The file's text and the encoding it was read in: UTF-8 (with or without BOM), UTF-16 with a BOM,
-    else Big5 or GB18030 as charset-normalizer judges (restricted to those two: a short Chinese file fits
-    several code pages, and these are the ones the data comes in). Anything else is one line."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        try:
-            return data.decode("utf-16"), "utf-16"
-        except UnicodeDecodeError as e:
-            raise UserError(
-                f"{path}: starts with a UTF-16 byte order mark but is not UTF-16 (byte {e.start})"
-            ) from None
+def _unreadable(path: Path, e: OSError) -> UserError:
+    return UserError(f"{path}: cannot be read ({e.strerror or e})")
+
+
+def open_text(path: Path) -> tuple[IO[str], str]:
+    """The file opened for streaming text (newline="", as csv wants it) and the encoding it is in: UTF-8
+    (with or without BOM), UTF-16 with a BOM, else Big5 or GB18030 as charset-normalizer judges from the
+    first MiB (restricted to those two: a short Chinese file fits several code pages, and these are the ones
+    the data comes in). The whole file is checked first, 64 KiB at a time, so a bad byte deep in it is one
+    line before any row is read. Anything else is one line."""
+    if not path.exists():
+        raise UserError(f"{path}: file not found")
+    if not path.is_file():
+        raise UserError(f"{path}: not a regular file (a folder, a device or a pipe?)")
     try:
-        return data.decode("utf-8-sig"), "utf-8"
-    except UnicodeDecodeError as e:
-        first_bad = e.start
+        return _open_text(path)
+    except OSError as e:  # no permission, an I/O error, a file that vanished
+        raise _unreadable(path, e) from None
+
+
+def _open_text(path: Path) -> tuple[IO[str], str]:
+    with path.open("rb") as f:
+        bom = f.read(2)
+    if bom in (b"\xff\xfe", b"\xfe\xff"):
+        bad = _first_bad_byte(path, "utf-16")
+        if bad is not None:
+            raise UserError(f"{path}: starts with a UTF-16 byte order mark but is not UTF-16 (byte {bad})")
+        return path.open(encoding="utf-16", newline=""), "utf-16"
+    first_bad = _first_bad_byte(path, "utf-8")
+    if first_bad is None:
+        return path.open(encoding="utf-8-sig", newline=""), "utf-8"
     from charset_normalizer import from_bytes
 
-    best = from_bytes(data, cp_isolation=list(_LEGACY)).best()
-    if best is not None and best.encoding in _LEGACY:
-        return str(best), best.encoding
+    with path.open("rb") as f:
+        head = f.read(_SAMPLE)
+    # a whole number of lines: no multi-byte character is cut (no Big5 or GB18030 byte after the first is \n)
+    sample = head[: head.rfind(b"\n") + 1] or head if len(head) == _SAMPLE else head
+    best = from_bytes(sample, cp_isolation=list(_LEGACY)).best()
+    if best is not None and best.encoding in _LEGACY and _first_bad_byte(path, best.encoding) is None:
+        return path.open(encoding=best.encoding, newline=""), best.encoding
     raise UserError(
         f"{path}: not UTF-8 (byte {first_bad}), UTF-16 with a BOM, Big5 or GB18030; convert it to UTF-8 first "
         f"(e.g. iconv -f <encoding> -t utf-8)"
     )
 
 
+def _first_bad_byte(path: Path, encoding: str) -> int | None:
+    """The offset of the first byte that is not `encoding`, or None: read 64 KiB at a time."""
+    dec = codecs.getincrementaldecoder(encoding)("strict")
+    offset = 0
+    with path.open("rb") as f:
+        while True:
+            chunk = f.read(_CHUNK)
+            pending = len(dec.getstate()[0])  # bytes of a character cut at the last chunk's end
+            try:
+                dec.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as e:
+                return offset - pending + e.start
+            if not chunk:
+                return None
+            offset += len(chunk)
+
+
+class Reader:
+    """One input file as a stream of Record and Rejected, in file order, with only one row in memory (plus
+    every ID, for the duplicate check, and the first 50 questions while the language is judged).
+
+    Opening it reads the encoding and the header (or the first JSON line), so file-level problems are one
+    line before any row; a broken quote further down is one line where it is met. With `split`, that split's
+    rules apply: train and dev rows need an answer (rejected with the reason otherwise); a test row can never
+    be dropped (its rejection is one line: the submission needs one answer per ID). Counts are in `.result`."""
+
+    def __init__(self, path: str | Path, lang: str | None = None, split: str | None = None):
+        self.path, self.lang, self.split = Path(path), lang, split
+        self.result = IngestResult()
+        self._f, self.result.encoding = open_text(self.path)
+        try:
+            jsonl = self.path.suffix.lower() in {".jsonl", ".json"}
+            self._rows = self._open_jsonl() if jsonl else self._open_table()
+        except BaseException:
+            self._f.close()
+            raise
+
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._f.close()
+
+    def __iter__(self) -> Iterator[Record | Rejected]:
+        res = self.result
+        detect = self.lang is None and res.format != "records"  # records carry their own language
+        held: list[Record | Rejected] = []  # rows waiting for the language to be judged
+        lang = self.lang
+        for item in _readable(self.path, self._rows):
+            if detect:
+                held.append(item)
+                questions = [r.question for r in held if isinstance(r, Record)]
+                if len(questions) < 50:
+                    continue
+                lang, detect = detect_lang(questions), False
+                yield from (self._finish(r, lang) for r in held)
+                held = []
+                continue
+            yield self._finish(item, lang)
+        if held:
+            lang = detect_lang([r.question for r in held if isinstance(r, Record)])
+            yield from (self._finish(r, lang) for r in held)
+        res.check_reconciles()
+
+    def _finish(self, item: Record | Rejected, lang: str | None) -> Record | Rejected:
+        res = self.result
+        if isinstance(item, Record):
+            item.lang = lang or item.lang
+            if self.split in ("train", "dev") and item.answer is None:
+                item = Rejected(
+                    str(self.path), _row_of(item), "no answer in a labelled split", item.to_dict()
+                )
+        if isinstance(item, Rejected):
+            if self.split == "test":
+                raise UserError(f"{item.line()} (a test row cannot be dropped: every ID needs an answer)")
+            res.rejected_rows += 1
+        else:
+            res.kept += 1
+        return item
+
+    # -- tables
+
+    def _open_table(self) -> Iterator[Record | Rejected]:
+        first = self._f.readline()
+        self._f.seek(0)
+        delimiter = "\t" if self.path.suffix.lower() == ".tsv" or "\t" in first else ","
+        csv.field_size_limit(
+            2**31 - 1
+        )  # the limit is ours (per row, below): a long cell rejects its row only
+        reader = csv.reader(self._f, delimiter=delimiter, strict=True)
+        rows = _strict_rows(self.path, reader)
+        header = next((row for row in rows if any(c.strip() for c in row)), None)
+        if header is None:
+            raise UserError(f"{self.path}: file is empty")
+        columns = _map_header(self.path, header)
+        self.result.format = _table_format(columns, delimiter)
+        return self._table_rows(rows, header, columns)
+
+    def _table_rows(self, rows: Iterator[list[str]], header: list[str], columns: dict[str, int]):
+        path, res, limit = self.path, self.result, max_field_chars()
+        seen: dict[str, int] = {}
+        for i, row in enumerate(rows, 1):
+            if not any(c.strip() for c in row):
+                continue  # blank line: not a row
+            res.rows += 1
+            raw = {header[j] if j < len(header) else f"col{j}": v for j, v in enumerate(row)}
+            get = {f: (row[j] if j < len(row) else "") for f, j in columns.items()}
+            long = next(((f, len(v)) for f, v in get.items() if len(v) > limit), None)
+            if long:
+                reason = f"{long[0]} is {long[1]:,} characters, over the limit of {limit:,} (MCQFLOW_MAX_FIELD_CHARS)"
+                yield Rejected(str(path), i, reason, {k: v[:200] for k, v in raw.items()})
+                continue
+            try:
+                bad = next((f for f, v in get.items() if _CONTROL.search(v)), None)
+                if bad:
+                    ch = _CONTROL.search(get[bad]).group(0)
+                    raise ValueError(
+                        f"control character U+{ord(ch):04X} in {bad} (a corrupt or binary file?)"
+                    )
+                rec = _make_record(get, f"{path.stem}-{i:05d}", f"{path.name}:{i}", res.labels_removed)
+                if rec.id in seen:
+                    raise ValueError(f"duplicate id {rec.id!r} (first at row {seen[rec.id]})")
+                seen[rec.id] = i
+                yield rec
+            except ValueError as e:
+                yield Rejected(str(path), i, str(e), raw)
+
+    # -- JSON lines
+
+    def _open_jsonl(self) -> Iterator[Record | Rejected]:
+        lines = ((i, ln) for i, ln in enumerate(self._f, 1) if ln.strip())
+        first = next(lines, None)
+        if first is None:
+            raise UserError(f"{self.path}: file is empty")
+        obj = _loads(self.path, *first)
+        self.result.format = "chat" if isinstance(obj, dict) and "messages" in obj else "records"
+        return self._jsonl_rows(itertools.chain([first], lines))
+
+    def _jsonl_rows(self, lines: Iterator[tuple[int, str]]):
+        path, res, limit, fmt = self.path, self.result, max_field_chars(), self.result.format
+        seen: dict[str, int] = {}
+        for i, line in lines:
+            line = line.rstrip("\r\n")
+            res.rows += 1
+            if len(line) > limit:
+                reason = (
+                    f"line is {len(line):,} characters, over the limit of {limit:,} (MCQFLOW_MAX_FIELD_CHARS)"
+                )
+                yield Rejected(str(path), i, reason, {"line": line[:200]})
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                yield Rejected(str(path), i, f"invalid JSON ({e.msg})", {"line": line})
+                continue
+            try:
+                if fmt == "chat":
+                    rec = parse_chat(obj, default_id=f"{path.stem}-{i:05d}", source=f"{path.name}:{i}")
+                else:
+                    rec = record_from_dict(obj)
+                if rec.id in seen:
+                    raise ValueError(f"duplicate id {rec.id!r} (first at line {seen[rec.id]})")
+                seen[rec.id] = i
+                yield rec
+            except (ValueError, TypeError) as e:
+                yield Rejected(str(path), i, str(e), obj if isinstance(obj, dict) else {"value": obj})
+
+
+def _readable(path: Path, rows: Iterator[Record | Rejected]) -> Iterator[Record | Rejected]:
+    """The rows, with a read failure part-way (an I/O error, a file cut short on a network disk) as one line."""
+    try:
+        yield from rows
+    except OSError as e:
+        raise _unreadable(path, e) from None
+
+
 def ingest(path: str | Path, lang: str | None = None) -> IngestResult:
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: file not found")
-    if not path.is_file():
-        raise UserError(f"{path}: not a regular file (a folder, a device or a pipe?)")
-    text, encoding = decode(path.read_bytes(), path)
-    if not text.strip():
-        raise UserError(f"{path}: file is empty")
-    if path.suffix.lower() in {".jsonl", ".json"}:
-        result = _ingest_jsonl(path, text)
-    else:
-        result = _ingest_table(path, text)
-    result.encoding = encoding
-    detected = lang or detect_lang([r.question for r in result.records])
-    for r in result.records:
-        r.lang = lang or (r.lang if result.format == "records" else detected)
-    result.check_reconciles()
-    return result
+    """The whole file in memory: records and rejected rows (see Reader; ingest_to streams to files)."""
+    return _collect(Reader(path, lang))
 
 
 def max_field_chars() -> int:
@@ -177,61 +367,23 @@ def max_field_chars() -> int:
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
-def _read_rows(path: Path, text: str, delimiter: str) -> list[list[str]]:
-    """All rows, strictly: a quote that is never closed is one line naming its row, not a row that
+# C0 control characters other than tab, newline and carriage return: never text, often a corrupt file.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _strict_rows(path: Path, reader) -> Iterator[list[str]]:
+    """The rows, strictly: a quote that is never closed is one line naming its row, not a row that
     swallows every row after it. Cells may be as long as the limit allows (checked per row later)."""
-    csv.field_size_limit(2**31 - 1)  # the limit is ours (per row, below): a long cell rejects its row only
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    rows: list[list[str]] = []
-    start = 1
+    n, start = 0, 1
     try:
         for row in reader:
-            rows.append(row)
-            start = reader.line_num + 1
+            yield row
+            n, start = n + 1, reader.line_num + 1
     except csv.Error as e:
         what = "a quote that is never closed" if "end of data" in str(e) or "EOF" in str(e) else str(e)
         raise UserError(
-            f"{path}: row {len(rows)} (line {start}): {what}; nothing was read, so no "
-            f"rows are merged: fix the file"
+            f"{path}: row {n} (line {start}): {what}; nothing was written, so no rows are merged: fix the file"
         ) from None
-    return rows
-
-
-def _ingest_table(path: Path, text: str) -> IngestResult:
-    delimiter = "\t" if path.suffix.lower() == ".tsv" or "\t" in text.splitlines()[0] else ","
-    rows = _read_rows(path, text, delimiter)
-    header, body = rows[0], rows[1:]
-    limit = max_field_chars()
-    columns = _map_header(path, header)
-    fmt = _table_format(columns, delimiter)
-    res = IngestResult(format=fmt)
-    seen: dict[str, int] = {}
-    for i, row in enumerate(body, 1):
-        if not any(c.strip() for c in row):
-            continue  # blank line: not a row
-        res.rows += 1
-        raw = {header[j] if j < len(header) else f"col{j}": v for j, v in enumerate(row)}
-        get = {f: (row[j] if j < len(row) else "") for f, j in columns.items()}
-        long = next(((f, len(v)) for f, v in get.items() if len(v) > limit), None)
-        if long:
-            reason = (
-                f"{long[0]} is {long[1]:,} characters, over the limit of {limit:,} (MCQFLOW_MAX_FIELD_CHARS)"
-            )
-            res.rejected.append(Rejected(str(path), i, reason, {k: v[:200] for k, v in raw.items()}))
-            continue
-        try:
-            bad = next((f for f, v in get.items() if _CONTROL.search(v)), None)
-            if bad:
-                ch = _CONTROL.search(get[bad]).group(0)
-                raise ValueError(f"control character U+{ord(ch):04X} in {bad} (a corrupt or binary file?)")
-            rec = _make_record(get, f"{path.stem}-{i:05d}", f"{path.name}:{i}", res.labels_removed)
-            if rec.id in seen:
-                raise ValueError(f"duplicate id {rec.id!r} (first at row {seen[rec.id]})")
-            seen[rec.id] = i
-            res.records.append(rec)
-        except ValueError as e:
-            res.rejected.append(Rejected(str(path), i, str(e), raw))
-    return res
 
 
 def _map_header(path: Path, header: list[str]) -> dict[str, int]:
@@ -298,42 +450,6 @@ def _make_record(get: dict[str, str], default_id: str, source: str, removed: dic
     )
 
 
-def _ingest_jsonl(path: Path, text: str) -> IngestResult:
-    lines = [(i, ln) for i, ln in enumerate(text.splitlines(), 1) if ln.strip()]
-    first = _loads(path, *lines[0])
-    fmt = "chat" if isinstance(first, dict) and "messages" in first else "records"
-    res = IngestResult(format=fmt)
-    seen: dict[str, int] = {}
-    limit = max_field_chars()
-    for i, line in lines:
-        res.rows += 1
-        if len(line) > limit:
-            reason = (
-                f"line is {len(line):,} characters, over the limit of {limit:,} (MCQFLOW_MAX_FIELD_CHARS)"
-            )
-            res.rejected.append(Rejected(str(path), i, reason, {"line": line[:200]}))
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            res.rejected.append(Rejected(str(path), i, f"invalid JSON ({e.msg})", {"line": line}))
-            continue
-        try:
-            if fmt == "chat":
-                rec = parse_chat(obj, default_id=f"{path.stem}-{i:05d}", source=f"{path.name}:{i}")
-            else:
-                rec = record_from_dict(obj)
-            if rec.id in seen:
-                raise ValueError(f"duplicate id {rec.id!r} (first at line {seen[rec.id]})")
-            seen[rec.id] = i
-            res.records.append(rec)
-        except (ValueError, TypeError) as e:
-            res.rejected.append(
-                Rejected(str(path), i, str(e), obj if isinstance(obj, dict) else {"value": obj})
-            )
-    return res
-
-
 def _loads(path: Path, i: int, line: str):
     try:
         return json.loads(line)
@@ -388,23 +504,42 @@ SPLITS = ("train", "dev", "test")
 
 
 def ingest_split(path: str | Path, split: str, lang: str | None = None) -> IngestResult:
-    """Ingest one split with its rules: train and dev need an answer (rows without one are rejected with
-    the reason); every test row must survive, since the submission needs one line per test ID."""
-    res = ingest(path, lang)
-    if split in ("train", "dev"):
-        kept = []
-        for r in res.records:
-            if r.answer is None:
-                res.rejected.append(
-                    Rejected(str(path), _row_of(r), "no answer in a labelled split", r.to_dict())
-                )
+    """One split in memory, with its rules (see Reader)."""
+    return _collect(Reader(path, lang, split))
+
+
+def ingest_to(
+    path: str | Path,
+    output: str | Path,
+    rejected: str | Path,
+    split: str | None = None,
+    lang: str | None = None,
+    on_reject: Callable[[Rejected], None] | None = None,
+    empty_rejected: bool = True,
+) -> IngestResult:
+    """Stream `path` into `output` (records) and `rejected` (rejected rows, each with its reason), one row
+    in memory at a time; both appear whole or not at all. Without `empty_rejected`, no rejected file is
+    written when nothing is rejected. The result holds the counts, not the rows."""
+    with (
+        Reader(path, lang, split) as reader,
+        atomic_open(output) as out,
+        atomic_open(rejected, publish_empty=empty_rejected) as rej,
+    ):
+        for item in reader:
+            if isinstance(item, Record):
+                out.write(item.to_json() + "\n")
             else:
-                kept.append(r)
-        res.records = kept
-    elif res.rejected:
-        first = res.rejected[0]
-        raise UserError(f"{first.line()} (a test row cannot be dropped: every ID needs an answer)")
-    res.check_reconciles()
+                rej.write(item.to_json() + "\n")
+                if on_reject:
+                    on_reject(item)
+    return reader.result
+
+
+def _collect(reader: Reader) -> IngestResult:
+    with reader:
+        res = reader.result
+        for item in reader:
+            (res.records if isinstance(item, Record) else res.rejected).append(item)
     return res
 
 

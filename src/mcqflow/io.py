@@ -17,8 +17,11 @@ from mcqflow.errors import UserError
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | Path, newline: str | None = None) -> Iterator[IO[str]]:
-    """Open `path` for writing text (UTF-8); it appears under its name only when the block succeeds."""
+def atomic_open(
+    path: str | Path, newline: str | None = None, publish_empty: bool = True
+) -> Iterator[IO[str]]:
+    """Open `path` for writing text (UTF-8); it appears under its name only when the block succeeds (and,
+    without `publish_empty`, only when something was written: an existing file is then left as it is)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -27,6 +30,10 @@ def atomic_open(path: str | Path, newline: str | None = None) -> Iterator[IO[str
             yield f
             f.flush()
             os.fsync(f.fileno())
+            empty = f.tell() == 0
+        if empty and not publish_empty:
+            os.unlink(tmp)
+            return
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
@@ -76,3 +83,42 @@ def check_writable(**paths: str | Path | None) -> None:
             raise UserError(f"{flag} {p}: is a folder; give a file name")
         if not os.access(folder, os.W_OK):
             raise UserError(f"{flag} {p}: its folder {folder} is not writable")
+
+
+_HELD: list[int] = []  # lock descriptors, held until the process ends (the kernel releases them then)
+
+
+def claim(**paths: str | Path | None) -> None:
+    """Before any work: take the named outputs (flag -> path) for this process, so two runs never write
+    one file at once (their journals would interleave, and the last rename would win). One line, naming the
+    other run's pid, when another mcqflow process holds one; the claim lasts until this process ends.
+
+    The locks are `flock`s on files in the user's cache (`locks/`), named by a hash of each output's
+    absolute path: nothing is left beside the outputs, and a lock file is never removed, so there is no
+    window where two processes lock different files for one output. Where `fcntl` is missing (Windows),
+    nothing is claimed."""
+    try:
+        import fcntl
+    except ImportError:
+        return
+    import hashlib
+
+    folder = user_cache_dir() / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    for flag, p in paths.items():
+        if p is None:
+            continue
+        key = str(Path(p).expanduser().resolve())
+        lock = folder / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".lock")
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            other = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise UserError(
+                f"{flag} {p}: another mcqflow run (pid {other}) is writing it; wait for it or give another path"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        _HELD.append(fd)

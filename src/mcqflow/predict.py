@@ -256,17 +256,18 @@ class AnswerJournal:
     """Answers written as they come, so a stopped run resumes where it stopped.
 
     One JSONL file: a header line with the run's fingerprint (model, adapter, modes, lengths, questions),
-    then one Prediction a line, appended and fsynced after every chunk of questions. A run with the same
-    fingerprint takes the answers already there and asks the model only for the rest; another fingerprint
-    starts the file afresh. The caller removes it once the real outputs are written."""
+    then one answer a line (a Prediction, or another dataclass `item` keyed by `key`), appended and fsynced
+    after every chunk of questions. A run with the same fingerprint takes the answers already there and asks
+    the model only for the rest; another fingerprint starts the file afresh. The caller removes it once the
+    real outputs are written."""
 
-    def __init__(self, path: str | Path, fingerprint: str):
-        self.path, self.fingerprint = Path(path), fingerprint
+    def __init__(self, path: str | Path, fingerprint: str, item: type = Prediction, key=lambda p: p.id):
+        self.path, self.fingerprint, self.item, self.key = Path(path), fingerprint, item, key
 
-    def load(self) -> dict[str, Prediction]:
+    def load(self) -> dict:
         if not self.path.exists():
             return {}
-        done: dict[str, Prediction] = {}
+        done = {}
         with self.path.open(encoding="utf-8") as f:
             try:
                 head = json.loads(f.readline() or "{}")
@@ -276,27 +277,29 @@ class AnswerJournal:
                 return {}
             for line in f:
                 try:
-                    p = Prediction(**json.loads(line))
+                    p = self.item(**json.loads(line))
                 except (json.JSONDecodeError, TypeError):
                     break  # a line cut off by the kill: everything before it stands
-                done[p.id] = p
+                done[self.key(p)] = p
         return done
 
-    def start(self, done: dict[str, Prediction]) -> None:
+    def start(self, done: dict) -> None:
         """Rewrite the file with its header and the answers kept (drops a torn last line)."""
-        from mcqflow.io import atomic_open
-
         with atomic_open(self.path) as f:
             f.write(json.dumps({"fingerprint": self.fingerprint}) + "\n")
-            f.writelines(p.to_json() + "\n" for p in done.values())
+            f.writelines(_line(p) for p in done.values())
 
-    def append(self, preds: list[Prediction]) -> None:
+    def append(self, items: list) -> None:
         import os
 
         with self.path.open("a", encoding="utf-8") as f:
-            f.writelines(p.to_json() + "\n" for p in preds)
+            f.writelines(_line(p) for p in items)
             f.flush()
             os.fsync(f.fileno())
+
+
+def _line(item) -> str:
+    return json.dumps(asdict(item), ensure_ascii=False) + "\n"
 
 
 def run_fingerprint(records: list[Record], **settings) -> str:

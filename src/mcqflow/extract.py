@@ -40,9 +40,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from mcqflow.text import FULLWIDTH, REFUSAL
+
 # ------------------------------------------------------------------------------------------- clean-up
 
-_FULLWIDTH = str.maketrans("ＡＢＣＤａｂｃｄ（）：［］．，", "ABCDabcd():[].,")
 _CHAT_TOKENS = re.compile(
     r"<\|(?:im_start|start_header_id)\|>(?:assistant|user|system)?(?:<\|end_header_id\|>)?"
     r"|<\|[A-Za-z_]{1,40}\|>|<｜[^｜<>]{1,40}｜>|</?s>|\[/?INST\]"
@@ -161,13 +162,7 @@ _LEADING = _bounded(
 _ONLY_LETTER = _bounded(
     r"^\s*(?:(?:選項|选项|(?i:option))\s*)?" + _OPEN + r"\s*([A-Da-d])\s*" + _CLOSE + r"\s*[.．、。]?\s*$"
 )
-_REFUSAL = _bounded(
-    r"無法回答|无法回答|不能回答|無法作答|无法作答|拒絕回答|拒绝回答|無法提供|无法提供|不便回答|不便評論|不便评论"
-    r"|不予置評|不予置评|抱歉|對不起|对不起|作為一個(?:AI|人工智能)|作为一个(?:AI|人工智能)"
-    r"|(?i:\bI\s+(?:cannot|can't|can not|won't|will not|am unable to|am not able to)\s+"
-    r"(?:answer|help|provide|assist|choose|select|pick|take\s+sides))"
-    r"|(?i:\bI'm\s+sorry\b)|(?i:\bAs\s+an\s+AI\b)|(?i:\bI\s+(?:do\s+not|don't)\s+(?:have|hold)\s+personal\s+(?:opinions|views))"
-)
+_REFUSAL = _bounded(REFUSAL)
 
 # Per-option verdicts. A label: an option letter that opens a clause ("A.", "B：", "(C)", "選項D", "Option A:").
 _LABEL = _bounded(
@@ -208,7 +203,7 @@ def clean(text: str) -> str | None:
     elif _THINK_OPEN.search(text):
         return None
     text = _MARKDOWN.sub("", text)
-    return _WS.sub(" ", text.translate(_FULLWIDTH)).strip()
+    return _WS.sub(" ", text.translate(FULLWIDTH)).strip()
 
 
 def extract_answer(text: str | None, options: dict[str, str] | None = None) -> Extraction:

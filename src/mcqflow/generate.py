@@ -11,16 +11,22 @@ rejected row with its reason.
 from __future__ import annotations
 
 import dataclasses
-import json
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mcqflow.errors import UserError
-from mcqflow.llm import LLMParams, ResponseCache, complete_all, request_counts
+from mcqflow.llm import (
+    LLMParams,
+    ResponseCache,
+    complete_all,
+    json_reply,
+    load_prompt,
+    messages,
+    request_counts,
+)
 from mcqflow.reasoning import TAGS, ChainError, parse_chain
 from mcqflow.schema import LETTERS, Record, Rejected
+from mcqflow.text import letter_of
 
 TOPICS = [
     "科技倫理",
@@ -58,21 +64,6 @@ class GenerateParams:
         from mcqflow.config import build
 
         return build(cls, d, "generate")
-
-
-def load_prompt(path: str | Path) -> tuple[str, str]:
-    """A prompt file: `### system` and `### user` sections, `{placeholders}` in str.format syntax."""
-    text = Path(path).read_text(encoding="utf-8")
-    parts = re.split(r"^### (system|user)\s*$", text, flags=re.MULTILINE)
-    sections = dict(zip(parts[1::2], (p.strip() for p in parts[2::2]), strict=True))
-    if set(sections) != {"system", "user"}:
-        raise UserError(f"{path}: a prompt file needs a '### system' and a '### user' section")
-    return sections["system"], sections["user"]
-
-
-def messages(prompt: tuple[str, str], **fields) -> list[dict]:
-    system, user = prompt
-    return [{"role": "system", "content": system}, {"role": "user", "content": user.format(**fields)}]
 
 
 @dataclass(frozen=True)
@@ -114,16 +105,15 @@ def check_chain(chain: str | None, gold: str) -> str | None:
 
 
 def parse_new_question(text: str, cell: Cell) -> tuple[Record | None, str | None]:
-    body = re.sub(r"^```(?:json)?\s*|\s*```$", "", text.strip())
     try:
-        obj = json.loads(body[body.find("{") : body.rfind("}") + 1])
+        obj = json_reply(text)
         options = {k: str(obj["options"][k]).strip() for k in LETTERS}
         question, answer, reasoning = (
             str(obj["question"]).strip(),
-            str(obj["answer"]).strip().upper(),
+            letter_of(obj["answer"]),
             obj["reasoning"],
         )
-    except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None, "malformed-json"
     if answer != cell.gold:
         return None, "answer-not-as-asked"

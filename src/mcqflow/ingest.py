@@ -32,6 +32,7 @@ from mcqflow.extract import extract_answer
 from mcqflow.io import atomic_open
 from mcqflow.reasoning import TAGS
 from mcqflow.schema import LETTERS, Record, Rejected, record_from_dict
+from mcqflow.text import letter_of
 
 # canonical field -> header names that mean it (compared after strip + casefold)
 _ALIASES = {
@@ -55,7 +56,6 @@ _STRAY_LABEL = re.compile(
     r"[(（\[]\s*[A-DＡ-Ｄ1-4１-４]\s*[)）\]]\s*|[A-DＡ-Ｄ1-4１-４]\s?[.．、:：)）](?![0-9０-９])\s*"
 )
 _WS = re.compile(r"[\s\u3000\u00a0]+")
-_ANSWER = re.compile(r"^[(（\[]?\s*([A-Da-dＡ-Ｄａ-ｄ])\s*[)）\].．、:：]?$")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
@@ -109,10 +109,10 @@ def normalize_answer(raw: str | None) -> str | None:
     s = clean_text(raw)
     if s.casefold() in _NULLS:
         return None
-    m = _ANSWER.match(s)
-    if not m:
+    letter = letter_of(s)
+    if letter is None:
         raise ValueError(f"answer {raw!r} is not one of A, B, C, D")
-    return m.group(1).translate(str.maketrans("ＡＢＣＤａｂｃｄ", "ABCDabcd")).upper()
+    return letter
 
 
 def detect_lang(texts: list[str]) -> str:

@@ -28,25 +28,19 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mcqflow.errors import UserError
+from mcqflow.text import REFUSAL
 
 BACKENDS = ("openai", "replay", "transformers")
-_REFUSAL_MARKERS = (
-    "I can't help",
-    "I cannot help",
-    "I can't assist",
-    "I cannot assist",
-    "無法協助",
-    "无法协助",
-    "無法提供",
-    "无法提供",
-    "抱歉，我無法",
-    "抱歉，我无法",
-)
+# A teacher response that opens by declining (mcqflow.text.REFUSAL) is refused: kept and counted, never data.
+# Only its opening is read: a chain may quote such words later ("…無法提供確切數字…") and still be an answer.
+_REFUSAL = re.compile(REFUSAL)
+_REFUSAL_SPAN = 200
 
 
 @dataclass
@@ -182,7 +176,7 @@ def interpret(entry: dict, key: str, cached: bool) -> Result:
         text = message.get("content")
     except (KeyError, IndexError, TypeError):
         return Result(key, None, "malformed-response", cached, usage)
-    if message.get("refusal") or (text and any(m in text for m in _REFUSAL_MARKERS)):
+    if message.get("refusal") or (text and _REFUSAL.search(text[:_REFUSAL_SPAN])):
         return Result(key, text, "refused", cached, usage)
     if choice.get("finish_reason") == "length":
         return Result(key, text, "truncated", cached, usage)
@@ -471,3 +465,34 @@ async def _fetch(
     finally:
         bar.close()
         await client.close()
+
+
+# ------------------------------------------------------------------------------- teacher prompts and replies
+
+
+def load_prompt(path: str | Path) -> tuple[str, str]:
+    """A prompt file: `### system` and `### user` sections, `{placeholders}` in str.format syntax."""
+    text = Path(path).read_text(encoding="utf-8")
+    parts = re.split(r"^### (system|user)\s*$", text, flags=re.MULTILINE)
+    sections = dict(zip(parts[1::2], (p.strip() for p in parts[2::2]), strict=True))
+    if set(sections) != {"system", "user"}:
+        raise UserError(f"{path}: a prompt file needs a '### system' and a '### user' section")
+    return sections["system"], sections["user"]
+
+
+def messages(prompt: tuple[str, str], **fields) -> list[dict]:
+    system, user = prompt
+    return [{"role": "system", "content": system}, {"role": "user", "content": user.format(**fields)}]
+
+
+_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
+
+
+def json_reply(text: str) -> dict:
+    """The JSON object a teacher was asked for, from its reply: code fences and any words around the
+    outermost braces are dropped. Raises ValueError (json.JSONDecodeError) when there is none."""
+    body = _FENCE.sub("", text.strip())
+    obj = json.loads(body[body.find("{") : body.rfind("}") + 1])
+    if not isinstance(obj, dict):
+        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+    return obj

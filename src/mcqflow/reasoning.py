@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from mcqflow.text import letter_of
+
 TAGS = ("question", "think", "reasoning", "reflection", "adjustment", "output")
 
 _PARSER = etree.XMLParser(
@@ -51,9 +53,10 @@ class ParsedChain:
         return [name for name, _ in self.elements]
 
     def output_letter(self) -> str | None:
-        """The answer of a chain with exactly one <output>, upper-cased; None otherwise."""
+        """The letter of a chain with exactly one <output> that holds one (mcqflow.text.letter_of); None
+        otherwise."""
         outputs = self.texts("output")
-        return outputs[0].strip().upper() if len(outputs) == 1 else None
+        return letter_of(outputs[0]) if len(outputs) == 1 else None
 
     def steps(self) -> list[int]:
         return [int(m.group(1)) for r in self.texts("reasoning") for m in _STEP.finditer(r)]

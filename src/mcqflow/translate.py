@@ -11,15 +11,21 @@ hand-written English this way, so the default pipeline runs offline.
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mcqflow.config import build, choose
 from mcqflow.errors import UserError
-from mcqflow.generate import load_prompt, messages
-from mcqflow.llm import LLMParams, ResponseCache, complete_all, request_counts
+from mcqflow.llm import (
+    LLMParams,
+    ResponseCache,
+    complete_all,
+    json_reply,
+    load_prompt,
+    messages,
+    request_counts,
+)
 from mcqflow.reasoning import ChainError, parse_chain
 from mcqflow.schema import LETTERS, Record, Rejected
 
@@ -65,13 +71,12 @@ def source_json(rec: Record) -> str:
 
 def parse_translation(text: str, rec: Record) -> tuple[Record | None, str | None]:
     """The English record from a model's reply, or (None, reason)."""
-    body = re.sub(r"^```(?:json)?\s*|\s*```$", "", text.strip())
     try:
-        obj = json.loads(body[body.find("{") : body.rfind("}") + 1])
+        obj = json_reply(text)
         question = str(obj["question"]).strip()
         options = {k: str(obj["options"][k]).strip() for k in LETTERS}
         reasoning = str(obj["reasoning"]).strip() if rec.reasoning else None
-    except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None, "malformed-json"
     if not question or not all(options.values()):
         return None, "empty-field"

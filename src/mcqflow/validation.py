@@ -22,10 +22,11 @@ from mcqflow.errors import UserError
 from mcqflow.neutrality import neutrality_score
 from mcqflow.reasoning import ChainError, parse_chain
 from mcqflow.schema import LETTERS, Record, Rejected
+from mcqflow.text import LABEL
 
 KINDS = ("mcq", "reasoning")
 ROW, DATASET = "row", "dataset"
-_PREFIX = r"^\s*[(（\[]?\s*[A-DＡ-Ｄ]\s*[)）\].．、:：]"
+_PREFIX = r"^\s*" + LABEL
 # Text in an LLM-written chain that talks to a model instead of about the question: prompt injection
 # ("ignore the previous instructions"), role or template markup, requests to reveal prompts.
 _INSTRUCTION_LIKE = re.compile(

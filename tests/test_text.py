@@ -12,7 +12,16 @@ from mcqflow.text import letter_of
 
 @pytest.mark.parametrize(
     ("raw", "want"),
-    [("A", "A"), (" b ", "B"), ("C.", "C"), ("(D)", "D"), ("（Ａ）", "A"), ("ｂ", "B"), ("[C]", "C"), ("D、", "D")],
+    [
+        ("A", "A"),
+        (" b ", "B"),
+        ("C.", "C"),
+        ("(D)", "D"),
+        ("（Ａ）", "A"),
+        ("ｂ", "B"),
+        ("[C]", "C"),
+        ("D、", "D"),
+    ],
 )
 def test_every_reader_takes_a_letter_the_same_way(raw, want):
     assert letter_of(raw) == want

@@ -110,3 +110,22 @@ def test_tracked_curves_leave_out_what_varies_run_to_run(tmp_path):
     for gone in ("runtime", "samples_per_second", "steps_per_second", "total_flos", "epoch", "num_tokens",
                  "step_time", "min_length"):  # fmt: skip
         assert gone not in flat, gone
+
+
+def test_sft_and_grpo_set_their_shared_trainer_arguments_alike(tmp_path):
+    """Seeds, precision, device, checkpointing, DDP and reporting come from one place for both trainers;
+    each step's own params (lr, logging) reach TRL under TRL's names."""
+    from mcqflow.grpo import GRPOParams, grpo_config
+    from mcqflow.training import SFTParams, sft_config
+
+    sft = sft_config(SFTParams(lr=3e-4, logging_steps=7), str(tmp_path / "s"), seed=11, dtype="float32")
+    grpo = grpo_config(GRPOParams(lr=2e-6, logging_steps=3), str(tmp_path / "g"), 11, [1.0], dtype="float32")
+    shared = ["seed", "data_seed", "bf16", "use_cpu", "gradient_checkpointing", "ddp_find_unused_parameters"]
+    assert {k: getattr(sft, k) for k in shared} == {k: getattr(grpo, k) for k in shared}
+    assert (sft.seed, sft.use_cpu, sft.bf16, sft.report_to) == (11, True, False, grpo.report_to)
+    assert (sft.learning_rate, sft.logging_steps, grpo.learning_rate, grpo.logging_steps) == (
+        3e-4,
+        7,
+        2e-6,
+        3,
+    )

@@ -24,7 +24,6 @@ from mcqflow.errors import UserError
 from mcqflow.io import write_text_atomic
 from mcqflow.launch import is_main_process, world_size
 from mcqflow.models import (
-    compute_dtype,
     load_base_model,
     load_tokenizer,
     on_gpu,
@@ -37,7 +36,7 @@ from mcqflow.prompts import MODES, prompt_messages
 from mcqflow.rewards import build_rewards
 from mcqflow.schema import Record
 from mcqflow.shuffle import shuffle_all
-from mcqflow.training import live_callback, prepare_for_training, save_trained
+from mcqflow.training import live_callback, prepare_for_training, save_trained, trainer_kwargs
 
 log = logging.getLogger(__name__)
 FINGERPRINT = "fingerprint.json"
@@ -107,8 +106,7 @@ def grpo_config(
             f"grpo.micro_batch={micro} must divide the {per_process} completions per process and step"
         )
     kwargs = dict(
-        output_dir=output_dir,
-        learning_rate=p.lr,
+        **trainer_kwargs(output_dir, p.lr, p.logging_steps, seed, dtype, profile),
         max_steps=p.max_steps,
         per_device_train_batch_size=micro,
         gradient_accumulation_steps=per_process // micro,
@@ -122,14 +120,6 @@ def grpo_config(
         save_strategy="steps",
         save_steps=p.save_steps,
         save_total_limit=2,
-        logging_steps=p.logging_steps,
-        seed=seed,
-        data_seed=seed,
-        bf16=compute_dtype(dtype) == torch.bfloat16,
-        use_cpu=not on_gpu(),
-        gradient_checkpointing=profile.gradient_checkpointing and on_gpu(),
-        ddp_find_unused_parameters=False,  # as in sft_config: every trainable weight is used
-        report_to="none",
     )
     kwargs.update(p.trainer)  # the user's word is last
     return GRPOConfig(**kwargs)

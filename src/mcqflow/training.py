@@ -69,6 +69,26 @@ def subset(records: list[Record], n: int, seed: int) -> list[Record]:
     return [r for i, r in enumerate(records) if i in keep]
 
 
+def trainer_kwargs(output_dir: str, lr: float, logging_steps: int, seed: int, dtype: str, profile) -> dict:
+    """The TrainingArguments SFT and GRPO set alike (sft_config, grpo.grpo_config): seeds, precision,
+    device, gradient checkpointing from the speed profile, no unused-parameter search, no reporting."""
+    gpu = on_gpu()
+    return dict(
+        output_dir=output_dir,
+        learning_rate=lr,
+        logging_steps=logging_steps,
+        seed=seed,
+        data_seed=seed,
+        bf16=compute_dtype(dtype) == torch.bfloat16,
+        use_cpu=not gpu,
+        gradient_checkpointing=profile.gradient_checkpointing and gpu,
+        # Every trainable weight (full or LoRA) takes part in each forward, so under DDP the search for
+        # unused ones (transformers' default without gradient checkpointing) is an autograd pass for nothing.
+        ddp_find_unused_parameters=False,
+        report_to="none",
+    )
+
+
 def sft_config(
     p: SFTParams,
     output_dir: str,
@@ -82,11 +102,9 @@ def sft_config(
     `grad_accum` override the params' pair (OOM back-off keeps their product)."""
     from trl import SFTConfig
 
-    gpu = on_gpu()
     profile = profile or resolve_profile("auto")
     kwargs = dict(
-        output_dir=output_dir,
-        learning_rate=p.lr,
+        **trainer_kwargs(output_dir, p.lr, p.logging_steps, seed, dtype, profile),
         num_train_epochs=p.epochs,
         per_device_train_batch_size=batch_size or p.batch_size,
         gradient_accumulation_steps=grad_accum or p.grad_accum,
@@ -94,19 +112,9 @@ def sft_config(
         warmup_steps=p.warmup_steps,
         weight_decay=p.weight_decay,
         lr_scheduler_type=p.scheduler,
-        logging_steps=p.logging_steps,
-        seed=seed,
-        data_seed=seed,
         completion_only_loss=True,
-        bf16=compute_dtype(dtype) == torch.bfloat16,
-        use_cpu=not gpu,
-        gradient_checkpointing=profile.gradient_checkpointing and gpu,
         use_liger_kernel=use_liger(profile),
-        # Every trainable weight (full or LoRA) takes part in each forward, so under DDP the search for
-        # unused ones (transformers' default without gradient checkpointing) is an autograd pass for nothing.
-        ddp_find_unused_parameters=False,
         save_strategy="no",
-        report_to="none",
         disable_tqdm=False,
     )
     kwargs.update(p.trainer)  # the user's word is last

@@ -19,8 +19,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--lang", required=True)
     ap.add_argument("--train", required=True)
-    ap.add_argument("--models", default="models")
-    ap.add_argument("--tiny-dir", default="models/tiny")
+    ap.add_argument(
+        "--models", required=True, help="folder of trained models: starts from sft-reasoning-<lang>"
+    )
+    ap.add_argument("--tiny-dir", required=True, help="the tiny model's folder (for model.base: tiny)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--checkpoints", required=True)
     ap.add_argument("--live", required=True)

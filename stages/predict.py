@@ -31,8 +31,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--name", required=True, help="base, or a model family such as sft-plain")
     ap.add_argument("--lang", required=True)
-    ap.add_argument("--models", default="models")
-    ap.add_argument("--tiny-dir", default="models/tiny")
+    ap.add_argument("--models", help="folder of trained models, <name>-<lang>; needed unless --name base")
+    ap.add_argument(
+        "--tiny-dir", help="the tiny model's folder (for model.base: tiny); needed with --name base"
+    )
     ap.add_argument("--data", required=True)
     ap.add_argument("--submission", required=True)
     ap.add_argument("--details", required=True, help="folder for <name>-<lang>-{dev,test}.jsonl")
@@ -40,6 +42,10 @@ def main() -> None:
     ap.add_argument("--report", required=True, help="the dev report, HTML (mcqflow.report)")
     ap.add_argument("--plots", required=True, help="folder for <name>-<lang>-{confusion,topics}.json")
     a = ap.parse_args()
+    if a.name == "base" and not a.tiny_dir:
+        ap.error("--name base needs --tiny-dir")
+    if a.name != "base" and not a.models:
+        ap.error(f"--name {a.name} needs --models")
     params = load_params()
     p, profile = params["predict"], profile_from_params(params)
     dtype = choose(params["model"].get("dtype", "auto"), DTYPES, "model.dtype")

@@ -15,8 +15,10 @@ from mcqflow.split import stratified_subset
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--data", default="data/prepared")
-    ap.add_argument("--langs", nargs="+", default=["zh", "en"])
+    ap.add_argument("--data", required=True, help="folder with <lang>/train.jsonl")
+    ap.add_argument(
+        "--langs", nargs="+", required=True, help="languages; the first one's ids decide the subset"
+    )
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     params = load_params()

@@ -315,3 +315,14 @@ def test_unreadable_bytes_and_non_files_are_one_line(tmp_path):
         ingest(bad)
     with pytest.raises(UserError, match="not a regular file"):
         ingest(tmp_path)
+
+
+def test_sample_data_regenerates_byte_identically(tmp_path):
+    """data/sample/ is what scripts/make_sample.py writes from scripts/concept_bank.json, byte for byte."""
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, str(ROOT / "scripts/make_sample.py"), "--out", str(tmp_path)], check=True)
+    for path in sorted((ROOT / "data/sample").rglob("*")):
+        if path.is_file():
+            assert (tmp_path / path.relative_to(ROOT / "data/sample")).read_bytes() == path.read_bytes(), path

@@ -137,10 +137,10 @@ def test_random_weights_are_written_shard_by_shard_and_load_whole(tmp_path):
     embeddings) comes out in several files that transformers loads with nothing missing or left over."""
     from transformers import AutoModelForCausalLM
 
-    from mcqflow.bench import _corpus
+    from mcqflow.bench import corpus
     from mcqflow.models import build_random, train_tokenizer
 
-    out = build_random("qwen2.5-0.5b", train_tokenizer(_corpus(), 3000), tmp_path / "m", shard_gib=0.2)
+    out = build_random("qwen2.5-0.5b", train_tokenizer(corpus(), 3000), tmp_path / "m", shard_gib=0.2)
     shards = sorted(p.name for p in out.glob("*.safetensors"))
     index = json.loads((out / "model.safetensors.index.json").read_text())
     assert len(shards) >= 4 and set(index["weight_map"].values()) == set(shards)

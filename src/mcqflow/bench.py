@@ -5,6 +5,9 @@ Every figure comes from the code the pipeline runs (train_sft, predict_records, 
 profile under test; `vanilla` is the same code with TRL's defaults (train.profile=vanilla), plus plain
 HF `generate` / forward loops for predict. Rates are taken after warm-up steps, from the trainer's own
 step boundaries (CUDA synchronised), and peak memory from torch's allocator.
+
+This module runs the benches (timing, the workloads, their variants, `run`); the shapes, their records and
+MFU are in `bench_shapes`, the targets and the results page in `bench_report`.
 """
 
 from __future__ import annotations
@@ -16,192 +19,27 @@ import os
 import platform
 import statistics
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
+from mcqflow.bench_report import BenchResult, check_targets, markdown, padded_twin, scaling, write
+from mcqflow.bench_shapes import (
+    Shapes,
+    corpus,
+    device_name,
+    make_records,
+    matmul_weights,
+    mfu,
+    ragged_lengths,
+    sft_length,
+)
 from mcqflow.errors import UserError
 from mcqflow.launch import is_main_process, world_size
 from mcqflow.models import ARCHITECTURES, build_random, on_gpu, synchronize, train_tokenizer
 from mcqflow.profiles import PROFILES, Profile
-from mcqflow.schema import LETTERS, Record
-
-# Targets from the GPU-speed issues (one H100, Qwen2.5-7B architecture): round 1's ratios to vanilla, round
-# 2's rates and its ratios to round 1's `fast` (the `-padded` and `-hf-generate` variants) on ragged shapes.
-TARGETS = {
-    "sft": {"tokens_per_s": 20000, "ratio": 2.4, "ragged_ratio": 1.5},
-    "predict": {"questions_per_s": 200},
-    "grpo": {"completions_per_s": 20, "ratio": 10, "ragged_ratio": 2.0},
-    "scaling": {"per_2_gpus": 1.8},  # the multi-GPU issue: DDP SFT tokens/s on 2 GPUs over 1
-}
-# MFU convention: LoRA SFT costs 4N FLOP a token (forward 2N, gradients of the activations 2N; the frozen
-# weights get none), N the weights that take part in matmuls (every weight but the input embedding; the LM
-# head counted); attention's own FLOPs left out. Against the dense bf16 peak of the card's datasheet.
-PEAK_BF16_FLOPS = {"H100": 989.4e12, "H200": 989.4e12}
-
-
-@dataclass
-class Shapes:
-    """What each benchmark runs: the issue's shapes by default, small ones for a CPU smoke run."""
-
-    sft_batch: int = 16
-    sft_accum: int = 2  # effective batch 32: vanilla runs 16 x 2; `whole_batch` profiles 32 x 1
-    sft_tokens: int = 256
-    sft_steps: int = 8
-    sft_warmup: int = 3
-    predict_batch: int = 64
-    predict_tokens: int = 200
-    predict_questions: int = 512
-    predict_new_tokens: int = 48
-    grpo_new_tokens: int = 256
-    grpo_num_generations: int = 8
-    grpo_vanilla_prompts: int = 2  # TRL's default step: 16 completions
-    grpo_prompts: int = 16  # ours: 128 completions a step...
-    grpo_micro_batch: int = 8  # ...trained 8 at a time
-    grpo_steps: int = 3
-    grpo_warmup: int = 1
-    # The reasoning-length shapes: example lengths (SFT, prompt + completion) and completion lengths (GRPO,
-    # forced through the end token) drawn uniformly, with a fixed seed, from what LLM-written reasoning
-    # chains run to (300-900 tokens an example; less a ~160-token prompt for a completion).
-    sft_ragged_min: int = 300
-    sft_ragged_max: int = 900
-    grpo_ragged_min: int = 140
-    grpo_ragged_max: int = 740
-    grpo_ragged_micro_batch: int = 4  # 8 completions of up to 900 tokens do not fit an 80 GB card
-
-    def replace(self, pairs: list[str]) -> Shapes:
-        """These shapes with `KEY=INT` pairs (`mcqflow bench --shape sft_batch=4`) put in."""
-        known = {f.name for f in dataclasses.fields(self)}
-        changes = {}
-        for pair in pairs:
-            key, _, value = pair.partition("=")
-            if key not in known or not value.isdigit():
-                raise UserError(
-                    f"--shape {pair}: expected KEY=INTEGER with KEY one of {', '.join(sorted(known))}"
-                )
-            changes[key] = int(value)
-        return dataclasses.replace(self, **changes)
-
-    @classmethod
-    def smoke(cls) -> Shapes:
-        return cls(
-            sft_batch=4, sft_accum=2, sft_tokens=160, sft_steps=4, sft_warmup=1,
-            predict_batch=8, predict_tokens=140, predict_questions=16, predict_new_tokens=4,
-            grpo_new_tokens=8, grpo_num_generations=4, grpo_vanilla_prompts=1, grpo_prompts=2,
-            grpo_micro_batch=4, grpo_steps=2, grpo_warmup=1, sft_ragged_min=160, sft_ragged_max=240,
-            grpo_ragged_min=2, grpo_ragged_max=8, grpo_ragged_micro_batch=4,
-        )  # fmt: skip
-
-
-# --------------------------------------------------------------------------------------------- data
-
-
-def _corpus() -> list[str]:
-    from mcqflow.models import tiny_corpus
-
-    return tiny_corpus(_seed_records())
-
-
-def _seed_records() -> list[Record]:
-    """Question texts to build benchmark records from: the shipped sample when present, else a fixed set."""
-    sample = Path(__file__).resolve().parents[2] / "data/sample/train.csv"
-    if sample.exists():
-        from mcqflow.ingest import ingest_split
-
-        return ingest_split(sample, "train", "zh").records
-    return [
-        Record(
-            str(i),
-            f"關於公共政策的第{i}個問題：下列哪一項說法最為準確？",
-            {k: f"選項{k}{i}" for k in LETTERS},
-            "A",
-        )
-        for i in range(8)
-    ]
-
-
-def make_records(
-    tokenizer, n: int, tokens: int | list[int], mode: str = "plain", seed: int = 0
-) -> list[Record]:
-    """`n` records whose chat-formatted prompt (+ completion, for SFT) is about `tokens` tokens long (or
-    `tokens[i]` for the i-th record), with gold letters spread evenly over A-D."""
-    import random
-
-    from mcqflow.prompts import render_prompt, sft_example
-
-    rng = random.Random(seed)
-    seeds = _seed_records()
-    filler = "".join(r.question for r in seeds)
-    out: list[Record] = []
-    for k in range(len(seeds) * (n // len(seeds) + 2)):
-        if len(out) == n:
-            break
-        rec = dataclasses.replace(
-            seeds[k % len(seeds)], id=f"bench-{len(out)}", answer=LETTERS[len(out) % 4], reasoning=None
-        )
-        budget = tokens if isinstance(tokens, int) else tokens[len(out)]
-        start = rng.randrange(len(filler))
-        text = (filler[start:] + filler) * (4 + 4 * budget // max(len(filler), 1))
-        lo, hi = 0, len(text)
-        while lo < hi:  # the longest question that keeps the example within `tokens`
-            mid = (lo + hi + 1) // 2
-            rec.question = text[:mid]
-            if _length(tokenizer, rec, mode, render_prompt, sft_example) <= budget:
-                lo = mid
-            else:
-                hi = mid - 1
-        if lo >= 8:  # options too long for this budget leave no room: next seed question
-            rec.question = text[:lo]
-            out.append(rec)
-    if len(out) < n:
-        raise ValueError(f"benchmark: {tokens} tokens leave no room for a question")
-    return out
-
-
-def ragged_lengths(n: int, lo: int, hi: int, seed: int = 0) -> list[int]:
-    """`n` lengths drawn uniformly from [lo, hi] (the reasoning-length shapes)."""
-    import random
-
-    rng = random.Random(seed)
-    return [rng.randint(lo, hi) for _ in range(n)]
-
-
-def matmul_weights(model_dir: str) -> int:
-    """N of the MFU convention: every weight of the architecture but the input embedding."""
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    cfg = AutoConfig.from_pretrained(model_dir)
-    with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(cfg)
-    embed = model.get_input_embeddings().weight
-    total = sum(p.numel() for p in model.parameters())
-    tied = model.get_output_embeddings() is not None and model.get_output_embeddings().weight is embed
-    return total if tied else total - embed.numel()  # tied: the one matrix is the LM head's too
-
-
-def mfu(tokens_per_s: float, n_weights: int) -> float | None:
-    """Model FLOP utilisation of LoRA SFT under the convention above, or None off a known card."""
-    name = _device_name()
-    peak = next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
-    return round(4 * n_weights * tokens_per_s / peak, 3) if peak else None
-
-
-def sft_length(tokenizer, rec: Record) -> int:
-    from mcqflow.prompts import render_prompt, sft_example
-
-    return _length(tokenizer, rec, "sft", render_prompt, sft_example)
-
-
-def _length(tokenizer, rec, mode, render_prompt, sft_example) -> int:
-    if mode == "sft":
-        ex = sft_example(rec, "plain")
-        text = tokenizer.apply_chat_template(ex["prompt"] + ex["completion"], tokenize=False)
-    else:
-        text = render_prompt(tokenizer, rec, "plain")
-    return len(tokenizer(text, add_special_tokens=False).input_ids)
-
+from mcqflow.schema import Record
 
 # ------------------------------------------------------------------------------------------ timing
 
@@ -364,16 +202,10 @@ def bench_sft(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: l
             "extra": extra,
             "train_loss": metrics.get("train_loss"),
         }
-        padded = _padded_twin(name)  # the same run with padded batches, if it ran
+        padded = padded_twin(name)  # the same run with padded batches, if it ran
         if row["padding_free"] and losses.get(padded) is not None and row["train_loss"] is not None:
             row["loss_vs_padded"] = round(row["train_loss"] - losses[padded], 5)
         yield row
-
-
-def _padded_twin(variant: str) -> str:
-    """The SFT variant that differs from `variant` by padded batches alone (fast-bf16-ragged ->
-    fast-bf16-padded-ragged)."""
-    return variant.replace("-bf16", "-bf16-padded", 1)
 
 
 def bench_predict(model_dir: str, shapes: Shapes, profile: Profile) -> list[dict]:
@@ -518,27 +350,6 @@ def bench_grpo(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: 
 # --------------------------------------------------------------------------------------------- run
 
 
-@dataclass
-class BenchResult:
-    arch: str
-    device: str
-    versions: dict
-    shapes: dict
-    processes: int = 1
-    rows: list[dict] = field(default_factory=list)
-    checks: list[dict] = field(default_factory=list)
-    started: str = ""
-    seconds: float = 0.0
-    baseline: str | None = None  # the results file of fewer processes that scaling compares with
-    distributed: str = "NO"  # what accelerate ran the processes as (MULTI_GPU is DDP; FSDP; ...)
-    config: str | None = None  # the accelerate config under --processes
-    scaling: list[dict] = field(default_factory=list)
-
-
-def _device_name() -> str:
-    return torch.cuda.get_device_name() if on_gpu() else f"CPU ({platform.processor() or platform.machine()})"
-
-
 def _versions() -> dict:
     import importlib.metadata as md
 
@@ -654,9 +465,9 @@ def ensure_weights(arch: str, work: str | Path, log=print) -> str:
         if arch == "tiny":
             from mcqflow.models import build_tiny
 
-            build_tiny(_corpus(), model_dir, hidden_size=64, intermediate_size=128)
+            build_tiny(corpus(), model_dir, hidden_size=64, intermediate_size=128)
         else:
-            build_random(arch, train_tokenizer(_corpus(), 3000), model_dir)
+            build_random(arch, train_tokenizer(corpus(), 3000), model_dir)
             _reset_memory()  # built on the GPU: hand the memory back (under --processes, to rank 0's card)
         log(f"bench: random-init {arch} in {model_dir}")
     return str(model_dir)
@@ -689,7 +500,7 @@ def run(
     main = is_main_process()
     log = log if main else (lambda _: None)
     res = BenchResult(
-        arch, _device_name(), _versions(), dataclasses.asdict(shapes), processes=world_size(),
+        arch, device_name(), _versions(), dataclasses.asdict(shapes), processes=world_size(),
         started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         baseline=str(baseline) if baseline else None, config=config,
         distributed=_distributed() if world_size() > 1 else "NO",
@@ -736,204 +547,14 @@ def run(
     return res
 
 
-def _get(rows, bench, variant, key):
-    for r in rows:
-        if r["bench"] == bench and r["variant"] == variant and key in r:
-            return r[key]
-    return None
-
-
-def check_targets(rows: list[dict], base_rows: list[dict] | None = None) -> list[dict]:
-    """Each target of the GPU-speed issue, measured value against the goal (7B architecture only); with
-    `base_rows` (a single-process run), the multi-GPU issue's SFT scaling of every variant both have."""
-    checks = []
-    rows = [r for r in rows if "skipped" not in r]
-    base_rows = [r for r in base_rows or [] if "skipped" not in r]
-    scaled = [r for r in rows if r.get("processes", 1) > 1]
-    rows = [r for r in rows if r.get("processes", 1) == 1]  # the speed targets are for one GPU
-
-    def add(what, value, goal):
-        if value is not None:
-            checks.append({"target": what, "value": round(value, 2), "goal": goal, "met": value >= goal})
-
-    fixed = [r for r in rows if r.get("shape", "fixed") == "fixed"]
-    sft_fast = max(
-        (r.get("tokens_per_s", 0) for r in fixed if r["bench"] == "sft" and r.get("profile") != "vanilla"),
-        default=None,
-    )
-    sft_vanilla = _get(rows, "sft", "vanilla-qlora", "tokens_per_s")
-    add("sft tokens/s", sft_fast, TARGETS["sft"]["tokens_per_s"])
-    if sft_fast and sft_vanilla:
-        add("sft ratio to vanilla QLoRA", sft_fast / sft_vanilla, TARGETS["sft"]["ratio"])
-    for r in rows:  # each padding-free ragged run against the same run with padded batches
-        before = _get(rows, "sft", _padded_twin(r["variant"]), "tokens_per_s")
-        if r["bench"] == "sft" and r.get("shape") == "ragged" and r.get("padding_free") and before:
-            add(
-                f"sft ragged: {r['variant']} over padded batches",
-                r["tokens_per_s"] / before,
-                TARGETS["sft"]["ragged_ratio"],
-            )
-    letter = max(
-        (r["questions_per_s"] for r in rows if r["bench"] == "predict" and "letter" in r["variant"]),
-        default=None,
-    )
-    add("predict letter questions/s", letter, TARGETS["predict"]["questions_per_s"])
-    grpo = max(
-        (r["completions_per_s"] for r in fixed if r["bench"] == "grpo" and r["profile"] != "vanilla"),
-        default=None,
-    )
-    grpo_vanilla = _get(rows, "grpo", "vanilla", "completions_per_s")
-    add("grpo completions/s", grpo, TARGETS["grpo"]["completions_per_s"])
-    if grpo and grpo_vanilla:
-        add("grpo ratio to vanilla TRL", grpo / grpo_vanilla, TARGETS["grpo"]["ratio"])
-    for r in rows:  # graph decoding on the ragged shape against HF generate from the merged copy
-        if r["bench"] != "grpo" or r.get("shape") != "ragged" or "hf-generate" in r["variant"]:
-            continue
-        before = _get(
-            rows, "grpo", r["variant"].replace("-ragged", "-hf-generate-ragged"), "completions_per_s"
-        )
-        if before:
-            add(
-                f"grpo ragged: {r['variant']} over HF generate",
-                r["completions_per_s"] / before,
-                TARGETS["grpo"]["ragged_ratio"],
-            )
-    for r in scaled:
-        one = _get(base_rows or [], "sft", r["variant"], "tokens_per_s")
-        if r["bench"] == "sft" and one and "tokens_per_s" in r:
-            goal = TARGETS["scaling"]["per_2_gpus"] * r["processes"] / 2
-            add(f"sft {r['variant']} on {r['processes']} GPUs over 1", r["tokens_per_s"] / one, goal)
-    return checks
-
-
-def scaling(rows: list[dict], base_rows: list[dict]) -> list[dict]:
-    """SFT tokens/s of each variant against the same variant in a run of fewer processes (the same
-    per-GPU batch, so ideal scaling is the ratio of the process counts)."""
-    out = []
-    for r in rows:
-        if r["bench"] != "sft" or "tokens_per_s" not in r:
-            continue
-        base = next(
-            (
-                b
-                for b in base_rows
-                if b["bench"] == "sft" and b["variant"] == r["variant"] and "tokens_per_s" in b
-            ),
-            None,
-        )
-        if base is None or base.get("processes", 1) >= r.get("processes", 1):
-            continue
-        ideal = r["processes"] / base.get("processes", 1)
-        speedup = r["tokens_per_s"] / base["tokens_per_s"]
-        out.append(
-            {
-                "variant": r["variant"],
-                "processes": r["processes"],
-                "base_processes": base.get("processes", 1),
-                "tokens_per_s": r["tokens_per_s"],
-                "base_tokens_per_s": base["tokens_per_s"],
-                "speedup": round(speedup, 3),
-                "ideal": ideal,
-                "efficiency": round(speedup / ideal, 3),
-            }
-        )
-    return out
-
-
-def markdown(res: BenchResult) -> str:
-    lines = [
-        f"# mcqflow bench: {res.arch} on {res.device}"
-        + (
-            f" x {res.processes} processes ({_KIND.get(res.distributed, res.distributed)})"
-            if res.processes > 1
-            else ""
-        ),
-        "",
-        f"Started {res.started}, {res.seconds:.0f} s. Versions: "
-        + ", ".join(f"{k} {v}" for k, v in res.versions.items() if v)
-        + (f". Accelerate config: {res.config}" if res.config else "")
-        + (f". Scaling against the run {Path(res.baseline).name}." if res.baseline else ""),
-        "",
-        "| bench | variant | batch | rate | step | peak GiB | vs vanilla | MFU |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    unit = {"sft": "tokens_per_s", "predict": "questions_per_s", "grpo": "completions_per_s"}
-    base = {"sft": "vanilla-qlora", "predict": "vanilla-forward", "grpo": "vanilla"}
-    for r in res.rows:
-        if "skipped" in r:
-            lines.append(f"| {r['bench']} | {r['variant']} | | skipped: {r['skipped']} | | | | |")
-            continue
-        key = unit[r["bench"]]
-        ref = _get(res.rows, r["bench"], base[r["bench"]], key)
-        ratio = f"{r[key] / ref:.2f}x" if ref and r.get("shape", "fixed") == "fixed" else ""
-        step = f"{r['step_s']} s" if "step_s" in r else ""
-        use = f"{r['mfu']:.0%}" if r.get("mfu") else ""
-        lines.append(
-            f"| {r['bench']} | {r['variant']} | {_batch(r)} | {r[key]:,} {key.replace('_per_s', '/s')} | {step} "
-            f"| {_peak(r)} | {ratio} | {use} |"
-        )
-    if any(r.get("mfu") for r in res.rows):
-        lines += [
-            "",
-            "MFU: 4N FLOP a token (LoRA: forward 2N, activation gradients 2N), N = every weight but the "
-            "input embedding, attention FLOPs left out, against the 989 TFLOP/s dense bf16 peak.",
-        ]
-    split = [r for r in res.rows if r.get("split_s")]
-    if split:
-        parts = ("generation", "merge", "scoring", "forward_backward", "other", "total")
-        lines += ["", "| grpo variant | " + " | ".join(p.replace("_", "+") for p in parts) + " |"]
-        lines += ["| --- |" + " --- |" * len(parts)]
-        lines += [
-            f"| {r['variant']} | " + " | ".join(f"{r['split_s'].get(p, 0):.2f} s" for p in parts) + " |"
-            for r in split
-        ]
-    if res.scaling:
-        lines += ["", "| sft variant | GPUs | tokens/s | against | speedup | ideal | efficiency |"]
-        lines += ["| --- | --- | --- | --- | --- | --- | --- |"]
-        lines += [
-            f"| {c['variant']} | {c['processes']} | {c['tokens_per_s']:,} | {c['base_tokens_per_s']:,} on "
-            f"{c['base_processes']} | {c['speedup']:.2f}x | {c['ideal']:.0f}x | {c['efficiency']:.0%} |"
-            for c in res.scaling
-        ]
-    if res.checks:
-        lines += ["", "| target | measured | goal | met |", "| --- | --- | --- | --- |"]
-        lines += [
-            f"| {c['target']} | {c['value']:,} | {c['goal']:,} | {'yes' if c['met'] else 'NO'} |"
-            for c in res.checks
-        ]
-    return "\n".join(lines) + "\n"
-
-
-def _peak(r: dict) -> str:
-    per = r.get("peak_gib_per_gpu")
-    if per and len(per) > 1:
-        return f"{r['peak_gib']} (per GPU {' / '.join(str(x) for x in per)})"
-    return str(r.get("peak_gib") or "")
-
-
-_KIND = {"MULTI_GPU": "DDP", "MULTI_CPU": "DDP over gloo", "FSDP": "FSDP", "DEEPSPEED": "DeepSpeed"}
-
-
-def _batch(r: dict) -> str:
-    """What one step holds: micro-batch x accumulation (SFT), completions / micro-batch (GRPO), per GPU."""
-    procs = f" x {r['processes']} GPUs" if r.get("processes", 1) > 1 else ""
-    if r["bench"] == "sft" and "grad_accum" in r:
-        return f"{r['micro_batch']} x {r['grad_accum']}{procs}"
-    if r["bench"] == "grpo":
-        return f"{r['completions_per_step'] // r.get('processes', 1)} / {r['micro_batch']}{procs}"
-    return str(r.get("batch", r.get("micro_batch", "")))
-
-
-def write(res: BenchResult, out_dir: str | Path) -> Path:
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    slug = "".join(c if c.isalnum() else "-" for c in res.device.lower()).strip("-")
-    when = res.started[:16].replace("T", "-").replace(":", "")  # 2026-11-25-1752: a day's runs apart
-    kind = "" if res.distributed in ("NO", "MULTI_GPU", "MULTI_CPU") else f"-{res.distributed.lower()}"
-    stem = f"{when}-{res.arch}-{slug}" + (f"-x{res.processes}{kind}" if res.processes > 1 else "")
-    (out / f"{stem}.json").write_text(json.dumps(dataclasses.asdict(res), indent=2) + "\n", encoding="utf-8")
-    (out / f"{stem}.md").write_text(markdown(res), encoding="utf-8")
-    return out / stem
-
-
-__all__ = ["ARCHITECTURES", "Shapes", "run", "check_targets", "markdown"]
+__all__ = [
+    "ARCHITECTURES",
+    "BenchResult",
+    "Shapes",
+    "check_targets",
+    "make_records",
+    "markdown",
+    "run",
+    "scaling",
+    "sft_length",
+]

@@ -1,0 +1,241 @@
+"""`mcqflow bench`'s results: the targets of the GPU-speed issues, checked; multi-GPU scaling; the
+markdown page and the JSON file a run leaves in bench/results/."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Targets from the GPU-speed issues (one H100, Qwen2.5-7B architecture): round 1's ratios to vanilla, round
+# 2's rates and its ratios to round 1's `fast` (the `-padded` and `-hf-generate` variants) on ragged shapes.
+TARGETS = {
+    "sft": {"tokens_per_s": 20000, "ratio": 2.4, "ragged_ratio": 1.5},
+    "predict": {"questions_per_s": 200},
+    "grpo": {"completions_per_s": 20, "ratio": 10, "ragged_ratio": 2.0},
+    "scaling": {"per_2_gpus": 1.8},  # the multi-GPU issue: DDP SFT tokens/s on 2 GPUs over 1
+}
+
+
+@dataclass
+class BenchResult:
+    arch: str
+    device: str
+    versions: dict
+    shapes: dict
+    processes: int = 1
+    rows: list[dict] = field(default_factory=list)
+    checks: list[dict] = field(default_factory=list)
+    started: str = ""
+    seconds: float = 0.0
+    baseline: str | None = None  # the results file of fewer processes that scaling compares with
+    distributed: str = "NO"  # what accelerate ran the processes as (MULTI_GPU is DDP; FSDP; ...)
+    config: str | None = None  # the accelerate config under --processes
+    scaling: list[dict] = field(default_factory=list)
+
+
+def padded_twin(variant: str) -> str:
+    """The SFT variant that differs from `variant` by padded batches alone (fast-bf16-ragged ->
+    fast-bf16-padded-ragged)."""
+    return variant.replace("-bf16", "-bf16-padded", 1)
+
+
+def _get(rows, bench, variant, key):
+    for r in rows:
+        if r["bench"] == bench and r["variant"] == variant and key in r:
+            return r[key]
+    return None
+
+
+def check_targets(rows: list[dict], base_rows: list[dict] | None = None) -> list[dict]:
+    """Each target of the GPU-speed issue, measured value against the goal (7B architecture only); with
+    `base_rows` (a single-process run), the multi-GPU issue's SFT scaling of every variant both have."""
+    checks = []
+    rows = [r for r in rows if "skipped" not in r]
+    base_rows = [r for r in base_rows or [] if "skipped" not in r]
+    scaled = [r for r in rows if r.get("processes", 1) > 1]
+    rows = [r for r in rows if r.get("processes", 1) == 1]  # the speed targets are for one GPU
+
+    def add(what, value, goal):
+        if value is not None:
+            checks.append({"target": what, "value": round(value, 2), "goal": goal, "met": value >= goal})
+
+    fixed = [r for r in rows if r.get("shape", "fixed") == "fixed"]
+    sft_fast = max(
+        (r.get("tokens_per_s", 0) for r in fixed if r["bench"] == "sft" and r.get("profile") != "vanilla"),
+        default=None,
+    )
+    sft_vanilla = _get(rows, "sft", "vanilla-qlora", "tokens_per_s")
+    add("sft tokens/s", sft_fast, TARGETS["sft"]["tokens_per_s"])
+    if sft_fast and sft_vanilla:
+        add("sft ratio to vanilla QLoRA", sft_fast / sft_vanilla, TARGETS["sft"]["ratio"])
+    for r in rows:  # each padding-free ragged run against the same run with padded batches
+        before = _get(rows, "sft", padded_twin(r["variant"]), "tokens_per_s")
+        if r["bench"] == "sft" and r.get("shape") == "ragged" and r.get("padding_free") and before:
+            add(
+                f"sft ragged: {r['variant']} over padded batches",
+                r["tokens_per_s"] / before,
+                TARGETS["sft"]["ragged_ratio"],
+            )
+    letter = max(
+        (r["questions_per_s"] for r in rows if r["bench"] == "predict" and "letter" in r["variant"]),
+        default=None,
+    )
+    add("predict letter questions/s", letter, TARGETS["predict"]["questions_per_s"])
+    grpo = max(
+        (r["completions_per_s"] for r in fixed if r["bench"] == "grpo" and r["profile"] != "vanilla"),
+        default=None,
+    )
+    grpo_vanilla = _get(rows, "grpo", "vanilla", "completions_per_s")
+    add("grpo completions/s", grpo, TARGETS["grpo"]["completions_per_s"])
+    if grpo and grpo_vanilla:
+        add("grpo ratio to vanilla TRL", grpo / grpo_vanilla, TARGETS["grpo"]["ratio"])
+    for r in rows:  # graph decoding on the ragged shape against HF generate from the merged copy
+        if r["bench"] != "grpo" or r.get("shape") != "ragged" or "hf-generate" in r["variant"]:
+            continue
+        before = _get(
+            rows, "grpo", r["variant"].replace("-ragged", "-hf-generate-ragged"), "completions_per_s"
+        )
+        if before:
+            add(
+                f"grpo ragged: {r['variant']} over HF generate",
+                r["completions_per_s"] / before,
+                TARGETS["grpo"]["ragged_ratio"],
+            )
+    for r in scaled:
+        one = _get(base_rows or [], "sft", r["variant"], "tokens_per_s")
+        if r["bench"] == "sft" and one and "tokens_per_s" in r:
+            goal = TARGETS["scaling"]["per_2_gpus"] * r["processes"] / 2
+            add(f"sft {r['variant']} on {r['processes']} GPUs over 1", r["tokens_per_s"] / one, goal)
+    return checks
+
+
+def scaling(rows: list[dict], base_rows: list[dict]) -> list[dict]:
+    """SFT tokens/s of each variant against the same variant in a run of fewer processes (the same
+    per-GPU batch, so ideal scaling is the ratio of the process counts)."""
+    out = []
+    for r in rows:
+        if r["bench"] != "sft" or "tokens_per_s" not in r:
+            continue
+        base = next(
+            (
+                b
+                for b in base_rows
+                if b["bench"] == "sft" and b["variant"] == r["variant"] and "tokens_per_s" in b
+            ),
+            None,
+        )
+        if base is None or base.get("processes", 1) >= r.get("processes", 1):
+            continue
+        ideal = r["processes"] / base.get("processes", 1)
+        speedup = r["tokens_per_s"] / base["tokens_per_s"]
+        out.append(
+            {
+                "variant": r["variant"],
+                "processes": r["processes"],
+                "base_processes": base.get("processes", 1),
+                "tokens_per_s": r["tokens_per_s"],
+                "base_tokens_per_s": base["tokens_per_s"],
+                "speedup": round(speedup, 3),
+                "ideal": ideal,
+                "efficiency": round(speedup / ideal, 3),
+            }
+        )
+    return out
+
+
+def markdown(res: BenchResult) -> str:
+    lines = [
+        f"# mcqflow bench: {res.arch} on {res.device}"
+        + (
+            f" x {res.processes} processes ({_KIND.get(res.distributed, res.distributed)})"
+            if res.processes > 1
+            else ""
+        ),
+        "",
+        f"Started {res.started}, {res.seconds:.0f} s. Versions: "
+        + ", ".join(f"{k} {v}" for k, v in res.versions.items() if v)
+        + (f". Accelerate config: {res.config}" if res.config else "")
+        + (f". Scaling against the run {Path(res.baseline).name}." if res.baseline else ""),
+        "",
+        "| bench | variant | batch | rate | step | peak GiB | vs vanilla | MFU |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    unit = {"sft": "tokens_per_s", "predict": "questions_per_s", "grpo": "completions_per_s"}
+    base = {"sft": "vanilla-qlora", "predict": "vanilla-forward", "grpo": "vanilla"}
+    for r in res.rows:
+        if "skipped" in r:
+            lines.append(f"| {r['bench']} | {r['variant']} | | skipped: {r['skipped']} | | | | |")
+            continue
+        key = unit[r["bench"]]
+        ref = _get(res.rows, r["bench"], base[r["bench"]], key)
+        ratio = f"{r[key] / ref:.2f}x" if ref and r.get("shape", "fixed") == "fixed" else ""
+        step = f"{r['step_s']} s" if "step_s" in r else ""
+        use = f"{r['mfu']:.0%}" if r.get("mfu") else ""
+        lines.append(
+            f"| {r['bench']} | {r['variant']} | {_batch(r)} | {r[key]:,} {key.replace('_per_s', '/s')} | {step} "
+            f"| {_peak(r)} | {ratio} | {use} |"
+        )
+    if any(r.get("mfu") for r in res.rows):
+        lines += [
+            "",
+            "MFU: 4N FLOP a token (LoRA: forward 2N, activation gradients 2N), N = every weight but the "
+            "input embedding, attention FLOPs left out, against the 989 TFLOP/s dense bf16 peak.",
+        ]
+    split = [r for r in res.rows if r.get("split_s")]
+    if split:
+        parts = ("generation", "merge", "scoring", "forward_backward", "other", "total")
+        lines += ["", "| grpo variant | " + " | ".join(p.replace("_", "+") for p in parts) + " |"]
+        lines += ["| --- |" + " --- |" * len(parts)]
+        lines += [
+            f"| {r['variant']} | " + " | ".join(f"{r['split_s'].get(p, 0):.2f} s" for p in parts) + " |"
+            for r in split
+        ]
+    if res.scaling:
+        lines += ["", "| sft variant | GPUs | tokens/s | against | speedup | ideal | efficiency |"]
+        lines += ["| --- | --- | --- | --- | --- | --- | --- |"]
+        lines += [
+            f"| {c['variant']} | {c['processes']} | {c['tokens_per_s']:,} | {c['base_tokens_per_s']:,} on "
+            f"{c['base_processes']} | {c['speedup']:.2f}x | {c['ideal']:.0f}x | {c['efficiency']:.0%} |"
+            for c in res.scaling
+        ]
+    if res.checks:
+        lines += ["", "| target | measured | goal | met |", "| --- | --- | --- | --- |"]
+        lines += [
+            f"| {c['target']} | {c['value']:,} | {c['goal']:,} | {'yes' if c['met'] else 'NO'} |"
+            for c in res.checks
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _peak(r: dict) -> str:
+    per = r.get("peak_gib_per_gpu")
+    if per and len(per) > 1:
+        return f"{r['peak_gib']} (per GPU {' / '.join(str(x) for x in per)})"
+    return str(r.get("peak_gib") or "")
+
+
+_KIND = {"MULTI_GPU": "DDP", "MULTI_CPU": "DDP over gloo", "FSDP": "FSDP", "DEEPSPEED": "DeepSpeed"}
+
+
+def _batch(r: dict) -> str:
+    """What one step holds: micro-batch x accumulation (SFT), completions / micro-batch (GRPO), per GPU."""
+    procs = f" x {r['processes']} GPUs" if r.get("processes", 1) > 1 else ""
+    if r["bench"] == "sft" and "grad_accum" in r:
+        return f"{r['micro_batch']} x {r['grad_accum']}{procs}"
+    if r["bench"] == "grpo":
+        return f"{r['completions_per_step'] // r.get('processes', 1)} / {r['micro_batch']}{procs}"
+    return str(r.get("batch", r.get("micro_batch", "")))
+
+
+def write(res: BenchResult, out_dir: str | Path) -> Path:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    slug = "".join(c if c.isalnum() else "-" for c in res.device.lower()).strip("-")
+    when = res.started[:16].replace("T", "-").replace(":", "")  # 2026-11-25-1752: a day's runs apart
+    kind = "" if res.distributed in ("NO", "MULTI_GPU", "MULTI_CPU") else f"-{res.distributed.lower()}"
+    stem = f"{when}-{res.arch}-{slug}" + (f"-x{res.processes}{kind}" if res.processes > 1 else "")
+    (out / f"{stem}.json").write_text(json.dumps(dataclasses.asdict(res), indent=2) + "\n", encoding="utf-8")
+    (out / f"{stem}.md").write_text(markdown(res), encoding="utf-8")
+    return out / stem

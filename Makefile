@@ -35,7 +35,7 @@ demo: setup
 # params people vary most.
 compare:
 	dvc exp show --no-pager --md --drop '.*' \
-	  --keep 'Experiment|.*(zh|en)\.(accuracy|invalid_extraction_rate|max_letter_share)$$|.*train\.pass_rate$$|model\.base|sft\.lr|sft\.max_examples|grpo\.lr'
+	  --keep 'Experiment|.*(zh|en)\.(accuracy|invalid_extraction_rate|max_letter_share)$$|.*train\.pass_rate$$|model\.base|sft\.learning_rate|sft\.max_examples|grpo\.learning_rate'
 
 # Paired comparisons (metrics/compare/): B - A with its paired bootstrap interval and McNemar's p.
 significance:

@@ -23,10 +23,10 @@ def test_the_dataclass_defaults_are_params_yaml():
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"sft": {"grad_acum": 1}}, "unknown key sft.grad_acum; did you mean sft.grad_accum?"),
-        ({"sft": {"learning_rate": 1e-4}}, "unknown key sft.learning_rate; TRL's learning_rate is sft.lr here"),
-        ({"sft": {"lerning_rate": 1e-4}}, "TRL's learning_rate is sft.lr here"),
-        ({"sft": {"trainer": {"num_train_epochs": 2}}}, "sft.trainer.num_train_epochs would override sft.epochs"),
+        ({"sft": {"gradient_acumulation_steps": 1}}, "did you mean sft.gradient_accumulation_steps?"),
+        ({"sft": {"lr": 1e-4}}, "unknown key sft.lr; renamed to sft.learning_rate, TRL's name"),
+        ({"sft": {"lerning_rate": 1e-4}}, "unknown key sft.lerning_rate; did you mean sft.learning_rate?"),
+        ({"sft": {"trainer": {"num_train_epochs": 2}}}, "sft.trainer.num_train_epochs would override sft.num_train_epochs"),
         ({"grpo": {"rewards": {"corectness": 1.0}}}, "unknown key grpo.rewards.corectness; did you mean "
                                                       "grpo.rewards.correctness?"),
         ({"modle": {}}, "unknown key modle; did you mean model?"),
@@ -44,12 +44,15 @@ def test_a_wrong_key_or_choice_is_one_line_naming_the_right_one(change, message)
 
 def test_the_check_runs_alone_as_one_line(tmp_path):
     params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
-    params["sft"]["epoch"] = 2
+    params["sft"]["num_train_epoch"] = 2
     bad = tmp_path / "params.yaml"
     bad.write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
     r = subprocess.run([sys.executable, "-m", "mcqflow.params", str(bad)], capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert r.stderr.strip() == f"mcqflow: error: {bad}: unknown key sft.epoch; did you mean sft.epochs?"
+    assert (
+        r.stderr.strip()
+        == f"mcqflow: error: {bad}: unknown key sft.num_train_epoch; did you mean sft.num_train_epochs?"
+    )
 
 
 def test_the_section_names_load_params_knows_are_the_schema():
@@ -64,8 +67,8 @@ def test_each_stage_checks_its_own_sections_without_importing_the_others():
     same one-line messages, so a stage's imports (its dvc.yaml deps) stay its own."""
     from mcqflow.training import SFTParams
 
-    with pytest.raises(UserError, match=r"unknown key sft.grad_acum; did you mean sft.grad_accum\?"):
-        SFTParams.from_params({"grad_acum": 2})
+    with pytest.raises(UserError, match=r"unknown key sft.warmup_step; did you mean sft.warmup_steps\?"):
+        SFTParams.from_params({"warmup_step": 2})
     with pytest.raises(
         UserError, match="sft.finetune='qlora': expected one of full | lora".replace("|", r"\|")
     ):

@@ -139,7 +139,7 @@ def test_grpo_with_graph_decoding_trains_the_same_adapter_and_splits_its_steps(
 
     recs = sample_records("train")[:8]
     params = GRPOParams(
-        mode="plain", lr=1e-2, max_steps=2, prompts_per_step=2, num_generations=4, max_completion_length=10,
+        mode="plain", learning_rate=1e-2, max_steps=2, prompts_per_step=2, num_generations=4, max_completion_length=10,
         shuffle_options=False, save_steps=100, rewards={"correctness": 1.0, "neutrality": 1.0},
     )  # fmt: skip
     seen: list[int] = []

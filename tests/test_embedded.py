@@ -111,7 +111,13 @@ def test_lora_sft_on_real_weights_changes_the_answers(tmp_path):
     del model
     # lr 2e-3 made the adapter collapse onto one letter; 5e-4 for 16 steps learns the task (about 2 min).
     params = SFTParams(
-        finetune="lora", lr=5e-4, epochs=4, batch_size=4, grad_accum=1, max_length=256, scheduler="constant"
+        finetune="lora",
+        learning_rate=5e-4,
+        num_train_epochs=4,
+        per_device_train_batch_size=4,
+        gradient_accumulation_steps=1,
+        max_length=256,
+        lr_scheduler_type="constant",
     )
     out = tmp_path / "adapter"
     train_sft(train, "plain", embedded.EMBEDDED, out, params, seed=0, dtype=DTYPE)

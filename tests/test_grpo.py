@@ -29,10 +29,8 @@ def test_params_map_onto_trl_names():
 
 
 def test_unknown_grpo_param():
-    with pytest.raises(
-        UserError, match="unknown key grpo.learning_rate; TRL.s learning_rate is grpo.lr here"
-    ):
-        GRPOParams.from_params({"learning_rate": 1})
+    with pytest.raises(UserError, match="unknown key grpo.lr; renamed to grpo.learning_rate, TRL.s name"):
+        GRPOParams.from_params({"lr": 1})
     with pytest.raises(UserError, match="grpo.mode"):
         GRPOParams.from_params({"mode": "chat"})
 
@@ -67,7 +65,7 @@ def test_a_finished_run_is_not_resumed(tmp_path):
 
 GRPO_FAST = dict(
     mode="plain",
-    lr=3e-4,
+    learning_rate=3e-4,
     prompts_per_step=4,
     num_generations=8,
     max_completion_length=4,
@@ -91,7 +89,13 @@ def keyword_policy(tmp_path_factory):
     train, dev = make_task(240, seed=1), make_task(80, seed=2)
     base = str(build_tiny(tiny_corpus(train), tmp / "tiny", seed=0))
     params = SFTParams(
-        finetune="full", lr=1e-3, epochs=2, batch_size=8, grad_accum=1, max_length=256, scheduler="linear"
+        finetune="full",
+        learning_rate=1e-3,
+        num_train_epochs=2,
+        per_device_train_batch_size=8,
+        gradient_accumulation_steps=1,
+        max_length=256,
+        lr_scheduler_type="linear",
     )
     train_sft(train, "plain", base, tmp / "sft", params, seed=0)
     return train, dev, tmp / "sft"
@@ -202,7 +206,9 @@ def test_micro_batched_step_trains_the_same_weights_as_one_batch(tiny_dir, tmp_p
     from mcqflow.grpo import train_grpo
 
     recs = sample_records("train")[:8]
-    base = dict(GRPO_FAST, lr=1e-3, max_steps=2, prompts_per_step=2, num_generations=4, save_steps=100)
+    base = dict(
+        GRPO_FAST, learning_rate=1e-3, max_steps=2, prompts_per_step=2, num_generations=4, save_steps=100
+    )
     base.update(
         max_completion_length=12, rewards={"correctness": 1.0, "neutrality": 1.0}
     )  # rewards that vary

@@ -47,7 +47,13 @@ def test_sft_lifts_dev_accuracy_from_chance(tmp_path):
     before = evaluate(predict_records(dev, model, tok, "letter", "plain"))["accuracy"]
 
     params = SFTParams(
-        finetune="full", lr=1e-3, epochs=4, batch_size=8, grad_accum=1, max_length=256, scheduler="linear"
+        finetune="full",
+        learning_rate=1e-3,
+        num_train_epochs=4,
+        per_device_train_batch_size=8,
+        gradient_accumulation_steps=1,
+        max_length=256,
+        lr_scheduler_type="linear",
     )
     train_sft(train, "plain", base, tmp_path / "sft", params, seed=0)
     model, tok = load_for_inference(str(tmp_path / "sft"))

@@ -27,7 +27,13 @@ def test_packed_batches_train_the_same_weights_as_padded_ones(tiny_dir, tmp_path
         packing, "varlen_attention", lambda *a, **k: calls.append((run[0], k)) or real(*a, **k)
     )
     params = SFTParams(
-        finetune="full", lr=1e-3, epochs=1, batch_size=4, grad_accum=1, max_length=512, scheduler="constant"
+        finetune="full",
+        learning_rate=1e-3,
+        num_train_epochs=1,
+        per_device_train_batch_size=4,
+        gradient_accumulation_steps=1,
+        max_length=512,
+        lr_scheduler_type="constant",
     )
     records = _ragged_records()
     # Packed rows padded to a multiple of 64 tokens: the pad tokens are segments of their own, without loss.

@@ -85,14 +85,14 @@ def test_repro_builds_every_output(repo):
 
 
 def test_exp_run_and_show_compare_languages_and_stages(repo):
-    dvc(repo, "exp", "run", "-n", "lr-high", "-S", "sft.lr=0.002")
+    dvc(repo, "exp", "run", "-n", "lr-high", "-S", "sft.learning_rate=0.002")
     table = json.loads(dvc(repo, "exp", "show", "--json"))
     exps = [e for rev in table for e in (rev.get("experiments") or [])]
     names = [run["name"] for e in exps for run in e["revs"]]
     assert "lr-high" in names
     lr_high = next(run for e in exps for run in e["revs"] if run["name"] == "lr-high")
     data = lr_high["data"]
-    assert data["params"]["params.yaml"]["data"]["sft"]["lr"] == 0.002
+    assert data["params"]["params.yaml"]["data"]["sft"]["learning_rate"] == 0.002
     for name in ("base", "sft-plain", "sft-reasoning", "grpo"):
         for lang in ("zh", "en"):
             m = data["metrics"][f"metrics/predict/{name}-{lang}.json"]["data"]

@@ -39,13 +39,20 @@ def test_oom_backoff_halves_the_micro_batch_and_keeps_the_effective_batch(tiny_d
                 raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
 
     cb = OOMAbove2()
-    params = SFTParams(finetune="full", epochs=1, batch_size=8, grad_accum=1, max_length=256)
+    params = SFTParams(
+        finetune="full",
+        num_train_epochs=1,
+        per_device_train_batch_size=8,
+        gradient_accumulation_steps=1,
+        max_length=256,
+    )
     m = train_sft(sample_records("train")[:16], "plain", tiny_dir, tmp_path / "o", params, callbacks=[cb],
                   profile=PROFILES["memory"])  # fmt: skip
     assert (m["micro_batch"], m["grad_accum"]) == (2, 4)
     assert {b * a for b, a in cb.seen} == {8}  # the effective batch never changed
     with pytest.raises(
-        UserError, match="out of memory at a micro-batch of 8 per device: lower sft.batch_size"
+        UserError,
+        match="out of memory at a micro-batch of 8 per device: lower sft.per_device_train_batch_size",
     ):
         train_sft(sample_records("train")[:16], "plain", tiny_dir, tmp_path / "v", params, callbacks=[cb],
                   profile=PROFILES["vanilla"])  # fmt: skip
@@ -107,7 +114,12 @@ def test_fast_trains_the_whole_effective_batch_at_once_with_bf16_lora_inputs(tin
             self.batch = (args.per_device_train_batch_size, args.gradient_accumulation_steps)
 
     params = SFTParams(
-        finetune="lora", epochs=1, batch_size=2, grad_accum=2, max_length=256, trainer={"bf16": True}
+        finetune="lora",
+        num_train_epochs=1,
+        per_device_train_batch_size=2,
+        gradient_accumulation_steps=2,
+        max_length=256,
+        trainer={"bf16": True},
     )
     records = sample_records("train")[:8]
     for profile, batch, casts in [("fast", (4, 1), {False}), ("vanilla", (2, 2), {True})]:
@@ -124,7 +136,13 @@ def test_one_whole_batch_trains_the_same_weights_as_accumulated_micro_batches(ti
     from safetensors.torch import load_file
 
     params = SFTParams(
-        finetune="full", lr=1e-3, epochs=1, batch_size=2, grad_accum=2, max_length=256, scheduler="constant"
+        finetune="full",
+        learning_rate=1e-3,
+        num_train_epochs=1,
+        per_device_train_batch_size=2,
+        gradient_accumulation_steps=2,
+        max_length=256,
+        lr_scheduler_type="constant",
     )
     records = sample_records("train")[:16]
     out = {}

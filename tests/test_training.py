@@ -37,8 +37,8 @@ def test_loss_on_completion_only_and_same_prompt_as_predict(tiny_dir, tmp_path, 
 
 
 def test_unknown_sft_param():
-    with pytest.raises(UserError, match="unknown key sft.learning_rate; TRL.s learning_rate is sft.lr here"):
-        SFTParams.from_params({"learning_rate": 1})
+    with pytest.raises(UserError, match="unknown key sft.lr; renamed to sft.learning_rate, TRL.s name"):
+        SFTParams.from_params({"lr": 1})
     with pytest.raises(UserError, match="sft.finetune='half'"):
         SFTParams.from_params({"finetune": "half"})
 
@@ -56,7 +56,14 @@ def test_missing_chain_in_reasoning_mode_names_the_row():
 
 def test_lora_adapter_trains_saves_and_predicts(tiny_dir, tmp_path):
     recs = sample_records("train")[:8]
-    params = SFTParams(finetune="lora", epochs=1, batch_size=4, grad_accum=1, lr=1e-3, max_length=256)
+    params = SFTParams(
+        finetune="lora",
+        num_train_epochs=1,
+        per_device_train_batch_size=4,
+        gradient_accumulation_steps=1,
+        learning_rate=1e-3,
+        max_length=256,
+    )
     out = tmp_path / "adapter"
     metrics = train_sft(recs, "plain", tiny_dir, out, params, live_dir=tmp_path / "live")
     assert metrics["train_loss"] > 0
@@ -118,8 +125,12 @@ def test_sft_and_grpo_set_their_shared_trainer_arguments_alike(tmp_path):
     from mcqflow.grpo import GRPOParams, grpo_config
     from mcqflow.training import SFTParams, sft_config
 
-    sft = sft_config(SFTParams(lr=3e-4, logging_steps=7), str(tmp_path / "s"), seed=11, dtype="float32")
-    grpo = grpo_config(GRPOParams(lr=2e-6, logging_steps=3), str(tmp_path / "g"), 11, [1.0], dtype="float32")
+    sft = sft_config(
+        SFTParams(learning_rate=3e-4, logging_steps=7), str(tmp_path / "s"), seed=11, dtype="float32"
+    )
+    grpo = grpo_config(
+        GRPOParams(learning_rate=2e-6, logging_steps=3), str(tmp_path / "g"), 11, [1.0], dtype="float32"
+    )
     shared = ["seed", "data_seed", "bf16", "use_cpu", "gradient_checkpointing", "ddp_find_unused_parameters"]
     assert {k: getattr(sft, k) for k in shared} == {k: getattr(grpo, k) for k in shared}
     assert (sft.seed, sft.use_cpu, sft.bf16, sft.report_to) == (11, True, False, grpo.report_to)

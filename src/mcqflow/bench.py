@@ -158,10 +158,11 @@ def bench_sft(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: l
         longest = shapes.sft_tokens if shape == "fixed" else shapes.sft_ragged_max
         params = SFTParams(
             finetune="lora",
-            lr=2e-4,
-            epochs=1,
-            batch_size=shapes.sft_batch,
-            grad_accum=shapes.sft_accum * procs,  # split_batch gives each process sft_batch x sft_accum
+            learning_rate=2e-4,
+            num_train_epochs=1,
+            per_device_train_batch_size=shapes.sft_batch,
+            gradient_accumulation_steps=shapes.sft_accum
+            * procs,  # split_batch gives each process sft_batch x sft_accum
             max_length=longest + 8,
             logging_steps=1000,
             trainer={"max_steps": shapes.sft_steps, "disable_tqdm": True, **extra},
@@ -302,7 +303,7 @@ def bench_grpo(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: 
         params = GRPOParams(
             init="base",
             mode="plain",
-            lr=1e-6,
+            learning_rate=1e-6,
             max_steps=shapes.grpo_steps,
             prompts_per_step=prompts_per_step,
             num_generations=shapes.grpo_num_generations,

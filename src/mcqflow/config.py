@@ -4,8 +4,9 @@ Each section has a dataclass (fields, defaults equal to params.yaml, a comment p
 `model`, `tiny`, `split` and `predict` live here, the others beside the code that reads them (SFTParams in
 training.py, ...). `load_params` checks the section names and the sections held here; a stage's
 `from_params` (through `build`) checks its own. Either way an unknown or misspelt key is one line naming
-the closest valid key (TRL's names map onto ours), a value outside a `Literal[...]` field's choices is one
-line listing them, and a `trainer:` key may not shadow a mapped one. `python -m mcqflow.params
+the closest valid key (a key renamed to TRL's name is answered with it), a value outside a `Literal[...]`
+field's choices is one line listing them, and a `trainer:` key may not shadow a key of the section. Keys
+that are TRL config fields carry TRL's names (`learning_rate`, `num_train_epochs`, ...). `python -m mcqflow.params
 [params.yaml]` checks the whole file at once (mcqflow.params imports every section's module, which no
 stage should: a stage's dvc.yaml deps are its import closure).
 """
@@ -94,25 +95,28 @@ NESTED = {
 }
 
 
-# TRL's name -> this file's key, where a key maps onto a TRL config field under another name: a TRL name
-# (or a misspelling of one) is answered with the key to use, and `trainer:` may not set it behind the key.
-TRL_NAMES = {
+# Keys that are TRL config fields under TRL's own name: `trainer:` may not set one behind its key.
+TRL_KEYS = {
+    "sft": (
+        "learning_rate", "num_train_epochs", "per_device_train_batch_size", "gradient_accumulation_steps",
+        "lr_scheduler_type", "max_length", "warmup_steps", "weight_decay", "logging_steps",
+    ),
+    "grpo": (
+        "learning_rate", "max_steps", "num_generations", "max_completion_length", "temperature", "beta",
+        "loss_type", "scale_rewards", "save_steps", "logging_steps",
+    ),
+}  # fmt: skip
+# Earlier short names -> the TRL name that replaced them, answered as such (params.yaml files and
+# `dvc exp run -S` lines written before the rename).
+RENAMED = {
     "sft": {
-        "learning_rate": "lr",
-        "num_train_epochs": "epochs",
-        "per_device_train_batch_size": "batch_size",
-        "gradient_accumulation_steps": "grad_accum",
-        "lr_scheduler_type": "scheduler",
-        "max_length": "max_length",
-        "warmup_steps": "warmup_steps",
-        "weight_decay": "weight_decay",
-        "logging_steps": "logging_steps",
+        "lr": "learning_rate",
+        "epochs": "num_train_epochs",
+        "batch_size": "per_device_train_batch_size",
+        "grad_accum": "gradient_accumulation_steps",
+        "scheduler": "lr_scheduler_type",
     },
-    "grpo": {
-        "learning_rate": "lr",
-        **{k: k for k in ("max_steps", "num_generations", "max_completion_length", "temperature", "beta")},
-        **{k: k for k in ("loss_type", "scale_rewards", "save_steps", "logging_steps")},
-    },
+    "grpo": {"lr": "learning_rate"},
 }
 
 
@@ -122,13 +126,12 @@ def check_section(cls, section, name: str, source: str) -> None:
     if not isinstance(section, dict):
         raise UserError(f"{source}: {name}: expected a mapping of keys, got {section!r}")
     hints = typing.get_type_hints(cls)
-    check_keys(section, [f.name for f in fields(cls)], f"{name}.", source, TRL_NAMES.get(name, {}))
-    shadowed = [k for k in (section.get("trainer") or {}) if k in TRL_NAMES.get(name, {})]
+    check_keys(section, [f.name for f in fields(cls)], f"{name}.", source, RENAMED.get(name, {}))
+    shadowed = [k for k in (section.get("trainer") or {}) if k in TRL_KEYS.get(name, ())]
     if shadowed:
         k = shadowed[0]
         raise UserError(
-            f"{source}: {name}.trainer.{k} would override {name}.{TRL_NAMES[name][k]} behind its back; "
-            f"set {name}.{TRL_NAMES[name][k]} instead"
+            f"{source}: {name}.trainer.{k} would override {name}.{k} behind its back; set {name}.{k} instead"
         )
     for f in fields(cls):
         if f.name not in section:
@@ -141,15 +144,14 @@ def check_section(cls, section, name: str, source: str) -> None:
             check_keys(value, list(NESTED[(name, f.name)]), f"{name}.{f.name}.", source)
 
 
-def check_keys(d: dict, known: list[str], prefix: str, source: str, aliases: dict | None = None) -> None:
-    aliases = aliases or {}
+def check_keys(d: dict, known: list[str], prefix: str, source: str, renamed: dict | None = None) -> None:
+    renamed = renamed or {}
     for key in d:
         if key in known:
             continue
-        candidates = [*known, *(a for a in aliases if a not in known)]
-        close = difflib.get_close_matches(str(key), candidates, n=1, cutoff=0.5)
-        if close and close[0] not in known:  # a TRL name, or a misspelling of one
-            hint = f"; TRL's {close[0]} is {prefix}{aliases[close[0]]} here"
+        close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.5)
+        if key in renamed:
+            hint = f"; renamed to {prefix}{renamed[key]}, TRL's name"
         elif close:
             hint = f"; did you mean {prefix}{close[0]}?"
         else:

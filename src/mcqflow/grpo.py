@@ -48,9 +48,7 @@ class GRPOParams:
 
     init: str = "sft-reasoning"  # start from models/<init>-<lang> (an sft output), or "base"
     mode: str = "reasoning"  # prompt mode, the same as the starting SFT model's
-    lr: float = (
-        1e-5  # TRL's learning_rate (TRL's default 1e-6 suits LoRA on 7B; the tiny full fine-tune needs more)
-    )
+    learning_rate: float = 1e-5  # TRL's default 1e-6 suits LoRA on 7B; the tiny full fine-tune needs more
     max_steps: int = 8
     prompts_per_step: int = 2
     num_generations: int = 8
@@ -106,7 +104,7 @@ def grpo_config(
             f"grpo.micro_batch={micro} must divide the {per_process} completions per process and step"
         )
     kwargs = dict(
-        **trainer_kwargs(output_dir, p.lr, p.logging_steps, seed, dtype, profile),
+        **trainer_kwargs(output_dir, p.learning_rate, p.logging_steps, seed, dtype, profile),
         max_steps=p.max_steps,
         per_device_train_batch_size=micro,
         gradient_accumulation_steps=per_process // micro,

@@ -109,7 +109,7 @@ def split_batch(batch_size: int, grad_accum: int, processes: int) -> tuple[int, 
     k = processes // g  # what the per-device batch must give up once accumulation has given all it can
     if batch_size % k:
         raise UserError(
-            f"the effective batch sft.batch_size x sft.grad_accum = {batch_size} x {grad_accum} does not split "
+            f"the effective batch sft.per_device_train_batch_size x sft.gradient_accumulation_steps = {batch_size} x {grad_accum} does not split "
             f"over {processes} processes; make it a multiple of {processes}"
         )
     return batch_size // k, grad_accum // g

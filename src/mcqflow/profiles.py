@@ -33,7 +33,7 @@ class Profile:
     share_prefix: bool  # predict: the KV cache of the prompt prefix all questions share, computed once
     oom_backoff: bool  # SFT: on CUDA OOM halve the micro-batch, double accumulation, start again
     bf16_adapter_inputs: bool  # SFT under bf16 autocast: LoRA layers skip PEFT's bf16 -> fp32 input copy
-    whole_batch: bool  # SFT: micro-batch = sft.batch_size x sft.grad_accum, accumulation 1 (same batch)
+    whole_batch: bool  # SFT: micro-batch = sft.per_device_train_batch_size x sft.gradient_accumulation_steps, accumulation 1 (same batch)
     # GRPO merged sampling: static KV cache, decode step as a CUDA graph (decode.py)
     graph_decode: bool = False
     padding_free: bool = False  # SFT: a batch's examples end to end in one row, varlen attention (packing.py)

@@ -29,20 +29,20 @@ ALL_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj
 
 @dataclass
 class SFTParams:
-    """params.yaml `sft:`. Short names for what people vary; `trainer:` passes any other SFTConfig field."""
+    """params.yaml `sft:`. TRL's names where a key is an SFTConfig field; `trainer:` passes any other one."""
 
     # The defaults are params.yaml's (tests/test_config.py holds them equal): the tiny default's values.
     finetune: Literal["full", "lora"] = (
         "full"  # a random-init tiny model learns only with full; lora for 7B/14B
     )
-    lr: float = 1e-3  # TRL's learning_rate; 2e-4 is the usual QLoRA value for 7B/14B
-    epochs: float = 3  # TRL's num_train_epochs
-    batch_size: int = 8  # TRL's per_device_train_batch_size
-    grad_accum: int = 1  # TRL's gradient_accumulation_steps
+    learning_rate: float = 1e-3  # 2e-4 is the usual QLoRA value for 7B/14B
+    num_train_epochs: float = 3
+    per_device_train_batch_size: int = 8
+    gradient_accumulation_steps: int = 1
     max_length: int = 512  # prompt + completion tokens
     warmup_steps: int = 0
     weight_decay: float = 0.0
-    scheduler: str = "linear"  # TRL's lr_scheduler_type
+    lr_scheduler_type: str = "linear"
     logging_steps: int = 5
     max_examples: int = 0  # train on a seeded random subset of this many rows (0: all of them)
     lora: dict = field(
@@ -69,13 +69,15 @@ def subset(records: list[Record], n: int, seed: int) -> list[Record]:
     return [r for i, r in enumerate(records) if i in keep]
 
 
-def trainer_kwargs(output_dir: str, lr: float, logging_steps: int, seed: int, dtype: str, profile) -> dict:
+def trainer_kwargs(
+    output_dir: str, learning_rate: float, logging_steps: int, seed: int, dtype: str, profile
+) -> dict:
     """The TrainingArguments SFT and GRPO set alike (sft_config, grpo.grpo_config): seeds, precision,
     device, gradient checkpointing from the speed profile, no unused-parameter search, no reporting."""
     gpu = on_gpu()
     return dict(
         output_dir=output_dir,
-        learning_rate=lr,
+        learning_rate=learning_rate,
         logging_steps=logging_steps,
         seed=seed,
         data_seed=seed,
@@ -104,14 +106,14 @@ def sft_config(
 
     profile = profile or resolve_profile("auto")
     kwargs = dict(
-        **trainer_kwargs(output_dir, p.lr, p.logging_steps, seed, dtype, profile),
-        num_train_epochs=p.epochs,
-        per_device_train_batch_size=batch_size or p.batch_size,
-        gradient_accumulation_steps=grad_accum or p.grad_accum,
+        **trainer_kwargs(output_dir, p.learning_rate, p.logging_steps, seed, dtype, profile),
+        num_train_epochs=p.num_train_epochs,
+        per_device_train_batch_size=batch_size or p.per_device_train_batch_size,
+        gradient_accumulation_steps=grad_accum or p.gradient_accumulation_steps,
         max_length=p.max_length,
         warmup_steps=p.warmup_steps,
         weight_decay=p.weight_decay,
-        lr_scheduler_type=p.scheduler,
+        lr_scheduler_type=p.lr_scheduler_type,
         completion_only_loss=True,
         use_liger_kernel=use_liger(profile),
         save_strategy="no",
@@ -268,7 +270,9 @@ def train_sft(
     tokenizer = load_tokenizer(base)
     dataset = build_dataset(subset(records, params.max_examples, seed), mode)
     processes = world_size()
-    batch, accum = split_batch(params.batch_size, params.grad_accum, processes)
+    batch, accum = split_batch(
+        params.per_device_train_batch_size, params.gradient_accumulation_steps, processes
+    )
     # Fewer, larger kernels for the same effective batch; OOM back-off undoes it step by step.
     if profile.whole_batch and accum > 1:
         batch, accum = batch * accum, 1
@@ -308,15 +312,16 @@ def train_sft(
             break
         except torch.OutOfMemoryError:
             if not profile.oom_backoff or batch == 1 or processes > 1:  # one rank cannot retry alone
-                if profile.whole_batch and accum == 1 and batch > params.batch_size:
+                if profile.whole_batch and accum == 1 and batch > params.per_device_train_batch_size:
                     how = (
-                        f"train.profile={profile.name} runs sft.batch_size x sft.grad_accum at once and, "
+                        f"train.profile={profile.name} runs sft.per_device_train_batch_size x sft.gradient_accumulation_steps at once and, "
                         f"with {processes} processes, cannot back off: use train.profile=memory or a smaller "
                         f"effective batch"
                     )
                 else:
                     how = (
-                        "lower sft.batch_size (raising sft.grad_accum to keep the effective batch), set "
+                        "lower sft.per_device_train_batch_size (raising sft.gradient_accumulation_steps to keep the "
+                        "effective batch), set "
                         "model.quantization=nf4, or use train.profile=memory"
                     )
                 raise UserError(f"CUDA out of memory at a micro-batch of {batch} per device: {how}") from None

@@ -8,7 +8,7 @@ export TOKENIZERS_PARALLELISM := false
 # A DVC remote for sharing: a folder outside the repo, kept in .dvc/config.local (never committed).
 REMOTE ?= $(abspath ..)/mcqflow-dvc-remote
 
-.PHONY: setup setup-embedded demo compare significance remote test lint format clean
+.PHONY: setup setup-embedded demo exp compare significance remote test lint format clean
 
 setup: $(VENV)/.installed
 
@@ -29,6 +29,13 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	dvc repro
 	$(MAKE) --no-print-directory compare
+
+# An experiment that leaves params.yaml as it was if it fails (a failed `dvc exp run` keeps its -S values
+# there): make exp S="sft.learning_rate=2e-4 sft.num_train_epochs=2" [ARGS="-n lr-low"]
+exp:
+	@mkdir -p .dvc/tmp && cp params.yaml .dvc/tmp/params.before-exp.yaml
+	@dvc exp run $(ARGS) $(foreach s,$(S),-S $(s)) || { rc=$$?; cp .dvc/tmp/params.before-exp.yaml params.yaml; \
+	  echo "make exp: the run failed (exit $$rc); params.yaml is as it was before it" >&2; exit $$rc; }
 
 # Dev accuracy of the untrained base and each training stage, Chinese vs English, beside the share of outputs
 # with no readable answer and the largest letter share (a constant letter scores 0.25), data quality, and the

@@ -164,3 +164,21 @@ def test_validate_quarantines_a_broken_row_and_stops_on_a_skewed_dataset(repo):
         train.write_text(original, encoding="utf-8")
         params_file.write_text(original_params, encoding="utf-8")
         dvc(repo, "repro")
+
+
+def test_a_failed_experiment_through_make_exp_leaves_params_as_they_were(repo):
+    """`dvc exp run -S` writes its values into params.yaml and leaves them there when a stage fails; `make
+    exp` puts the file back. (Last in this file: the failed stage's outputs are checked out again after.)"""
+    import subprocess
+
+    root, env = repo
+    before = (root / "params.yaml").read_bytes()
+    r = subprocess.run(
+        ["make", "--no-print-directory", "exp", "S=sft.finetune=qlora sft.num_train_epochs=1"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert r.returncode != 0, r.stdout[-2000:]
+    assert "sft.finetune='qlora': expected one of full | lora" in r.stdout + r.stderr
+    assert "make exp: the run failed" in r.stderr and "params.yaml is as it was before it" in r.stderr
+    assert (root / "params.yaml").read_bytes() == before
+    dvc(repo, "checkout")

@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 
@@ -103,7 +104,16 @@ def test_plots_show_draws_training_loss_and_the_reports_offline(repo):
     out_dir = repo[0] / "plots_out"
     dvc(repo, "plots", "show", "-o", str(out_dir))
     html = (out_dir / "index.html").read_text(encoding="utf-8")
-    assert "dvclive/sft-plain-zh/plots/metrics/loss.tsv" in html
+    # the training curves that matter, each stage's four (SFT) or two (GRPO) runs on one chart
+    charts = re.findall(r"vegaEmbed\('#([^']+)'", html)
+    training = [c for c in charts if not c.startswith("plots_predict_")]
+    assert training == [
+        "sft-loss", "sft-token-accuracy", "sft-learning-rate", "sft-grad-norm", "grpo-reward", "grpo-correctness",
+        "grpo-loss", "grpo-completion-length", "grpo-learning-rate", "grpo-grad-norm",
+    ]  # fmt: skip
+    for run in ("sft-plain-zh", "sft-plain-en", "sft-reasoning-zh", "sft-reasoning-en"):
+        assert f"dvclive/{run}/plots/metrics/loss.tsv" in html
+    assert "clip_ratio" not in html and "frac_reward_zero_std" not in html  # the rest stays in dvclive/
     # the reports' plots, drawn with the titles dvc.yaml gives them
     assert "plots_predict_sft-plain-zh-confusion_json" in html and "plots_predict_base-en-topics_json" in html
     assert (

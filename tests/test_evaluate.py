@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 import torch
@@ -28,7 +29,7 @@ def test_letter_and_cloze_agree_with_a_hand_computation(tiny):
     model, tok = tiny
     recs = two_questions()
     letter = score(recs, model, tok, "letter")
-    cloze = cloze_scores(model, tok, recs, batch_size=3)  # batches cut across questions and options
+    cloze = cloze_scores(model, tok, recs, batch_size=3)  # under four rows: one question a batch
     for rec, s, c in zip(recs, letter, cloze, strict=True):
         ids = tok(render_prompt(tok, rec, "plain"), add_special_tokens=False, return_tensors="pt").input_ids
         by_hand = model(ids).logits[0, -1, letter_token_ids(tok)].float().softmax(-1).tolist()
@@ -39,6 +40,25 @@ def test_letter_and_cloze_agree_with_a_hand_computation(tiny):
             logp = model(torch.tensor([prefix + opt])).logits[0].float().log_softmax(-1)
             want = sum(float(logp[len(prefix) - 1 + t, o]) for t, o in enumerate(opt)) / len(opt)
             assert got == pytest.approx(want, abs=1e-4)
+
+
+@torch.inference_mode()
+def test_cloze_shares_each_question_across_its_options_with_the_same_scores(tiny):
+    """Questions of different lengths in one batch (left-padded), options of different lengths (right-
+    padded after the shared question): every score equals its own forward pass of question + option."""
+    model, tok = tiny
+    recs = sample_records("dev")[:6]
+    recs[1] = replace(recs[1], question=recs[1].question * 3, options={**recs[1].options, "B": "是"})
+    shared = cloze_scores(model, tok, recs, batch_size=12)
+    for rec, got in zip(recs, shared, strict=True):
+        prefix = tok(cloze_prompt(tok, rec), add_special_tokens=False).input_ids
+        for k, g in zip(LETTERS, got, strict=True):
+            opt = tok(rec.options[k], add_special_tokens=False).input_ids
+            logp = model(torch.tensor([prefix + opt])).logits[0].float().log_softmax(-1)
+            want = sum(float(logp[len(prefix) - 1 + t, o]) for t, o in enumerate(opt)) / len(opt)
+            assert g == pytest.approx(want, abs=1e-4), (rec.id, k)
+    one_by_one = [x for row in cloze_scores(model, tok, recs, batch_size=4) for x in row]
+    assert one_by_one == pytest.approx([x for row in shared for x in row], abs=1e-4)
 
 
 def test_rotations_move_options_and_gold_together():

@@ -62,32 +62,66 @@ def content_free_prior(
 
 @torch.inference_mode()
 def cloze_scores(model, tokenizer, records: list[Record], batch_size: int = 16) -> list[list[float]]:
-    """Per question, the mean log-probability of each option's tokens after the question (A..D)."""
-    rows: list[tuple[int, int, list[int], int]] = []  # (question, option, ids, option length)
-    for qi, rec in enumerate(records):
-        prefix = tokenizer(cloze_prompt(tokenizer, rec), add_special_tokens=False).input_ids
-        for oi, k in enumerate(LETTERS):
-            opt = tokenizer(rec.options[k], add_special_tokens=False).input_ids
-            if not opt:
-                raise UserError(f"{rec.source or rec.id}: option {k} is empty; cloze scoring needs its text")
-            rows.append((qi, oi, prefix + opt, len(opt)))
+    """Per question, the mean log-probability of each option's tokens after the question (A..D).
+
+    The question runs once: its key/value cache is repeated for its four options, which run only their
+    own tokens after it (`batch_size` option rows a batch, so a quarter as many questions). The same
+    numbers as one forward pass of question + option per option (tests/test_evaluate.py), with the
+    question's tokens through the model once instead of four times."""
+    prefixes, options = [], []
+    for rec in records:
+        prefixes.append(tokenizer(cloze_prompt(tokenizer, rec), add_special_tokens=False).input_ids)
+        options.append([tokenizer(rec.options[k], add_special_tokens=False).input_ids for k in LETTERS])
+        empty = [k for k, ids in zip(LETTERS, options[-1], strict=True) if not ids]
+        if empty:
+            raise UserError(
+                f"{rec.source or rec.id}: option {empty[0]} is empty; cloze scoring needs its text"
+            )
     out = [[0.0] * 4 for _ in records]
-    order = sorted(range(len(rows)), key=lambda i: -len(rows[i][2]))
-    with tqdm(total=len(rows), desc="cloze", unit="option", dynamic_ncols=True) as bar:
-        for s in range(0, len(order), batch_size):
-            batch = [rows[i] for i in order[s : s + batch_size]]
-            enc = tokenizer.pad({"input_ids": [r[2] for r in batch]}, return_tensors="pt").to(model.device)
-            pos = (enc.attention_mask.cumsum(-1) - 1).clamp(min=0)
-            keep = max(r[3] for r in batch) + 1  # left padding: every option ends the row
-            logits = model(**enc, position_ids=pos, logits_to_keep=keep).logits.float()
-            logp = logits.log_softmax(-1)
-            for b, (qi, oi, ids, n) in enumerate(batch):
-                target = torch.tensor(ids[-n:], device=logp.device)
-                # logits at position t predict token t+1: the n option tokens are predicted by the n
-                # positions before the last one kept.
-                lp = logp[b, keep - n - 1 : keep - 1].gather(-1, target[:, None]).squeeze(-1)
-                out[qi][oi] = float(lp.mean())
-            bar.update(len(batch))
+    per_batch = max(1, batch_size // 4)
+    order = sorted(range(len(records)), key=lambda i: -len(prefixes[i]))  # like lengths share a batch
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    with tqdm(total=4 * len(records), desc="cloze", unit="option", dynamic_ncols=True) as bar:
+        for s in range(0, len(order), per_batch):
+            qs = order[s : s + per_batch]
+            b, n = len(qs), max(len(prefixes[i]) for i in qs)
+            ids = torch.full((b, n), pad_id, dtype=torch.long)
+            mask = torch.zeros((b, n), dtype=torch.long)
+            for r, i in enumerate(qs):  # left padding: every question ends where its options start
+                ids[r, n - len(prefixes[i]) :] = torch.tensor(prefixes[i])
+                mask[r, n - len(prefixes[i]) :] = 1
+            ids, mask = ids.to(model.device), mask.to(model.device)
+            pos = (mask.cumsum(-1) - 1).clamp(min=0)
+            first = model(
+                input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1
+            )
+            cache = first.past_key_values
+            cache.batch_repeat_interleave(4)
+            first_logp = first.logits[:, -1].float().log_softmax(-1).repeat_interleave(4, 0)  # [4b, V]
+            rows = [opt for i in qs for opt in options[i]]
+            m = max(len(o) for o in rows)
+            oids = torch.full((4 * b, m), pad_id, dtype=torch.long)
+            omask = torch.zeros((4 * b, m), dtype=torch.long)
+            for r, opt in enumerate(rows):  # right padding: padded places come after every real one
+                oids[r, : len(opt)] = torch.tensor(opt)
+                omask[r, : len(opt)] = 1
+            oids, omask = oids.to(model.device), omask.to(model.device)
+            start = mask.sum(-1, keepdim=True).repeat_interleave(4, 0)  # each question's real length
+            logits = model(
+                input_ids=oids,
+                attention_mask=torch.cat([mask.repeat_interleave(4, 0), omask], dim=1),
+                position_ids=start + torch.arange(m, device=model.device),
+                past_key_values=cache,
+            ).logits.float()
+            # token t of an option is predicted by the position before it: the question's last for t = 0
+            later = (
+                logits[:, :-1].log_softmax(-1).gather(-1, oids[:, 1:, None]).squeeze(-1) if m > 1 else None
+            )
+            head = first_logp.gather(-1, oids[:, :1]).squeeze(-1)
+            for r, opt in enumerate(rows):
+                total = head[r] + (later[r, : len(opt) - 1].sum() if later is not None else 0.0)
+                out[qs[r // 4]][r % 4] = float(total) / len(opt)
+            bar.update(4 * b)
     return out
 
 

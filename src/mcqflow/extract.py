@@ -27,7 +27,11 @@ Then the first rule that reads a letter decides:
   5. leading-letter the output starts with a letter label ("B.", "(C)", "D 因為…"), unless it restates
                     three or more option labels (the options listed, not one chosen: `option-list`, None);
   6. refusal        a refusal is None, whatever option texts it mentions;
-  7. option-text    with the options given, the one option whose text the output names.
+  7. option-text    with the options given, the one option whose text the first or last sentence names,
+                    leaving out sentences about one option ("A. …", "Option B: …": an analysis weighing
+                    them, or one cut off mid-way); an option quoted
+                    after its own label ("A. 十八世紀起…", "Option B: \"…\"") is the options restated, not
+                    an answer, and does not count.
 Lists ("A和C", "A or B"), hedges between letters, letters outside A–D and anything else are None: never a
 default letter.
 
@@ -95,6 +99,12 @@ _ZH = [
     r"(?:所以|因此|故|綜上|综上)\s*(?:,|，)?\s*(?:是|為|为)?\s*" + _ZH_OPT + _L + r"\s*(?:[。.!！]|$)",
     # 結論：B
     r"(?:結論|结论)\s*(?::|是|為|为)\s*" + _ZH_OPT + _L,
+    # 這段描述指的是概念B / 說的是選項C
+    r"(?:指的是|指的就是|說的是|说的是)\s*(?:概念|選項|选项|第)?\s*" + _L,
+    # 最準確地描述生物多樣性的項是：B / 符合題意的選項為C (what the item is, said of the question)
+    r"(?:描述|說明|说明|符合|對應|对应)[^。！？!?]{0,30}?的(?:選項|选项|項|项|一項|一项)\s*(?:是|為|为)\s*:?\s*"
+    + _ZH_OPT
+    + _L,
 ]
 _EN = [
     # the answer is B / Answer: C / ANSWER - D / the answer would be (B) / My answer: A
@@ -265,7 +275,7 @@ def _from_text(text: str, options: dict[str, str] | None) -> Extraction:
     if _REFUSAL.search(text):
         return Extraction(None, "refusal")
     if options:
-        letter = _match_option_text(text, options)
+        letter = _match_option_text(_ends(text), options)
         if letter:
             return Extraction(letter, "option-text")
     return Extraction(None, "no-answer")
@@ -297,8 +307,39 @@ def _norm(s: str) -> str:
     return re.sub(r"[\s。．.!！?？,，、;；:：\"'「」『』]+", "", s).casefold()
 
 
+# A sentence ends at 。！？!?, at a full stop before a space (never after an option label: "A. …", "1. …"),
+# and at a colon that opens a list ("分析每個選項: A. …", "step by step: 1. …", "Options: - …").
+_SENTENCE_END = re.compile(
+    r"(?<=[。！？!?])|(?<=[^\sA-Da-d0-9]\.)(?= |$)|(?<=[:：])(?= ?(?:[A-D0-9][.:、)．]|[-*•]|選項|选项|(?i:option)))"
+)
+# A sentence about one option: it opens with its label ("A. …", "- Option B: …", "(C) …", "選項D：…").
+_ABOUT_ONE = re.compile(
+    r"^[\s\-*•>]*(?:(?:選項|选项|(?i:option)) ?[A-D]\b|[(\[【]? ?[A-D] ?[)\]】]? ?[.:、)．：|])"
+)
+
+
+def _ends(text: str) -> str:
+    """The first and the last sentence that are not about one option: where an answer named by its text
+    stands ("這段描述指的是教育公平。理由…", "… so it is the chilling effect."). An analysis weighs option
+    texts option by option, and a cut-off one stops in the middle of one."""
+    parts = [p for p in _SENTENCE_END.split(text) if p.strip() and not _ABOUT_ONE.match(p)]
+    return " ".join(parts) if len(parts) <= 2 else parts[0] + " " + parts[-1]
+
+
+def _restated(text: str, options: dict[str, str]) -> str:
+    """`text` without the options it restates: each option's text right after its own label."""
+    for k, v in options.items():
+        v = _WS.sub(" ", v.translate(FULLWIDTH)).strip()
+        if len(v) < 2:
+            continue
+        label = rf"(?:(?:選項|选项|(?i:option)) ?{k}|[(\[【] ?{k} ?[)\]】]|(?<![A-Za-z]){k} ?[.:、)．|])"
+        quote = r"[\"'“”「」『』]?"
+        text = re.sub(label + " ?" + quote + " ?" + re.escape(v), " ", text, flags=re.IGNORECASE)
+    return text
+
+
 def _match_option_text(text: str, options: dict[str, str]) -> str | None:
-    t = _norm(text)
+    t = _norm(_restated(text, options))
     norm = {k: _norm(v) for k, v in options.items()}
     exact = [k for k, v in norm.items() if v and v == t]
     if len(exact) == 1:

@@ -13,7 +13,8 @@ Clean-up first, in this order (none of it decides anything):
   width         full-width letters, brackets and colons become ASCII; whitespace runs become one space.
 
 Then the first rule that reads a letter decides:
-  1. tag            the last complete <output>/<answer> element; its content alone is read (rules 2–6);
+  1. tag            the last complete <output>/<answer> element, or one the output ends in unclosed (the
+                    generation stopped inside it); its content alone is read (rules 2–6);
   2. letter         the whole output is one letter (any case), perhaps bracketed or followed by a stop;
   3. decision       explicit decisions (zh-Hant, zh-Hans, en, \\boxed{}): "答案是", "故選", "最合適的是",
                     "the answer is", "I'd go with", "B is the best option"…; where several appear, the one
@@ -161,6 +162,7 @@ _HEDGE = _bounded(
     + _U
 )
 _TAG_MARK = re.compile(r"<(/?)(output|answer) ?>", re.IGNORECASE)
+_OPEN_TAIL = re.compile(r"<(?:output|answer) ?>([^<>]{0,20})$", re.IGNORECASE)
 _LEADING = _bounded(
     r"^\s*(?:(?:選項|选项|(?i:option))\s*)?"
     + _OPEN
@@ -186,7 +188,7 @@ _NEG = re.compile(
     r"|[✗✘×❌]"
 )
 _POS = re.compile(
-    r"正確|正确|對的|对的|說法對|说法对|符合題意|符合题意|恰當|恰当|合適|合适|準確|准确|合理|最佳"
+    r"正確|正确|(?<![反相面針针應应絕绝])(?:對的|对的)|說法對|说法对|符合題意|符合题意|恰當|恰当|合適|合适|準確|准确|合理|最佳"
     r"|(?i:\bcorrect\b|\btrue\b|\bthe\s+best\b|\bmost\s+appropriate\b|\baccurate\b)"
     r"|[✓✔√✅]"
 )
@@ -225,6 +227,9 @@ def extract_answer(text: str | None, options: dict[str, str] | None = None) -> E
     if not cleaned:
         return Extraction(None, "empty")
     inner = _last_tag(cleaned)
+    if inner is None:  # an <output> the generation stopped in (at its end token, or a cut stop string)
+        tail = _OPEN_TAIL.search(cleaned)
+        inner = tail.group(1) if tail else None
     if inner is not None:
         found = _from_text(inner.strip(), options)
         return Extraction(found.answer, "tag" if found.answer else "tag-unreadable")
@@ -254,7 +259,7 @@ def _from_text(text: str, options: dict[str, str] | None) -> Extraction:
         for m in pattern.finditer(text):
             if decision is None or m.end() > decision[0]:
                 decision = (m.end(), m.group(1).upper(), method)
-    verdicts = _verdicts(text)
+    verdicts = _verdicts(text, options)
     if verdicts is not None and (decision is None or decision[0] <= verdicts[0]):
         _, right = verdicts
         if len(right) == 1:
@@ -281,22 +286,30 @@ def _from_text(text: str, options: dict[str, str] | None) -> Extraction:
     return Extraction(None, "no-answer")
 
 
-def _verdicts(text: str) -> tuple[int, list[str]] | None:
+def _verdicts(text: str, options: dict[str, str] | None = None) -> tuple[int, list[str]] | None:
     """(where the analysis ends, the letters judged right) when at least two options carry a verdict;
-    None when the text is no per-option analysis. A letter judged both right and wrong counts as neither."""
+    None when the text is no per-option analysis. A letter judged both right and wrong counts as neither.
+    An option's own text restated after its label ("D. 認定「X」絕對正確…") is no verdict and is skipped."""
+    own = {k: _WS.sub(" ", v.translate(FULLWIDTH)).strip().casefold() for k, v in (options or {}).items()}
     labels = [(m.start(), m.end(), next(g for g in m.groups() if g)) for m in _LABEL.finditer(text)]
     judged: dict[str, set[bool]] = {}
     end = 0
     for i, (_, stop, letter) in enumerate(labels):
         nxt = labels[i + 1][0] if i + 1 < len(labels) else len(text)
-        segment = text[stop : min(nxt, stop + _VERDICT_REACH)]
+        start = stop
+        restated = own.get(letter)
+        if restated:
+            lead = len(text[stop:]) - len(text[stop:].lstrip(" \"'“”「」『』"))
+            if text[stop + lead : stop + lead + len(restated)].casefold() == restated:
+                start = stop + lead + len(restated)
+        segment = text[start : min(max(nxt, start), start + _VERDICT_REACH)]
         neg, pos = _NEG.search(segment), _POS.search(segment)
         if neg and (not pos or neg.start() <= pos.start()):
             judged.setdefault(letter, set()).add(False)
-            end = stop + neg.end()
+            end = start + neg.end()
         elif pos:
             judged.setdefault(letter, set()).add(True)
-            end = stop + pos.end()
+            end = start + pos.end()
     if len(judged) < 2:
         return None
     right = sorted(k for k, v in judged.items() if v == {True})

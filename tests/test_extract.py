@@ -106,3 +106,32 @@ def test_whitespace_runs_do_not_change_the_reading():
     assert extract_answer("答案" + " " * 150 + "B").answer == "B"
     assert extract_answer("<output>\n\n  C \n</output>").answer == "C"
     assert extract_answer("<output>A<output>B</output>").answer == "B"
+
+
+GROWING = [
+    lambda n: "A. " * n + "。",  # a label in every three characters, each with its verdict window
+    lambda n: "A. x y " * n,  # an option restated after its label, over and over
+    lambda n: "Option A: " * n,
+    lambda n: "the most " + "a " * n + "is:",
+    lambda n: "the statement that describes " + "x " * n,
+    lambda n: "描述" + "的" * n,
+    lambda n: "。".join(["這段描述指的是x y"] * n),  # sentences for option-text's first and last
+]
+
+
+@pytest.mark.parametrize("make", GROWING, ids=range(len(GROWING)))
+def test_time_grows_linearly_with_the_output(make):
+    """Eight times the output takes about eight times as long, whatever the machine's speed (a quadratic
+    step would take sixty-four): measured with the options given, so every rule runs."""
+    import time
+
+    def took(n):
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            extract_answer(make(n), {"A": "x y", "B": "的的", "C": "a a", "D": "符合"})
+            best = min(best, time.perf_counter() - start)
+        return best
+
+    small, large = took(4_000), took(32_000)
+    assert large < 16 * small + 0.05, (small, large)

@@ -13,7 +13,7 @@ from mcqflow.extract import extract_answer
 
 
 def main() -> None:
-    files = sys.argv[1:] or sorted(str(p) for p in Path(__file__).parent.glob("round*.jsonl"))
+    files = sys.argv[1:] or sorted(str(p) for p in Path(__file__).parent.glob("round?.jsonl"))
     for path in files:
         rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line]
         misses = []

@@ -69,7 +69,7 @@ _L = _OPEN + r"\s*([A-Da-d])\s*" + _CLOSE + _ALONE  # Chinese contexts: no artic
 _U = r"\(?([A-D])\)?" + _ALONE  # English contexts: uppercase only ("the answer is a trade-off")
 _ZH_OPT = r"(?:選項|选项|第)?\s*"
 _ZH_ITEM = r"\s*(?:項|项|選項|选项)?"
-_GOOD_ZH = r"(?:正確|正确|合適|合适|恰當|恰当|佳|準確|准确|合理|符合題意|符合题意|符合題目要求|符合题目要求|妥當|妥当)"
+_GOOD_ZH = r"(?:正確|正确|合適|合适|恰當|恰当|佳|準確|准确|合理|符合題意|符合题意|符合題目要求|符合题目要求|妥當|妥当|最符合)"
 
 _ZH = [
     # 答案是 C / 最終答案：B / 正確答案應為（D）/ 答案選A
@@ -103,7 +103,7 @@ _ZH = [
     # 這段描述指的是概念B / 說的是選項C
     r"(?:指的是|指的就是|說的是|说的是)\s*(?:概念|選項|选项|第)?\s*" + _L,
     # 最準確地描述生物多樣性的項是：B / 符合題意的選項為C (what the item is, said of the question)
-    r"(?:描述|說明|说明|符合|對應|对应)[^。！？!?]{0,30}?的(?:選項|选项|項|项|一項|一项)\s*(?:是|為|为)\s*:?\s*"
+    r"(?:描述|說明|说明|符合|對應|对应)[^。！？!?]{0,40}?的(?:選項|选项|項|项|一項|一项|概念|答案)\s*(?:是|為|为)\s*:?\s*"
     + _ZH_OPT
     + _L,
 ]
@@ -135,6 +135,11 @@ _EN = [
     r"(?i:\b(?:correct|best|right)\s+(?:option|choice)\s*(?::|-)|\bconclusion\s*:)\s*" + _U,
     # ..., it's D. / That is B.  (the letter ends the sentence)
     r"(?i:\b(?:it's|it\s+is|that's|that\s+is))\s*(?i:option\s+|choice\s+)?" + _U + r"\s*(?:[.!]|$)",
+    # the statement that describes X is: A / the concept that best fits it is (C)
+    r"(?i:\b(?:statement|option|choice|concept|answer)\s+that\s+(?:best\s+|most\s+accurately\s+)?"
+    r"(?:describes|fits|matches|defines)\b)[^.!?]{0,80}?(?i:\bis)\s*:?\s*(?i:option\s+)?" + _U,
+    # the most appropriate concept is: D / the most objective and neutral attitude when … is: B
+    r"(?i:\bthe\s+(?:most|best)\s)[^.!?:]{0,120}?(?i:\bis)\s*:\s*(?i:option\s+)?" + _U,
     # Therefore option D. / Hence, (C). / ..., so D.  (the letter ends the sentence)
     r"(?i:\b(?:therefore|hence|thus|so|in\s+conclusion|to\s+conclude|finally))\s*,?\s*(?i:option\s+|choice\s+)?"
     + _U
@@ -188,7 +193,7 @@ _NEG = re.compile(
     r"|[✗✘×❌]"
 )
 _POS = re.compile(
-    r"正確|正确|(?<![反相面針针應应絕绝])(?:對的|对的)|說法對|说法对|符合題意|符合题意|恰當|恰当|合適|合适|準確|准确|合理|最佳"
+    r"正確|正确|(?<![反相面針针應应絕绝])(?:對的|对的)|說法對|说法对|符合題意|符合题意|符合|恰當|恰当|合適|合适|準確|准确|合理|最佳"
     r"|(?i:\bcorrect\b|\btrue\b|\bthe\s+best\b|\bmost\s+appropriate\b|\baccurate\b)"
     r"|[✓✔√✅]"
 )
@@ -299,7 +304,8 @@ def _verdicts(text: str, options: dict[str, str] | None = None) -> tuple[int, li
         start = stop
         restated = own.get(letter)
         if restated:
-            lead = len(text[stop:]) - len(text[stop:].lstrip(" \"'“”「」『』"))
+            window = text[stop : stop + 4]  # a space and an opening quote at most
+            lead = len(window) - len(window.lstrip(" \"'“”「」『』"))
             if text[stop + lead : stop + lead + len(restated)].casefold() == restated:
                 start = stop + lead + len(restated)
         segment = text[start : min(max(nxt, start), start + _VERDICT_REACH)]

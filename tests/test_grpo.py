@@ -155,6 +155,10 @@ def test_killed_grpo_stage_resumes_from_its_checkpoint(keyword_policy, tmp_path)
         "zh",
         "--train",
         "data/split/zh.jsonl",
+        "--models",
+        "models",
+        "--tiny-dir",
+        "models/tiny",  # not read: the policy starts from models/sft-plain-zh (grpo.init)
         "--out",
         "models/grpo-zh",
         "--checkpoints",

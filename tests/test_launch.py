@@ -71,8 +71,8 @@ def test_sft_stage_runs_two_gloo_processes_with_the_same_effective_batch(tiny_di
             "num_processes": 2,
             "accelerate_config": str(ROOT / f"configs/accelerate/{config}.yaml"),
         },
-        "sft": {"finetune": "full", "epochs": 1, "batch_size": 8, "grad_accum": 1, "max_length": 256,
-                "logging_steps": 1},
+        "sft": {"finetune": "full", "num_train_epochs": 1, "per_device_train_batch_size": 8,
+                "gradient_accumulation_steps": 1, "max_length": 256, "logging_steps": 1},
     }  # fmt: skip
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
     cmd = [sys.executable, str(ROOT / "stages/sft.py"), "--mode", "plain", "--train", "train.jsonl",
@@ -124,7 +124,8 @@ def test_grpo_stage_runs_two_gloo_processes(tiny_dir, tmp_path):
     }  # fmt: skip
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
     cmd = [sys.executable, str(ROOT / "stages/grpo.py"), "--lang", "zh", "--train", "data/split/zh.jsonl",
-           "--out", "models/grpo-zh", "--checkpoints", "checkpoints/grpo-zh", "--live", "dvclive/grpo-zh"]  # fmt: skip
+           "--models", "models", "--tiny-dir", tiny_dir, "--out", "models/grpo-zh",
+           "--checkpoints", "checkpoints/grpo-zh", "--live", "dvclive/grpo-zh"]  # fmt: skip
     r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "find_unused_parameters=True" not in r.stderr

@@ -30,9 +30,8 @@ Then the first rule that reads a letter decides:
   6. refusal        a refusal is None, whatever option texts it mentions;
   7. option-text    with the options given, the one option whose text the first or last sentence names,
                     leaving out sentences about one option ("A. …", "Option B: …": an analysis weighing
-                    them, or one cut off mid-way); an option quoted
-                    after its own label ("A. 十八世紀起…", "Option B: \"…\"") is the options restated, not
-                    an answer, and does not count.
+                    them, or one cut off mid-way); an option quoted after its own label ("A. 十八世紀起…",
+                    "Option B: \"…\"") is the options restated, not an answer, and does not count.
 Lists ("A和C", "A or B"), hedges between letters, letters outside A–D and anything else are None: never a
 default letter.
 

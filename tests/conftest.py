@@ -112,3 +112,24 @@ def make_clone(dst: Path):
 def repo(tmp_path_factory):
     """A fresh clone of this checkout, shared by the end-to-end tests."""
     return make_clone(tmp_path_factory.mktemp("clone"))
+
+
+def counting(model, asked: list[int]):
+    """`model` as a module that appends the batch size of every forward it is asked to `asked`: what a
+    resumed run asks the model for, counted."""
+    import torch
+
+    class Counting(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner, self.config = model, model.config
+
+        @property
+        def device(self):
+            return model.device
+
+        def forward(self, input_ids=None, **kw):
+            asked.append(input_ids.shape[0])
+            return self.inner(input_ids=input_ids, **kw)
+
+    return Counting()

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from conftest import sample_records
+from conftest import counting, sample_records
 from mcqflow.evaluate import cloze_scores, content_free_prior, rotate, score, summarize, unrotate
 from mcqflow.models import load_for_inference
 from mcqflow.predict import letter_token_ids
@@ -168,21 +168,9 @@ def test_a_stopped_evaluate_resumes_from_its_journal_and_asks_only_for_the_rest(
     with journal.path.open("a", encoding="utf-8") as f:
         f.write('{"id": "torn')  # the stop came while a line was being written
     asked: list[int] = []
-
-    class Counting(torch.nn.Module):  # the model, counting the prompts it is asked
-        def __init__(self):
-            super().__init__()
-            self.inner, self.config = model, model.config
-
-        @property
-        def device(self):
-            return model.device
-
-        def forward(self, input_ids=None, **kw):
-            asked.append(input_ids.shape[0])
-            return self.inner(input_ids=input_ids, **kw)
-
-    kw = dict(model=Counting(), tokenizer=tok, protocol="letter", rotations=rotations, batch_size=4)
+    kw = dict(
+        model=counting(model, asked), tokenizer=tok, protocol="letter", rotations=rotations, batch_size=4
+    )
     got = score_resumable(recs, journal, chunk=3, log=lambda _: None, **kw)
     assert sum(asked) == 4 * 4  # the four other questions, under four rotations
     assert [(s.id, s.rotation, s.answer) for s in got] == [(s.id, s.rotation, s.answer) for s in whole]

@@ -4,7 +4,7 @@ import dataclasses
 import pytest
 import torch
 
-from conftest import sample_records
+from conftest import counting, sample_records
 from mcqflow.metrics import evaluate, wilson_interval
 from mcqflow.models import load_for_inference
 from mcqflow.predict import (
@@ -174,22 +174,10 @@ def test_a_stopped_run_resumes_from_its_journal_and_asks_only_for_the_rest(model
     journal.append(done)
     with journal.path.open("a", encoding="utf-8") as f:
         f.write('{"id": "torn mid-wri')  # the kill came while a line was being written
-    asked: list[str] = []
-
-    class Counting(torch.nn.Module):  # the model, counting the questions it is asked
-        def __init__(self):
-            super().__init__()
-            self.inner, self.config = model, model.config
-
-        @property
-        def device(self):
-            return model.device
-
-        def forward(self, input_ids=None, **kw):
-            asked.append(input_ids.shape[0])
-            return self.inner(input_ids=input_ids, **kw)
-
-    kw = dict(model=Counting(), tokenizer=tok, inference="letter", prompt_mode="plain", batch_size=3)
+    asked: list[int] = []
+    kw = dict(
+        model=counting(model, asked), tokenizer=tok, inference="letter", prompt_mode="plain", batch_size=3
+    )
     preds = predict_resumable(recs, journal, chunk=3, log=lambda _: None, **kw)
     assert [p.id for p in preds] == [r.id for r in recs]
     assert [p.method for p in preds[:4]] == ["journalled"] * 4 and sum(asked) == 6  # only the other six

@@ -200,18 +200,14 @@ def score_resumable(
     """score over `records`, `chunk` questions at a time (each with all its rotations), each chunk journalled
     before the next starts; questions already in the journal are not asked again. The same scores, in the
     same order, as one call of score (batched and one-by-one scoring agree: tests/test_predict.py)."""
-    keys = [(rec.id, r) for r in rotations for rec in records]
-    done = journal.load()
-    done = {k: done[k] for k in keys if k in done}
-    todo = [rec for rec in records if any((rec.id, r) not in done for r in rotations)]
-    if len(todo) < len(records):
-        log(f"resuming: {len(records) - len(todo)} of {len(records)} questions from {journal.path}")
-    journal.start(done)
-    for s in range(0, len(todo), chunk):
-        part = score(todo[s : s + chunk], rotations=rotations, **kwargs)
-        journal.append(part)
-        done.update(((x.id, x.rotation), x) for x in part)
-    return [done[k] for k in keys]
+    done = journal.resume(
+        records,
+        lambda rec: [(rec.id, r) for r in rotations],
+        chunk,
+        lambda part: score(part, rotations=rotations, **kwargs),
+        log,
+    )
+    return [done[(rec.id, r)] for r in rotations for rec in records]
 
 
 def _calibrate(p: list[float], prior: list[float]) -> list[float]:

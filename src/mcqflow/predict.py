@@ -289,6 +289,23 @@ class AnswerJournal:
             f.write(json.dumps({"fingerprint": self.fingerprint}) + "\n")
             f.writelines(_line(p) for p in done.values())
 
+    def resume(self, records: list[Record], keys, chunk: int, work, log=print) -> dict:
+        """Every answer `records` need, by key: those already journalled, and `work(part)` run on the rest,
+        `chunk` records at a time, each part journalled before the next starts. `keys(record)` are the keys
+        of a record's answers (one per question for predict, one per rotation for evaluate); a record with
+        any of them missing is asked again whole."""
+        done = self.load()
+        done = {k: done[k] for r in records for k in keys(r) if k in done}
+        todo = [r for r in records if any(k not in done for k in keys(r))]
+        if len(todo) < len(records):
+            log(f"resuming: {len(records) - len(todo)} of {len(records)} questions from {self.path}")
+        self.start(done)
+        for s in range(0, len(todo), chunk):
+            part = work(todo[s : s + chunk])
+            self.append(part)
+            done.update((self.key(x), x) for x in part)
+        return done
+
     def append(self, items: list) -> None:
         import os
 
@@ -318,14 +335,5 @@ def predict_resumable(
     """predict_records over `records`, `chunk` questions at a time, each chunk's answers journalled before
     the next starts; answers already in the journal are not asked again. The same answers as one call
     (batched and one-by-one scoring and greedy generation agree: tests/test_predict.py)."""
-    done = journal.load()
-    done = {r.id: done[r.id] for r in records if r.id in done}
-    if done:
-        log(f"resuming: {len(done)} of {len(records)} answers from {journal.path}")
-    journal.start(done)
-    todo = [r for r in records if r.id not in done]
-    for s in range(0, len(todo), chunk):
-        preds = predict_records(todo[s : s + chunk], **kwargs)
-        journal.append(preds)
-        done.update((p.id, p) for p in preds)
+    done = journal.resume(records, lambda r: [r.id], chunk, lambda part: predict_records(part, **kwargs), log)
     return [done[r.id] for r in records]

@@ -294,7 +294,7 @@ def _verdicts(text: str, options: dict[str, str] | None = None) -> tuple[int, li
     """(where the analysis ends, the letters judged right) when at least two options carry a verdict;
     None when the text is no per-option analysis. A letter judged both right and wrong counts as neither.
     An option's own text restated after its label ("D. 認定「X」絕對正確…") is no verdict and is skipped."""
-    own = {k: _WS.sub(" ", v.translate(FULLWIDTH)).strip().casefold() for k, v in (options or {}).items()}
+    own = {k: _as_cleaned(v).casefold() for k, v in (options or {}).items()}
     labels = [(m.start(), m.end(), next(g for g in m.groups() if g)) for m in _LABEL.finditer(text)]
     judged: dict[str, set[bool]] = {}
     end = 0
@@ -319,6 +319,11 @@ def _verdicts(text: str, options: dict[str, str] | None = None) -> tuple[int, li
         return None
     right = sorted(k for k, v in judged.items() if v == {True})
     return end, right
+
+
+def _as_cleaned(option: str) -> str:
+    """An option's text as `clean` leaves the output it is looked for in: ASCII width, single spaces."""
+    return _WS.sub(" ", option.translate(FULLWIDTH)).strip()
 
 
 def _norm(s: str) -> str:
@@ -347,7 +352,7 @@ def _ends(text: str) -> str:
 def _restated(text: str, options: dict[str, str]) -> str:
     """`text` without the options it restates: each option's text right after its own label."""
     for k, v in options.items():
-        v = _WS.sub(" ", v.translate(FULLWIDTH)).strip()
+        v = _as_cleaned(v)
         if len(v) < 2:
             continue
         label = rf"(?:(?:選項|选项|(?i:option)) ?{k}|[(\[【] ?{k} ?[)\]】]|(?<![A-Za-z]){k} ?[.:、)．|])"

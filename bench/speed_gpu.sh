@@ -11,6 +11,8 @@
 #           (its file in WORK/results, or FIRST=path when the machine was given back in between)
 #   c, d    GRPO alone, in two parts: fixed-shape variants, then the ragged pair continuing part c (FIRST
 #           as for b)
+#   p       bench/profile_gpu.py: the decode step's and a LoRA training step's GPU time, by kernel class
+#   f       GRPO with q/k/v and gate/up fused in the merged sampling copy, against vanilla and `fast`
 #
 # Usage: WHEELS=.whl bench/speed_gpu.sh OUTDIR WORK STEP [STEP ...]
 set -uo pipefail
@@ -39,8 +41,8 @@ B="python3 -m mcqflow.cli bench --arch qwen2.5-7b --only sft,grpo --out $WORK/re
 for step in "$@"; do
   case $step in
   check)
-    run 240 check python3 -m pytest -q -p no:cacheprovider tests/test_decode.py tests/test_packing.py \
-      -k "greedy or bounds" ;;
+    run 240 check python3 -m pytest -q -p no:cacheprovider tests/test_decode.py tests/test_packing.py tests/test_merged.py \
+      -k "greedy or bounds or fused" ;;
   a)
     run 590 "part a" $B --grpo-variants fast-hf-generate,fast,fast-micro16 ;;
   b)
@@ -53,6 +55,11 @@ for step in "$@"; do
     first=${FIRST:-$(ls "$WORK"/results/*qwen2.5-7b*.json | tail -1)}
     run 590 "part d" python3 -m mcqflow.cli bench --arch qwen2.5-7b --only grpo --out "$WORK/results" \
       --work "$WORK" --continue-from "$first" ;;
+  p)
+    run 400 profile python3 bench/profile_gpu.py decode train ;;
+  f)
+    run 590 "fused" python3 -m mcqflow.cli bench --arch qwen2.5-7b --only grpo --out "$WORK/results" \
+      --work "$WORK" --grpo-variants vanilla,fast-micro16,fast-fused-micro16 ;;
   *) say "unknown step $step"; exit 2 ;;
   esac
 done

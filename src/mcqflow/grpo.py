@@ -276,7 +276,7 @@ def _timed(split: StepSplit | None, name: str):
     return split.part(name) if split is not None else nullcontext()
 
 
-def trainer_class(merged_generation: bool, graph_decode: bool = False):
+def trainer_class(merged_generation: bool, graph_decode: bool = False, fuse_projections: bool = False):
     """TRL's GRPOTrainer, or one that samples through a merged copy of the LoRA policy (`merged.py`), with
     `graph_decode` through a static cache and a CUDA-graph decode step (`decode.py`).
 
@@ -333,7 +333,7 @@ def trainer_class(merged_generation: bool, graph_decode: bool = False):
 
         def _merged_generation(self, model, prompt_ids):
             if self._merged is None:
-                self._merged = MergedCopy(model)
+                self._merged = MergedCopy(model, fuse=fuse_projections)
                 if graph_decode:
                     self._decoder = Decoder(self._merged.model)
             device = self.accelerator.device
@@ -439,7 +439,7 @@ def train_grpo(
     callbacks = [start, *(callbacks or []), *([step_split.callback()] if step_split else [])]
     if live_dir is not None and main:  # curves logged once
         callbacks.append(live_callback(live_dir, resume=bool(resume)))
-    trainer = trainer_class(profile.merged_generation, profile.graph_decode)(
+    trainer = trainer_class(profile.merged_generation, profile.graph_decode, profile.fuse_projections)(
         model=model,
         reward_funcs=funcs,
         args=grpo_config(params, str(ckpt_dir), seed, weights, profile, world_size(), dtype),

@@ -37,6 +37,7 @@ class Profile:
     # GRPO merged sampling: static KV cache, decode step as a CUDA graph (decode.py)
     graph_decode: bool = False
     padding_free: bool = False  # SFT: a batch's examples end to end in one row, varlen attention (packing.py)
+    fuse_projections: bool = False  # GRPO merged sampling: q/k/v and gate/up as one matmul each (merged.py)
 
 
 PROFILES = {

@@ -1,0 +1,193 @@
+"""Where the GPU time of GRPO's decode step and of a LoRA training step goes (Qwen2.5-7B architecture, random
+weights, one GPU): the measurements behind the next levers of issue #17, not a benchmark of the pipeline
+(`mcqflow bench` is that).
+
+decode  graph-decoded generation of 128 x 256 new tokens after a 160-token prompt (`decode.Decoder`) through
+        a merged copy (`merged.MergedCopy`), plain and with q/k/v and gate/up fused; then one eager decode step
+        under torch.profiler, its kernels grouped, so that the graph's ms a step can be split.
+train   one forward + backward of a batch with LoRA r16 on all seven projections under bf16 autocast (as the
+        `fast` SFT profile runs it: bf16 LoRA inputs, no recompute), against the same with dropout 0 and
+        against no adapters at all (the frozen model's own forward + backward, the floor LoRA adds to).
+
+Usage: python bench/profile_gpu.py decode|train [...]   (prints a report; JSON lines prefixed `ROW `)
+"""
+
+from __future__ import annotations
+
+import copy as copy_module
+import json
+import sys
+import time
+from collections import defaultdict
+
+import torch
+
+ROWS: list[dict] = []
+
+
+def row(**kw) -> None:
+    ROWS.append(kw)
+    print("ROW " + json.dumps(kw), flush=True)
+
+
+def random_7b():
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from mcqflow.models import ARCHITECTURES, QWEN2_5_COMMON
+
+    cfg = Qwen2Config(**QWEN2_5_COMMON, **ARCHITECTURES["qwen2.5-7b"], eos_token_id=2, pad_token_id=0)
+    torch.manual_seed(0)
+    with torch.device("cuda"):
+        model = Qwen2ForCausalLM(cfg).to(torch.bfloat16)
+    model.generation_config.eos_token_id = 2
+    model.generation_config.pad_token_id = 0
+    return model
+
+
+def kernel_groups(prof) -> dict[str, float]:
+    """GPU microseconds by kernel class (matmul, attention, elementwise, norm, sampling, ...)."""
+    groups: dict[str, float] = defaultdict(float)
+    rules = [
+        ("matmul", ("gemm", "gemv", "cutlass", "sm90_xmma", "nvjet", "splitk")),
+        ("attention", ("flash", "fmha", "attention", "efficient")),
+        ("softmax/sampling", ("softmax", "multinomial", "sort", "cumsum", "scan", "argmax", "topk")),
+        ("reduce/norm", ("reduce", "norm", "rsqrt", "mean")),
+        ("copy/cat/index", ("copy", "cat", "index", "gather", "scatter", "fill")),
+        ("elementwise", ("elementwise", "vectorized", "unrolled")),
+    ]
+    for ev in prof.key_averages():
+        t = getattr(ev, "device_time_total", 0) or getattr(ev, "cuda_time_total", 0)
+        if (
+            not t
+            or ev.key.startswith(("aten::", "cuda", "Memcpy", "Memset"))
+            or ev.key.startswith("ProfilerStep")
+        ):
+            continue
+        name = ev.key.lower()
+        kind = next((k for k, keys in rules if any(s in name for s in keys)), "other")
+        groups[kind] += t
+    return dict(groups)
+
+
+def top_kernels(prof, n=15) -> list[tuple[str, float, int]]:
+    evs = [
+        (e.key[:90], getattr(e, "device_time_total", 0) or getattr(e, "cuda_time_total", 0), e.count)
+        for e in prof.key_averages()
+        if not e.key.startswith(("aten::", "cuda", "ProfilerStep"))
+    ]
+    return sorted(evs, key=lambda x: -x[1])[:n]
+
+
+def decode() -> None:
+    from peft import get_peft_model
+    from torch.profiler import ProfilerActivity, profile
+    from transformers import GenerationConfig
+
+    from mcqflow.decode import ATTENTION, Decoder, _attention
+    from mcqflow.merged import MergedCopy
+    from mcqflow.training import SFTParams, lora_config
+
+    policy = get_peft_model(random_7b(), lora_config(SFTParams(finetune="lora")))
+    batch, prompt, new = 128, 160, 256
+    ids = torch.randint(10, 30000, (batch, prompt), device="cuda")
+    mask = torch.ones_like(ids)
+    gc = GenerationConfig(do_sample=True, temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=new,
+                          eos_token_id=2, pad_token_id=0)  # fmt: skip
+    for fuse in (False, True):
+        copy = MergedCopy(policy, fuse=fuse)
+        copy.sync()
+        dec = Decoder(copy.model)
+        for _ in range(2):  # capture + warm-up
+            dec.generate(ids, mask, gc)
+        torch.cuda.synchronize()
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            dec.generate(ids, mask, gc)
+            torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+        gen_s = min(times)
+        # replays alone: the decode step without the prefill. The run ended at its last slot, so its
+        # counters (slot, step, position, the cache's write positions) go back 60 steps first.
+        run = next(iter(dec.runs.values()))
+        for t in [run.slot, run.step, run.position, *Decoder._state(run)[7:]]:
+            t.sub_(60)
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(50):
+            run.graph.replay()
+        torch.cuda.synchronize()
+        step_ms = (time.perf_counter() - t0) / 50 * 1e3
+        # eager decode steps under the profiler: kernels by class
+        eager = Decoder(copy.model, use_graph=False)
+        short = copy_module.deepcopy(gc)
+        short.max_new_tokens = new - 8  # the graph's cache length (448 slots), room for 5 more steps
+        with _attention(copy.model, ATTENTION):
+            eager._generate(ids, mask, short, None)
+            erun = next(iter(eager.runs.values()))
+            torch.cuda.synchronize()
+            with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                for _ in range(5):
+                    erun.decode_step([], [2], 0, False)
+                torch.cuda.synchronize()
+        groups = {k: round(v / 5 / 1e3, 3) for k, v in kernel_groups(prof).items()}  # ms a step
+        row(part="decode", fuse=fuse, generation_s=round(gen_s, 3), graph_step_ms=round(step_ms, 2),
+            eager_gpu_ms_by_class=groups, eager_gpu_ms=round(sum(groups.values()), 2),
+            top=[(k, round(t / 5 / 1e3, 3), c // 5) for k, t, c in top_kernels(prof)],
+            peak_gib=round(torch.cuda.max_memory_allocated() / 2**30, 1))  # fmt: skip
+        del copy, dec, eager, run, erun
+        torch.cuda.empty_cache()
+
+
+def train(shapes=((16, 256), (32, 256), (16, 416))) -> None:
+    from peft import get_peft_model
+
+    from mcqflow.training import SFTParams, keep_adapter_inputs_in_compute_dtype, lora_config
+
+    base = random_7b()
+    base.config.use_cache = False
+    n = sum(p.numel() for name, p in base.named_parameters() if "embed_tokens" not in name)
+    variants = {}
+    for dropout in (0.05, 0.0):
+        cfg = lora_config(SFTParams(finetune="lora"))
+        cfg.lora_dropout = dropout
+        variants[f"lora-dropout{dropout}"] = cfg
+    for name in [*variants, "frozen-no-adapter"]:
+        if name == "frozen-no-adapter":
+            model = base
+            model.requires_grad_(False)
+            model.enable_input_require_grads()  # something to differentiate: the input embeddings' output
+        else:
+            model = get_peft_model(base, variants[name])
+            keep_adapter_inputs_in_compute_dtype(model)
+        model.train()
+        for b, t in shapes:
+            ids = torch.randint(10, 30000, (b, t), device="cuda")
+            try:
+                times = []
+                for i in range(4):
+                    torch.cuda.synchronize()
+                    t0 = time.perf_counter()
+                    with torch.autocast("cuda", dtype=torch.bfloat16):
+                        out = model(input_ids=ids, labels=ids)
+                    out.loss.backward()
+                    torch.cuda.synchronize()
+                    if i:
+                        times.append(time.perf_counter() - t0)
+                    model.zero_grad(set_to_none=True)
+                    del out
+                s = min(times)
+                row(part="train", variant=name, batch=b, tokens=t, step_s=round(s, 4),
+                    tokens_per_s=round(b * t / s), mfu_4n=round(4 * n * b * t / s / 989e12, 3),
+                    peak_gib=round(torch.cuda.max_memory_allocated() / 2**30, 1))  # fmt: skip
+            except torch.OutOfMemoryError:
+                row(part="train", variant=name, batch=b, tokens=t, skipped="out of memory")
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        if name != "frozen-no-adapter":
+            base = model.unload()  # the plain model back, for the next variant
+
+
+if __name__ == "__main__":
+    for part in sys.argv[1:] or ["decode", "train"]:
+        {"decode": decode, "train": train}[part]()

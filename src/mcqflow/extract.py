@@ -24,7 +24,10 @@ Then the first rule that reads a letter decides:
                     hedge: None.
   4. verdicts       an analysis that judges the options in turn ("A. 錯誤 … B. 正確 …", "Option C: incorrect"):
                     exactly one option judged right decides; two or more judged right is a contradiction
-                    (None) unless a decision comes after the analysis;
+                    (None) unless a decision comes after the analysis. An analysis that stops before its
+                    last options (cut off at the token limit) decides only where the right verdict ranks
+                    its option first ("這個選項是最客觀的", "the best"); otherwise the unjudged option
+                    might be the one (`verdicts-unfinished`, None);
   5. leading-letter the output starts with a letter label ("B.", "(C)", "D 因為…"), unless it restates
                     three or more option labels (the options listed, not one chosen: `option-list`, None);
   6. refusal        a refusal is None, whatever option texts it mentions;
@@ -43,6 +46,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from mcqflow.text import FULLWIDTH, REFUSAL
 
@@ -137,8 +141,12 @@ _EN = [
     # the statement that describes X is: A / the concept that best fits it is (C)
     r"(?i:\b(?:statement|option|choice|concept|answer)\s+that\s+(?:best\s+|most\s+accurately\s+)?"
     r"(?:describes|fits|matches|defines)\b)[^.!?]{0,80}?(?i:\bis)\s*:?\s*(?i:option\s+)?" + _U,
-    # the most appropriate concept is: D / the most objective and neutral attitude when … is: B
-    r"(?i:\bthe\s+(?:most|best)\s)[^.!?:]{0,120}?(?i:\bis)\s*:\s*(?i:option\s+)?" + _U,
+    # the most appropriate concept is: D / the most objective and neutral attitude when … is: B /
+    # the best description of X is option D / the correct statement comparing X with Y is: D
+    r"(?i:\bthe\s+(?:most|best|correct|right)\s)[^.!?:]{0,120}?(?i:\bis)\s*(?::\s*(?i:option\s+)?|(?i:option)\s+)"
+    + _U,
+    # option C best describes X / choice B most accurately reflects Y
+    r"(?i:\b(?:option|choice)\s+)" + _U + r"\s+(?i:best|most\s+(?:accurately|closely))\s+(?i:[a-z]+s\b)",
     # Therefore option D. / Hence, (C). / ..., so D.  (the letter ends the sentence)
     r"(?i:\b(?:therefore|hence|thus|so|in\s+conclusion|to\s+conclude|finally))\s*,?\s*(?i:option\s+|choice\s+)?"
     + _U
@@ -196,6 +204,8 @@ _POS = re.compile(
     r"|(?i:\bcorrect\b|\btrue\b|\bthe\s+best\b|\bmost\s+appropriate\b|\baccurate\b)"
     r"|[✓✔√✅]"
 )
+_ENDED = re.compile(r"[。！？.!?」』\"')）]\s*$")  # the text ends a sentence
+_FIRST = re.compile(r"最|(?i:\bbest\b|\bmost\b)")  # a right verdict that ranks its option above the others
 _VERDICT_REACH = 80  # characters after a label in which its verdict is looked for
 
 
@@ -261,20 +271,23 @@ def _from_text(text: str, options: dict[str, str] | None) -> Extraction:
     decision = None
     for pattern, method in _DECISIONS:
         for m in pattern.finditer(text):
-            if decision is None or m.end() > decision[0]:
-                decision = (m.end(), m.group(1).upper(), method)
+            if decision is None or m.end() > decision.end:
+                decision = _Decision(m.end(), m.group(1).upper(), method)
     verdicts = _verdicts(text, options)
-    if verdicts is not None and (decision is None or decision[0] <= verdicts[0]):
-        _, right = verdicts
-        if len(right) == 1:
-            return Extraction(right[0], "verdicts")
-        if len(right) > 1:
+    if verdicts is not None and (decision is None or decision.end <= verdicts.end):
+        if len(verdicts.right) > 1:
             return Extraction(None, "contradiction")
+        if len(verdicts.right) == 1:
+            (letter,) = verdicts.right
+            if letter in verdicts.ranked or not verdicts.unfinished(options):
+                return Extraction(letter, "verdicts")
+            if decision is None:
+                return Extraction(None, "verdicts-unfinished")
     if decision:
         hedge = _HEDGE.search(text)
-        if hedge and hedge.group(1 if hedge.group(1) else 2).upper() != decision[1]:
+        if hedge and hedge.group(1 if hedge.group(1) else 2).upper() != decision.letter:
             return Extraction(None, "hedge")
-        return Extraction(decision[1], decision[2])
+        return Extraction(decision.letter, decision.method)
     m = _LEADING.match(text)
     if m:
         labels = {next(g for g in x.groups() if g) for x in _LABEL.finditer(text)}
@@ -290,13 +303,38 @@ def _from_text(text: str, options: dict[str, str] | None) -> Extraction:
     return Extraction(None, "no-answer")
 
 
-def _verdicts(text: str, options: dict[str, str] | None = None) -> tuple[int, list[str]] | None:
-    """(where the analysis ends, the letters judged right) when at least two options carry a verdict;
-    None when the text is no per-option analysis. A letter judged both right and wrong counts as neither.
-    An option's own text restated after its label ("D. 認定「X」絕對正確…") is no verdict and is skipped."""
+class _Decision(NamedTuple):
+    end: int  # where the phrase ends in the text
+    letter: str
+    method: str
+
+
+class _Analysis(NamedTuple):
+    end: int  # where the last verdict ends
+    right: list[str]  # the letters judged right (and never wrong)
+    judged: set[str]
+    ranked: set[str]  # letters whose right verdict ranks them first (最…, the best, the most …)
+    labelled: set[str]  # every letter that opens a clause, judged or not
+    cut: bool  # the text stops mid-sentence
+
+    def unfinished(self, options: dict[str, str] | None) -> bool:
+        """The analysis stopped (cut off at the token limit) before an option after the last one judged,
+        which might have been the one: that option's label came without a verdict, or the text stops
+        mid-sentence. An analysis that ends its last sentence ("A錯，B對。") is finished, and options
+        skipped in between are not waited for."""
+        last = max(self.judged)
+        later = {k for k in (options or "ABCD") if k > last and k not in self.judged}
+        return bool(later) and (self.cut or bool(later & self.labelled))
+
+
+def _verdicts(text: str, options: dict[str, str] | None = None) -> _Analysis | None:
+    """The per-option verdicts of an analysis, when at least two options carry one; None when the text is
+    no per-option analysis. A letter judged both right and wrong counts as neither. An option's own text
+    restated after its label ("D. 認定「X」絕對正確…") is no verdict and is skipped."""
     own = {k: _as_cleaned(v).casefold() for k, v in (options or {}).items()}
     labels = [(m.start(), m.end(), next(g for g in m.groups() if g)) for m in _LABEL.finditer(text)]
     judged: dict[str, set[bool]] = {}
+    ranked: set[str] = set()
     end = 0
     for i, (_, stop, letter) in enumerate(labels):
         nxt = labels[i + 1][0] if i + 1 < len(labels) else len(text)
@@ -315,10 +353,13 @@ def _verdicts(text: str, options: dict[str, str] | None = None) -> tuple[int, li
         elif pos:
             judged.setdefault(letter, set()).add(True)
             end = start + pos.end()
+            if _FIRST.search(segment):
+                ranked.add(letter)
     if len(judged) < 2:
         return None
     right = sorted(k for k, v in judged.items() if v == {True})
-    return end, right
+    labelled = {letter for _, _, letter in labels}
+    return _Analysis(end, right, set(judged), ranked & set(right), labelled, not _ENDED.search(text))
 
 
 def _as_cleaned(option: str) -> str:
@@ -346,6 +387,8 @@ def _ends(text: str) -> str:
     stands ("這段描述指的是教育公平。理由…", "… so it is the chilling effect."). An analysis weighs option
     texts option by option, and a cut-off one stops in the middle of one."""
     parts = [p for p in _SENTENCE_END.split(text) if p.strip() and not _ABOUT_ONE.match(p)]
+    if len(parts) > 2 and parts[-1].rstrip().endswith(":"):
+        parts.pop()  # a lead-in with nothing after it ("Therefore, my answer is:"): cut off, says nothing
     return " ".join(parts) if len(parts) <= 2 else parts[0] + " " + parts[-1]
 
 

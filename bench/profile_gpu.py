@@ -3,13 +3,17 @@ weights, one GPU): the measurements behind the next levers of issue #17, not a b
 (`mcqflow bench` is that).
 
 decode  graph-decoded generation of 128 x 256 new tokens after a 160-token prompt (`decode.Decoder`) through
-        a merged copy (`merged.MergedCopy`), plain and with q/k/v and gate/up fused; then one eager decode step
-        under torch.profiler, its kernels grouped, so that the graph's ms a step can be split.
+        a merged copy (`merged.MergedCopy`); then eager decode steps under torch.profiler, their kernels
+        grouped, so that the graph's ms a step can be split. (Commit 27da937 also measured q/k/v and gate/up
+        fused into one matmul each: 11.55 -> 11.26 ms a step, not taken.)
 train   one forward + backward of a batch with LoRA r16 on all seven projections under bf16 autocast (as the
         `fast` SFT profile runs it: bf16 LoRA inputs, no recompute), against the same with dropout 0 and
         against no adapters at all (the frozen model's own forward + backward, the floor LoRA adds to).
 
-Usage: python bench/profile_gpu.py decode|train [...]   (prints a report; JSON lines prefixed `ROW `)
+liger   decode plain and with Liger's kernels in the copy (`MergedCopy(liger=True)`), and the training step
+        with Liger's kernels (RMSNorm, RoPE, SwiGLU, fused linear cross-entropy), as the SFT `fast` profile.
+
+Usage: python bench/profile_gpu.py decode|train|liger [...]   (prints a report; JSON lines prefixed `ROW `)
 """
 
 from __future__ import annotations
@@ -78,12 +82,18 @@ def top_kernels(prof, n=15) -> list[tuple[str, float, int]]:
     return sorted(evs, key=lambda x: -x[1])[:n]
 
 
-def decode() -> None:
+def _liger(model, **kw) -> None:
+    """Liger's Triton kernels (RMSNorm, RoPE, SwiGLU; fused linear cross-entropy if asked) on `model`. The
+    RoPE function is patched module-wide, so this part runs after the others."""
+    from liger_kernel.transformers import apply_liger_kernel_to_qwen2
+
+    apply_liger_kernel_to_qwen2(rope=True, rms_norm=True, swiglu=True, cross_entropy=False, model=model, **kw)
+
+
+def decode(variants=("plain",)) -> None:
     from peft import get_peft_model
-    from torch.profiler import ProfilerActivity, profile
     from transformers import GenerationConfig
 
-    from mcqflow.decode import ATTENTION, Decoder, _attention
     from mcqflow.merged import MergedCopy
     from mcqflow.training import SFTParams, lora_config
 
@@ -93,66 +103,83 @@ def decode() -> None:
     mask = torch.ones_like(ids)
     gc = GenerationConfig(do_sample=True, temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=new,
                           eos_token_id=2, pad_token_id=0)  # fmt: skip
-    for fuse in (False, True):
-        copy = MergedCopy(policy, fuse=fuse)
+    for variant in variants:
+        copy = MergedCopy(policy, liger=variant == "liger")
         copy.sync()
-        dec = Decoder(copy.model)
-        for _ in range(2):  # capture + warm-up
-            dec.generate(ids, mask, gc)
-        torch.cuda.synchronize()
-        times = []
-        for _ in range(3):
-            t0 = time.perf_counter()
-            dec.generate(ids, mask, gc)
-            torch.cuda.synchronize()
-            times.append(time.perf_counter() - t0)
-        gen_s = min(times)
-        # replays alone: the decode step without the prefill. The run ended at its last slot, so its
-        # counters (slot, step, position, the cache's write positions) go back 60 steps first.
-        run = next(iter(dec.runs.values()))
-        for t in [run.slot, run.step, run.position, *Decoder._state(run)[7:]]:
-            t.sub_(60)
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for _ in range(50):
-            run.graph.replay()
-        torch.cuda.synchronize()
-        step_ms = (time.perf_counter() - t0) / 50 * 1e3
-        # eager decode steps under the profiler: kernels by class
-        eager = Decoder(copy.model, use_graph=False)
-        short = copy_module.deepcopy(gc)
-        short.max_new_tokens = new - 8  # the graph's cache length (448 slots), room for 5 more steps
-        with _attention(copy.model, ATTENTION):
-            eager._generate(ids, mask, short, None)
-            erun = next(iter(eager.runs.values()))
-            torch.cuda.synchronize()
-            with profile(activities=[ProfilerActivity.CUDA]) as prof:
-                for _ in range(5):
-                    erun.decode_step([], [2], 0, False)
-                torch.cuda.synchronize()
-        groups = {k: round(v / 5 / 1e3, 3) for k, v in kernel_groups(prof).items()}  # ms a step
-        row(part="decode", fuse=fuse, generation_s=round(gen_s, 3), graph_step_ms=round(step_ms, 2),
-            eager_gpu_ms_by_class=groups, eager_gpu_ms=round(sum(groups.values()), 2),
-            top=[(k, round(t / 5 / 1e3, 3), c // 5) for k, t, c in top_kernels(prof)],
-            peak_gib=round(torch.cuda.max_memory_allocated() / 2**30, 1))  # fmt: skip
-        del copy, dec, eager, run, erun
+        with copy.sampling():
+            row(part="decode", variant=variant, **_decode_times(copy, ids, mask, gc))
+        del copy
         torch.cuda.empty_cache()
 
 
-def train(shapes=((16, 256), (32, 256), (16, 416))) -> None:
+def _decode_times(copy, ids, mask, gc) -> dict:
+    from torch.profiler import ProfilerActivity, profile
+
+    from mcqflow.decode import ATTENTION, Decoder, _attention
+
+    dec = Decoder(copy.model)
+    for _ in range(2):  # capture + warm-up
+        dec.generate(ids, mask, gc)
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        dec.generate(ids, mask, gc)
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    gen_s = min(times)
+    # replays alone: the decode step without the prefill. The run ended at its last slot, so its
+    # counters (slot, step, position, the cache's write positions) go back 60 steps first.
+    run = next(iter(dec.runs.values()))
+    for t in [run.slot, run.step, run.position, *Decoder._state(run)[7:]]:
+        t.sub_(60)
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(50):
+        run.graph.replay()
+    torch.cuda.synchronize()
+    step_ms = (time.perf_counter() - t0) / 50 * 1e3
+    # eager decode steps under the profiler: kernels by class
+    eager = Decoder(copy.model, use_graph=False)
+    short = copy_module.deepcopy(gc)
+    short.max_new_tokens = (
+        gc.max_new_tokens - 8
+    )  # the graph's cache length (448 slots), room for 5 more steps
+    with _attention(copy.model, ATTENTION):
+        eager._generate(ids, mask, short, None)
+        erun = next(iter(eager.runs.values()))
+        torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            for _ in range(5):
+                erun.decode_step([], [2], 0, False)
+            torch.cuda.synchronize()
+    groups = {k: round(v / 5 / 1e3, 3) for k, v in kernel_groups(prof).items()}  # ms a step
+    return dict(generation_s=round(gen_s, 3), graph_step_ms=round(step_ms, 2),
+        eager_gpu_ms_by_class=groups, eager_gpu_ms=round(sum(groups.values()), 2),
+        top=[(k, round(t / 5 / 1e3, 3), c // 5) for k, t, c in top_kernels(prof)],
+        peak_gib=round(torch.cuda.max_memory_allocated() / 2**30, 1))  # fmt: skip
+
+
+def train(
+    shapes=((16, 256), (32, 256), (16, 416)),
+    names=("lora-dropout0.05", "lora-dropout0.0", "frozen-no-adapter"),
+    liger: bool = False,
+) -> None:
     from peft import get_peft_model
 
     from mcqflow.training import SFTParams, keep_adapter_inputs_in_compute_dtype, lora_config
 
     base = random_7b()
     base.config.use_cache = False
+    if liger:
+        _liger(base, fused_linear_cross_entropy=True)
     n = sum(p.numel() for name, p in base.named_parameters() if "embed_tokens" not in name)
     variants = {}
     for dropout in (0.05, 0.0):
         cfg = lora_config(SFTParams(finetune="lora"))
         cfg.lora_dropout = dropout
         variants[f"lora-dropout{dropout}"] = cfg
-    for name in [*variants, "frozen-no-adapter"]:
+    for name in names:
         if name == "frozen-no-adapter":
             model = base
             model.requires_grad_(False)
@@ -177,17 +204,23 @@ def train(shapes=((16, 256), (32, 256), (16, 416))) -> None:
                     model.zero_grad(set_to_none=True)
                     del out
                 s = min(times)
-                row(part="train", variant=name, batch=b, tokens=t, step_s=round(s, 4),
+                row(part="train", variant=name + "-liger" * liger, batch=b, tokens=t, step_s=round(s, 4),
                     tokens_per_s=round(b * t / s), mfu_4n=round(4 * n * b * t / s / 989e12, 3),
                     peak_gib=round(torch.cuda.max_memory_allocated() / 2**30, 1))  # fmt: skip
             except torch.OutOfMemoryError:
-                row(part="train", variant=name, batch=b, tokens=t, skipped="out of memory")
+                row(part="train", variant=name + "-liger" * liger, batch=b, tokens=t, skipped="out of memory")
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
         if name != "frozen-no-adapter":
             base = model.unload()  # the plain model back, for the next variant
 
 
+def liger() -> None:
+    """The decode step and the training step again with Liger's kernels (the SFT `fast` profile's)."""
+    decode(("plain", "liger"))
+    train(shapes=((16, 256), (32, 256)), names=("frozen-no-adapter", "lora-dropout0.05"), liger=True)
+
+
 if __name__ == "__main__":
     for part in sys.argv[1:] or ["decode", "train"]:
-        {"decode": decode, "train": train}[part]()
+        {"decode": decode, "train": train, "liger": liger}[part]()

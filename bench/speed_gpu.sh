@@ -12,7 +12,8 @@
 #   c, d    GRPO alone, in two parts: fixed-shape variants, then the ragged pair continuing part c (FIRST
 #           as for b)
 #   p       bench/profile_gpu.py: the decode step's and a LoRA training step's GPU time, by kernel class
-#   f       GRPO with q/k/v and gate/up fused in the merged sampling copy, against vanilla and `fast`
+#   l, r    GRPO with and without Liger's kernels in the merged sampling copy (`liger_sampling`): the fixed
+#           shape at micro-batches 8 and 16 (l), the ragged shape (r)
 #
 # Usage: WHEELS=.whl bench/speed_gpu.sh OUTDIR WORK STEP [STEP ...]
 set -uo pipefail
@@ -42,7 +43,7 @@ for step in "$@"; do
   case $step in
   check)
     run 240 check python3 -m pytest -q -p no:cacheprovider tests/test_decode.py tests/test_packing.py tests/test_merged.py \
-      -k "greedy or bounds or fused" ;;
+      -k "greedy or bounds or liger" ;;
   a)
     run 590 "part a" $B --grpo-variants fast-hf-generate,fast,fast-micro16 ;;
   b)
@@ -57,9 +58,12 @@ for step in "$@"; do
       --work "$WORK" --continue-from "$first" ;;
   p)
     run 400 profile python3 bench/profile_gpu.py decode train ;;
-  f)
-    run 590 "fused" python3 -m mcqflow.cli bench --arch qwen2.5-7b --only grpo --out "$WORK/results" \
-      --work "$WORK" --grpo-variants vanilla,fast-micro16,fast-fused-micro16 ;;
+  l)
+    run 590 "liger sampling" python3 -m mcqflow.cli bench --arch qwen2.5-7b --only grpo --out "$WORK/results" \
+      --work "$WORK" --grpo-variants fast-no-liger-sampling,fast,fast-no-liger-sampling-micro16,fast-micro16 ;;
+  r)
+    run 590 "liger sampling, ragged" python3 -m mcqflow.cli bench --arch qwen2.5-7b --only grpo \
+      --out "$WORK/results" --work "$WORK" --grpo-variants fast-no-liger-sampling-ragged,fast-ragged ;;
   *) say "unknown step $step"; exit 2 ;;
   esac
 done

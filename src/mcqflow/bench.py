@@ -408,7 +408,8 @@ def known_grpo_variants(ours: Profile, shapes: Shapes) -> dict[str, tuple]:
     """GRPO variants by name: (profile, prompts per step, micro-batch, shape). `-hf-generate` samples with
     HF `generate` from the merged copy (round 1's `fast`), `-micro16` trains 16 completions at a time."""
     hf = dataclasses.replace(ours, name=f"{ours.name}-hf-generate", graph_decode=False)
-    fused = dataclasses.replace(ours, name=f"{ours.name}-fused", fuse_projections=not ours.fuse_projections)
+    flip = "no-liger-sampling" if ours.liger_sampling else "liger-sampling"
+    kernels = dataclasses.replace(ours, name=f"{ours.name}-{flip}", liger_sampling=not ours.liger_sampling)
     big, micro = shapes.grpo_prompts, shapes.grpo_micro_batch
     return {
         "vanilla": (PROFILES["vanilla"], shapes.grpo_vanilla_prompts, micro, "fixed"),
@@ -416,8 +417,9 @@ def known_grpo_variants(ours: Profile, shapes: Shapes) -> dict[str, tuple]:
         f"{hf.name}": (hf, big, micro, "fixed"),
         ours.name: (ours, big, micro, "fixed"),
         f"{ours.name}-micro16": (ours, big, 2 * micro, "fixed"),
-        f"{fused.name}-micro16": (fused, big, 2 * micro, "fixed"),
-        f"{fused.name}-ragged": (fused, big, shapes.grpo_ragged_micro_batch, "ragged"),
+        kernels.name: (kernels, big, micro, "fixed"),
+        f"{kernels.name}-micro16": (kernels, big, 2 * micro, "fixed"),
+        f"{kernels.name}-ragged": (kernels, big, shapes.grpo_ragged_micro_batch, "ragged"),
         f"{hf.name}-ragged": (hf, big, shapes.grpo_ragged_micro_batch, "ragged"),
         f"{ours.name}-ragged": (ours, big, shapes.grpo_ragged_micro_batch, "ragged"),
     }

@@ -276,9 +276,10 @@ def _timed(split: StepSplit | None, name: str):
     return split.part(name) if split is not None else nullcontext()
 
 
-def trainer_class(merged_generation: bool, graph_decode: bool = False, fuse_projections: bool = False):
+def trainer_class(merged_generation: bool, graph_decode: bool = False, liger_sampling: bool = False):
     """TRL's GRPOTrainer, or one that samples through a merged copy of the LoRA policy (`merged.py`), with
-    `graph_decode` through a static cache and a CUDA-graph decode step (`decode.py`).
+    `graph_decode` through a static cache and a CUDA-graph decode step (`decode.py`), with `liger_sampling`
+    through Liger's RMSNorm, SwiGLU and RoPE kernels in the copy (GPU only).
 
     Only the sampling changes: TRL's own code does the rest (rewards, advantages, loss), and it already
     recomputes the log-probabilities of the sampled tokens through the policy, so the update is the same.
@@ -333,7 +334,7 @@ def trainer_class(merged_generation: bool, graph_decode: bool = False, fuse_proj
 
         def _merged_generation(self, model, prompt_ids):
             if self._merged is None:
-                self._merged = MergedCopy(model, fuse=fuse_projections)
+                self._merged = MergedCopy(model, liger=liger_sampling)
                 if graph_decode:
                     self._decoder = Decoder(self._merged.model)
             device = self.accelerator.device
@@ -345,7 +346,7 @@ def trainer_class(merged_generation: bool, graph_decode: bool = False, fuse_proj
             with _timed(self.step_split, "merge"):
                 self._merged.sync()
             gc = self.generation_config
-            with torch.no_grad():
+            with torch.no_grad(), self._merged.sampling():
                 if self._decoder is not None and self._decoder.supports(gc):
                     out = self._decoder.generate(input_ids, mask, gc, end_at=end_at)
                 else:
@@ -439,7 +440,7 @@ def train_grpo(
     callbacks = [start, *(callbacks or []), *([step_split.callback()] if step_split else [])]
     if live_dir is not None and main:  # curves logged once
         callbacks.append(live_callback(live_dir, resume=bool(resume)))
-    trainer = trainer_class(profile.merged_generation, profile.graph_decode, profile.fuse_projections)(
+    trainer = trainer_class(profile.merged_generation, profile.graph_decode, profile.liger_sampling)(
         model=model,
         reward_funcs=funcs,
         args=grpo_config(params, str(ckpt_dir), seed, weights, profile, world_size(), dtype),

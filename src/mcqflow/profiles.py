@@ -1,7 +1,8 @@
 """Speed profiles (params.yaml `train.profile`): which of the measured speed levers a run uses.
 
 Every lever here was measured by `mcqflow bench` against the vanilla recipe (bench/results/), and none
-changes what is computed beyond float rounding: the CPU tests compare each one with the plain path.
+changes what is computed beyond float rounding: the CPU tests compare each one with the plain path (Liger's
+kernels are Triton, GPU only: a GPU test compares those, in fp32).
 
 - vanilla: TRL's defaults, as users copy them (gradient checkpointing, PEFT generation, no kernels).
 - memory: the vanilla memory footprint plus the levers that cost no memory: Liger's layer kernels,
@@ -9,7 +10,8 @@ changes what is computed beyond float rounding: the CPU tests compare each one w
   a fused LM head that never holds the whole logits.)
 - fast: no activation recomputation, Liger kernels, bf16 LoRA inputs, the whole effective SFT batch in one
   micro-batch (OOM back-off halves it until it fits), GRPO generation through a merged copy of the
-  policy with a static KV cache and the decode step replayed as a CUDA graph, whole-step generation
+  policy with a static KV cache and the decode step replayed as a CUDA graph, Liger's RMSNorm, SwiGLU and
+  RoPE kernels in that copy (float rounding differs from HF's modules in bf16), whole-step generation
   batches trained in micro-batches, padding-free SFT batches with variable-length attention.
 - auto: `fast` on a GPU; on a CPU none of the levers (the embedded default runs as it always has).
 """
@@ -37,13 +39,14 @@ class Profile:
     # GRPO merged sampling: static KV cache, decode step as a CUDA graph (decode.py)
     graph_decode: bool = False
     padding_free: bool = False  # SFT: a batch's examples end to end in one row, varlen attention (packing.py)
-    fuse_projections: bool = False  # GRPO merged sampling: q/k/v and gate/up as one matmul each (merged.py)
+    liger_sampling: bool = False  # GRPO: Liger's RMSNorm, SwiGLU, RoPE in the merged copy (merged.py)
 
 
 PROFILES = {
     "vanilla": Profile("vanilla", True, False, False, False, False, False, False),
     "memory": Profile("memory", True, True, False, True, True, True, False),
-    "fast": Profile("fast", False, True, True, True, True, True, True, graph_decode=True, padding_free=True),
+    # fast: the last three are graph_decode, padding_free, liger_sampling
+    "fast": Profile("fast", False, True, True, True, True, True, True, True, True, True),
     "cpu": Profile("cpu", False, False, False, False, False, False, False),
 }
 

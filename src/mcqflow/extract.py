@@ -19,7 +19,8 @@ Then the first rule that reads a letter decides:
   3. decision       explicit decisions (zh-Hant, zh-Hans, en, \\boxed{}): "答案是", "故選", "最合適的是",
                     "the answer is", "I'd go with", "B is the best option"…; where several appear, the one
                     that ends last wins ("排除A和B……最終選擇D" is D; "答案不是A，而是C" is C), unless
-                    the per-option verdicts come after it;
+                    the per-option verdicts come after it; three or more letters decided is options
+                    enumerated ("第一種…選A。第二種…選B。第三種…選C"): None;
      A second letter named as just as possible ("答案可能是A，也可能是B", "B, or possibly C") is a
                     hedge: None.
   4. verdicts       an analysis that judges the options in turn ("A. 錯誤 … B. 正確 …", "Option C: incorrect"):
@@ -105,8 +106,9 @@ _ZH = [
     r"(?:結論|结论)\s*(?::|是|為|为)\s*" + _ZH_OPT + _L,
     # 這段描述指的是概念B / 說的是選項C
     r"(?:指的是|指的就是|說的是|说的是)\s*(?:概念|選項|选项|第)?\s*" + _L,
-    # 最準確地描述生物多樣性的項是：B / 符合題意的選項為C (what the item is, said of the question)
-    r"(?:描述|說明|说明|符合|對應|对应)[^。！？!?]{0,40}?的(?:選項|选项|項|项|一項|一项|概念|答案)\s*(?:是|為|为)\s*:?\s*"
+    # 最準確地描述生物多樣性的項是：B / 符合題意的選項為C / 最符合客觀態度的是B選項 (what the item is,
+    # said of the question; never after 不: "不符合題意的是A" names the wrong one)
+    r"(?<!不)(?:描述|說明|说明|符合|對應|对应)[^。！？!?]{0,40}?的(?:選項|选项|項|项|一項|一项|概念|答案)?\s*(?:是|為|为)\s*:?\s*"
     + _ZH_OPT
     + _L,
 ]
@@ -142,9 +144,11 @@ _EN = [
     r"(?i:\b(?:statement|option|choice|concept|answer)\s+that\s+(?:best\s+|most\s+accurately\s+)?"
     r"(?:describes|fits|matches|defines)\b)[^.!?]{0,80}?(?i:\bis)\s*:?\s*(?i:option\s+)?" + _U,
     # the most appropriate concept is: D / the most objective and neutral attitude when … is: B /
-    # the best description of X is option D / the correct statement comparing X with Y is: D
-    r"(?i:\bthe\s+(?:most|best|correct|right)\s)[^.!?:]{0,120}?(?i:\bis)\s*(?::\s*(?i:option\s+)?|(?i:option)\s+)"
-    + _U,
+    # the best description of X is option D / … is B. / the correct statement comparing X with Y is: D
+    r"(?i:\bthe\s+(?:most|best|correct|right)\s)[^.!?:]{0,120}?(?i:\bis)"
+    r"\s*(?::\s*(?i:option\s+)?|(?i:option)\s+|\s(?=\(?[A-D]\)?\s*(?:[.:!]|$)))" + _U,
+    # the polluter pays principle is best described as option B
+    r"(?i:\b(?:best|most\s+accurately)\s+described\s+as)\s*:?\s*(?i:option\s+)?" + _U,
     # option C best describes X / choice B most accurately reflects Y
     r"(?i:\b(?:option|choice)\s+)" + _U + r"\s+(?i:best|most\s+(?:accurately|closely))\s+(?i:[a-z]+s\b)",
     # Therefore option D. / Hence, (C). / ..., so D.  (the letter ends the sentence)
@@ -194,7 +198,7 @@ _LABEL = _bounded(
     r"|[(\[【]\s*([A-D])\s*[)\]】]\s*[.:、]?|([A-D])\s*[.:、)．|]|([A-D])\s*(?:項|项)(?:說法|说法)?)"
 )
 _NEG = re.compile(
-    r"不正確|不正确|不對|不对|不符合|不恰當|不恰当|不合適|不合适|不準確|不准确|不是正確|不是正确|錯誤|错误|錯的|错的|說法錯|说法错|排除|不選|不选|不符|不合理"
+    r"不正確|不正确|不對|不对|不符合|不恰當|不恰当|不合適|不合适|不準確|不准确|不是正確|不是正确|不是指|錯誤|错误|錯的|错的|說法錯|说法错|排除|不選|不选|不符|不合理"
     r"|(?i:\bincorrect\b|\bnot\s+(?:correct|right|the\s+best|accurate|appropriate)\b|\bwrong\b|\bfalse\b"
     r"|\binaccurate\b|\beliminat\w*|\bruled?\s+out\b)"
     r"|[✗✘×❌]"
@@ -269,10 +273,14 @@ def _from_text(text: str, options: dict[str, str] | None) -> Extraction:
     if m:
         return Extraction(m.group(1).upper(), "letter")
     decision = None
+    decided: set[str] = set()
     for pattern, method in _DECISIONS:
         for m in pattern.finditer(text):
+            decided.add(m.group(1).upper())
             if decision is None or m.end() > decision.end:
                 decision = _Decision(m.end(), m.group(1).upper(), method)
+    if len(decided) >= 3:  # "第一種…選A。第二種…選B。第三種…選C": options enumerated, not one chosen
+        return Extraction(None, "contradiction")
     verdicts = _verdicts(text, options)
     if verdicts is not None and (decision is None or decision.end <= verdicts.end):
         if len(verdicts.right) > 1:
@@ -371,10 +379,11 @@ def _norm(s: str) -> str:
     return re.sub(r"[\s。．.!！?？,，、;；:：\"'「」『』]+", "", s).casefold()
 
 
-# A sentence ends at 。！？!?, at a full stop before a space (never after an option label: "A. …", "1. …"),
+# A sentence ends at 。！？!?, at a full stop before a space (never after an option label: "A. …", "1. …";
+# a number after a word is no label: "… is concept 2."),
 # and at a colon that opens a list ("分析每個選項: A. …", "step by step: 1. …", "Options: - …").
 _SENTENCE_END = re.compile(
-    r"(?<=[。！？!?])|(?<=[^\sA-Da-d0-9]\.)(?= |$)|(?<=[:：])(?= ?(?:[A-D0-9][.:、)．]|[-*•]|選項|选项|(?i:option)))"
+    r"(?<=[。！？!?])|(?<=[^\sA-Da-d0-9]\.)(?= |$)|(?<=\d\d\.)(?= |$)|(?<=[A-Za-z] \d\.)(?= |$)|(?<=[:：])(?= ?(?:[A-D0-9][.:、)．]|[-*•]|選項|选项|(?i:option)))"
 )
 # A sentence about one option: it opens with its label ("A. …", "- Option B: …", "(C) …", "選項D：…").
 _ABOUT_ONE = re.compile(

@@ -86,9 +86,12 @@ _ZH = [
     + _L,
     # 而是C / 應為B
     r"(?:而是|應為|应为|應是|应是|就是)\s*" + _ZH_OPT + _L,
-    # 選項C正確 / 选项B是最恰当的 / C項最符合題意 / B最為恰當
-    _ZH_OPT + _L + _ZH_ITEM + r"\s*(?:的)?(?:表述|說法|说法|描述|觀點|观点)?\s*"
-    r"(?:是|為|为|最為|最为|更為|更为|更|才是)?\s*(?:最)?\s*" + _GOOD_ZH,
+    # 選項C正確 / 选项B是最恰当的 / C項最符合題意 / B最為恰當 / 选项C“寒蟬效應”确实符合题意
+    _ZH_OPT
+    + _L
+    + _ZH_ITEM
+    + r"\s*(?:[“\"「『][^”\"」』]{1,40}[”\"」』])?\s*(?:的)?(?:表述|說法|说法|描述|觀點|观点)?\s*"
+    r"(?:是|為|为|最為|最为|更為|更为|更|才是|確實|确实)?\s*(?:最)?\s*" + _GOOD_ZH,
     # C為正確答案 / 應以C為答案 / B是最終答案
     r"(?:以)?\s*"
     + _ZH_OPT
@@ -98,10 +101,16 @@ _ZH = [
     # 最合適的是B / 最符合題意的選項是C / 正確的是A / 最佳選擇是D / 最恰當的答案為B
     r"(?:最(?:為|为)?"
     + _GOOD_ZH
-    + r"|正確|正确|最佳|最好)(?:的)?\s*(?:選項|选项|選擇|选择|答案|一項|一项|是)?\s*"
+    + r"|正確|正确|最佳|最好)(?:的)?\s*(?:選項|选项|選擇|选择|答案|一項|一项|描述|說法|说法|是)?\s*"
     r"(?:(?:是|為|为)\s*:?|:)\s*" + _ZH_OPT + _L,
     # 所以是B / 因此，B。
     r"(?:所以|因此|故|綜上|综上)\s*(?:,|，)?\s*(?:是|為|为)?\s*" + _ZH_OPT + _L + r"\s*(?:[。.!！]|$)",
+    # 綜上所述，D選項符合「國家主權」的定義 / 因此B項正確
+    r"(?:綜上所述|综上所述|總之|总之|因此|所以)\s*(?:,|，)?\s*"
+    + _ZH_OPT
+    + _L
+    + _ZH_ITEM
+    + r"\s*(?:最)?(?:符合|正確|正确)",
     # 結論：B
     r"(?:結論|结论)\s*(?::|是|為|为)\s*" + _ZH_OPT + _L,
     # 這段描述指的是概念B / 說的是選項C
@@ -127,7 +136,8 @@ _EN = [
     r"(?i:\b(?:option|choice)\s+)?"
     + r"(?<![A-Za-z])"
     + _U
-    + r"\s+(?i:is\s+(?:the\s+)?(?:correct|right|best|most\s+appropriate|most\s+accurate)(?:\s+(?:answer|option|choice))?)"
+    + r"\s+(?i:is\s+(?:the\s+)?(?:correct|right|best|most\s+(?:appropriate|accurate|objective|neutral|suitable|"
+    r"reasonable|balanced|fitting))(?:\s+(?:answer|option|choice))?)"
     r"(?![A-Za-z])",
     # I choose B / I'd go with option C / I will select D / I pick A
     r"(?i:\bI(?:\s+would|'d|\s+will|'ll)?\s+(?:choose|pick|select|go\s+with))\s+(?i:option\s+|choice\s+)?"
@@ -141,11 +151,11 @@ _EN = [
     # ..., it's D. / That is B.  (the letter ends the sentence)
     r"(?i:\b(?:it's|it\s+is|that's|that\s+is))\s*(?i:option\s+|choice\s+)?" + _U + r"\s*(?:[.!]|$)",
     # the statement that describes X is: A / the concept that best fits it is (C)
-    r"(?i:\b(?:statement|option|choice|concept|answer)\s+that\s+(?:best\s+|most\s+accurately\s+)?"
+    r"(?i:\b[a-z]+\s+that\s+(?:best\s+|most\s+accurately\s+)?"
     r"(?:describes|fits|matches|defines)\b)[^.!?]{0,80}?(?i:\bis)\s*:?\s*(?i:option\s+)?" + _U,
     # the most appropriate concept is: D / the most objective and neutral attitude when … is: B /
     # the best description of X is option D / … is B. / the correct statement comparing X with Y is: D
-    r"(?i:\bthe\s+(?:most|best|correct|right)\s)[^.!?:]{0,120}?(?i:\bis)"
+    r"(?i:\b(?:the|that\s+is)\s+(?:most|best|correct|right)\s)[^.!?:]{0,120}?(?i:\bis)"
     r"\s*(?::\s*(?i:option\s+)?|(?i:option)\s+|\s(?=\(?[A-D]\)?\s*(?:[.:!]|$)))" + _U,
     # the polluter pays principle is best described as option B
     r"(?i:\b(?:best|most\s+accurately)\s+described\s+as)\s*:?\s*(?i:option\s+)?" + _U,
@@ -198,13 +208,14 @@ _LABEL = _bounded(
     r"|[(\[【]\s*([A-D])\s*[)\]】]\s*[.:、]?|([A-D])\s*[.:、)．|]|([A-D])\s*(?:項|项)(?:說法|说法)?)"
 )
 _NEG = re.compile(
-    r"不正確|不正确|不對|不对|不符合|不恰當|不恰当|不合適|不合适|不準確|不准确|不是正確|不是正确|不是指|錯誤|错误|錯的|错的|說法錯|说法错|排除|不選|不选|不符|不合理"
+    r"不正確|不正确|不對|不对|不符合|不恰當|不恰当|不合適|不合适|不準確|不准确|不是正確|不是正确|不是指|不是最|錯誤|错误|錯的|错的|說法錯|说法错|排除|不選|不选|不符|不合理"
     r"|(?i:\bincorrect\b|\bnot\s+(?:correct|right|the\s+best|accurate|appropriate)\b|\bwrong\b|\bfalse\b"
     r"|\binaccurate\b|\beliminat\w*|\bruled?\s+out\b)"
     r"|[✗✘×❌]"
 )
 _POS = re.compile(
-    r"正確|正确|(?<![反相面針针應应絕绝])(?:對的|对的)|說法對|说法对|符合題意|符合题意|符合|恰當|恰当|合適|合适|準確|准确|合理|最佳"
+    r"(?:正確|正确|恰當|恰当|合適|合适|準確|准确|合理)(?!性)|(?<![反相面針针應应絕绝])(?:對的|对的)|說法對|说法对"
+    r"|符合題意|符合题意|符合|最佳"
     r"|(?i:\bcorrect\b|\btrue\b|\bthe\s+best\b|\bmost\s+appropriate\b|\baccurate\b)"
     r"|[✓✔√✅]"
 )

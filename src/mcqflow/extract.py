@@ -19,8 +19,9 @@ Then the first rule that reads a letter decides:
   3. decision       explicit decisions (zh-Hant, zh-Hans, en, \\boxed{}): "答案是", "故選", "最合適的是",
                     "the answer is", "I'd go with", "B is the best option"…; where several appear, the one
                     that ends last wins ("排除A和B……最終選擇D" is D; "答案不是A，而是C" is C), unless
-                    the per-option verdicts come after it; three or more letters decided is options
-                    enumerated ("第一種…選A。第二種…選B。第三種…選C"): None;
+                    the per-option verdicts come after it; three or more letters decided, and no decision
+                    after a per-option analysis, is options enumerated ("第一種…選A。第二種…選B。第三種…
+                    選C"): None;
      A second letter named as just as possible ("答案可能是A，也可能是B", "B, or possibly C") is a
                     hedge: None.
   4. verdicts       an analysis that judges the options in turn ("A. 錯誤 … B. 正確 …", "Option C: incorrect"):
@@ -290,9 +291,10 @@ def _from_text(text: str, options: dict[str, str] | None) -> Extraction:
             decided.add(m.group(1).upper())
             if decision is None or m.end() > decision.end:
                 decision = _Decision(m.end(), m.group(1).upper(), method)
-    if len(decided) >= 3:  # "第一種…選A。第二種…選B。第三種…選C": options enumerated, not one chosen
-        return Extraction(None, "contradiction")
     verdicts = _verdicts(text, options)
+    concluded = decision is not None and verdicts is not None and decision.end > verdicts.end
+    if len(decided) >= 3 and not concluded:  # "第一種…選A。第二種…選B。第三種…選C": enumerated, none chosen
+        return Extraction(None, "contradiction")
     if verdicts is not None and (decision is None or decision.end <= verdicts.end):
         if len(verdicts.right) > 1:
             return Extraction(None, "contradiction")
@@ -405,7 +407,8 @@ _ABOUT_ONE = re.compile(
 def _ends(text: str) -> str:
     """The first and the last sentence that are not about one option: where an answer named by its text
     stands ("這段描述指的是教育公平。理由…", "… so it is the chilling effect."). An analysis weighs option
-    texts option by option, and a cut-off one stops in the middle of one."""
+    texts option by option, and a cut-off one stops in the middle of one. A last sentence that only opens
+    what never came ("Therefore, my answer is:") gives way to the one before it."""
     parts = [p for p in _SENTENCE_END.split(text) if p.strip() and not _ABOUT_ONE.match(p)]
     if len(parts) > 2 and parts[-1].rstrip().endswith(":"):
         parts.pop()  # a lead-in with nothing after it ("Therefore, my answer is:"): cut off, says nothing

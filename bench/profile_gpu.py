@@ -167,6 +167,7 @@ def train(
 ) -> None:
     from peft import get_peft_model
 
+    from mcqflow.lora_fused import fuse_lora
     from mcqflow.training import SFTParams, keep_adapter_inputs_in_compute_dtype, lora_config
 
     base = random_7b()
@@ -185,8 +186,10 @@ def train(
             model.requires_grad_(False)
             model.enable_input_require_grads()  # something to differentiate: the input embeddings' output
         else:
-            model = get_peft_model(base, variants[name])
+            model = get_peft_model(base, variants[name.removesuffix("-fused")])
             keep_adapter_inputs_in_compute_dtype(model)
+            if name.endswith("-fused"):
+                fuse_lora(model)
         model.train()
         for b, t in shapes:
             ids = torch.randint(10, 30000, (b, t), device="cuda")
@@ -221,6 +224,11 @@ def liger() -> None:
     train(shapes=((16, 256), (32, 256)), names=("frozen-no-adapter", "lora-dropout0.05"), liger=True)
 
 
+def fused() -> None:
+    """The training step with PEFT's LoRA layers and with the fused ones (`fuse_lora`), Liger on, as `fast`."""
+    train(shapes=((32, 256), (16, 416)), names=("lora-dropout0.05", "lora-dropout0.05-fused"), liger=True)
+
+
 if __name__ == "__main__":
     for part in sys.argv[1:] or ["decode", "train"]:
-        {"decode": decode, "train": train, "liger": liger}[part]()
+        {"decode": decode, "train": train, "liger": liger, "fused": fused}[part]()

@@ -14,6 +14,7 @@
 #   p       bench/profile_gpu.py: the decode step's and a LoRA training step's GPU time, by kernel class
 #   l, r    GRPO with and without Liger's kernels in the merged sampling copy (`liger_sampling`): the fixed
 #           shape at micro-batches 8 and 16 (l), the ragged shape (r)
+#   f       SFT (fixed and ragged) and GRPO with and without the fused LoRA layers (`fused_lora`)
 #
 # Usage: WHEELS=.whl bench/speed_gpu.sh OUTDIR WORK STEP [STEP ...]
 set -uo pipefail
@@ -42,8 +43,8 @@ B="python3 -m mcqflow.cli bench --arch qwen2.5-7b --only sft,grpo --out $WORK/re
 for step in "$@"; do
   case $step in
   check)
-    run 240 check python3 -m pytest -q -p no:cacheprovider tests/test_decode.py tests/test_packing.py tests/test_merged.py \
-      -k "greedy or bounds or liger" ;;
+    run 240 check python3 -m pytest -q -p no:cacheprovider tests/test_decode.py tests/test_packing.py tests/test_merged.py tests/test_lora_fused.py \
+      -k "greedy or bounds or liger or fused" ;;
   a)
     run 590 "part a" $B --grpo-variants fast-hf-generate,fast,fast-micro16 ;;
   b)
@@ -57,13 +58,17 @@ for step in "$@"; do
     run 590 "part d" python3 -m mcqflow.cli bench --arch qwen2.5-7b --only grpo --out "$WORK/results" \
       --work "$WORK" --continue-from "$first" ;;
   p)
-    run 400 profile python3 bench/profile_gpu.py decode train ;;
+    run 400 profile python3 bench/profile_gpu.py ${PROFILE_PARTS:-decode train} ;;
   l)
     run 590 "liger sampling" python3 -m mcqflow.cli bench --arch qwen2.5-7b --only grpo --out "$WORK/results" \
       --work "$WORK" --grpo-variants fast-no-liger-sampling,fast,fast-no-liger-sampling-micro16,fast-micro16 ;;
   r)
     run 590 "liger sampling, ragged" python3 -m mcqflow.cli bench --arch qwen2.5-7b --only grpo \
       --out "$WORK/results" --work "$WORK" --grpo-variants fast-no-liger-sampling-ragged,fast-ragged ;;
+  f)
+    run 590 "fused lora" python3 -m mcqflow.cli bench --arch qwen2.5-7b --only sft,grpo --out "$WORK/results" \
+      --work "$WORK" --sft-variants fast-bf16,fast-fused-lora-bf16,fast-bf16-ragged,fast-fused-lora-bf16-ragged \
+      --grpo-variants fast,fast-fused-lora ;;
   *) say "unknown step $step"; exit 2 ;;
   esac
 done

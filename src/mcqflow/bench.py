@@ -370,6 +370,8 @@ def known_sft_variants(ours: Profile) -> dict[str, tuple]:
     vanilla = PROFILES["vanilla"]
     no_liger = dataclasses.replace(ours, name=f"{ours.name}-no-liger", liger=False)
     padded = dataclasses.replace(ours, name=f"{ours.name}-padded", padding_free=False)
+    flip = "no-fused-lora" if ours.fused_lora else "fused-lora"
+    fused = dataclasses.replace(ours, name=f"{ours.name}-{flip}", fused_lora=not ours.fused_lora)
     return {
         "vanilla-qlora": (vanilla, "nf4", {}, "fixed"),
         "vanilla-bf16": (vanilla, "none", {}, "fixed"),
@@ -395,6 +397,8 @@ def known_sft_variants(ours: Profile) -> dict[str, tuple]:
         "vanilla-qlora-ragged": (vanilla, "nf4", {}, "ragged"),
         f"{ours.name}-bf16-padded-ragged": (padded, "none", {}, "ragged"),
         f"{ours.name}-bf16-ragged": (ours, "none", {}, "ragged"),
+        f"{fused.name}-bf16": (fused, "none", {}, "fixed"),
+        f"{fused.name}-bf16-ragged": (fused, "none", {}, "ragged"),
     }
 
 
@@ -410,6 +414,8 @@ def known_grpo_variants(ours: Profile, shapes: Shapes) -> dict[str, tuple]:
     hf = dataclasses.replace(ours, name=f"{ours.name}-hf-generate", graph_decode=False)
     flip = "no-liger-sampling" if ours.liger_sampling else "liger-sampling"
     kernels = dataclasses.replace(ours, name=f"{ours.name}-{flip}", liger_sampling=not ours.liger_sampling)
+    lora = "no-fused-lora" if ours.fused_lora else "fused-lora"
+    fused = dataclasses.replace(ours, name=f"{ours.name}-{lora}", fused_lora=not ours.fused_lora)
     big, micro = shapes.grpo_prompts, shapes.grpo_micro_batch
     return {
         "vanilla": (PROFILES["vanilla"], shapes.grpo_vanilla_prompts, micro, "fixed"),
@@ -420,6 +426,7 @@ def known_grpo_variants(ours: Profile, shapes: Shapes) -> dict[str, tuple]:
         kernels.name: (kernels, big, micro, "fixed"),
         f"{kernels.name}-micro16": (kernels, big, 2 * micro, "fixed"),
         f"{kernels.name}-ragged": (kernels, big, shapes.grpo_ragged_micro_batch, "ragged"),
+        fused.name: (fused, big, micro, "fixed"),
         f"{hf.name}-ragged": (hf, big, shapes.grpo_ragged_micro_batch, "ragged"),
         f"{ours.name}-ragged": (ours, big, shapes.grpo_ragged_micro_batch, "ragged"),
     }

@@ -23,6 +23,7 @@ from mcqflow.config import build, choose
 from mcqflow.errors import UserError
 from mcqflow.io import write_text_atomic
 from mcqflow.launch import is_main_process, world_size
+from mcqflow.lora_fused import fuse_lora
 from mcqflow.models import (
     load_base_model,
     load_tokenizer,
@@ -450,6 +451,8 @@ def train_grpo(
         callbacks=callbacks,
     )
     trainer.step_split, trainer.end_lengths = step_split, end_lengths
+    if profile.fused_lora:
+        fuse_lora(trainer.model)
     if resume:
         log.info("resuming from %s", resume)
     result = trainer.train(resume_from_checkpoint=resume)

@@ -40,6 +40,9 @@ class Profile:
     graph_decode: bool = False
     padding_free: bool = False  # SFT: a batch's examples end to end in one row, varlen attention (packing.py)
     liger_sampling: bool = False  # GRPO: Liger's RMSNorm, SwiGLU, RoPE in the merged copy (merged.py)
+    fused_lora: bool = (
+        False  # SFT and GRPO training: each LoRA layer as one autograd function (lora_fused.py)
+    )
 
 
 PROFILES = {

@@ -37,7 +37,7 @@ def _batch(tiny_dir):
 def _loss_and_grads(model, batch, seed):
     model.zero_grad(set_to_none=True)
     torch.manual_seed(seed)
-    loss = model(**batch).loss
+    loss = model(**{k: v.to(model.device) for k, v in batch.items()}).loss
     loss.backward()
     grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
     return loss.item(), grads
@@ -86,6 +86,7 @@ def test_eval_and_no_grad_run_peft_s_own_forward(tiny_dir):
     fuse_lora(fused)
     calls = []
     apply = _LoraLinear.apply
+    batch = {k: v.to(plain.device) for k, v in batch.items()}
     with pytest.MonkeyPatch.context() as mp, torch.no_grad():
         mp.setattr(_LoraLinear, "apply", lambda *a: calls.append(1) or apply(*a))
         torch.manual_seed(0)

@@ -15,6 +15,7 @@
 #   l, r    GRPO with and without Liger's kernels in the merged sampling copy (`liger_sampling`): the fixed
 #           shape at micro-batches 8 and 16 (l), the ragged shape (r)
 #   f       SFT (fixed and ragged) and GRPO with and without the fused LoRA layers (`fused_lora`)
+#   z       the fixed shapes against vanilla in one run: SFT, GRPO at micro-batches 8 and 16
 #
 # Usage: WHEELS=.whl bench/speed_gpu.sh OUTDIR WORK STEP [STEP ...]
 set -uo pipefail
@@ -67,8 +68,11 @@ for step in "$@"; do
       --out "$WORK/results" --work "$WORK" --grpo-variants fast-no-liger-sampling-ragged,fast-ragged ;;
   f)
     run 590 "fused lora" python3 -m mcqflow.cli bench --arch qwen2.5-7b --only sft,grpo --out "$WORK/results" \
-      --work "$WORK" --sft-variants fast-bf16,fast-fused-lora-bf16,fast-bf16-ragged,fast-fused-lora-bf16-ragged \
-      --grpo-variants fast,fast-fused-lora ;;
+      --work "$WORK" --sft-variants fast-no-fused-lora-bf16,fast-bf16,fast-no-fused-lora-bf16-ragged,fast-bf16-ragged \
+      --grpo-variants fast-no-fused-lora,fast ;;
+  z)
+    run 590 "final" python3 -m mcqflow.cli bench --arch qwen2.5-7b --only sft,grpo --out "$WORK/results" \
+      --work "$WORK" --sft-variants vanilla-qlora,fast-bf16 --grpo-variants vanilla,fast,fast-micro16 ;;
   *) say "unknown step $step"; exit 2 ;;
   esac
 done

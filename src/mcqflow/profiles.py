@@ -12,7 +12,8 @@ kernels are Triton, GPU only: a GPU test compares those, in fp32).
   micro-batch (OOM back-off halves it until it fits), GRPO generation through a merged copy of the
   policy with a static KV cache and the decode step replayed as a CUDA graph, Liger's RMSNorm, SwiGLU and
   RoPE kernels in that copy (float rounding differs from HF's modules in bf16), whole-step generation
-  batches trained in micro-batches, padding-free SFT batches with variable-length attention.
+  batches trained in micro-batches, padding-free SFT batches with variable-length attention, and each LoRA
+  layer as one autograd function in training (`lora_fused.py`: same masks, same result to float rounding).
 - auto: `fast` on a GPU; on a CPU none of the levers (the embedded default runs as it always has).
 """
 
@@ -48,8 +49,8 @@ class Profile:
 PROFILES = {
     "vanilla": Profile("vanilla", True, False, False, False, False, False, False),
     "memory": Profile("memory", True, True, False, True, True, True, False),
-    # fast: the last three are graph_decode, padding_free, liger_sampling
-    "fast": Profile("fast", False, True, True, True, True, True, True, True, True, True),
+    # fast: the last four are graph_decode, padding_free, liger_sampling, fused_lora
+    "fast": Profile("fast", False, True, True, True, True, True, True, True, True, True, True),
     "cpu": Profile("cpu", False, False, False, False, False, False, False),
 }
 

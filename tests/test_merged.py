@@ -73,21 +73,27 @@ def test_merged_copy_shares_every_weight_but_the_adapted_projections(policy):
     assert not any(p.requires_grad for p in copy.model.parameters() if p.data_ptr() not in shared)
 
 
-def test_liger_sampling_falls_back_to_the_plain_copy_where_it_cannot_run(policy, tiny_dir, caplog):
+def _qwen2_globals() -> dict:
+    """What Liger's patching swaps module-wide in transformers' Qwen2 code."""
     from transformers.models.qwen2 import modeling_qwen2
+
+    return {n: getattr(modeling_qwen2, n) for n in ("Qwen2RMSNorm", "Qwen2MLP", "apply_rotary_pos_emb")}
+
+
+def test_liger_sampling_falls_back_to_the_plain_copy_where_it_cannot_run(policy, tiny_dir, caplog):
 
     if policy.device.type == "cuda":
         pytest.skip("a CPU test: on a GPU the kernels run (the next test)")
     tok = load_tokenizer(tiny_dir, padding_side="left")
     prompts = [render_prompt(tok, r, "plain") for r in sample_records("dev")[:3]]
-    before = {n: getattr(modeling_qwen2, n) for n in ("Qwen2RMSNorm", "Qwen2MLP", "apply_rotary_pos_emb")}
+    before = _qwen2_globals()
     with caplog.at_level("INFO", logger="mcqflow.merged"):
         copy = MergedCopy(policy, liger=True)
     assert not copy.liger and "GPU only" in caplog.text
     copy.sync()
     with torch.no_grad(), copy.sampling():
         assert _greedy(copy.model, tok, prompts) == _greedy(policy, tok, prompts)
-    assert {n: getattr(modeling_qwen2, n) for n in before} == before
+    assert _qwen2_globals() == before
 
 
 def test_liger_sampling_computes_the_plain_copy_s_logits_and_leaves_transformers_as_it_was(tiny_dir):
@@ -103,10 +109,10 @@ def test_liger_sampling_computes_the_plain_copy_s_logits_and_leaves_transformers
     policy = _policy(tiny_dir, dtype="float32")
     tok = load_tokenizer(tiny_dir, padding_side="left")
     prompts = [render_prompt(tok, r, "plain") for r in sample_records("dev")[:4]]
-    before = {n: getattr(modeling_qwen2, n) for n in ("Qwen2RMSNorm", "Qwen2MLP", "apply_rotary_pos_emb")}
+    before = _qwen2_globals()
     plain, kernels = MergedCopy(policy), MergedCopy(policy, liger=True)
     assert kernels.liger
-    assert {n: getattr(modeling_qwen2, n) for n in before} == before
+    assert _qwen2_globals() == before
     plain.sync()
     kernels.sync()
     enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(policy.device)
@@ -115,7 +121,7 @@ def test_liger_sampling_computes_the_plain_copy_s_logits_and_leaves_transformers
         with kernels.sampling():
             assert modeling_qwen2.apply_rotary_pos_emb is not before["apply_rotary_pos_emb"]
             got, got_tokens = kernels.model(**enc).logits, _greedy(kernels.model, tok, prompts)
-    assert {n: getattr(modeling_qwen2, n) for n in before} == before
+    assert _qwen2_globals() == before
     real = enc.attention_mask.bool()  # pad positions attend to nothing real: left out
     torch.testing.assert_close(got[real], want[real], rtol=1e-3, atol=1e-3)  # fp32, other summation orders
     assert got_tokens == want_tokens

@@ -363,6 +363,13 @@ def _versions() -> dict:
     return out
 
 
+def _flipped(ours: Profile, lever: str) -> Profile:
+    """`ours` with one boolean lever the other way, named for it: fast-fused-lora, fast-no-liger-sampling."""
+    on = getattr(ours, lever)
+    label = ("no-" if on else "") + lever.replace("_", "-")
+    return dataclasses.replace(ours, name=f"{ours.name}-{label}", **{lever: not on})
+
+
 def known_sft_variants(ours: Profile) -> dict[str, tuple]:
     """SFT variants by name: (profile, quantization, extra SFTConfig fields, shape). The `-micro16`, `-cast`
     and `-padded` variants take one lever out of `ours` each, to show what it is worth; `-ragged` ones run
@@ -370,8 +377,7 @@ def known_sft_variants(ours: Profile) -> dict[str, tuple]:
     vanilla = PROFILES["vanilla"]
     no_liger = dataclasses.replace(ours, name=f"{ours.name}-no-liger", liger=False)
     padded = dataclasses.replace(ours, name=f"{ours.name}-padded", padding_free=False)
-    flip = "no-fused-lora" if ours.fused_lora else "fused-lora"
-    fused = dataclasses.replace(ours, name=f"{ours.name}-{flip}", fused_lora=not ours.fused_lora)
+    fused = _flipped(ours, "fused_lora")
     return {
         "vanilla-qlora": (vanilla, "nf4", {}, "fixed"),
         "vanilla-bf16": (vanilla, "none", {}, "fixed"),
@@ -412,10 +418,7 @@ def known_grpo_variants(ours: Profile, shapes: Shapes) -> dict[str, tuple]:
     """GRPO variants by name: (profile, prompts per step, micro-batch, shape). `-hf-generate` samples with
     HF `generate` from the merged copy (round 1's `fast`), `-micro16` trains 16 completions at a time."""
     hf = dataclasses.replace(ours, name=f"{ours.name}-hf-generate", graph_decode=False)
-    flip = "no-liger-sampling" if ours.liger_sampling else "liger-sampling"
-    kernels = dataclasses.replace(ours, name=f"{ours.name}-{flip}", liger_sampling=not ours.liger_sampling)
-    lora = "no-fused-lora" if ours.fused_lora else "fused-lora"
-    fused = dataclasses.replace(ours, name=f"{ours.name}-{lora}", fused_lora=not ours.fused_lora)
+    kernels, fused = _flipped(ours, "liger_sampling"), _flipped(ours, "fused_lora")
     big, micro = shapes.grpo_prompts, shapes.grpo_micro_batch
     return {
         "vanilla": (PROFILES["vanilla"], shapes.grpo_vanilla_prompts, micro, "fixed"),

@@ -15,6 +15,7 @@
 #   l, r    GRPO with and without Liger's kernels in the merged sampling copy (`liger_sampling`): the fixed
 #           shape at micro-batches 8 and 16 (l), the ragged shape (r)
 #   f       SFT (fixed and ragged) and GRPO with and without the fused LoRA layers (`fused_lora`)
+#   e       SFT (fixed and ragged) and GRPO (micro-batch 16) with and without the FP8 base (`fp8_base`)
 #   z       the fixed shapes against vanilla in one run: SFT, GRPO at micro-batches 8 and 16
 #
 # Usage: WHEELS=.whl bench/speed_gpu.sh OUTDIR WORK STEP [STEP ...]
@@ -45,7 +46,7 @@ for step in "$@"; do
   case $step in
   check)
     run 240 check python3 -m pytest -q -p no:cacheprovider tests/test_decode.py tests/test_packing.py tests/test_merged.py tests/test_lora_fused.py \
-      -k "greedy or bounds or liger or fused" ;;
+      -k "greedy or bounds or liger or fused or fp8 or quantise" ;;
   a)
     run 590 "part a" $B --grpo-variants fast-hf-generate,fast,fast-micro16 ;;
   b)
@@ -70,6 +71,10 @@ for step in "$@"; do
     run 590 "fused lora" python3 -m mcqflow.cli bench --arch qwen2.5-7b --only sft,grpo --out "$WORK/results" \
       --work "$WORK" --sft-variants fast-no-fused-lora-bf16,fast-bf16,fast-no-fused-lora-bf16-ragged,fast-bf16-ragged \
       --grpo-variants fast-no-fused-lora,fast ;;
+  e)
+    run 590 "fp8 base" python3 -m mcqflow.cli bench --arch qwen2.5-7b --only sft,grpo --out "$WORK/results" \
+      --work "$WORK" --sft-variants fast-no-fp8-base-bf16,fast-bf16,fast-no-fp8-base-bf16-ragged,fast-bf16-ragged \
+      --grpo-variants fast-no-fp8-base-micro16,fast-micro16 ;;
   z)
     run 590 "final" python3 -m mcqflow.cli bench --arch qwen2.5-7b --only sft,grpo --out "$WORK/results" \
       --work "$WORK" --sft-variants vanilla-qlora,fast-bf16 --grpo-variants vanilla,fast,fast-micro16 ;;

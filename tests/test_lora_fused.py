@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from conftest import sample_records
-from mcqflow.lora_fused import _LoraLinear, fuse_lora
+from mcqflow import lora_fused
+from mcqflow.lora_fused import _Fp8Weight, _LoraLinear, fuse_lora, quantize_rows
 from mcqflow.models import load_base_model, load_tokenizer
 from mcqflow.prompts import render_prompt
 from mcqflow.training import SFTParams, lora_config
@@ -106,10 +107,117 @@ def test_the_profile_lever_routes_sft_through_fused_layers(tiny_dir, tmp_path, m
 
     seen = []
     real = training.fuse_lora
-    monkeypatch.setattr(training, "fuse_lora", lambda m: seen.append(real(m)) or seen[-1])
+    monkeypatch.setattr(training, "fuse_lora", lambda m, fp8: seen.append((real(m), fp8)) or seen[-1])
     params = SFTParams(finetune="lora", trainer={"max_steps": 1})
     profile = dataclasses.replace(PROFILES["cpu"], fused_lora=True)
     training.train_sft(
         sample_records("train")[:8], "plain", tiny_dir, tmp_path / "m", params, profile=profile
     )
-    assert seen and seen[0] > 0
+    assert seen and seen[0][0] > 0
+    assert seen[0][1] is False  # no GPU with FP8 here: the base stays in the compute dtype
+
+
+# FP8 base (`fp8_base`): CPUs run torch._scaled_mm too, so the layer's arithmetic is checked here; the GPU
+# check (bench/speed_gpu.sh check) runs the same tests on cuBLAS's FP8 kernels.
+
+
+def test_rows_quantise_to_e4m3_with_power_of_two_scales():
+    torch.manual_seed(0)
+    t = torch.randn(64, 96, dtype=torch.bfloat16) * torch.logspace(-6, 6, 64).reshape(-1, 1)
+    t[3] = 0  # an all-zero row: zeros back, no NaN
+    t8, scale = quantize_rows(t)
+    assert t8.dtype == torch.float8_e4m3fn and scale.shape == (64, 1) and scale.dtype == torch.float32
+    assert torch.equal(torch.exp2(torch.log2(scale).round()), scale)  # powers of two: scaling is exact
+    back = t8.float() * scale
+    assert torch.equal(back[3], torch.zeros(96))
+    assert (t8.float().abs().amax(dim=1) <= 448).all()  # nothing saturates
+    # each row uses the top of the range: its largest element lands in [224, 448]
+    assert (t8.float().abs().amax(dim=1)[torch.arange(64) != 3] >= 224).all()
+    # e4m3 keeps 3 mantissa bits: relative error at most 2^-4 for elements in the normal range
+    normal = (t.float().abs() / scale) >= 2**-6
+    rel = ((back - t.float()).abs() / t.float().abs())[normal]
+    assert rel.max() <= 2**-4 and rel.mean() < 2**-5
+
+
+def _dequant(t8, scale):
+    return t8.float() * scale.reshape(-1, 1)
+
+
+@pytest.mark.parametrize("p", [0.0, 0.3])
+def test_fp8_layer_is_the_scaled_products_of_the_quantised_operands(p):
+    """Forward: deq(x8) deq(W8)ᵀ + bias + adapter; backward: deq(g8) deq(Wᵀ8)ᵀ + the adapter's path, the
+    adapter's products in bf16 (computed here in fp32 from the same bf16 operands)."""
+    torch.manual_seed(1)
+    torch.set_default_device("cuda" if torch.cuda.is_available() else "cpu")  # cuBLAS's FP8 on a GPU
+    m, k, n, r, s = 42, 64, 48, 4, 2.0  # 2 x 21 rows: not a multiple of 16
+    try:
+        x = torch.randn(2, m // 2, k, dtype=torch.bfloat16, requires_grad=True)
+        w, bias = torch.randn(n, k, dtype=torch.bfloat16) / 8, torch.randn(n, dtype=torch.bfloat16)
+        a = (torch.randn(r, k) / 8).requires_grad_()
+        b = (torch.randn(n, r) / 8).requires_grad_()
+    finally:
+        torch.set_default_device(None)
+    fp8 = _Fp8Weight(w)
+    torch.manual_seed(5)
+    out = _LoraLinear.apply(x, w, bias, a, b, s, p, torch.bfloat16, fp8)
+    g = torch.randn_like(out)
+    out.backward(g)
+
+    x2 = x.detach().reshape(m, k)
+    torch.manual_seed(5)  # the same dropout draws
+    xd = torch.nn.functional.dropout(x2, p) if p else x2
+    bs = (b.detach() * s).bfloat16().float()
+    u = (xd.float() @ a.detach().bfloat16().float().t()).bfloat16().float()
+    base = _dequant(*quantize_rows(x2)) @ _dequant(fp8.w8, fp8.sw).t() + bias.float()
+    want = base + u @ bs.t()
+    torch.testing.assert_close(out.float().reshape(m, n), want, rtol=2e-2, atol=2e-2)
+
+    g2 = g.reshape(m, n)
+    gu = (g2.float() @ bs).bfloat16().float()
+    through = (gu @ a.detach().bfloat16().float()).bfloat16().float()
+    keep = (xd != 0) | (x2 == 0) if p else torch.ones_like(x2, dtype=torch.bool)  # the dropout mask
+    want_gx = _dequant(*quantize_rows(g2)) @ _dequant(fp8.wt8, fp8.swt).t() + through * keep / (1 - p)
+    torch.testing.assert_close(x.grad.float().reshape(m, k), want_gx, rtol=2e-2, atol=2e-2)
+    # and the adapters' gradients are the bf16 ones (the base's precision does not reach them)
+    torch.testing.assert_close(a.grad, gu.t() @ xd.float(), rtol=2e-2, atol=2e-2)
+
+
+def test_fp8_base_trains_close_to_the_bf16_base(tiny_dir, monkeypatch):
+    """Under bf16 autocast with `fp8=True` every projection runs `_scaled_mm` (twice: forward, and backward for
+    the input gradient), q/k/v and gate/up quantise their shared input once, and loss and adapter gradients
+    stay within FP8's rounding of the bf16 base's."""
+    batch = _batch(tiny_dir)
+    ref, fp8 = _policy(tiny_dir, 0.0), _policy(tiny_dir, 0.0)
+    fuse_lora(ref)
+    layers = fuse_lora(fp8, fp8=True)
+    assert all(hasattr(m.get_base_layer(), "_fp8") for m in fp8.modules() if getattr(m, "_fused_lora", False))
+    mm, quantised = [], []
+    real_mm, real_q = torch._scaled_mm, lora_fused._quantizer
+    monkeypatch.setattr(torch, "_scaled_mm", lambda *a, **k: mm.append(1) or real_mm(*a, **k))
+    monkeypatch.setattr(
+        lora_fused, "_quantizer", lambda d: lambda t: quantised.append(t.shape[-1]) or real_q(d)(t)
+    )
+    with torch.autocast(fp8.device.type, dtype=torch.bfloat16):
+        got_loss, got = _loss_and_grads(fp8, batch, seed=0)
+        want_loss, want = _loss_and_grads(ref, batch, seed=0)
+    n_layers = fp8.get_base_model().config.num_hidden_layers
+    assert layers == 7 * n_layers
+    assert len(mm) == 2 * layers - 3  # the first layer's q/k/v need no input gradient
+    # forward quantises 4 inputs a layer (q/k/v's one, o's, gate/up's one, down's), backward each gradient
+    assert len(quantised) == 4 * n_layers + (layers - 3)
+    assert got_loss != want_loss and got_loss == pytest.approx(want_loss, rel=1e-3)
+    for name in want:
+        cos = torch.nn.functional.cosine_similarity(
+            got[name].flatten().float(), want[name].flatten().float(), 0
+        )
+        assert cos > 0.99, name
+
+
+def test_fp8_is_off_without_a_gpu_and_by_train_fp8():
+    from mcqflow.models import fp8_supported
+    from mcqflow.profiles import PROFILES, profile_from_params, use_fp8
+
+    assert PROFILES["fast"].fp8_base and use_fp8(PROFILES["fast"]) == fp8_supported()  # False on a CPU
+    assert not use_fp8(PROFILES["vanilla"])
+    assert profile_from_params({"train": {"profile": "fast"}}).fp8_base
+    assert not profile_from_params({"train": {"profile": "fast", "fp8": False}}).fp8_base

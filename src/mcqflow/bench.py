@@ -38,7 +38,7 @@ from mcqflow.bench_shapes import (
 from mcqflow.errors import UserError
 from mcqflow.launch import is_main_process, world_size
 from mcqflow.models import ARCHITECTURES, build_random, on_gpu, synchronize, train_tokenizer
-from mcqflow.profiles import PROFILES, Profile
+from mcqflow.profiles import PROFILES, Profile, use_fp8
 from mcqflow.schema import Record
 
 # ------------------------------------------------------------------------------------------ timing
@@ -187,6 +187,7 @@ def bench_sft(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: l
             "shape": shape,
             "profile": profile.name,
             "levers": dataclasses.asdict(profile),
+            "fp8": use_fp8(profile),  # the lever asked for and the card has FP8
             "quantization": quantization,
             "processes": procs,
             "tokens_per_s": round(tps, 1),
@@ -335,6 +336,7 @@ def bench_grpo(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: 
                 "shape": shape,
                 "profile": profile.name,
                 "levers": dataclasses.asdict(profile),
+                "fp8": use_fp8(profile),
                 "processes": procs,
                 "completions_per_step": per_step,
                 "micro_batch": micro or per_step,
@@ -377,7 +379,7 @@ def known_sft_variants(ours: Profile) -> dict[str, tuple]:
     vanilla = PROFILES["vanilla"]
     no_liger = dataclasses.replace(ours, name=f"{ours.name}-no-liger", liger=False)
     padded = dataclasses.replace(ours, name=f"{ours.name}-padded", padding_free=False)
-    fused = _flipped(ours, "fused_lora")
+    fused, fp8 = _flipped(ours, "fused_lora"), _flipped(ours, "fp8_base")
     return {
         "vanilla-qlora": (vanilla, "nf4", {}, "fixed"),
         "vanilla-bf16": (vanilla, "none", {}, "fixed"),
@@ -405,6 +407,8 @@ def known_sft_variants(ours: Profile) -> dict[str, tuple]:
         f"{ours.name}-bf16-ragged": (ours, "none", {}, "ragged"),
         f"{fused.name}-bf16": (fused, "none", {}, "fixed"),
         f"{fused.name}-bf16-ragged": (fused, "none", {}, "ragged"),
+        f"{fp8.name}-bf16": (fp8, "none", {}, "fixed"),
+        f"{fp8.name}-bf16-ragged": (fp8, "none", {}, "ragged"),
     }
 
 
@@ -419,6 +423,7 @@ def known_grpo_variants(ours: Profile, shapes: Shapes) -> dict[str, tuple]:
     HF `generate` from the merged copy (round 1's `fast`), `-micro16` trains 16 completions at a time."""
     hf = dataclasses.replace(ours, name=f"{ours.name}-hf-generate", graph_decode=False)
     kernels, fused = _flipped(ours, "liger_sampling"), _flipped(ours, "fused_lora")
+    fp8 = _flipped(ours, "fp8_base")
     big, micro = shapes.grpo_prompts, shapes.grpo_micro_batch
     return {
         "vanilla": (PROFILES["vanilla"], shapes.grpo_vanilla_prompts, micro, "fixed"),
@@ -430,6 +435,9 @@ def known_grpo_variants(ours: Profile, shapes: Shapes) -> dict[str, tuple]:
         f"{kernels.name}-micro16": (kernels, big, 2 * micro, "fixed"),
         f"{kernels.name}-ragged": (kernels, big, shapes.grpo_ragged_micro_batch, "ragged"),
         fused.name: (fused, big, micro, "fixed"),
+        fp8.name: (fp8, big, micro, "fixed"),
+        f"{fp8.name}-micro16": (fp8, big, 2 * micro, "fixed"),
+        f"{fp8.name}-ragged": (fp8, big, shapes.grpo_ragged_micro_batch, "ragged"),
         f"{hf.name}-ragged": (hf, big, shapes.grpo_ragged_micro_batch, "ragged"),
         f"{ours.name}-ragged": (ours, big, shapes.grpo_ragged_micro_batch, "ragged"),
     }

@@ -32,7 +32,7 @@ from mcqflow.models import (
     resolve_base,
     synchronize,
 )
-from mcqflow.profiles import Profile, resolve_profile
+from mcqflow.profiles import Profile, resolve_profile, use_fp8
 from mcqflow.prompts import MODES, prompt_messages
 from mcqflow.rewards import build_rewards
 from mcqflow.schema import Record
@@ -452,7 +452,7 @@ def train_grpo(
     )
     trainer.step_split, trainer.end_lengths = step_split, end_lengths
     if profile.fused_lora:
-        fuse_lora(trainer.model)
+        fuse_lora(trainer.model, fp8=use_fp8(profile))
     if resume:
         log.info("resuming from %s", resume)
     result = trainer.train(resume_from_checkpoint=resume)

@@ -30,6 +30,7 @@ class TrainParams:
     launcher: str = "python"
     num_processes: int = 1
     accelerate_config: str = "configs/accelerate/ddp.yaml"
+    fp8: bool = True  # the fast profile's FP8 base products on GPUs that have them; false keeps them bf16
 
     @classmethod
     def from_params(cls, params: dict) -> TrainParams:

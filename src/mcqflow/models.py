@@ -210,6 +210,11 @@ def on_gpu() -> bool:
     return torch.cuda.is_available()
 
 
+def fp8_supported() -> bool:
+    """This machine's GPU runs FP8 matmuls natively: compute capability 8.9 or later (Ada, Hopper, ...)."""
+    return on_gpu() and hasattr(torch, "_scaled_mm") and torch.cuda.get_device_capability() >= (8, 9)
+
+
 def synchronize() -> None:
     """Wait for the GPU's queued work (timing boundaries); nothing on a CPU."""
     if on_gpu():

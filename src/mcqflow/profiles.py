@@ -1,8 +1,9 @@
 """Speed profiles (params.yaml `train.profile`): which of the measured speed levers a run uses.
 
-Every lever here was measured by `mcqflow bench` against the vanilla recipe (bench/results/), and none
-changes what is computed beyond float rounding: the CPU tests compare each one with the plain path (Liger's
-kernels are Triton, GPU only: a GPU test compares those, in fp32).
+Every lever here was measured by `mcqflow bench` against the vanilla recipe (bench/results/), and all but
+one change nothing computed beyond float rounding: the CPU tests compare each one with the plain path
+(Liger's kernels are Triton, GPU only: a GPU test compares those, in fp32). The one is `fp8_base`, a
+precision choice like the vanilla recipe's 4-bit base: `train.fp8: false` turns it off.
 
 - vanilla: TRL's defaults, as users copy them (gradient checkpointing, PEFT generation, no kernels).
 - memory: the vanilla memory footprint plus the levers that cost no memory: Liger's layer kernels,
@@ -13,16 +14,19 @@ kernels are Triton, GPU only: a GPU test compares those, in fp32).
   policy with a static KV cache and the decode step replayed as a CUDA graph, Liger's RMSNorm, SwiGLU and
   RoPE kernels in that copy (float rounding differs from HF's modules in bf16), whole-step generation
   batches trained in micro-batches, padding-free SFT batches with variable-length attention, and each LoRA
-  layer as one autograd function in training (`lora_fused.py`: same masks, same result to float rounding).
+  layer as one autograd function in training (`lora_fused.py`: same masks, same result to float rounding),
+  and on GPUs with FP8 (H100, H200, Ada) the frozen base's products in those layers in FP8 (e4m3, a
+  power-of-two scale a row; docs/speed.md has what it changes).
 - auto: `fast` on a GPU; on a CPU none of the levers (the embedded default runs as it always has).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from mcqflow.config import choose
-from mcqflow.models import on_gpu
+from mcqflow.models import fp8_supported, on_gpu
 
 PROFILE_NAMES = ("auto", "vanilla", "memory", "fast")
 
@@ -44,13 +48,16 @@ class Profile:
     fused_lora: bool = (
         False  # SFT and GRPO training: each LoRA layer as one autograd function (lora_fused.py)
     )
+    # SFT and GRPO training on GPUs with FP8 (compute capability >= 8.9): the frozen base's products inside
+    # the fused LoRA layers in FP8, row-wise scales (lora_fused.py); a precision choice, off by train.fp8
+    fp8_base: bool = False
 
 
 PROFILES = {
     "vanilla": Profile("vanilla", True, False, False, False, False, False, False),
     "memory": Profile("memory", True, True, False, True, True, True, False),
-    # fast: the last four are graph_decode, padding_free, liger_sampling, fused_lora
-    "fast": Profile("fast", False, True, True, True, True, True, True, True, True, True, True),
+    # fast: the last five are graph_decode, padding_free, liger_sampling, fused_lora, fp8_base
+    "fast": Profile("fast", False, True, True, True, True, True, True, True, True, True, True, True),
     "cpu": Profile("cpu", False, False, False, False, False, False, False),
 }
 
@@ -75,4 +82,11 @@ def profile_from_params(params: dict) -> Profile:
     """The profile params.yaml's `train.profile` names (`auto` when the section is absent)."""
     from mcqflow.launch import TrainParams
 
-    return resolve_profile(TrainParams.from_params(params).profile)
+    t = TrainParams.from_params(params)
+    profile = resolve_profile(t.profile)
+    return profile if t.fp8 else dataclasses.replace(profile, fp8_base=False)
+
+
+def use_fp8(profile: Profile) -> bool:
+    """The profile asks for an FP8 base and this machine's GPU has FP8 matmuls."""
+    return profile.fused_lora and profile.fp8_base and fp8_supported()

@@ -20,7 +20,7 @@ from mcqflow.errors import UserError
 from mcqflow.launch import is_main_process, split_batch, world_size
 from mcqflow.lora_fused import fuse_lora
 from mcqflow.models import compute_dtype, load_base_model, load_tokenizer, on_gpu, write_meta
-from mcqflow.profiles import Profile, liger_available, resolve_profile
+from mcqflow.profiles import Profile, liger_available, resolve_profile, use_fp8
 from mcqflow.prompts import sft_example
 from mcqflow.schema import Record
 
@@ -309,7 +309,7 @@ def train_sft(
         if profile.bf16_adapter_inputs and trainer.accelerator.native_amp:
             keep_adapter_inputs_in_compute_dtype(trainer.model)
         if profile.fused_lora:
-            fuse_lora(trainer.model)
+            fuse_lora(trainer.model, fp8=use_fp8(profile))
         try:
             result = trainer.train()
             break

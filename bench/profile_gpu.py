@@ -12,8 +12,12 @@ train   one forward + backward of a batch with LoRA r16 on all seven projections
 
 liger   decode plain and with Liger's kernels in the copy (`MergedCopy(liger=True)`), and the training step
         with Liger's kernels (RMSNorm, RoPE, SwiGLU, fused linear cross-entropy), as the SFT `fast` profile.
+fused   the training step with PEFT's LoRA layers and with the fused ones, Liger on.
+fp8     the fused training step with the bf16 base and with the FP8 base (`fuse_lora(fp8=True)`), the FP8
+        one also with an eager quantiser and with fast accumulation in backward; each step's GPU-busy share
+        (kernel time over wall time), to tell a GPU-bound step from one the CPU holds back.
 
-Usage: python bench/profile_gpu.py decode|train|liger [...]   (prints a report; JSON lines prefixed `ROW `)
+Usage: python bench/profile_gpu.py decode|train|liger|fused|fp8 [...]   (prints a report; JSON lines prefixed `ROW `)
 """
 
 from __future__ import annotations
@@ -164,6 +168,7 @@ def train(
     shapes=((16, 256), (32, 256), (16, 416)),
     names=("lora-dropout0.05", "lora-dropout0.0", "frozen-no-adapter"),
     liger: bool = False,
+    busy_share: bool = False,
 ) -> None:
     from peft import get_peft_model
 
@@ -186,10 +191,12 @@ def train(
             model.requires_grad_(False)
             model.enable_input_require_grads()  # something to differentiate: the input embeddings' output
         else:
-            model = get_peft_model(base, variants[name.removesuffix("-fused")])
+            cfg_name, _, how = name.partition("-fused")
+            model = get_peft_model(base, variants[cfg_name])
             keep_adapter_inputs_in_compute_dtype(model)
-            if name.endswith("-fused"):
-                fuse_lora(model)
+            if name.endswith("-fused") or how:
+                fuse_lora(model, fp8="fp8" in how)
+            restore = _fp8_variant(how)
         model.train()
         for b, t in shapes:
             ids = torch.randint(10, 30000, (b, t), device="cuda")
@@ -207,15 +214,56 @@ def train(
                     model.zero_grad(set_to_none=True)
                     del out
                 s = min(times)
+                busy = _gpu_busy(model, ids) if busy_share else None
                 row(part="train", variant=name + "-liger" * liger, batch=b, tokens=t, step_s=round(s, 4),
                     tokens_per_s=round(b * t / s), mfu_4n=round(4 * n * b * t / s / 989e12, 3),
-                    peak_gib=round(torch.cuda.max_memory_allocated() / 2**30, 1))  # fmt: skip
+                    peak_gib=round(torch.cuda.max_memory_allocated() / 2**30, 1), gpu_busy=busy)  # fmt: skip
             except torch.OutOfMemoryError:
                 row(part="train", variant=name + "-liger" * liger, batch=b, tokens=t, skipped="out of memory")
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
         if name != "frozen-no-adapter":
+            restore()
             base = model.unload()  # the plain model back, for the next variant
+
+
+def _fp8_variant(how: str):
+    """Patch lora_fused for a variant of the FP8 path (`-fp8-eagerq`: the quantiser eager, not compiled;
+    `-fp8-fastacc`: fast accumulation in backward's products too); returns the undo."""
+    from mcqflow import lora_fused
+
+    saved = lora_fused._quantizer, lora_fused._mm8
+    if how.endswith("-eagerq"):
+        lora_fused._quantizer = lambda device_type: lora_fused.quantize_rows
+    if how.endswith("-fastacc"):
+
+        def fast_mm8(a, b8, sb):
+            a8, sa = saved[0](a.device.type)(a)
+            return torch._scaled_mm(a8, b8.t(), sa, sb, out_dtype=torch.bfloat16, use_fast_accum=True)
+
+        lora_fused._mm8 = fast_mm8
+
+    def restore():
+        lora_fused._quantizer, lora_fused._mm8 = saved
+
+    return restore
+
+
+def _gpu_busy(model, ids) -> float:
+    """Kernel time over wall time of one training step under the profiler (1.0: the GPU never waited)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        t0 = time.perf_counter()
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            out = model(input_ids=ids, labels=ids)
+        out.loss.backward()
+        torch.cuda.synchronize()
+        wall = time.perf_counter() - t0
+    model.zero_grad(set_to_none=True)
+    kernels = sum(e.time_range.elapsed_us() for e in prof.events() if e.device_type.name == "CUDA") / 1e6
+    return round(kernels / wall, 3)
 
 
 def liger() -> None:
@@ -229,6 +277,13 @@ def fused() -> None:
     train(shapes=((32, 256), (16, 416)), names=("lora-dropout0.05", "lora-dropout0.05-fused"), liger=True)
 
 
+def fp8() -> None:
+    """The fused training step with the bf16 base and the FP8 base (and two variants of the FP8 path)."""
+    names = ("lora-dropout0.05-fused", "lora-dropout0.05-fused-fp8", "lora-dropout0.05-fused-fp8-eagerq",
+             "lora-dropout0.05-fused-fp8-fastacc")  # fmt: skip
+    train(shapes=((32, 256),), names=names, liger=True, busy_share=True)
+
+
 if __name__ == "__main__":
     for part in sys.argv[1:] or ["decode", "train"]:
-        {"decode": decode, "train": train, "liger": liger, "fused": fused}[part]()
+        {"decode": decode, "train": train, "liger": liger, "fused": fused, "fp8": fp8}[part]()

@@ -221,3 +221,19 @@ def test_fp8_is_off_without_a_gpu_and_by_train_fp8():
     assert not use_fp8(PROFILES["vanilla"])
     assert profile_from_params({"train": {"profile": "fast"}}).fp8_base
     assert not profile_from_params({"train": {"profile": "fast", "fp8": False}}).fp8_base
+
+
+def test_the_shared_input_cache_keeps_no_graph_alive():
+    """A step that fails mid-forward (out of memory) must not leave its activations reachable from the cache."""
+    import gc
+    import weakref
+
+    w = torch.randn(32, 16, dtype=torch.bfloat16)
+    fp8 = _Fp8Weight(w)
+    a, b = torch.randn(4, 16, requires_grad=True), torch.randn(32, 4, requires_grad=True)
+    x = torch.randn(8, 16, dtype=torch.bfloat16, requires_grad=True) * 2  # a non-leaf, with a graph
+    _LoraLinear.apply(x, w, None, a, b, 1.0, 0.0, torch.bfloat16, fp8)
+    gone = weakref.ref(x)
+    del x
+    gc.collect()
+    assert gone() is None

@@ -34,6 +34,7 @@ difference.
 from __future__ import annotations
 
 import functools
+import weakref
 
 import torch
 from torch import nn
@@ -77,17 +78,18 @@ def _mm8(a: torch.Tensor, b8: torch.Tensor, sb: torch.Tensor) -> torch.Tensor:
     return torch._scaled_mm(a8, b8.t(), sa, sb, out_dtype=torch.bfloat16)
 
 
-_shared_input: list = [
-    None
-]  # (input, its version, its FP8 copy) of the last call: q/k/v and gate/up share it
+# (a weak reference to the input, its version, its FP8 copy) of the last call: q/k/v and gate/up share it.
+# Weak: a strong one would keep the input's autograd graph, and with it a forward's activations, alive
+# after a step that ran out of memory.
+_shared_input: list = [None]
 
 
 def _quantized_input(x: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     last = _shared_input[0]
-    if last is not None and last[0] is x and last[1] == x._version:
+    if last is not None and last[0]() is x and last[1] == x._version:
         return last[2]
     q = _quantizer(x2.device.type)(x2)
-    _shared_input[0] = (x, x._version, q)
+    _shared_input[0] = (weakref.ref(x), x._version, q)
     return q
 
 
@@ -204,7 +206,9 @@ def fuse_lora(model, fp8: bool = False) -> int:
             continue
         m.forward = functools.partial(_forward, m, m.forward)
         m._fused_lora = True
-        if fp8 and base.in_features % 16 == 0 and base.out_features % 16 == 0 and not _sharded(base.weight):
-            base._fp8 = _Fp8Weight(base.weight)
+        fits = base.in_features % 16 == 0 and base.out_features % 16 == 0 and not _sharded(base.weight)
+        base._fp8 = (
+            _Fp8Weight(base.weight) if fp8 and fits else None
+        )  # (None: a base fused before keeps none)
         n += 1
     return n

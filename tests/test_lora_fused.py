@@ -125,7 +125,10 @@ def test_rows_quantise_to_e4m3_with_power_of_two_scales():
     torch.manual_seed(0)
     t = torch.randn(64, 96, dtype=torch.bfloat16) * torch.logspace(-6, 6, 64).reshape(-1, 1)
     t[3] = 0  # an all-zero row: zeros back, no NaN
+    t[5, 7] = 448 * 2.0**-3 * t[5].abs().max().sign()  # a row whose largest magnitude is exactly 448 x 2^-3
+    t[5] = t[5].clamp(-56, 56)
     t8, scale = quantize_rows(t)
+    assert scale[5].item() == 2.0**-3 and t8[5].float().abs().max() == 448  # the scale 2^-3, not 2^-2
     assert t8.dtype == torch.float8_e4m3fn and scale.shape == (64, 1) and scale.dtype == torch.float32
     assert torch.equal(torch.exp2(torch.log2(scale).round()), scale)  # powers of two: scaling is exact
     back = t8.float() * scale
@@ -137,6 +140,25 @@ def test_rows_quantise_to_e4m3_with_power_of_two_scales():
     normal = (t.float().abs() / scale) >= 2**-6
     rel = ((back - t.float()).abs() / t.float().abs())[normal]
     assert rel.max() <= 2**-4 and rel.mean() < 2**-5
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="Triton needs a CUDA GPU")
+def test_the_triton_quantiser_gives_quantize_rows_bits():
+    from mcqflow.lora_fused import _triton_quantizer
+
+    torch.manual_seed(0)
+    quantize = _triton_quantizer()
+    for rows, cols in [(64, 96), (7, 3584), (33, 18944), (5, 1000), (0, 64)]:
+        t = torch.randn(rows, cols, device="cuda", dtype=torch.bfloat16)
+        t *= torch.logspace(-8, 8, rows, device="cuda").reshape(-1, 1).bfloat16()
+        if rows > 3:
+            t[3] = 0
+            t[2, 0] = 448 * 2.0**-5
+            t[2] = t[2].clamp(-14, 14)
+        for x in (t, t.t().contiguous().t()[:, : cols - 1] if rows else t):  # strided rows too
+            got, want = quantize(x), quantize_rows(x)
+            assert torch.equal(got[1], want[1])
+            assert torch.equal(got[0].view(torch.uint8), want[0].view(torch.uint8))
 
 
 def _dequant(t8, scale):

@@ -44,20 +44,65 @@ FP8_MAX = torch.finfo(FP8).max  # 448
 
 
 def quantize_rows(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(t in e4m3, scales) with `t ≈ t8 * scale` row by row (scale: fp32, shape (rows, 1), a power of two
-    with the row's largest magnitude at most 448 after scaling, so nothing saturates)."""
+    """(t in e4m3, scales) with `t ≈ t8 * scale` row by row (scale: fp32, shape (rows, 1), the smallest power
+    of two with the row's largest magnitude at most 448 after scaling, so nothing saturates)."""
     amax = torch.linalg.vector_norm(t, float("inf"), dim=-1, keepdim=True, dtype=torch.float32)
-    exp = torch.ceil(torch.log2(amax.clamp_min(1e-30) / FP8_MAX))
-    return (t * torch.exp2(-exp)).to(FP8), torch.exp2(exp)
+    mant, exp = torch.frexp(amax.clamp_min(1e-30) / FP8_MAX)  # v = mant * 2^exp, mant in [0.5, 1)
+    exp = exp - (mant == 0.5).to(exp.dtype)  # ceil(log2 v), exactly
+    return (t * torch.ldexp(torch.ones_like(amax), -exp)).to(FP8), torch.ldexp(torch.ones_like(amax), exp)
 
 
 @functools.cache
 def _quantizer(device_type: str):
-    """`quantize_rows` as one fused kernel pair on a GPU (torch.compile), as it is on a CPU: on the 7B a
-    step quantises ~18 G elements, and eager's five passes over each would cost a quarter of what FP8 saves."""
+    """`quantize_rows` for tensors on `device_type`: on a GPU one Triton kernel (`_triton_quantizer`, the
+    same bits), on a CPU the function itself."""
     if device_type != "cuda":
         return quantize_rows
-    return torch.compile(quantize_rows, dynamic=True, fullgraph=True)
+    try:
+        return _triton_quantizer()
+    except ImportError:  # (a CUDA build of torch without Triton)
+        return quantize_rows
+
+
+def _triton_quantizer():
+    """`quantize_rows` as one Triton kernel, a program a row: the row's largest magnitude, then the row
+    scaled and cast. One launch where the eager function makes ten and `torch.compile`'s wrapper costs more
+    CPU time a call than the kernel takes: on the 7B a training step quantises ~300 times
+    (bench/profile_gpu.py fp8)."""
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def kernel(x_ptr, q_ptr, s_ptr, n_cols, stride, BLOCK: tl.constexpr):
+        row = tl.program_id(0).to(tl.int64)
+        x_row, q_row = x_ptr + row * stride, q_ptr + row * n_cols
+        top = tl.zeros([BLOCK], dtype=tl.float32)
+        for start in range(0, n_cols, BLOCK):
+            cols = start + tl.arange(0, BLOCK)
+            v = tl.load(x_row + cols, mask=cols < n_cols, other=0.0).to(tl.float32)
+            top = tl.maximum(top, tl.abs(v))
+        v = tl.maximum(tl.max(top, axis=0), 1e-30) / 448.0
+        bits = v.to(
+            tl.int32, bitcast=True
+        )  # v is a normal float: exponent field and mantissa give ceil(log2 v)
+        e = ((bits >> 23) & 0xFF) - 127 + ((bits & 0x7FFFFF) != 0).to(tl.int32)
+        inv = ((127 - e) << 23).to(tl.float32, bitcast=True)
+        tl.store(s_ptr + row, ((127 + e) << 23).to(tl.float32, bitcast=True))
+        for start in range(0, n_cols, BLOCK):
+            cols = start + tl.arange(0, BLOCK)
+            v = tl.load(x_row + cols, mask=cols < n_cols, other=0.0).to(tl.float32)
+            tl.store(q_row + cols, (v * inv).to(q_ptr.dtype.element_ty), mask=cols < n_cols)
+
+    def quantize(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        t = t if t.stride(-1) == 1 else t.contiguous()
+        rows, cols = t.shape
+        q = torch.empty((rows, cols), dtype=FP8, device=t.device)
+        scale = torch.empty((rows, 1), dtype=torch.float32, device=t.device)
+        if rows:
+            kernel[(rows,)](t, q, scale, cols, t.stride(0), BLOCK=1024, num_warps=4)
+        return q, scale
+
+    return quantize
 
 
 class _Fp8Weight:

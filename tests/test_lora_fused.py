@@ -250,10 +250,14 @@ def test_the_shared_input_cache_keeps_no_graph_alive():
     import gc
     import weakref
 
-    w = torch.randn(32, 16, dtype=torch.bfloat16)
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    w = torch.randn(32, 16, dtype=torch.bfloat16, device=dev)
     fp8 = _Fp8Weight(w)
-    a, b = torch.randn(4, 16, requires_grad=True), torch.randn(32, 4, requires_grad=True)
-    x = torch.randn(8, 16, dtype=torch.bfloat16, requires_grad=True) * 2  # a non-leaf, with a graph
+    a = torch.randn(4, 16, requires_grad=True, device=dev)
+    b = torch.randn(32, 4, requires_grad=True, device=dev)
+    x = (
+        torch.randn(8, 16, dtype=torch.bfloat16, requires_grad=True, device=dev) * 2
+    )  # a non-leaf, with a graph
     _LoraLinear.apply(x, w, None, a, b, 1.0, 0.0, torch.bfloat16, fp8)
     gone = weakref.ref(x)
     del x

@@ -81,17 +81,16 @@ def _triton_quantizer():
             cols = start + tl.arange(0, BLOCK)
             v = tl.load(x_row + cols, mask=cols < n_cols, other=0.0).to(tl.float32)
             top = tl.maximum(top, tl.abs(v))
-        v = tl.maximum(tl.max(top, axis=0), 1e-30) / 448.0
-        bits = v.to(
-            tl.int32, bitcast=True
-        )  # v is a normal float: exponent field and mantissa give ceil(log2 v)
+        ratio = tl.maximum(tl.max(top, axis=0), 1e-30) / 448.0
+        # a normal float: its exponent field and mantissa give ceil(log2 ratio)
+        bits = ratio.to(tl.int32, bitcast=True)
         e = ((bits >> 23) & 0xFF) - 127 + ((bits & 0x7FFFFF) != 0).to(tl.int32)
         inv = ((127 - e) << 23).to(tl.float32, bitcast=True)
         tl.store(s_ptr + row, ((127 + e) << 23).to(tl.float32, bitcast=True))
         for start in range(0, n_cols, BLOCK):
             cols = start + tl.arange(0, BLOCK)
-            v = tl.load(x_row + cols, mask=cols < n_cols, other=0.0).to(tl.float32)
-            tl.store(q_row + cols, (v * inv).to(q_ptr.dtype.element_ty), mask=cols < n_cols)
+            y = tl.load(x_row + cols, mask=cols < n_cols, other=0.0).to(tl.float32) * inv
+            tl.store(q_row + cols, y.to(q_ptr.dtype.element_ty), mask=cols < n_cols)
 
     def quantize(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         t = t if t.stride(-1) == 1 else t.contiguous()

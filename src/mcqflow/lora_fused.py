@@ -251,8 +251,7 @@ def fuse_lora(model, fp8: bool = False) -> int:
         m.forward = functools.partial(_forward, m, m.forward)
         m._fused_lora = True
         fits = base.in_features % 16 == 0 and base.out_features % 16 == 0 and not _sharded(base.weight)
-        base._fp8 = (
-            _Fp8Weight(base.weight) if fp8 and fits else None
-        )  # (None: a base fused before keeps none)
+        # None as well as the copies: a base fused before with FP8 must not keep its old ones
+        base._fp8 = _Fp8Weight(base.weight) if fp8 and fits else None
         n += 1
     return n

@@ -263,3 +263,25 @@ def test_the_shared_input_cache_keeps_no_graph_alive():
     del x
     gc.collect()
     assert gone() is None
+
+
+@pytest.mark.parametrize(
+    "env, on",
+    [
+        ({}, True),
+        ({"ACCELERATE_USE_FSDP": "true"}, False),
+        ({"ACCELERATE_USE_DEEPSPEED": "true", "ACCELERATE_DEEPSPEED_ZERO_STAGE": "3"}, False),
+        ({"ACCELERATE_USE_DEEPSPEED": "true", "ACCELERATE_DEEPSPEED_ZERO_STAGE": "2"}, True),
+    ],
+)
+def test_fp8_stays_off_where_the_weights_are_sharded(monkeypatch, env, on):
+    """On an FP8 card: FSDP and ZeRO-3 shard the weights after the layers are fused, so no FP8 copies there."""
+    from mcqflow import models, profiles
+
+    monkeypatch.setattr(profiles, "fp8_supported", lambda: True)
+    monkeypatch.setattr(models, "on_gpu", lambda: True)
+    for k in ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED", "ACCELERATE_DEEPSPEED_ZERO_STAGE"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert profiles.use_fp8(profiles.PROFILES["fast"]) is on

@@ -23,10 +23,11 @@ precision choice like the vanilla recipe's 4-bit base: `train.fp8: false` turns 
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 
 from mcqflow.config import choose
-from mcqflow.models import fp8_supported, on_gpu
+from mcqflow.models import fp8_supported, on_gpu, under_fsdp
 
 PROFILE_NAMES = ("auto", "vanilla", "memory", "fast")
 
@@ -88,5 +89,12 @@ def profile_from_params(params: dict) -> Profile:
 
 
 def use_fp8(profile: Profile) -> bool:
-    """The profile asks for an FP8 base and this machine's GPU has FP8 matmuls."""
-    return profile.fused_lora and profile.fp8_base and fp8_supported()
+    """The profile asks for an FP8 base, this machine's GPU has FP8 matmuls, and the weights stay whole.
+    Under FSDP or DeepSpeed ZeRO-3 the fused layers run PEFT's own forward (the weights are gathered
+    there), and the FP8 copies, made before the trainer shards the model, would be a whole copy per GPU."""
+    if not (profile.fused_lora and profile.fp8_base and fp8_supported()):
+        return False
+    zero3 = os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() in ("1", "true") and (
+        os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3"
+    )
+    return not (under_fsdp() or zero3)

@@ -125,8 +125,8 @@ def test_rows_quantise_to_e4m3_with_power_of_two_scales():
     torch.manual_seed(0)
     t = torch.randn(64, 96, dtype=torch.bfloat16) * torch.logspace(-6, 6, 64).reshape(-1, 1)
     t[3] = 0  # an all-zero row: zeros back, no NaN
-    t[5, 7] = 448 * 2.0**-3 * t[5].abs().max().sign()  # a row whose largest magnitude is exactly 448 x 2^-3
-    t[5] = t[5].clamp(-56, 56)
+    t[5] = t[5].clamp(-56, 56)  # a row whose largest magnitude is exactly 56 = 448 x 2^-3
+    t[5, 7] = 56
     t8, scale = quantize_rows(t)
     assert scale[5].item() == 2.0**-3 and t8[5].float().abs().max() == 448  # the scale 2^-3, not 2^-2
     assert t8.dtype == torch.float8_e4m3fn and scale.shape == (64, 1) and scale.dtype == torch.float32

@@ -14,8 +14,8 @@ liger   decode plain and with Liger's kernels in the copy (`MergedCopy(liger=Tru
         with Liger's kernels (RMSNorm, RoPE, SwiGLU, fused linear cross-entropy), as the SFT `fast` profile.
 fused   the training step with PEFT's LoRA layers and with the fused ones, Liger on.
 fp8     the fused training step with the bf16 base and with the FP8 base (`fuse_lora(fp8=True)`), the FP8
-        one with its Triton quantiser, an eager one, a `torch.compile`d one, and with fast accumulation in
-        backward; each step's GPU-busy share (kernel time over wall time), to tell a GPU-bound step from one
+        one with its Triton quantiser, an eager one and a `torch.compile`d one (run 2231 also ran the
+        variant `-fp8-fastacc`, fast accumulation in backward); each step's GPU-busy share (kernel time over wall time), to tell a GPU-bound step from one
         the CPU holds back. First each quantiser alone: CPU time a call (a small tensor) and GPU time (a
         large one), and whether its bits equal `quantize_rows`'.
 
@@ -25,6 +25,7 @@ Usage: python bench/profile_gpu.py decode|train|liger|fused|fp8 [...]   (prints 
 from __future__ import annotations
 
 import copy as copy_module
+import functools
 import json
 import sys
 import time
@@ -230,16 +231,16 @@ def train(
 
 
 def _fp8_variant(how: str):
-    """Patch lora_fused for a variant of the FP8 path (`-fp8-eagerq`: the quantiser eager, not compiled;
-    `-fp8-fastacc`: fast accumulation in backward's products too); returns the undo."""
+    """Patch lora_fused for a variant of the FP8 path (`-fp8-eagerq`: the eager quantiser, `-fp8-compiled`: it
+    under `torch.compile`, both in place of the Triton kernel; `-fp8-fastacc`: fast accumulation in
+    backward's products too); returns the undo."""
     from mcqflow import lora_fused
 
     saved = lora_fused._quantizer, lora_fused._mm8
     if how.endswith("-eagerq"):
         lora_fused._quantizer = lambda device_type: lora_fused.quantize_rows
     if how.endswith("-compiled"):
-        compiled = torch.compile(lora_fused.quantize_rows, dynamic=True, fullgraph=True)
-        lora_fused._quantizer = lambda device_type: compiled
+        lora_fused._quantizer = lambda device_type: _compiled_quantizer()
     if how.endswith("-fastacc"):
 
         def fast_mm8(a, b8, sb):
@@ -252,6 +253,14 @@ def _fp8_variant(how: str):
         lora_fused._quantizer, lora_fused._mm8 = saved
 
     return restore
+
+
+@functools.cache
+def _compiled_quantizer():
+    """`quantize_rows` under `torch.compile` (the FP8 path's first quantiser), compiled once for both uses."""
+    from mcqflow import lora_fused
+
+    return torch.compile(lora_fused.quantize_rows, dynamic=True, fullgraph=True)
 
 
 def _gpu_busy(model, ids) -> float:
@@ -289,7 +298,7 @@ def quantizers() -> None:
 
     kinds = {
         "eager": lora_fused.quantize_rows,
-        "compiled": torch.compile(lora_fused.quantize_rows, dynamic=True, fullgraph=True),
+        "compiled": _compiled_quantizer(),
         "triton": lora_fused._triton_quantizer(),
     }
     small = torch.randn(16, 3584, device="cuda", dtype=torch.bfloat16)

@@ -33,6 +33,7 @@ def test_every_rule_decides_some_case_and_no_null_case_gets_a_letter():
         "verdicts",
         "leading-letter",
         "refusal",
+        "conclusion",
     } <= methods
     assert {"contradiction", "verdicts-unfinished", "think-unfinished", "no-answer"} <= methods
     refusals = [c for c in CASES if extract_answer(c["text"]).method == "refusal"]

@@ -32,8 +32,15 @@ Then the first rule that reads a letter decides:
                     might be the one (`verdicts-unfinished`, None);
   5. leading-letter the output starts with a letter label ("B.", "(C)", "D 因為…"), unless it restates
                     three or more option labels (the options listed, not one chosen: `option-list`, None);
+                    a first sentence that judges its option wrong or worst ("B. 錯誤…", "Option A is the
+                    most extreme view.") is that option judged, not chosen, and the later rules read on;
   6. refusal        a refusal is None, whatever option texts it mentions;
-  7. option-text    with the options given, the one option whose text the first or last sentence names,
+  7. conclusion     the output's last sentence (when it ends one; else none) or its first names exactly one
+                    option by its letter ("A選項…", "…的是C", "Option D …", "…: B") and judges it well
+                    (正確/符合/最/體現/屬於, correct/best/most/fits/describes/reflects…) with no negation or bad
+                    superlative (不, not, wrong, 最不, least, extreme, 極端, 片面…): a decision in words no
+                    phrase of rule 3 knows; when the first and the last sentence name different letters, None;
+  8. option-text    with the options given, the one option whose text the first or last sentence names,
                     leaving out sentences about one option ("A. …", "Option B: …": an analysis weighing
                     them, or one cut off mid-way); an option quoted after its own label ("A. 十八世紀起…",
                     "Option B: \"…\"") is the options restated, not an answer, and does not count.
@@ -46,6 +53,7 @@ is bounded (` ?`); no pattern has two unbounded quantifiers side by side; tags a
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -220,6 +228,7 @@ _POS = re.compile(
     r"|(?i:\bcorrect\b|\btrue\b|\bthe\s+best\b|\bmost\s+appropriate\b|\baccurate\b)"
     r"|[✓✔√✅]"
 )
+_WORST = re.compile(r"最不|極端|极端|偏激|片面|(?i:\b(?:least|worst|extreme|extremist|biased|one-sided)\b)")
 _ENDED = re.compile(r"[。！？.!?」』\"')）]\s*$")  # the text ends a sentence
 _FIRST = re.compile(r"最|(?i:\bbest\b|\bmost\b)")  # a right verdict that ranks its option above the others
 _VERDICT_REACH = 80  # characters after a label in which its verdict is looked for
@@ -232,7 +241,7 @@ class Extraction:
 
 
 # The order in which the rules are tried: the audit list of this module (see the docstring).
-RULES = ("tag", "letter", "decision", "verdicts", "leading-letter", "refusal", "option-text")
+RULES = ("tag", "letter", "decision", "verdicts", "leading-letter", "refusal", "conclusion", "option-text")
 
 
 def clean(text: str) -> str | None:
@@ -310,6 +319,13 @@ def _from_text(text: str, options: dict[str, str] | None) -> Extraction:
             return Extraction(None, "hedge")
         return Extraction(decision.letter, decision.method)
     m = _LEADING.match(text)
+    first = _SENTENCE_END.split(text, maxsplit=1)[0]
+    if (
+        m
+        and (_NEG.search(first) or _WORST.search(first))
+        and not _restates(first[m.end() :], options, m.group(1))
+    ):
+        m = None  # "B. 錯誤…", "Option A is the most extreme view.": the option judged, not chosen
     if m:
         labels = {next(g for g in x.groups() if g) for x in _LABEL.finditer(text)}
         if len(labels) >= 3:  # the options restated ("A. … B. … C. …"), not an answer
@@ -317,6 +333,9 @@ def _from_text(text: str, options: dict[str, str] | None) -> Extraction:
         return Extraction(m.group(1), "leading-letter")
     if _REFUSAL.search(text):
         return Extraction(None, "refusal")
+    letter = _conclusion(text)
+    if letter:
+        return Extraction(letter, "conclusion")
     if options:
         letter = _match_option_text(_ends(text), options)
         if letter:
@@ -413,6 +432,51 @@ def _ends(text: str) -> str:
     if len(parts) > 2 and parts[-1].rstrip().endswith(":"):
         parts.pop()  # a lead-in with nothing after it ("Therefore, my answer is:"): cut off, says nothing
     return " ".join(parts) if len(parts) <= 2 else parts[0] + " " + parts[-1]
+
+
+# A letter named in a sentence: uppercase, not part of a word or a range/list ("A-D", "A和C", "A or B").
+_NAMED = re.compile(r"(?<![A-Za-z0-9])([A-D])(?![A-Za-z0-9])")
+_LISTED = re.compile(r"[A-D] ?(?:" + _LIST_SEP + r"|-) ?(?:選項|选项|(?i:option))? ?[A-D](?![A-Za-z])")
+_GOOD = re.compile(
+    r"正確|正确|符合|最|體現|体现|屬於|属于|反映|恰當|恰当|合適|合适|準確|准确|對應|对应|描述了|指的是"
+    r"|(?i:\b(?:correct|right|best|most|fits?|fitting|matches|describes|reflects|captures|aligns|"
+    r"represents|true|accurate|appropriate|suitable)\b)"
+)
+_BAD = re.compile(
+    r"不|沒有|没有|錯|错|排除|極端|极端|偏激|片面|否定|而非|並非|并非"
+    r"|(?i:\b(?:not|no|never|incorrect|wrong|false|least|worst|extreme|biased|radical|unlikely|except|"
+    r"rather\s+than|instead\s+of|if|whether|which|what|n't)\b|n't\b|\?)"
+)
+
+
+def _conclusion(text: str) -> str | None:
+    """Rule 7: a first or last sentence that names one option by its letter and judges it well (see the
+    module docstring); sentences about one option ("A. …", "Option B: …") are analysis, not a decision,
+    and an output cut off mid-sentence has no last sentence to read."""
+    parts = [p for p in _SENTENCE_END.split(text) if p.strip()]
+    ends = [parts[0]] if parts else []
+    if len(parts) > 1 and _ENDED.search(text):
+        ends.append(parts[-1])
+    found = set()
+    for sentence in ends:
+        if _ABOUT_ONE.match(sentence) or _LISTED.search(sentence) or _BAD.search(sentence):
+            continue
+        letters = {m.group(1) for m in _NAMED.finditer(sentence)}
+        if len(letters) == 1 and _GOOD.search(sentence):
+            found |= letters
+    return found.pop() if len(found) == 1 else None
+
+
+def _restates(sentence: str, options: dict[str, str] | None, letter: str) -> bool:
+    """The sentence is the option's own text (written in the other script or with a word changed, as
+    models restate it: "B. 不得…而给予…" for "…而給予…"), which judges nothing."""
+    own = (options or {}).get(letter)
+    if not own:
+        return False
+    a, b = _norm(sentence), _norm(_as_cleaned(own))
+    if not a or len(a) > 2 * len(b) + 8:  # much longer than the option: more than its text (and bounded work)
+        return False
+    return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio() >= 0.8
 
 
 def _restated(text: str, options: dict[str, str]) -> str:

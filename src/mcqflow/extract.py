@@ -159,9 +159,10 @@ _EN = [
     r"(?i:\b(?:correct|best|right)\s+(?:option|choice)\s*(?::|-)|\bconclusion\s*:)\s*" + _U,
     # ..., it's D. / That is B.  (the letter ends the sentence)
     r"(?i:\b(?:it's|it\s+is|that's|that\s+is))\s*(?i:option\s+|choice\s+)?" + _U + r"\s*(?:[.!]|$)",
-    # the statement that describes X is: A / the concept that best fits it is (C)
-    r"(?i:\b[a-z]+\s+that\s+(?:best\s+|most\s+accurately\s+)?"
-    r"(?:describes|fits|matches|defines)\b)[^.!?]{0,80}?(?i:\bis)\s*:?\s*(?i:option\s+)?" + _U,
+    # the statement that describes X is: A / the concept that best fits it is (C) / the one that best
+    # reflects this is: C / the term that most closely captures it is B
+    r"(?i:\b[a-z]+\s+that\s+(?:(?:best\s+|most\s+accurately\s+)?(?:describes|fits|matches|defines)|"
+    r"(?:best|most\s+[a-z]+ly)\s+[a-z]+s)\b)[^.!?]{0,80}?(?i:\bis)\s*:?\s*(?i:option\s+)?" + _U,
     # the most appropriate concept is: D / the most objective and neutral attitude when … is: B /
     # the best description of X is option D / … is B. / the correct statement comparing X with Y is: D
     r"(?i:\b(?:the|that\s+is)\s+(?:most|best|correct|right)\s)[^.!?:]{0,120}?(?i:\bis)"
@@ -218,14 +219,17 @@ _LABEL = _bounded(
 )
 _NEG = re.compile(
     r"不正確|不正确|不對|不对|不符合|不恰當|不恰当|不合適|不合适|不準確|不准确|不是正確|不是正确|不是指|不是最|錯誤|错误|錯的|错的|說法錯|说法错|排除|不選|不选|不符|不合理"
-    r"|(?i:\bincorrect\b|\bnot\s+(?:correct|right|the\s+best|accurate|appropriate)\b|\bwrong\b|\bfalse\b"
+    r"|不客觀|不客观|不中立|並不中立|并不中立"
+    r"|(?i:\bincorrect\b|\bnot\s+(?:correct|right|the\s+best|accurate|appropriate|objective|neutral|balanced)\b"
+    r"|\bwrong\b|\bfalse\b"
     r"|\binaccurate\b|\beliminat\w*|\bruled?\s+out\b)"
     r"|[✗✘×❌]"
 )
 _POS = re.compile(
     r"(?:正確|正确|恰當|恰当|合適|合适|準確|准确|合理)(?!性)|(?<![反相面針针應应絕绝])(?:對的|对的)|說法對|说法对"
     r"|符合題意|符合题意|符合|最佳"
-    r"|(?i:\bcorrect\b|\btrue\b|\bthe\s+best\b|\bmost\s+appropriate\b|\baccurate\b)"
+    r"|(?i:\bcorrect\b|\btrue\b|\bthe\s+best\b|\bmost\s+appropriate\b|\baccurate\b"
+    r"|\bis\s+(?:both\s+)?objective\s+and\s+neutral\b)"
     r"|[✓✔√✅]"
 )
 _WORST = re.compile(r"最不|極端|极端|偏激|片面|(?i:\b(?:least|worst|extreme|extremist|biased|one-sided)\b)")
@@ -301,10 +305,17 @@ def _from_text(text: str, options: dict[str, str] | None) -> Extraction:
             if decision is None or m.end() > decision.end:
                 decision = _Decision(m.end(), m.group(1).upper(), method)
     verdicts = _verdicts(text, options)
-    concluded = decision is not None and verdicts is not None and decision.end > verdicts.end
+    final = _final_start(text)
+    if verdicts is not None and (decision is None or decision.end <= verdicts.end):
+        letter = _conclusion(text, last_only=True)  # "因此，最為客觀、中立的態度是A。" after the analysis
+        if letter:
+            decision = _Decision(len(text), letter, "conclusion")
+    concluded = (
+        decision is not None and verdicts is not None and (decision.end > verdicts.end or decision.end > final)
+    )
     if len(decided) >= 3 and not concluded:  # "第一種…選A。第二種…選B。第三種…選C": enumerated, none chosen
         return Extraction(None, "contradiction")
-    if verdicts is not None and (decision is None or decision.end <= verdicts.end):
+    if verdicts is not None and not concluded:
         if len(verdicts.right) > 1:
             return Extraction(None, "contradiction")
         if len(verdicts.right) == 1:
@@ -427,10 +438,14 @@ def _ends(text: str) -> str:
     """The first and the last sentence that are not about one option: where an answer named by its text
     stands ("這段描述指的是教育公平。理由…", "… so it is the chilling effect."). An analysis weighs option
     texts option by option, and a cut-off one stops in the middle of one. A last sentence that only opens
-    what never came ("Therefore, my answer is:") gives way to the one before it."""
+    what never came ("Therefore, my answer is:") gives way to the one before it. An output cut off in the
+    middle of a sentence (at the token limit) has only its first: it stopped inside an analysis, and what
+    comes last there is a step of it, never its conclusion."""
     parts = [p for p in _SENTENCE_END.split(text) if p.strip() and not _ABOUT_ONE.match(p)]
     if len(parts) > 2 and parts[-1].rstrip().endswith(":"):
         parts.pop()  # a lead-in with nothing after it ("Therefore, my answer is:"): cut off, says nothing
+    elif len(parts) > 1 and not _ENDED.search(text):
+        return parts[0]  # cut off mid-sentence ("- Fiscal decentralisation: This is a"): an analysis unfinished
     return " ".join(parts) if len(parts) <= 2 else parts[0] + " " + parts[-1]
 
 
@@ -449,13 +464,26 @@ _BAD = re.compile(
 )
 
 
-def _conclusion(text: str) -> str | None:
+def _final_start(text: str) -> int:
+    """Where the output's last sentence starts, when the output ends that sentence and it is not about one
+    option (a conclusion, not the last step of an analysis); the text's length otherwise. A decision found
+    there comes after any per-option analysis, even where the sentence names its option as a verdict does
+    ("…通过分析，选项 C 最准确地描述了「政教分離」。")."""
+    if not _ENDED.search(text):
+        return len(text)
+    parts = [p for p in _SENTENCE_END.split(text) if p.strip()]
+    if len(parts) < 2 or _ABOUT_ONE.match(parts[-1]):
+        return len(text)
+    return len(text) - len(parts[-1])
+
+
+def _conclusion(text: str, last_only: bool = False) -> str | None:
     """Rule 7: a first or last sentence that names one option by its letter and judges it well (see the
     module docstring); sentences about one option ("A. …", "Option B: …") are analysis, not a decision,
     and an output cut off mid-sentence has no last sentence to read."""
     parts = [p for p in _SENTENCE_END.split(text) if p.strip()]
-    ends = [parts[0]] if parts else []
-    if len(parts) > 1 and _ENDED.search(text):
+    ends = [parts[0]] if parts and not last_only else []
+    if (len(parts) > 1 or last_only) and parts and _ENDED.search(text):
         ends.append(parts[-1])
     found = set()
     for sentence in ends:

@@ -311,7 +311,9 @@ def _from_text(text: str, options: dict[str, str] | None) -> Extraction:
         if letter:
             decision = _Decision(len(text), letter, "conclusion")
     concluded = (
-        decision is not None and verdicts is not None and (decision.end > verdicts.end or decision.end > final)
+        decision is not None
+        and verdicts is not None
+        and (decision.end > verdicts.end or decision.end > final)
     )
     if len(decided) >= 3 and not concluded:  # "第一種…選A。第二種…選B。第三種…選C": enumerated, none chosen
         return Extraction(None, "contradiction")
@@ -445,7 +447,9 @@ def _ends(text: str) -> str:
     if len(parts) > 2 and parts[-1].rstrip().endswith(":"):
         parts.pop()  # a lead-in with nothing after it ("Therefore, my answer is:"): cut off, says nothing
     elif len(parts) > 1 and not _ENDED.search(text):
-        return parts[0]  # cut off mid-sentence ("- Fiscal decentralisation: This is a"): an analysis unfinished
+        return parts[
+            0
+        ]  # cut off mid-sentence ("- Fiscal decentralisation: This is a"): an analysis unfinished
     return " ".join(parts) if len(parts) <= 2 else parts[0] + " " + parts[-1]
 
 

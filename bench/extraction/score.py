@@ -13,7 +13,8 @@ from mcqflow.extract import extract_answer
 
 
 def main() -> None:
-    files = sys.argv[1:] or sorted(str(p) for p in Path(__file__).parent.glob("round?.jsonl"))
+    rounds = [p for p in Path(__file__).parent.glob("round*.jsonl") if p.stem[5:].isdigit()]
+    files = sys.argv[1:] or [str(p) for p in sorted(rounds, key=lambda p: int(p.stem[5:]))]
     for path in files:
         rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line]
         misses = []

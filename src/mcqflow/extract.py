@@ -26,12 +26,16 @@ Then the first rule that reads a letter decides:
                     hedge: None.
   4. verdicts       an analysis that judges the options in turn ("A. 錯誤 … B. 正確 …", "Option C: incorrect"):
                     exactly one option judged right decides; two or more judged right is a contradiction
-                    (None) unless a decision comes after the analysis. An analysis that stops before its
-                    last options (cut off at the token limit) decides only where the right verdict ranks
-                    its option first ("這個選項是最客觀的", "the best"); otherwise the unjudged option
-                    might be the one (`verdicts-unfinished`, None);
-  5. leading-letter the output starts with a letter label ("B.", "(C)", "D 因為…"), unless it restates
-                    three or more option labels (the options listed, not one chosen: `option-list`, None);
+                    (None) unless a decision comes after the analysis: past the last verdict and outside
+                    the last option's own sentence ("D. … - 正确的選項是D" is D's verdict), or in a last
+                    sentence not about one option ("通过分析，选项 C 最准确地描述了…。"), where rule 7's
+                    reading counts as a decision too ("因此，最為客觀、中立的態度是A。"). An analysis that
+                    stops before its last options (cut off at the token limit) decides only where the right
+                    verdict ranks its option first ("這個選項是最客觀的", "the best"); otherwise the
+                    unjudged option might be the one (`verdicts-unfinished`, None);
+  5. leading-letter the output starts with a letter label ("B.", "(C)", "D 因為…"; never the article in "A
+                    neutral judge would…"), unless it restates three or more option labels (the options
+                    listed, not one chosen: `option-list`, None);
                     a first sentence that judges its option wrong or worst ("B. 錯誤…", "Option A is the
                     most extreme view.") is that option judged, not chosen, and the later rules read on;
   6. refusal        a refusal is None, whatever option texts it mentions;
@@ -148,9 +152,9 @@ _EN = [
     + r"\s+(?i:is\s+(?:the\s+)?(?:correct|right|best|most\s+(?:appropriate|accurate|objective|neutral|suitable|"
     r"reasonable|balanced|fitting))(?:\s+(?:answer|option|choice))?)"
     r"(?![A-Za-z])",
-    # I choose B / I'd go with option C / I will select D / I pick A
-    r"(?i:\bI(?:\s+would|'d|\s+will|'ll)?\s+(?:choose|pick|select|go\s+with))\s+(?i:option\s+|choice\s+)?"
-    + _U,
+    # I choose B / I'd go with option C / I will select D / a neutral judge would pick: C
+    r"(?i:(?:\bI|\bwould|\bwill|'d|'ll)(?:\s+(?:likely|probably|definitely))?\s+(?:choose|pick|select|go\s+with))"
+    r"\s*:?\s*(?i:option\s+|choice\s+|answer\s+)?" + _U,
     # {"answer": "B"}
     r'"(?i:answer|choice|option)"\s*:\s*"\s*([A-Da-d])\s*"',
     # My choice: A / my final answer is C / Final: B
@@ -165,8 +169,13 @@ _EN = [
     r"(?:best|most\s+[a-z]+ly)\s+[a-z]+s)\b)[^.!?]{0,80}?(?i:\bis)\s*:?\s*(?i:option\s+)?" + _U,
     # the most appropriate concept is: D / the most objective and neutral attitude when … is: B /
     # the best description of X is option D / … is B. / the correct statement comparing X with Y is: D
-    r"(?i:\b(?:the|that\s+is)\s+(?:most|best|correct|right)\s)[^.!?:]{0,120}?(?i:\bis)"
+    r"(?i:\b(?:the|that\s+is)\s+(?:most|best|correct|right)\s)[^.!?:]{0,120}?(?i:\bis|\bwould\s+be)"
     r"\s*(?::\s*(?i:option\s+)?|(?i:option)\s+|\s(?=\(?[A-D]\)?\s*(?:[.:!]|$)))" + _U,
+    # The concept being discussed is: C. / This concept is B. phishing  (the letter ends the clause)
+    r"(?i:\b(?:concept|term|answer|choice|statement|description|attitude|principle|idea|one)\s+"
+    r"(?:being\s+[a-z]+\s+|here\s+|in\s+question\s+|described\s+|discussed\s+)?is)\s*:?\s*(?i:option\s+)?"
+    + _U
+    + r"(?=\s*(?:[.:!]|$))",
     # the polluter pays principle is best described as option B
     r"(?i:\b(?:best|most\s+accurately)\s+described\s+as)\s*:?\s*(?i:option\s+)?" + _U,
     # option C best describes X / choice B most accurately reflects Y
@@ -220,7 +229,8 @@ _LABEL = _bounded(
 _NEG = re.compile(
     r"不正確|不正确|不對|不对|不符合|不恰當|不恰当|不合適|不合适|不準確|不准确|不是正確|不是正确|不是指|不是最|錯誤|错误|錯的|错的|說法錯|说法错|排除|不選|不选|不符|不合理"
     r"|不客觀|不客观|不中立|並不中立|并不中立"
-    r"|(?i:\bincorrect\b|\bnot\s+(?:correct|right|the\s+best|accurate|appropriate|objective|neutral|balanced)\b"
+    r"|(?i:\bincorrect\b|\bnot\s+(?:as\s+|very\s+|quite\s+|entirely\s+|fully\s+|completely\s+|directly\s+)?"
+    r"(?:correct|right|the\s+best|accurate|appropriate|objective|neutral|balanced)\b"
     r"|\bwrong\b|\bfalse\b"
     r"|\binaccurate\b|\beliminat\w*|\bruled?\s+out\b)"
     r"|[✗✘×❌]"
@@ -303,17 +313,20 @@ def _from_text(text: str, options: dict[str, str] | None) -> Extraction:
         for m in pattern.finditer(text):
             decided.add(m.group(1).upper())
             if decision is None or m.end() > decision.end:
-                decision = _Decision(m.end(), m.group(1).upper(), method)
+                decision = _Decision(m.end(), m.group(1).upper(), method, m.start())
     verdicts = _verdicts(text, options)
     final = _final_start(text)
     if verdicts is not None and (decision is None or decision.end <= verdicts.end):
         letter = _conclusion(text, last_only=True)  # "因此，最為客觀、中立的態度是A。" after the analysis
         if letter:
-            decision = _Decision(len(text), letter, "conclusion")
+            decision = _Decision(len(text), letter, "conclusion", final)
     concluded = (
         decision is not None
         and verdicts is not None
-        and (decision.end > verdicts.end or decision.end > final)
+        and (
+            decision.end > final
+            or (decision.end > verdicts.end and not _own_verdict(text, decision, verdicts))
+        )
     )
     if len(decided) >= 3 and not concluded:  # "第一種…選A。第二種…選B。第三種…選C": enumerated, none chosen
         return Extraction(None, "contradiction")
@@ -332,6 +345,13 @@ def _from_text(text: str, options: dict[str, str] | None) -> Extraction:
             return Extraction(None, "hedge")
         return Extraction(decision.letter, decision.method)
     m = _LEADING.match(text)
+    if (
+        m
+        and m.group(1) == "A"
+        and re.match(r" [a-z]", text[m.end(1) :])
+        and not text.lstrip().startswith(("(", "["))
+    ):
+        m = None  # "A neutral judge would pick option C.": the article, not a label
     first = _SENTENCE_END.split(text, maxsplit=1)[0]
     if (
         m
@@ -356,10 +376,22 @@ def _from_text(text: str, options: dict[str, str] | None) -> Extraction:
     return Extraction(None, "no-answer")
 
 
+def _own_verdict(text: str, decision: _Decision, verdicts: _Analysis) -> bool:
+    """The decision stands in the sentence of the last option's label and names that option ("D. … -
+    正确的選項是D。" where A, B and C were each called 正确 the same way): a verdict of the analysis, not a
+    conclusion after it."""
+    start, letter = verdicts.last_label
+    if decision.letter != letter or decision.start <= start:
+        return False
+    clause = text[start : decision.start]
+    return not any(0 < m.start() < len(clause) for m in _SENTENCE_END.finditer(clause))
+
+
 class _Decision(NamedTuple):
     end: int  # where the phrase ends in the text
     letter: str
     method: str
+    start: int  # where it starts
 
 
 class _Analysis(NamedTuple):
@@ -369,6 +401,7 @@ class _Analysis(NamedTuple):
     ranked: set[str]  # letters whose right verdict ranks them first (最…, the best, the most …)
     labelled: set[str]  # every letter that opens a clause, judged or not
     cut: bool  # the text stops mid-sentence
+    last_label: tuple[int, str]  # where the last option's clause starts, and its letter
 
     def unfinished(self, options: dict[str, str] | None) -> bool:
         """The analysis stopped (cut off at the token limit) before an option after the last one judged,
@@ -412,7 +445,8 @@ def _verdicts(text: str, options: dict[str, str] | None = None) -> _Analysis | N
         return None
     right = sorted(k for k, v in judged.items() if v == {True})
     labelled = {letter for _, _, letter in labels}
-    return _Analysis(end, right, set(judged), ranked & set(right), labelled, not _ENDED.search(text))
+    last = (labels[-1][0], labels[-1][2])
+    return _Analysis(end, right, set(judged), ranked & set(right), labelled, not _ENDED.search(text), last)
 
 
 def _as_cleaned(option: str) -> str:
@@ -444,12 +478,10 @@ def _ends(text: str) -> str:
     middle of a sentence (at the token limit) has only its first: it stopped inside an analysis, and what
     comes last there is a step of it, never its conclusion."""
     parts = [p for p in _SENTENCE_END.split(text) if p.strip() and not _ABOUT_ONE.match(p)]
+    if len(parts) > 1 and not _ENDED.search(text) and not text.rstrip().endswith(":"):
+        return parts[0]  # cut off mid-sentence ("- Fiscal decentralisation: This is a"): unfinished analysis
     if len(parts) > 2 and parts[-1].rstrip().endswith(":"):
         parts.pop()  # a lead-in with nothing after it ("Therefore, my answer is:"): cut off, says nothing
-    elif len(parts) > 1 and not _ENDED.search(text):
-        return parts[
-            0
-        ]  # cut off mid-sentence ("- Fiscal decentralisation: This is a"): an analysis unfinished
     return " ".join(parts) if len(parts) <= 2 else parts[0] + " " + parts[-1]
 
 

@@ -34,8 +34,9 @@ def test_every_rule_decides_some_case_and_no_null_case_gets_a_letter():
         "leading-letter",
         "refusal",
         "conclusion",
+        "chances",
     } <= methods
-    assert {"contradiction", "verdicts-unfinished", "think-unfinished", "no-answer"} <= methods
+    assert {"contradiction", "chances-tie", "verdicts-unfinished", "think-unfinished", "no-answer"} <= methods
     refusals = [c for c in CASES if extract_answer(c["text"]).method == "refusal"]
     assert refusals and all(c["answer"] is None for c in refusals)
 

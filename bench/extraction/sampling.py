@@ -19,9 +19,10 @@ def chat(tok, text: str, system: str | None = None) -> str:
     return tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
 
 
-def run_round(out_path: str, split: str, styles: list, rows, seed: int) -> None:
+def run_round(out_path: str, split: str, styles: list, rows, seed: int, max_new_tokens: int = 256) -> None:
     """`styles`: (style, language, prompt(tok, record), temperature; 0 = greedy); `rows(k)`: the record
-    indices of the k-th style, in the zh and en files of `split` alike."""
+    indices of the k-th style, in the zh and en files of `split` alike; `max_new_tokens`: 256 through
+    round 11, 512 (what `mcqflow evaluate --protocol generate` allows) from round 12."""
     torch.manual_seed(seed)
     model, tok = load_for_inference("embedded", dtype="bfloat16")
     tok.padding_side = "left"
@@ -38,7 +39,9 @@ def run_round(out_path: str, split: str, styles: list, rows, seed: int) -> None:
             sampling = {"do_sample": True, "temperature": temperature, "top_p": 1.0, "top_k": 0}
             with torch.no_grad():
                 ids = model.generate(
-                    **enc, **(sampling if temperature else {"do_sample": False}), max_new_tokens=256
+                    **enc,
+                    **(sampling if temperature else {"do_sample": False}),
+                    max_new_tokens=max_new_tokens,
                 )
             texts = tok.batch_decode(ids[:, enc["input_ids"].shape[1] :], skip_special_tokens=False)
             for r, t in zip(recs, texts, strict=True):

@@ -24,6 +24,8 @@ Then the first rule that reads a letter decides:
                     選C"): None;
      A second letter named as just as possible ("答案可能是A，也可能是B", "B, or possibly C") is a
                     hedge: None.
+     With no decision, a percentage given to each of three or more options ("A: 10%, B: 70%, C: 15%,
+                    D: 5%") reads the option given the most (`chances`; a tie is None, `chances-tie`).
   4. verdicts       an analysis that judges the options in turn ("A. 錯誤 … B. 正確 …", "Option C: incorrect"):
                     exactly one option judged right decides; two or more judged right is a contradiction
                     (None) unless a decision comes after the analysis: past the last verdict and outside
@@ -93,18 +95,29 @@ _ZH = [
     r"(?:最終|最终|正確|正确|參考|参考|標準|标准|我的|本題|本题)?答案\s*(?:應該|应该|應|应|就|可能)?\s*"
     r"(?:是|為|为|選項|选项|選|选|:|-)?\s*:?\s*" + _ZH_OPT + _L,
     r"(?<![A-Za-z\u4e00-\u9fff])答\s*:\s*" + _L,
+    # 【答案】D / 正解：C / 解答：B
+    r"[【\[]\s*(?:答案|正解)\s*[】\]]\s*:?\s*" + _ZH_OPT + _L,
+    r"(?:正解|解答)\s*(?::|是|為|为)\s*" + _ZH_OPT + _L,
     # 故選C / 因此选择 D / 應選 A / 我選擇B項 / 選B
     r"(?:最終|最终|故|因此|所以|應|应|應該|应该|我|本題|本题)?\s*(?:選|选)(?:擇|择)?\s*(?:是)?\s*:?\s*"
     + _ZH_OPT
     + _L,
     # 而是C / 應為B
     r"(?:而是|應為|应为|應是|应是|就是)\s*" + _ZH_OPT + _L,
+    # 所以應該是B。/ 我認為應選C / 必然是D (a letter that ends its clause after a decision's verb)
+    r"(?<!不)(?:應該|应该|應當|应当|必然|一定|只能|當然|当然)\s*(?:是|選|选|為|为)\s*"
+    + _ZH_OPT
+    + _L
+    + _ZH_ITEM
+    + r"\s*(?=[。！!.，,；;]|$)",
     # 選項C正確 / 选项B是最恰当的 / C項最符合題意 / B最為恰當 / 选项C“寒蟬效應”确实符合题意
     _ZH_OPT
     + _L
     + _ZH_ITEM
     + r"\s*(?:[“\"「『][^”\"」』]{1,40}[”\"」』])?\s*(?:的)?(?:表述|說法|说法|描述|觀點|观点)?\s*"
-    r"(?:是|為|为|最為|最为|更為|更为|更|才是|確實|确实)?\s*(?:最)?\s*" + _GOOD_ZH,
+    r"(?:是|為|为|最為|最为|更為|更为|更|才是|確實|确实)?\s*(?:最|唯一)?\s*(?:"
+    + _GOOD_ZH
+    + r"|(?<=[更最])好)",
     # C為正確答案 / 應以C為答案 / B是最終答案
     r"(?:以)?\s*"
     + _ZH_OPT
@@ -112,9 +125,9 @@ _ZH = [
     + _ZH_ITEM
     + r"\s*(?:為|为|是|作為|作为)\s*(?:最終|最终|正確|正确|最佳|本題|本题)?(?:的)?\s*答案",
     # 最合適的是B / 最符合題意的選項是C / 正確的是A / 最佳選擇是D / 最恰當的答案為B
-    r"(?:最(?:為|为)?"
+    r"(?:(?:最|較|较|比較|比较|更)(?:為|为)?"
     + _GOOD_ZH
-    + r"|正確|正确|最佳|最好)(?:的)?\s*(?:選項|选项|選擇|选择|答案|一項|一项|描述|說法|说法|是)?\s*"
+    + r"|正確|正确|最佳|最好|唯一(?:正確|正确|合理|恰當|恰当|合適|合适)?)(?:的)?\s*(?:選項|选项|選擇|选择|答案|一項|一项|描述|說法|说法|是)?\s*"
     r"(?:(?:是|為|为)\s*:?|:)\s*" + _ZH_OPT + _L,
     # 所以是B / 因此，B。
     r"(?:所以|因此|故|綜上|综上)\s*(?:,|，)?\s*(?:是|為|为)?\s*" + _ZH_OPT + _L + r"\s*(?:[。.!！]|$)",
@@ -137,7 +150,8 @@ _ZH = [
 _EN = [
     # the answer is B / Answer: C / ANSWER - D / the answer would be (B) / My answer: A
     r"(?i:\banswers?)\s*(?i:(?:is|would\s+be|should\s+be|will\s+be|must\s+be)"
-    r"(?:\s+(?:actually|clearly|indeed|definitely))?\s*:?|:|-|=)\s*(?i:option\s*|choice\s*)?" + _U,
+    r"(?:\s+(?:actually|clearly|indeed|definitely|likely|probably|most\s+likely))?\s*:?|:|-|—|–|=)\s*[\"']?\s*"
+    r"(?i:option\s*|choice\s*)?" + _U,
     # Answer B.  (a heading with the letter after it, nothing else on the line)
     r"(?i:\banswer)\s+\(?([A-D])\)?\s*(?:$|[.,;)])",
     # the correct/best/most appropriate answer/option/choice is D
@@ -149,16 +163,23 @@ _EN = [
     r"(?i:\b(?:option|choice)\s+)?"
     + r"(?<![A-Za-z])"
     + _U
-    + r"\s+(?i:is\s+(?:the\s+)?(?:correct|right|best|most\s+(?:appropriate|accurate|objective|neutral|suitable|"
-    r"reasonable|balanced|fitting))(?:\s+(?:answer|option|choice))?)"
+    + r"\s+(?i:is\s+(?:the\s+)?(?:only\s+)?(?:correct|right|best|most\s+(?:appropriate|accurate|objective|"
+    r"neutral|suitable|reasonable|balanced|fitting)|(?<=only\s)(?:reasonable|sensible|valid|plausible|fitting|"
+    r"appropriate|accurate|objective))(?:\s+(?:answer|option|choice))?)"
     r"(?![A-Za-z])",
     # I choose B / I'd go with option C / I will select D / a neutral judge would pick: C
-    r"(?i:(?:\bI|\bwould|\bwill|'d|'ll)(?:\s+(?:likely|probably|definitely))?\s+(?:choose|pick|select|go\s+with))"
+    r"(?i:(?:\bI|\bwould|\bwill|'d|'ll|'m|\bam)(?:\s+(?:likely|probably|definitely))?\s+"
+    r"(?:choose|pick|select|go\s+with|going\s+with|go\s+for|opt\s+for|settle\s+on))"
     r"\s*:?\s*(?i:option\s+|choice\s+|answer\s+)?" + _U,
     # {"answer": "B"}
     r'"(?i:answer|choice|option)"\s*:\s*"\s*([A-Da-d])\s*"',
     # My choice: A / my final answer is C / Final: B
-    r"(?i:\bmy\s+(?:final\s+)?(?:choice|answer|pick|selection)\s*(?:is|:|-)|\bfinal\s*:)\s*" + _U,
+    r"(?i:\bmy\s+(?:final\s+)?(?:choice|answer|pick|selection)\s*(?:is|would\s+be|:|-)|\bfinal\s*:)\s*"
+    r"(?i:option\s+|choice\s+)?" + _U,
+    # It has to be D. / I'd say B. / That leaves us with B. / This points to option C. / Going with D. / Probably C.
+    r"(?i:\b(?:it|this|that)\s+(?:has\s+to|must|should|would|will)\s+be|(?:\bI|'d|\bwould)\s+say|\bleaves\s+(?:us\s+with\s+)?"
+    r"|\bpoints?\s+to|\bleads?\s+(?:us\s+)?to|^going\s+with|^(?:probably|likely|most\s+likely|definitely)\s*,?)"
+    r"\s*(?i:option\s+|choice\s+)?" + _U + r"\s*(?:[.!]|$)",
     # Correct option: A / Best choice - B / Conclusion: B
     r"(?i:\b(?:correct|best|right)\s+(?:option|choice)\s*(?::|-)|\bconclusion\s*:)\s*" + _U,
     # ..., it's D. / That is B.  (the letter ends the sentence)
@@ -206,6 +227,8 @@ _HEDGE = _bounded(
     + r"|(?i:\b(?:could|might|may)\s+also\s+be|\bor\s+(?:possibly|maybe|perhaps))\s*(?i:option\s+)?"
     + _U
 )
+# What denies a decision that follows it at once ("不應該選B", "別選A", "並非選C").
+_NEGATED = re.compile(r"(?:[不別别非勿莫]|沒有|没有) ?$")
 _TAG_MARK = re.compile(r"<(/?)(output|answer) ?>", re.IGNORECASE)
 _OPEN_TAIL = re.compile(r"<(?:output|answer) ?>([^<>]{0,20})$", re.IGNORECASE)
 _LEADING = _bounded(
@@ -243,6 +266,10 @@ _POS = re.compile(
     r"|[✓✔√✅]"
 )
 _WORST = re.compile(r"最不|極端|极端|偏激|片面|(?i:\b(?:least|worst|extreme|extremist|biased|one-sided)\b)")
+# An option letter and the first percentage after it, with no other letter or number between them.
+_CHANCE = re.compile(
+    r"(?<![A-Za-z0-9])([A-D])(?![A-Za-z0-9])(?:(?![A-D](?![A-Za-z]))[^%\d]){0,100}?(\d{1,3}(?:\.\d+)?) ?%"
+)
 _ENDED = re.compile(r"[。！？.!?」』\"')）]\s*$")  # the text ends a sentence
 _FIRST = re.compile(r"最|(?i:\bbest\b|\bmost\b)")  # a right verdict that ranks its option above the others
 _VERDICT_REACH = 80  # characters after a label in which its verdict is looked for
@@ -311,6 +338,8 @@ def _from_text(text: str, options: dict[str, str] | None) -> Extraction:
     decided: set[str] = set()
     for pattern, method in _DECISIONS:
         for m in pattern.finditer(text):
+            if _NEGATED.search(text[max(0, m.start() - 3) : m.start()]):
+                continue  # "不應該選B", "別選A": a decision denied
             decided.add(m.group(1).upper())
             if decision is None or m.end() > decision.end:
                 decision = _Decision(m.end(), m.group(1).upper(), method, m.start())
@@ -330,6 +359,14 @@ def _from_text(text: str, options: dict[str, str] | None) -> Extraction:
     )
     if len(decided) >= 3 and not concluded:  # "第一種…選A。第二種…選B。第三種…選C": enumerated, none chosen
         return Extraction(None, "contradiction")
+    if decision is None:
+        chances = _chances(text)
+        if chances is not None:  # "A: 10%, B: 70%, C: 15%, D: 5%": the option it gives the most chance
+            top = max(chances.values())
+            best = [k for k, v in chances.items() if v == top]
+            return Extraction(
+                best[0] if len(best) == 1 else None, "chances" if len(best) == 1 else "chances-tie"
+            )
     if verdicts is not None and not concluded:
         if len(verdicts.right) > 1:
             return Extraction(None, "contradiction")
@@ -374,6 +411,15 @@ def _from_text(text: str, options: dict[str, str] | None) -> Extraction:
         if letter:
             return Extraction(letter, "option-text")
     return Extraction(None, "no-answer")
+
+
+def _chances(text: str) -> dict[str, float] | None:
+    """The percentage given to each option, where three or more options get one ("A: 10%", "Option B —
+    70%", "C選項：20%"): the first after each letter, before any other letter; None otherwise."""
+    found: dict[str, float] = {}
+    for m in _CHANCE.finditer(text):
+        found.setdefault(m.group(1), float(m.group(2)))
+    return found if len(found) >= 3 else None
 
 
 def _own_verdict(text: str, decision: _Decision, verdicts: _Analysis) -> bool:

@@ -46,7 +46,11 @@ Then the first rule that reads a letter decides:
                     (正確/符合/最/體現/屬於, correct/best/most/fits/describes/reflects…) with no negation or bad
                     superlative (不, not, wrong, 最不, least, extreme, 極端, 片面…): a decision in words no
                     phrase of rule 3 knows; when the first and the last sentence name different letters, None;
-  8. option-text    with the options given, the one option whose text the first or last sentence names,
+  8. answer-line    with the options given, the output ends in one option's label and its own text after a
+                    lead-in ending in a colon ("The best choice here: C. freedom of speech") that opens no
+                    walk through the options ("Let's analyze each option: A. …", cut off after the first)
+                    and judges nothing wrong;
+  9. option-text    with the options given, the one option whose text the first or last sentence names,
                     leaving out sentences about one option ("A. …", "Option B: …": an analysis weighing
                     them, or one cut off mid-way); an option quoted after its own label ("A. 十八世紀起…",
                     "Option B: \"…\"") is the options restated, not an answer, and does not count.
@@ -92,18 +96,27 @@ _GOOD_ZH = r"(?:正確|正确|合適|合适|恰當|恰当|佳|準確|准确|合�
 
 _ZH = [
     # 答案是 C / 最終答案：B / 正確答案應為（D）/ 答案選A
-    r"(?:最終|最终|正確|正确|參考|参考|標準|标准|我的|本題|本题)?答案\s*(?:應該|应该|應|应|就|可能)?\s*"
+    r"(?:最終|最终|正確|正确|參考|参考|標準|标准|我的|本題|本题)?答案\s*"
+    r"(?:應該|应该|應|应|就|可能|顯然|显然|明顯|明显|肯定|一定|當然|当然|無疑|无疑)?\s*"
     r"(?:是|為|为|選項|选项|選|选|:|-)?\s*:?\s*" + _ZH_OPT + _L,
-    r"(?<![A-Za-z\u4e00-\u9fff])答\s*:\s*" + _L,
+    r"(?<![A-Za-z\u4e00-\u9fff])答\s*:\s*" + _ZH_OPT + _L,
+    # 答案非常明顯，是B。
+    r"答案[^。！？!?A-Da-d]{0,12}?[,，]\s*(?:是|為|为|就是)\s*" + _ZH_OPT + _L + r"\s*(?=[。！!.]|$)",
     # 【答案】D / 正解：C / 解答：B
     r"[【\[]\s*(?:答案|正解)\s*[】\]]\s*:?\s*" + _ZH_OPT + _L,
     r"(?:正解|解答)\s*(?::|是|為|为)\s*" + _ZH_OPT + _L,
     # 故選C / 因此选择 D / 應選 A / 我選擇B項 / 選B
-    r"(?:最終|最终|故|因此|所以|應|应|應該|应该|我|本題|本题)?\s*(?:選|选)(?:擇|择)?\s*(?:是)?\s*:?\s*"
+    r"(?:最終|最终|故|因此|所以|應|应|應該|应该|我|本題|本题)?\s*(?:選|选)(?:擇|择)?\s*(?:的)?\s*(?:是)?\s*:?\s*"
     + _ZH_OPT
     + _L,
     # 而是C / 應為B
     r"(?:而是|應為|应为|應是|应是|就是)\s*" + _ZH_OPT + _L,
+    # 我比較傾向B / 傾向於選C
+    r"(?:傾向|倾向)(?:於|于)?\s*(?:選|选)?(?:擇|择)?\s*" + _ZH_OPT + _L,
+    # 剩下C。/ 排除後只剩下D
+    r"(?:剩下|剩餘|剩余|只剩|僅剩|仅剩)\s*(?:的)?\s*(?:是|就是|選項|选项)?\s*" + _ZH_OPT + _L,
+    # 我猜是C。
+    r"猜\s*(?:是|選|选)\s*" + _ZH_OPT + _L + r"\s*(?=[。！!.，,；;]|$)",
     # 所以應該是B。/ 我認為應選C / 必然是D (a letter that ends its clause after a decision's verb)
     r"(?<!不)(?:應該|应该|應當|应当|必然|一定|只能|當然|当然)\s*(?:是|選|选|為|为)\s*"
     + _ZH_OPT
@@ -150,7 +163,8 @@ _ZH = [
 _EN = [
     # the answer is B / Answer: C / ANSWER - D / the answer would be (B) / My answer: A
     r"(?i:\banswers?)\s*(?i:(?:is|would\s+be|should\s+be|will\s+be|must\s+be)"
-    r"(?:\s+(?:actually|clearly|indeed|definitely|likely|probably|most\s+likely))?\s*:?|:|-|—|–|=)\s*[\"']?\s*"
+    r"(?:\s+(?:actually|clearly|indeed|definitely|likely|probably|most\s+likely))?\s*:?"
+    r"|(?:appears|seems)\s+to\s+be|:|-|—|–|=)\s*[\"']?\s*"
     r"(?i:option\s*|choice\s*)?" + _U,
     # Answer B.  (a heading with the letter after it, nothing else on the line)
     r"(?i:\banswer)\s+\(?([A-D])\)?\s*(?:$|[.,;)])",
@@ -169,16 +183,22 @@ _EN = [
     r"(?![A-Za-z])",
     # I choose B / I'd go with option C / I will select D / a neutral judge would pick: C
     r"(?i:(?:\bI|\bwould|\bwill|'d|'ll|'m|\bam)(?:\s+(?:likely|probably|definitely))?\s+"
-    r"(?:choose|pick|select|go\s+with|going\s+with|go\s+for|opt\s+for|settle\s+on))"
+    r"(?:choose|pick|select|go\s+with|going\s+with|go\s+for|opt\s+for|settle\s+on|lean\s+towards?))"
     r"\s*:?\s*(?i:option\s+|choice\s+|answer\s+)?" + _U,
     # {"answer": "B"}
     r'"(?i:answer|choice|option)"\s*:\s*"\s*([A-Da-d])\s*"',
     # My choice: A / my final answer is C / Final: B
     r"(?i:\bmy\s+(?:final\s+)?(?:choice|answer|pick|selection)\s*(?:is|would\s+be|:|-)|\bfinal\s*:)\s*"
     r"(?i:option\s+|choice\s+)?" + _U,
+    r"(?<![A-Za-z])" + _U + r"\s+(?i:it\s+is)\s*(?:[.!]|$)",  # C it is.
+    # D remains. / the only remaining option is C
+    r"(?<![A-Za-z])(?i:option\s+|choice\s+)?" + _U + r"\s+(?i:remains|is\s+left)\b",
+    r"(?i:\bremaining\s+(?:option|choice|answer)\s+is)\s*:?\s*(?i:option\s+)?" + _U,
     # It has to be D. / I'd say B. / That leaves us with B. / This points to option C. / Going with D. / Probably C.
-    r"(?i:\b(?:it|this|that)\s+(?:has\s+to|must|should|would|will)\s+be|(?:\bI|'d|\bwould)\s+say|\bleaves\s+(?:us\s+with\s+)?"
-    r"|\bpoints?\s+to|\bleads?\s+(?:us\s+)?to|^going\s+with|^(?:probably|likely|most\s+likely|definitely)\s*,?)"
+    r"(?i:\b(?:it|this|that)\s+(?:has\s+to|must|should|would|will)\s+be|(?:\bI|'d|\bwould)\s+(?:say|guess)"
+    r"|\bif\s+I\s+had\s+to\s+(?:pick|choose|guess)\s*,?|\bleaves\s+(?:us\s+with\s+)?|\bleft\s+with|\bpoints?\s+to"
+    r"|\bleads?\s+(?:us\s+)?to|\bcorresponds?\s+to|\bgoing\s+with"
+    r"|(?:^|(?<=[.!?]\s))(?:probably|likely|most\s+likely|definitely)\s*,?)"
     r"\s*(?i:option\s+|choice\s+)?" + _U + r"\s*(?:[.!]|$)",
     # Correct option: A / Best choice - B / Conclusion: B
     r"(?i:\b(?:correct|best|right)\s+(?:option|choice)\s*(?::|-)|\bconclusion\s*:)\s*" + _U,
@@ -227,8 +247,12 @@ _HEDGE = _bounded(
     + r"|(?i:\b(?:could|might|may)\s+also\s+be|\bor\s+(?:possibly|maybe|perhaps))\s*(?i:option\s+)?"
     + _U
 )
-# What denies a decision that follows it at once ("不應該選B", "別選A", "並非選C").
-_NEGATED = re.compile(r"(?:[不別别非勿莫]|沒有|没有) ?$")
+# What denies a decision that follows it at once ("不應該選B", "別選A", "並非選C", "not going with A", "錯誤的答案是A",
+# "the wrong one is: A").
+_NEGATED = re.compile(
+    r"(?:[不別别非勿莫]|沒有|没有|(?:錯誤|错误|錯|错)的?|(?i:\bnot|n't|\bnever|\b(?:wrong|incorrect|false|worst|least)))"
+    r" ?$"
+)
 _TAG_MARK = re.compile(r"<(/?)(output|answer) ?>", re.IGNORECASE)
 _OPEN_TAIL = re.compile(r"<(?:output|answer) ?>([^<>]{0,20})$", re.IGNORECASE)
 _LEADING = _bounded(
@@ -247,7 +271,8 @@ _REFUSAL = _bounded(REFUSAL)
 # Per-option verdicts. A label: an option letter that opens a clause ("A.", "B：", "(C)", "選項D", "Option A:").
 _LABEL = _bounded(
     r"(?:^|(?<=[\s。；;，,.!！?？)）|]))(?:(?:選項|选项)\s*([A-D])\s*[.:、)]?|(?i:option)\s+([A-D])\s*[.:)\-]?"
-    r"|[(\[【]\s*([A-D])\s*[)\]】]\s*[.:、]?|([A-D])\s*[.:、)．|]|([A-D])\s*(?:項|项)(?:說法|说法)?)"
+    r"|[(\[【]\s*([A-D])\s*[)\]】]\s*[.:、]?|([A-D])\s*[.:、)．|]|([A-D])\s*(?:項|项)(?:說法|说法)?"
+    r"|([A-D])\s[-–—]\s)"  # "A - no"
 )
 _NEG = re.compile(
     r"不正確|不正确|不對|不对|不符合|不恰當|不恰当|不合適|不合适|不準確|不准确|不是正確|不是正确|不是指|不是最|錯誤|错误|錯的|错的|說法錯|说法错|排除|不選|不选|不符|不合理"
@@ -255,14 +280,17 @@ _NEG = re.compile(
     r"|(?i:\bincorrect\b|\bnot\s+(?:as\s+|very\s+|quite\s+|entirely\s+|fully\s+|completely\s+|directly\s+)?"
     r"(?:correct|right|the\s+best|accurate|appropriate|objective|neutral|balanced)\b"
     r"|\bwrong\b|\bfalse\b"
-    r"|\binaccurate\b|\beliminat\w*|\bruled?\s+out\b)"
+    r"|\binaccurate\b|\beliminat\w*|\bruled?\s+out\b"
+    r"|\bunrelated\b|\birrelevant\b|\bnot\s+(?:related|relevant|likely)\b|\bunlikely\b|^\s*[-:–—]?\s*no\b)"
+    r"|無關|无关|不相符|不相關|不相关"
     r"|[✗✘×❌]"
 )
 _POS = re.compile(
     r"(?:正確|正确|恰當|恰当|合適|合适|準確|准确|合理)(?!性)|(?<![反相面針针應应絕绝])(?:對的|对的)|說法對|说法对"
     r"|符合題意|符合题意|符合|最佳"
     r"|(?i:\bcorrect\b|\btrue\b|\bthe\s+best\b|\bmost\s+appropriate\b|\baccurate\b"
-    r"|\bis\s+(?:both\s+)?objective\s+and\s+neutral\b)"
+    r"|\bis\s+(?:both\s+)?objective\s+and\s+neutral\b|\brelevant\b|\brelated\b|\blikely\b|^\s*[-:–—]?\s*yes\b)"
+    r"|(?<!不)相符"
     r"|[✓✔√✅]"
 )
 _WORST = re.compile(r"最不|極端|极端|偏激|片面|(?i:\b(?:least|worst|extreme|extremist|biased|one-sided)\b)")
@@ -282,7 +310,17 @@ class Extraction:
 
 
 # The order in which the rules are tried: the audit list of this module (see the docstring).
-RULES = ("tag", "letter", "decision", "verdicts", "leading-letter", "refusal", "conclusion", "option-text")
+RULES = (
+    "tag",
+    "letter",
+    "decision",
+    "verdicts",
+    "leading-letter",
+    "refusal",
+    "conclusion",
+    "answer-line",
+    "option-text",
+)
 
 
 def clean(text: str) -> str | None:
@@ -338,7 +376,7 @@ def _from_text(text: str, options: dict[str, str] | None) -> Extraction:
     decided: set[str] = set()
     for pattern, method in _DECISIONS:
         for m in pattern.finditer(text):
-            if _NEGATED.search(text[max(0, m.start() - 3) : m.start()]):
+            if _NEGATED.search(text[max(0, m.start() - 12) : m.start()]):
                 continue  # "不應該選B", "別選A": a decision denied
             decided.add(m.group(1).upper())
             if decision is None or m.end() > decision.end:
@@ -406,6 +444,9 @@ def _from_text(text: str, options: dict[str, str] | None) -> Extraction:
     letter = _conclusion(text)
     if letter:
         return Extraction(letter, "conclusion")
+    letter = _answer_line(text, options)
+    if letter:
+        return Extraction(letter, "answer-line")
     if options:
         letter = _match_option_text(_ends(text), options)
         if letter:
@@ -575,6 +616,30 @@ def _conclusion(text: str, last_only: bool = False) -> str | None:
         if len(letters) == 1 and _GOOD.search(sentence):
             found |= letters
     return found.pop() if len(found) == 1 else None
+
+
+# A lead-in that opens a walk through the options, not an answer ("Let's analyze each option:").
+_WALK = re.compile(
+    r"逐一|每個|每个|各個|各个|各選項|各选项|以下|下列|如下|分析|(?i:\b(?:each|every|all|options|following|"
+    r"analy[sz]e|analysis|consider|look|review|examine|breakdown|break)\b)"
+)
+
+
+def _answer_line(text: str, options: dict[str, str] | None) -> str | None:
+    """Rule 8: the output ends in one option's label and its own text after a lead-in that ends in a colon
+    ("The best choice here: C. freedom of speech", "綜上所述，我的選擇是：C. 言論自由"), where the lead-in
+    opens no walk through the options ("Let's analyze each option: A. …" cut off after its first) and
+    judges nothing wrong."""
+    if not options:
+        return None
+    head, colon, tail = text.rpartition(":")
+    m = re.fullmatch(r" ?[(\[]?([A-D])[)\].:、．]? ?(.+?)[ .。]*", tail) if colon else None
+    if not m or _norm(m.group(2)) != _norm(_as_cleaned(options.get(m.group(1), ""))):
+        return None
+    lead = _SENTENCE_END.split(head)[-1]
+    if _WALK.search(lead) or _NEG.search(lead) or _WORST.search(lead) or not lead.strip():
+        return None
+    return m.group(1)
 
 
 def _restates(sentence: str, options: dict[str, str] | None, letter: str) -> bool:

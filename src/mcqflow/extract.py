@@ -581,7 +581,7 @@ _GOOD = re.compile(
     r"represents|true|accurate|appropriate|suitable)\b)"
 )
 _BAD = re.compile(
-    r"不|沒有|没有|錯|错|排除|極端|极端|偏激|片面|否定|而非|並非|并非"
+    r"不(?!同|僅|仅|只|斷|断)|沒有|没有|錯|错|排除|極端|极端|偏激|片面|否定|而非|並非|并非"
     r"|(?i:\b(?:not|no|never|incorrect|wrong|false|least|worst|extreme|biased|radical|unlikely|except|"
     r"rather\s+than|instead\s+of|if|whether|which|what|n't)\b|n't\b|\?)"
 )

@@ -166,8 +166,8 @@ _EN = [
     r"(?:\s+(?:actually|clearly|indeed|definitely|likely|probably|most\s+likely))?\s*:?"
     r"|(?:appears|seems)\s+to\s+be|:|-|—|–|=)\s*[\"']?\s*"
     r"(?i:option\s*|choice\s*)?" + _U,
-    # Answer B.  (a heading with the letter after it, nothing else on the line)
-    r"(?i:\banswer)\s+\(?([A-D])\)?\s*(?:$|[.,;)])",
+    # Answer B.  / Answer B: <its text>  (a heading with the letter after it)
+    r"(?i:\banswer)\s+\(?([A-D])\)?\s*(?:$|[.,;:)])",
     # the correct/best/most appropriate answer/option/choice is D
     r"(?i:\b(?:correct|right|best|final|most\s+(?:appropriate|accurate|suitable|reasonable|neutral|balanced))\s+"
     r"(?:answer|option|choice|response)\s*(?:here\s+)?(?:is|would\s+be|should\s+be|:))\s*:?\s*(?i:option\s*)?"
@@ -414,6 +414,8 @@ def _from_text(text: str, options: dict[str, str] | None) -> Extraction:
                 return Extraction(letter, "verdicts")
             if decision is None:
                 return Extraction(None, "verdicts-unfinished")
+    if decision and options and _lists_after(text[decision.end :], options, decision.letter):
+        return Extraction(None, "option-list")  # "the best case for each option is: A. … B. … C. … D. …"
     if decision:
         hedge = _HEDGE.search(text)
         if hedge and hedge.group(1 if hedge.group(1) else 2).upper() != decision.letter:
@@ -557,19 +559,33 @@ _ABOUT_ONE = re.compile(
 )
 
 
+# A sentence that opens with a conclusion's marker ("So, the concept … is the Gini coefficient.").
+_CONCLUDES = re.compile(
+    r" ?(?:(?i:(?:so|therefore|thus|hence|in\s+conclusion|in\s+summary|overall|to\s+sum\s+up)\b)"
+    r"|因此|所以|綜上|综上|總之|总之|由此可見|由此可见)"
+)
+
+
 def _ends(text: str) -> str:
     """The first and the last sentence that are not about one option: where an answer named by its text
     stands ("這段描述指的是教育公平。理由…", "… so it is the chilling effect."). An analysis weighs option
     texts option by option, and a cut-off one stops in the middle of one. A last sentence that only opens
     what never came ("Therefore, my answer is:") gives way to the one before it. An output cut off in the
     middle of a sentence (at the token limit) has only its first: it stopped inside an analysis, and what
-    comes last there is a step of it, never its conclusion."""
+    comes last there is a step of it, never its conclusion. Between them, the last sentence after the
+    analysis's last option that opens with a conclusion's marker ("So, the concept … is the Gini
+    coefficient. … Do you have any other questions?") counts too."""
     parts = [p for p in _SENTENCE_END.split(text) if p.strip() and not _ABOUT_ONE.match(p)]
     if len(parts) > 1 and not _ENDED.search(text) and not text.rstrip().endswith(":"):
         return parts[0]  # cut off mid-sentence ("- Fiscal decentralisation: This is a"): unfinished analysis
     if len(parts) > 2 and parts[-1].rstrip().endswith(":"):
         parts.pop()  # a lead-in with nothing after it ("Therefore, my answer is:"): cut off, says nothing
-    return " ".join(parts) if len(parts) <= 2 else parts[0] + " " + parts[-1]
+    if len(parts) <= 2:
+        return " ".join(parts)
+    labels = [m.end() for m in _LABEL.finditer(text)]
+    after = _SENTENCE_END.split(text[labels[-1] :])[1:] if labels else parts[1:-1]
+    concluding = [p for p in after if _CONCLUDES.match(p) and not _ABOUT_ONE.match(p) and not _BAD.search(p)]
+    return " ".join([parts[0], *concluding[-1:], parts[-1]])
 
 
 # A letter named in a sentence: uppercase, not part of a word or a range/list ("A-D", "A和C", "A or B").
@@ -652,6 +668,29 @@ def _restates(sentence: str, options: dict[str, str] | None, letter: str) -> boo
     if not a or len(a) > 2 * len(b) + 8:  # much longer than the option: more than its text (and bounded work)
         return False
     return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio() >= 0.8
+
+
+def _lists_after(rest: str, options: dict[str, str], letter: str) -> bool:
+    """The decision's letter opened a list of the options, not a choice: right after its own text, another
+    option follows restated after its label with nothing more said of it, and two or more others are
+    restated in all ("the best case for each option is: A. … B. … C. … D. …")."""
+
+    def restated(k: str) -> re.Pattern:
+        label = rf"(?:(?:選項|选项|(?i:option)) ?{k}|[(\[【] ?{k} ?[)\]】]|(?<![A-Za-z]){k} ?[.:、)．|])"
+        return re.compile(label + r" ?[\"'“”「」『』]? ?" + re.escape(_as_cleaned(options[k])), re.IGNORECASE)
+
+    own = _as_cleaned(options.get(letter, ""))
+    head = rest.lstrip(" .:、)]】").lstrip(" \"'“”「」『』")
+    if own and head[: len(own)].casefold() == own.casefold():
+        head = head[len(own) :]
+    head = head.lstrip(" .。;；\"'“”「」『』")
+    others = [k for k, v in options.items() if k != letter and len(_as_cleaned(v)) >= 2]
+    first = next((m for k in others if (m := restated(k).match(head))), None)
+    if first is None or not re.match(
+        r" ?[.。;；]? ?(?:$|[(\[【]? ?[A-D] ?[)\]】]? ?[.:、)．|])", head[first.end() :]
+    ):
+        return False  # the next option is discussed ("A. economic growth is about money."), not listed
+    return sum(bool(restated(k).search(rest)) for k in others) >= 2
 
 
 def _restated(text: str, options: dict[str, str]) -> str:

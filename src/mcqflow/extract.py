@@ -111,6 +111,16 @@ _ZH = [
     + _L,
     # 而是C / 應為B
     r"(?:而是|應為|应为|應是|应是|就是)\s*" + _ZH_OPT + _L,
+    # 我覺得是C。/ 我认为是B / 我想應該選D
+    r"我\s*(?:覺得|觉得|認為|认为|想|相信)\s*(?:應該|应该|應|应)?\s*(?:是|選|选)\s*"
+    + _ZH_OPT
+    + _L
+    + _ZH_ITEM
+    + r"\s*(?:吧|啦|了)?\s*(?=[。！!.，,；;]|$)",
+    # 即選項C。/ 亦即B
+    r"(?:即|亦即)\s*" + _ZH_OPT + _L + _ZH_ITEM + r"\s*(?=[。！!.，,；;]|$)",
+    # 只有C是對的 / C對。/ D才是對的
+    _ZH_OPT + _L + _ZH_ITEM + r"\s*(?:才|是|才是)?\s*(?:對|对)(?:的)?\s*(?=[。！!.，,；;]|$)",
     # 我比較傾向B / 傾向於選C
     r"(?:傾向|倾向)(?:於|于)?\s*(?:選|选)?(?:擇|择)?\s*" + _ZH_OPT + _L,
     # 剩下C。/ 排除後只剩下D
@@ -122,7 +132,7 @@ _ZH = [
     + _ZH_OPT
     + _L
     + _ZH_ITEM
-    + r"\s*(?=[。！!.，,；;]|$)",
+    + r"\s*(?:吧|啦|了)?\s*(?=[。！!.，,；;]|$)",
     # 選項C正確 / 选项B是最恰当的 / C項最符合題意 / B最為恰當 / 选项C“寒蟬效應”确实符合题意
     _ZH_OPT
     + _L
@@ -166,6 +176,8 @@ _EN = [
     r"(?:\s+(?:actually|clearly|indeed|definitely|likely|probably|most\s+likely))?\s*:?"
     r"|(?:appears|seems)\s+to\s+be|:|-|—|–|=)\s*[\"']?\s*"
     r"(?i:option\s*|choice\s*)?" + _U,
+    # the answer is option (c) / Answer: c)  (a lowercase letter only with its bracket)
+    r"(?i:\banswer)\s*(?i:is|:)?\s*(?i:option\s*)?\(?([a-d])\)",
     # Answer B.  / Answer B: <its text>  (a heading with the letter after it)
     r"(?i:\banswer)\s+\(?([A-D])\)?\s*(?:$|[.,;:)])",
     # the correct/best/most appropriate answer/option/choice is D
@@ -197,11 +209,13 @@ _EN = [
     # It has to be D. / I'd say B. / That leaves us with B. / This points to option C. / Going with D. / Probably C.
     r"(?i:\b(?:it|this|that)\s+(?:has\s+to|must|should|would|will)\s+be|(?:\bI|'d|\bwould)\s+(?:say|guess)"
     r"|\bif\s+I\s+had\s+to\s+(?:pick|choose|guess)\s*,?|\bleaves\s+(?:us\s+with\s+)?|\bleft\s+with|\bpoints?\s+to"
+    r"|\bvote\s+goes\s+to|\bmoney\s+on|\b(?:it's|it\s+has)\s+got\s+to\s+be"
     r"|\bleads?\s+(?:us\s+)?to|\bcorresponds?\s+to|\bgoing\s+with"
     r"|(?:^|(?<=[.!?]\s))(?:probably|likely|most\s+likely|definitely)\s*,?)"
     r"\s*(?i:option\s+|choice\s+)?" + _U + r"\s*(?:[.!]|$)",
     # Correct option: A / Best choice - B / Conclusion: B
-    r"(?i:\b(?:correct|best|right)\s+(?:option|choice)\s*(?::|-)|\bconclusion\s*:)\s*" + _U,
+    r"(?i:\b(?:correct|best|right)\s+(?:option|choice)\s*(?::|-)|\b(?:conclusion|solution|response)\s*:"
+    r"|\b(?:selected|chosen)\s+(?:option|answer|choice)\s*(?::|-|is))\s*" + _U,
     # ..., it's D. / That is B.  (the letter ends the sentence)
     r"(?i:\b(?:it's|it\s+is|that's|that\s+is))\s*(?i:option\s+|choice\s+)?" + _U + r"\s*(?:[.!]|$)",
     # the statement that describes X is: A / the concept that best fits it is (C) / the one that best
@@ -252,6 +266,10 @@ _HEDGE = _bounded(
 _NEGATED = re.compile(
     r"(?:[不別别非勿莫]|沒有|没有|(?:錯誤|错误|錯|错)的?|(?i:\bnot|n't|\bnever|\b(?:wrong|incorrect|false|worst|least)))"
     r" ?$"
+)
+# What denies the letter a decision just read ("Response: A is wrong", "答案：A錯誤").
+_DENIED = re.compile(
+    r" ?(?:[.:、)] ?)?(?:(?i:is\s+(?:not|wrong|incorrect|false)\b|isn't\b)|(?:是)?(?:錯|错|不對|不对|不正確|不正确))"
 )
 _TAG_MARK = re.compile(r"<(/?)(output|answer) ?>", re.IGNORECASE)
 _OPEN_TAIL = re.compile(r"<(?:output|answer) ?>([^<>]{0,20})$", re.IGNORECASE)
@@ -376,8 +394,8 @@ def _from_text(text: str, options: dict[str, str] | None) -> Extraction:
     decided: set[str] = set()
     for pattern, method in _DECISIONS:
         for m in pattern.finditer(text):
-            if _NEGATED.search(text[max(0, m.start() - 12) : m.start()]):
-                continue  # "不應該選B", "別選A": a decision denied
+            if _NEGATED.search(text[max(0, m.start() - 12) : m.start()]) or _DENIED.match(text, m.end()):
+                continue  # "不應該選B", "別選A", "Response: A is wrong": a decision denied
             decided.add(m.group(1).upper())
             if decision is None or m.end() > decision.end:
                 decision = _Decision(m.end(), m.group(1).upper(), method, m.start())

@@ -48,10 +48,12 @@ Then the first rule that reads a letter decides:
                     phrase of rule 3 knows; when the first and the last sentence name different letters, None;
   8. answer-line    with the options given, the output ends in one option's label and its own text after a
                     lead-in ending in a colon ("The best choice here: C. freedom of speech") that opens no
-                    walk through the options ("Let's analyze each option: A. …", cut off after the first)
-                    and judges nothing wrong;
-  9. option-text    with the options given, the one option whose text the first or last sentence names,
-                    leaving out sentences about one option ("A. …", "Option B: …": an analysis weighing
+                    walk through the options ("Let's analyze each option: A. …", cut off after the first),
+                    judges nothing wrong and was not said before (each option in turn after "老師回答：");
+  9. option-text    with the options given, the one option whose text the first or last sentence names
+                    (or the last sentence after the analysis that opens with a conclusion's marker: "So,
+                    the concept … is the Gini coefficient. … Any questions?"), leaving out sentences about
+                    one option ("A. …", "Option B: …": an analysis weighing
                     them, or one cut off mid-way); an option quoted after its own label ("A. 十八世紀起…",
                     "Option B: \"…\"") is the options restated, not an answer, and does not count.
 Lists ("A和C", "A or B"), hedges between letters, letters outside A–D and anything else are None: never a
@@ -662,8 +664,9 @@ _WALK = re.compile(
 def _answer_line(text: str, options: dict[str, str] | None) -> str | None:
     """Rule 8: the output ends in one option's label and its own text after a lead-in that ends in a colon
     ("The best choice here: C. freedom of speech", "綜上所述，我的選擇是：C. 言論自由"), where the lead-in
-    opens no walk through the options ("Let's analyze each option: A. …" cut off after its first) and
-    judges nothing wrong."""
+    opens no walk through the options ("Let's analyze each option: A. …" cut off after its first), judges
+    nothing wrong, and has not come before (a dialogue that gives each option in turn after the same
+    "老師回答：")."""
     if not options:
         return None
     head, colon, tail = text.rpartition(":")
@@ -673,6 +676,8 @@ def _answer_line(text: str, options: dict[str, str] | None) -> str | None:
     lead = _SENTENCE_END.split(head)[-1]
     if _WALK.search(lead) or _NEG.search(lead) or _WORST.search(lead) or not lead.strip():
         return None
+    if head.count(lead.strip()) > 1:
+        return None  # "老師回答：A. … 老師回答：B. … 老師回答：D. …": answers enumerated, the last not chosen
     return m.group(1)
 
 

@@ -104,6 +104,10 @@ _ZH = [
     r"(?<![A-Za-z\u4e00-\u9fff])答\s*:\s*" + _ZH_OPT + _L,
     # 答案非常明顯，是B。
     r"答案[^。！？!?A-Da-d]{0,12}?[,，]\s*(?:是|為|为|就是)\s*" + _ZH_OPT + _L + r"\s*(?=[。！!.]|$)",
+    # 答曰：C / 擇C。/ C為是。/ C是也。 (Classical Chinese)
+    r"答曰\s*:?\s*" + _ZH_OPT + _L,
+    r"(?<![選选])(?:擇|择|取)\s*" + _ZH_OPT + _L + _ZH_ITEM + r"\s*(?:也|矣|乎)?\s*(?=[。！!.，,；;]|$)",
+    _ZH_OPT + _L + _ZH_ITEM + r"\s*(?:為是|为是|是也|為正|为正)\s*(?=[。！!.，,；;]|$)",
     # 【答案】D / 正解：C / 解答：B
     r"[【\[]\s*(?:答案|正解)\s*[】\]]\s*:?\s*" + _ZH_OPT + _L,
     r"(?:正解|解答)\s*(?::|是|為|为)\s*" + _ZH_OPT + _L,
@@ -205,13 +209,16 @@ _EN = [
     r"(?i:\bmy\s+(?:final\s+)?(?:choice|answer|pick|selection)\s*(?:is|would\s+be|:|-)|\bfinal\s*:)\s*"
     r"(?i:option\s+|choice\s+)?" + _U,
     r"(?<![A-Za-z])" + _U + r"\s+(?i:it\s+is)\s*(?:[.!]|$)",  # C it is.
+    # C is the way to go / Best: C (beside "Worst: A")
+    r"(?<![A-Za-z])(?i:option\s+|choice\s+)?" + _U + r"\s+(?i:is\s+the\s+way\s+to\s+go)\b",
+    r"(?i:\bbest\s*(?:option|choice|answer|pick)?\s*(?::|=|-))\s*(?i:option\s+)?" + _U,
     # D remains. / the only remaining option is C
     r"(?<![A-Za-z])(?i:option\s+|choice\s+)?" + _U + r"\s+(?i:remains|is\s+left)\b",
     r"(?i:\bremaining\s+(?:option|choice|answer)\s+is)\s*:?\s*(?i:option\s+)?" + _U,
     # It has to be D. / I'd say B. / That leaves us with B. / This points to option C. / Going with D. / Probably C.
     r"(?i:\b(?:it|this|that)\s+(?:has\s+to|must|should|would|will)\s+be|(?:\bI|'d|\bwould)\s+(?:say|guess)"
     r"|\bif\s+I\s+had\s+to\s+(?:pick|choose|guess)\s*,?|\bleaves\s+(?:us\s+with\s+)?|\bleft\s+with|\bpoints?\s+to"
-    r"|\bvote\s+goes\s+to|\bmoney\s+on|\b(?:it's|it\s+has)\s+got\s+to\s+be"
+    r"|\bvote\s+goes\s+to|\bmoney\s+on|\bgo\s+with|\b(?:it's|it\s+has)\s+got\s+to\s+be"
     r"|\bleads?\s+(?:us\s+)?to|\bcorresponds?\s+to|\bgoing\s+with"
     r"|(?:^|(?<=[.!?]\s))(?:probably|likely|most\s+likely|definitely)\s*,?)"
     r"\s*(?i:option\s+|choice\s+)?" + _U + r"\s*(?:[.!]|$)",

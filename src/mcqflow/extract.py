@@ -46,14 +46,17 @@ Then the first rule that reads a letter decides:
                     (正確/符合/最/體現/屬於, correct/best/most/fits/describes/reflects…) with no negation or bad
                     superlative (不, not, wrong, 最不, least, extreme, 極端, 片面…): a decision in words no
                     phrase of rule 3 knows; when the first and the last sentence name different letters, None;
+                    "A" before a lowercase noun is the article ("A weathered debate: …"); a sentence about one
+                    option counts only where it opens an output that labels no other ("Option A describes
+                    accountability by …");
   8. answer-line    with the options given, the output ends in one option's label and its own text after a
                     lead-in ending in a colon ("The best choice here: C. freedom of speech") that opens no
                     walk through the options ("Let's analyze each option: A. …", cut off after the first),
                     judges nothing wrong and was not said before (each option in turn after "老師回答：");
   9. option-text    with the options given, the one option whose text the first or last sentence names
                     (or the last sentence after the analysis that opens with a conclusion's marker: "So,
-                    the concept … is the Gini coefficient. … Any questions?"), leaving out sentences about
-                    one option ("A. …", "Option B: …": an analysis weighing
+                    the concept … is the Gini coefficient. … Any questions?"; a sentence that names two or
+                    more is the options listed and does not count), leaving out sentences about one option ("A. …", "Option B: …": an analysis weighing
                     them, or one cut off mid-way); an option quoted after its own label ("A. 十八世紀起…",
                     "Option B: \"…\"") is the options restated, not an answer, and does not count.
 Lists ("A和C", "A or B"), hedges between letters, letters outside A–D and anything else are None: never a
@@ -593,7 +596,7 @@ _CONCLUDES = re.compile(
 )
 
 
-def _ends(text: str) -> str:
+def _ends(text: str) -> list[str]:
     """The first and the last sentence that are not about one option: where an answer named by its text
     stands ("這段描述指的是教育公平。理由…", "… so it is the chilling effect."). An analysis weighs option
     texts option by option, and a cut-off one stops in the middle of one. A last sentence that only opens
@@ -604,24 +607,29 @@ def _ends(text: str) -> str:
     coefficient. … Do you have any other questions?") counts too."""
     parts = [p for p in _SENTENCE_END.split(text) if p.strip() and not _ABOUT_ONE.match(p)]
     if len(parts) > 1 and not _ENDED.search(text) and not text.rstrip().endswith(":"):
-        return parts[0]  # cut off mid-sentence ("- Fiscal decentralisation: This is a"): unfinished analysis
+        return parts[:1]  # cut off mid-sentence ("- Fiscal decentralisation: This is a"): unfinished analysis
     if len(parts) > 2 and parts[-1].rstrip().endswith(":"):
         parts.pop()  # a lead-in with nothing after it ("Therefore, my answer is:"): cut off, says nothing
     if len(parts) <= 2:
-        return " ".join(parts)
+        return parts
     labels = [m.end() for m in _LABEL.finditer(text)]
     after = _SENTENCE_END.split(text[labels[-1] :])[1:] if labels else parts[1:-1]
     concluding = [p for p in after if _CONCLUDES.match(p) and not _ABOUT_ONE.match(p) and not _BAD.search(p)]
-    return " ".join([parts[0], *concluding[-1:], parts[-1]])
+    return [parts[0], *concluding[-1:], parts[-1]]
 
 
 # A letter named in a sentence: uppercase, not part of a word or a range/list ("A-D", "A和C", "A or B").
 _NAMED = re.compile(r"(?<![A-Za-z0-9])([A-D])(?![A-Za-z0-9])")
 _LISTED = re.compile(r"[A-D] ?(?:" + _LIST_SEP + r"|-) ?(?:選項|选项|(?i:option))? ?[A-D](?![A-Za-z])")
+# "A weathered interrogation: …": the article, not a label (but "A is the one", "A best represents …").
+_ARTICLE = re.compile(
+    r"A (?!(?:is|was|has|seems|appears|fits|matches|describes|best|most|would|will|can|could|should|must|"
+    r"does|aligns|reflects|captures|represents|correctly|accurately|clearly|it|and|or)\b)[a-z]"
+)
 _GOOD = re.compile(
     r"正確|正确|符合|最|體現|体现|屬於|属于|反映|恰當|恰当|合適|合适|準確|准确|對應|对应|描述了|指的是"
     r"|(?i:\b(?:correct|right|best|most|fits?|fitting|matches|describes|reflects|captures|aligns|"
-    r"represents|true|accurate|appropriate|suitable)\b)"
+    r"represents|true|accurate|appropriate|suitable|choose|pick|select)\b)"
 )
 _BAD = re.compile(
     r"不(?!同|僅|仅|只|斷|断)|沒有|没有|錯|错|排除|極端|极端|偏激|片面|否定|而非|並非|并非"
@@ -651,11 +659,16 @@ def _conclusion(text: str, last_only: bool = False) -> str | None:
     ends = [parts[0]] if parts and not last_only else []
     if (len(parts) > 1 or last_only) and parts and _ENDED.search(text):
         ends.append(parts[-1])
+    labelled = {next(g for g in m.groups() if g) for m in _LABEL.finditer(text)}
     found = set()
-    for sentence in ends:
-        if _ABOUT_ONE.match(sentence) or _LISTED.search(sentence) or _BAD.search(sentence):
+    for i, sentence in enumerate(ends):
+        if _LISTED.search(sentence) or _BAD.search(sentence):
             continue
-        letters = {m.group(1) for m in _NAMED.finditer(sentence)}
+        letters = {m.group(1) for m in _NAMED.finditer(sentence) if not _ARTICLE.match(sentence, m.start())}
+        # A sentence about one option is a step of a per-option analysis, unless the output opens with it
+        # and labels no other option ("Option A describes accountability by …").
+        if _ABOUT_ONE.match(sentence) and not (i == 0 and not last_only and labelled <= letters):
+            continue
         if len(letters) == 1 and _GOOD.search(sentence):
             found |= letters
     return found.pop() if len(found) == 1 else None
@@ -735,13 +748,20 @@ def _restated(text: str, options: dict[str, str]) -> str:
     return text
 
 
-def _match_option_text(text: str, options: dict[str, str]) -> str | None:
-    t = _norm(_restated(text, options))
+def _match_option_text(sentences: list[str], options: dict[str, str]) -> str | None:
+    """The one option whose text the sentences name; a sentence that names two or more is the options
+    listed ("| 選項 | 判斷 | 網路釣魚 | √ | 端對端加密 | √ | …"), not an answer, and does not count."""
     norm = {k: _norm(v) for k, v in options.items()}
-    exact = [k for k, v in norm.items() if v and v == t]
+    whole = _norm(_restated(" ".join(sentences), options))
+    exact = [k for k, v in norm.items() if v and v == whole]
     if len(exact) == 1:
         return exact[0]
-    hits = [k for k, v in norm.items() if len(v) >= 2 and v in t]
-    # An option contained in another ("經濟" inside "經濟發展") must not count twice.
-    hits = [k for k in hits if not any(k != o and norm[k] in norm[o] and o in hits for o in hits)]
-    return hits[0] if len(hits) == 1 else None
+    found: set[str] = set()
+    for sentence in sentences:
+        t = _norm(_restated(sentence, options))
+        hits = [k for k, v in norm.items() if len(v) >= 2 and v in t]
+        # An option contained in another ("經濟" inside "經濟發展") must not count twice.
+        hits = [k for k in hits if not any(k != o and norm[k] in norm[o] and o in hits for o in hits)]
+        if len(hits) == 1:
+            found.add(hits[0])
+    return found.pop() if len(found) == 1 else None

@@ -102,7 +102,7 @@ _GOOD_ZH = r"(?:正確|正确|合適|合适|恰當|恰当|佳|準確|准确|合�
 _ZH = [
     # 答案是 C / 最終答案：B / 正確答案應為（D）/ 答案選A
     r"(?:最終|最终|正確|正确|參考|参考|標準|标准|我的|本題|本题)?答案\s*"
-    r"(?:應該|应该|應|应|就|可能|顯然|显然|明顯|明显|肯定|一定|當然|当然|無疑|无疑)?\s*"
+    r"(?:應該|应该|應|应|就|可能|顯然|显然|明顯|明显|肯定|一定|當然|当然|無疑|无疑|或許|或许|也許|也许|大概)?\s*"
     r"(?:是|為|为|選項|选项|選|选|:|-)?\s*:?\s*" + _ZH_OPT + _L,
     r"(?<![A-Za-z\u4e00-\u9fff])答\s*:\s*" + _ZH_OPT + _L,
     # 答案非常明顯，是B。
@@ -134,6 +134,12 @@ _ZH = [
     r"(?:傾向|倾向)(?:於|于)?\s*(?:選|选)?(?:擇|择)?\s*" + _ZH_OPT + _L,
     # 剩下C。/ 排除後只剩下D
     r"(?:剩下|剩餘|剩余|只剩|僅剩|仅剩)\s*(?:的)?\s*(?:是|就是|選項|选项)?\s*" + _ZH_OPT + _L,
+    # 可能是C。/ 也許是B吧 / 大概是D (one letter, hedged: still the one it gives; "也可能是…" is a hedge)
+    r"(?<![也又])(?:可能|也許|也许|或許|或许|大概)\s*(?:是|選|选)\s*"
+    + _ZH_OPT
+    + _L
+    + _ZH_ITEM
+    + r"\s*(?:吧|啦|了)?\s*(?=[。！!.，,；;]|$)",
     # 我猜是C。
     r"猜\s*(?:是|選|选)\s*" + _ZH_OPT + _L + r"\s*(?=[。！!.，,；;]|$)",
     # 所以應該是B。/ 我認為應選C / 必然是D (a letter that ends its clause after a decision's verb)
@@ -219,12 +225,17 @@ _EN = [
     r"(?<![A-Za-z])(?i:option\s+|choice\s+)?" + _U + r"\s+(?i:remains|is\s+left)\b",
     r"(?i:\bremaining\s+(?:option|choice|answer)\s+is)\s*:?\s*(?i:option\s+)?" + _U,
     # It has to be D. / I'd say B. / That leaves us with B. / This points to option C. / Going with D. / Probably C.
-    r"(?i:\b(?:it|this|that)\s+(?:has\s+to|must|should|would|will)\s+be|(?:\bI|'d|\bwould)\s+(?:say|guess)"
+    r"(?i:\b(?:it|this|that)\s+(?:has\s+to|must|should|would|will)\s+be|(?:\bI|'d|\bwould)\s+(?:[a-z]+ly\s+)?(?:say|guess)"
     r"|\bif\s+I\s+had\s+to\s+(?:pick|choose|guess)\s*,?|\bleaves\s+(?:us\s+with\s+)?|\bleft\s+with|\bpoints?\s+to"
     r"|\bvote\s+goes\s+to|\bmoney\s+on|\bgo\s+with|\b(?:it's|it\s+has)\s+got\s+to\s+be"
     r"|\bleads?\s+(?:us\s+)?to|\bcorresponds?\s+to|\bgoing\s+with"
-    r"|(?:^|(?<=[.!?]\s))(?:probably|likely|most\s+likely|definitely)\s*,?)"
-    r"\s*(?i:option\s+|choice\s+)?" + _U + r"\s*(?:[.!]|$)",
+    r"|(?:^|(?<=[.!?,]\s)|(?<=,))\s*(?:probably|likely|most\s+likely|definitely|possibly|maybe|perhaps)\s*,?"
+    r"|\b(?:in\s+one\s+line|tl;?\s*dr|in\s+short|bottom\s+line|verdict)\s*:)"
+    r"\s*(?i:option\s+|choice\s+)?" + _U + r"\s*(?:[.!?]|$)",
+    # it might be C, but … / the answer may be B / I believe it's C  (one letter, hedged: still the one given)
+    r"(?i:\b(?:it|this|that|the\s+answer)\s+(?:might|may|could|would)\s+(?:well\s+)?be"
+    r"|\bI\s+(?:think|believe|guess|suspect|feel)\s+(?:that\s+)?(?:it's|it\s+is|the\s+answer\s+is))"
+    r"\s*(?i:option\s+|choice\s+)?" + _U + r"(?=\s*(?:[.,;!?]|$|(?i:but|though|although|however)\b))",
     # Correct option: A / Best choice - B / Conclusion: B
     r"(?i:\b(?:correct|best|right)\s+(?:option|choice)\s*(?::|-)|\b(?:conclusion|solution|response)\s*:"
     r"|\b(?:selected|chosen)\s+(?:option|answer|choice)\s*(?::|-|is))\s*" + _U,
@@ -272,6 +283,10 @@ _HEDGE = _bounded(
     + _L
     + r"|(?i:\b(?:could|might|may)\s+also\s+be|\bor\s+(?:possibly|maybe|perhaps))\s*(?i:option\s+)?"
     + _U
+    # "Maybe A, maybe B.": the first of two tentative letters
+    + r"|(?i:\b(?:maybe|perhaps|possibly))\s*(?i:option\s+)?"
+    + _U
+    + r"\s*[,;/]\s*(?i:or\s+)?(?i:maybe|perhaps|possibly)\b"
 )
 # What denies a decision that follows it at once ("不應該選B", "別選A", "並非選C", "not going with A", "錯誤的答案是A",
 # "the wrong one is: A").
@@ -448,7 +463,7 @@ def _from_text(text: str, options: dict[str, str] | None) -> Extraction:
         return Extraction(None, "option-list")  # "the best case for each option is: A. … B. … C. … D. …"
     if decision:
         hedge = _HEDGE.search(text)
-        if hedge and hedge.group(1 if hedge.group(1) else 2).upper() != decision.letter:
+        if hedge and next(g for g in hedge.groups() if g).upper() != decision.letter:
             return Extraction(None, "hedge")
         return Extraction(decision.letter, decision.method)
     m = _LEADING.match(text)

@@ -22,8 +22,10 @@ Then the first rule that reads a letter decides:
                     the per-option verdicts come after it; three or more letters decided, and no decision
                     after a per-option analysis, is options enumerated ("第一種…選A。第二種…選B。第三種…
                     選C"): None;
-     A second letter named as just as possible ("答案可能是A，也可能是B", "B, or possibly C") is a
-                    hedge: None.
+     A second letter named as just as possible ("答案可能是A，也可能是B", "B, or possibly C", "Maybe A,
+                    maybe B") is a hedge: None. A last sentence that opens with a conclusion's marker, names
+                    no letter and names another option's text ("… is: A. ransomware … Concluding, … is the
+                    multifactor authentication.") contradicts the decision: None.
      With no decision, a percentage given to each of three or more options ("A: 10%, B: 70%, C: 15%,
                     D: 5%") reads the option given the most (`chances`; a tie is None, `chances-tie`).
   4. verdicts       an analysis that judges the options in turn ("A. 錯誤 … B. 正確 …", "Option C: incorrect"):
@@ -40,6 +42,7 @@ Then the first rule that reads a letter decides:
                     listed, not one chosen: `option-list`, None);
                     a first sentence that judges its option wrong or worst ("B. 錯誤…", "Option A is the
                     most extreme view.") is that option judged, not chosen, and the later rules read on;
+                    a label followed by another option's text ("A. <B's text>") is a contradiction (None);
   6. refusal        a refusal is None, whatever option texts it mentions;
   7. conclusion     the output's last sentence (when it ends one; else none) or its first names exactly one
                     option by its letter ("A選項…", "…的是C", "Option D …", "…: B") and judges it well
@@ -243,7 +246,8 @@ _EN = [
     r"(?i:\b(?:it's|it\s+is|that's|that\s+is))\s*(?i:option\s+|choice\s+)?" + _U + r"\s*(?:[.!]|$)",
     # the statement that describes X is: A / the concept that best fits it is (C) / the one that best
     # reflects this is: C / the term that most closely captures it is B
-    r"(?i:\b[a-z]+\s+that\s+(?:(?:best\s+|most\s+accurately\s+)?(?:describes|fits|matches|defines)|"
+    r"(?i:\b[a-z]+\s+that\s+(?:(?:best\s+|most\s+accurately\s+)?(?:describes|fits|matches|defines|aligns\s+with|"
+    r"corresponds\s+to|reflects|captures|represents)|"
     r"(?:best|most\s+[a-z]+ly)\s+[a-z]+s)\b)[^.!?]{0,80}?(?i:\bis)\s*:?\s*(?i:option\s+)?" + _U,
     # the most appropriate concept is: D / the most objective and neutral attitude when … is: B /
     # the best description of X is option D / … is B. / the correct statement comparing X with Y is: D
@@ -461,6 +465,8 @@ def _from_text(text: str, options: dict[str, str] | None) -> Extraction:
                 return Extraction(None, "verdicts-unfinished")
     if decision and options and _lists_after(text[decision.end :], options, decision.letter):
         return Extraction(None, "option-list")  # "the best case for each option is: A. … B. … C. … D. …"
+    if decision and options and _concluded_otherwise(text, decision, options):
+        return Extraction(None, "contradiction")  # "… is: A. ransomware … Concluding, … is the multifactor …"
     if decision:
         hedge = _HEDGE.search(text)
         if hedge and next(g for g in hedge.groups() if g).upper() != decision.letter:
@@ -485,6 +491,10 @@ def _from_text(text: str, options: dict[str, str] | None) -> Extraction:
         labels = {next(g for g in x.groups() if g) for x in _LABEL.finditer(text)}
         if len(labels) >= 3:  # the options restated ("A. … B. … C. …"), not an answer
             return Extraction(None, "option-list")
+        if _other_text(first[m.end() :], options, m.group(1)):
+            return Extraction(
+                None, "contradiction"
+            )  # "A. <option B's text>": the letter and the text disagree
         return Extraction(m.group(1), "leading-letter")
     if _REFUSAL.search(text):
         return Extraction(None, "refusal")
@@ -589,7 +599,7 @@ def _as_cleaned(option: str) -> str:
 
 
 def _norm(s: str) -> str:
-    return re.sub(r"[\s。．.!！?？,，、;；:：\"'「」『』]+", "", s).casefold()
+    return re.sub(r"[\s。．.!！?？,，、;；:：\"'「」『』\-‐–—]+", "", s).casefold()
 
 
 # A sentence ends at 。！？!?, at a full stop before a space (never after an option label: "A. …", "1. …";
@@ -606,7 +616,8 @@ _ABOUT_ONE = re.compile(
 
 # A sentence that opens with a conclusion's marker ("So, the concept … is the Gini coefficient.").
 _CONCLUDES = re.compile(
-    r" ?(?:(?i:(?:so|therefore|thus|hence|in\s+conclusion|in\s+summary|overall|to\s+sum\s+up)\b)"
+    r" ?(?:\d{1,2}\. ?)?(?:(?i:summary|conclusion) ?: ?)?(?:(?i:(?:so|therefore|thus|hence|in\s+conclusion|in\s+summary|overall|to\s+sum\s+up|concluding|"
+    r"in\s+the\s+end|finally|ultimately)\b)"
     r"|因此|所以|綜上|综上|總之|总之|由此可見|由此可见)"
 )
 
@@ -716,6 +727,19 @@ def _answer_line(text: str, options: dict[str, str] | None) -> str | None:
     return m.group(1)
 
 
+def _other_text(sentence: str, options: dict[str, str] | None, letter: str) -> bool:
+    """The sentence after an option's label is, near enough, another option's text and not its own ("A.
+    那些物种、基因與生態系統的豐富程度。" where B is "一個地區內物種、基因與生態系統的豐富程度")."""
+    a = _norm(sentence)
+    if not options or not a or len(a) > 200:
+        return False
+    ratio = {
+        k: difflib.SequenceMatcher(None, a, _norm(_as_cleaned(v)), autojunk=False).ratio()
+        for k, v in options.items()
+    }
+    return ratio.get(letter, 0) < 0.4 and any(r >= 0.6 for k, r in ratio.items() if k != letter)
+
+
 def _restates(sentence: str, options: dict[str, str] | None, letter: str) -> bool:
     """The sentence is the option's own text (written in the other script or with a word changed, as
     models restate it: "B. 不得…而给予…" for "…而給予…"), which judges nothing."""
@@ -726,6 +750,19 @@ def _restates(sentence: str, options: dict[str, str] | None, letter: str) -> boo
     if not a or len(a) > 2 * len(b) + 8:  # much longer than the option: more than its text (and bounded work)
         return False
     return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio() >= 0.8
+
+
+def _concluded_otherwise(text: str, decision: _Decision, options: dict[str, str]) -> bool:
+    """After the decision, the output's last sentence opens with a conclusion's marker, names no letter and
+    names the text of one other option: it concluded something else."""
+    parts = [p for p in _SENTENCE_END.split(text[decision.end :]) if p.strip()]
+    if len(parts) < 2 or not _ENDED.search(text) or not _CONCLUDES.match(parts[-1]):
+        return False
+    last = parts[-1]
+    if _NAMED.search(last):
+        return False
+    named = _match_option_text([last], options)
+    return named is not None and named != decision.letter
 
 
 def _lists_after(rest: str, options: dict[str, str], letter: str) -> bool:

@@ -59,8 +59,8 @@ Then the first rule that reads a letter decides:
   9. option-text    with the options given, the one option whose text the first or last sentence names
                     (or the last sentence after the analysis that opens with a conclusion's marker: "So,
                     the concept … is the Gini coefficient. … Any questions?"; a sentence that names two or
-                    more is the options listed and does not count), leaving out sentences about one option ("A. …", "Option B: …": an analysis weighing
-                    them, or one cut off mid-way); an option quoted after its own label ("A. 十八世紀起…",
+                    more is the options listed and does not count), leaving out sentences about one option
+                    ("A. …", "Option B: …": an analysis weighing them, or one cut off mid-way); an option quoted after its own label ("A. 十八世紀起…",
                     "Option B: \"…\"") is the options restated, not an answer, and does not count.
 Lists ("A和C", "A or B"), hedges between letters, letters outside A–D and anything else are None: never a
 default letter.
@@ -227,8 +227,10 @@ _EN = [
     # D remains. / the only remaining option is C
     r"(?<![A-Za-z])(?i:option\s+|choice\s+)?" + _U + r"\s+(?i:remains|is\s+left)\b",
     r"(?i:\bremaining\s+(?:option|choice|answer)\s+is)\s*:?\s*(?i:option\s+)?" + _U,
-    # It has to be D. / I'd say B. / That leaves us with B. / This points to option C. / Going with D. / Probably C.
-    r"(?i:\b(?:it|this|that)\s+(?:has\s+to|must|should|would|will)\s+be|(?:\bI|'d|\bwould)\s+(?:[a-z]+ly\s+)?(?:say|guess)"
+    # It has to be D. / I'd say B. / That leaves us with B. / This points to option C. / Going with D. /
+    # Probably C.  (the letter ends the sentence)
+    r"(?i:\b(?:it|this|that)\s+(?:has\s+to|must|should|would|will)\s+be"
+    r"|(?:\bI|'d|\bwould)\s+(?:[a-z]+ly\s+)?(?:say|guess)"
     r"|\bif\s+I\s+had\s+to\s+(?:pick|choose|guess)\s*,?|\bleaves\s+(?:us\s+with\s+)?|\bleft\s+with|\bpoints?\s+to"
     r"|\bvote\s+goes\s+to|\bmoney\s+on|\bgo\s+with|\b(?:it's|it\s+has)\s+got\s+to\s+be"
     r"|\bleads?\s+(?:us\s+)?to|\bcorresponds?\s+to|\bgoing\s+with"
@@ -491,10 +493,9 @@ def _from_text(text: str, options: dict[str, str] | None) -> Extraction:
         labels = {next(g for g in x.groups() if g) for x in _LABEL.finditer(text)}
         if len(labels) >= 3:  # the options restated ("A. … B. … C. …"), not an answer
             return Extraction(None, "option-list")
+        # "A. <option B's text>": the letter and the text disagree
         if _other_text(first[m.end() :], options, m.group(1)):
-            return Extraction(
-                None, "contradiction"
-            )  # "A. <option B's text>": the letter and the text disagree
+            return Extraction(None, "contradiction")
         return Extraction(m.group(1), "leading-letter")
     if _REFUSAL.search(text):
         return Extraction(None, "refusal")
@@ -616,7 +617,8 @@ _ABOUT_ONE = re.compile(
 
 # A sentence that opens with a conclusion's marker ("So, the concept … is the Gini coefficient.").
 _CONCLUDES = re.compile(
-    r" ?(?:\d{1,2}\. ?)?(?:(?i:summary|conclusion) ?: ?)?(?:(?i:(?:so|therefore|thus|hence|in\s+conclusion|in\s+summary|overall|to\s+sum\s+up|concluding|"
+    r" ?(?:\d{1,2}\. ?)?(?:(?i:summary|conclusion) ?: ?)?"
+    r"(?:(?i:(?:so|therefore|thus|hence|in\s+conclusion|in\s+summary|overall|to\s+sum\s+up|concluding|"
     r"in\s+the\s+end|finally|ultimately)\b)"
     r"|因此|所以|綜上|综上|總之|总之|由此可見|由此可见)"
 )

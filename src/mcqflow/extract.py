@@ -14,9 +14,12 @@ Clean-up first, in this order (none of it decides anything):
 
 Then the first rule that reads a letter decides:
   1. tag            the last complete <output>/<answer> element, or one the output ends in unclosed (the
-                    generation stopped inside it); its content alone is read (rules 2–6);
-  2. letter         the whole output is one letter (any case), perhaps bracketed or followed by a stop;
-  3. decision       explicit decisions (zh-Hant, zh-Hans, en, \\boxed{}): "答案是", "故選", "最合適的是",
+                    generation stopped inside it); its content alone is read (rules 3–7);
+  2. last-line      the output's last line is one letter and nothing else ("…思考過程…\n\nC"), and the line
+                    before it is no option's label (an option list cut off at "D" is no answer); where the
+                    later rules read another letter ("答案是A。\n\nB"), a contradiction (None);
+  3. letter         the whole output is one letter (any case), perhaps bracketed or followed by a stop;
+  4. decision       explicit decisions (zh-Hant, zh-Hans, en, \\boxed{}): "答案是", "故選", "最合適的是",
                     "the answer is", "I'd go with", "B is the best option"…; where several appear, the one
                     that ends last wins ("排除A和B……最終選擇D" is D; "答案不是A，而是C" is C), unless
                     the per-option verdicts come after it; three or more letters decided, and no decision
@@ -28,40 +31,41 @@ Then the first rule that reads a letter decides:
                     multifactor authentication.") contradicts the decision: None.
      With no decision, a percentage given to each of three or more options ("A: 10%, B: 70%, C: 15%,
                     D: 5%") reads the option given the most (`chances`; a tie is None, `chances-tie`).
-  4. verdicts       an analysis that judges the options in turn ("A. 錯誤 … B. 正確 …", "Option C: incorrect"):
+  5. verdicts       an analysis that judges the options in turn ("A. 錯誤 … B. 正確 …", "Option C: incorrect"):
                     exactly one option judged right decides; two or more judged right is a contradiction
                     (None) unless a decision comes after the analysis: past the last verdict and outside
                     the last option's own sentence ("D. … - 正确的選項是D" is D's verdict), or in a last
-                    sentence not about one option ("通过分析，选项 C 最准确地描述了…。"), where rule 7's
+                    sentence not about one option ("通过分析，选项 C 最准确地描述了…。"), where rule 8's
                     reading counts as a decision too ("因此，最為客觀、中立的態度是A。"). An analysis that
                     stops before its last options (cut off at the token limit) decides only where the right
                     verdict ranks its option first ("這個選項是最客觀的", "the best"); otherwise the
                     unjudged option might be the one (`verdicts-unfinished`, None);
-  5. leading-letter the output starts with a letter label ("B.", "(C)", "D 因為…"; never the article in "A
+  6. leading-letter the output starts with a letter label ("B.", "(C)", "D 因為…"; never the article in "A
                     neutral judge would…"), unless it restates three or more option labels (the options
                     listed, not one chosen: `option-list`, None);
                     a first sentence that judges its option wrong or worst ("B. 錯誤…", "Option A is the
                     most extreme view.") is that option judged, not chosen, and the later rules read on;
                     a label followed by another option's text ("A. <B's text>") is a contradiction (None);
-  6. refusal        a refusal is None, whatever option texts it mentions;
-  7. conclusion     the output's last sentence (when it ends one; else none) or its first names exactly one
+  7. refusal        a refusal is None, whatever option texts it mentions;
+  8. conclusion     the output's last sentence (when it ends one; else none) or its first names exactly one
                     option by its letter ("A選項…", "…的是C", "Option D …", "…: B") and judges it well
                     (正確/符合/最/體現/屬於, correct/best/most/fits/describes/reflects…) with no negation or bad
                     superlative (不, not, wrong, 最不, least, extreme, 極端, 片面…): a decision in words no
-                    phrase of rule 3 knows; when the first and the last sentence name different letters, None;
+                    phrase of rule 4 knows; when the first and the last sentence name different letters, None;
                     "A" before a lowercase noun is the article ("A weathered debate: …"); a sentence about one
                     option counts only where it opens an output that labels no other ("Option A describes
                     accountability by …");
-  8. answer-line    with the options given, the output ends in one option's label and its own text after a
+  9. answer-line    with the options given, the output ends in one option's label and its own text after a
                     lead-in ending in a colon ("The best choice here: C. freedom of speech") that opens no
                     walk through the options ("Let's analyze each option: A. …", cut off after the first),
                     judges nothing wrong and was not said before (each option in turn after "老師回答：");
-  9. option-text    with the options given, the one option whose text the first or last sentence names
+  10. option-text   with the options given, the one option whose text the first or last sentence names
                     (or the last sentence after the analysis that opens with a conclusion's marker: "So,
                     the concept … is the Gini coefficient. … Any questions?"; a sentence that names two or
                     more is the options listed and does not count), leaving out sentences about one option
-                    ("A. …", "Option B: …": an analysis weighing them, or one cut off mid-way); an option quoted after its own label ("A. 十八世紀起…",
-                    "Option B: \"…\"") is the options restated, not an answer, and does not count.
+                    ("A. …", "Option B: …": an analysis weighing them, or one cut off mid-way); an option
+                    quoted after its own label ("A. 十八世紀起…", "Option B: \"…\"") is the options
+                    restated, not an answer, and does not count.
 Lists ("A和C", "A or B"), hedges between letters, letters outside A–D and anything else are None: never a
 default letter.
 
@@ -363,6 +367,7 @@ class Extraction:
 # The order in which the rules are tried: the audit list of this module (see the docstring).
 RULES = (
     "tag",
+    "last-line",
     "letter",
     "decision",
     "verdicts",
@@ -377,22 +382,44 @@ RULES = (
 def clean(text: str) -> str | None:
     """The clean-up steps (chat-tokens, think, markdown, width); None when the output stopped inside a
     reasoning block."""
+    lines = _lines(text)
+    return None if lines is None else _WS.sub(" ", lines).strip()
+
+
+def _lines(text: str) -> str | None:
+    """`clean` with the line breaks kept."""
     text = _CHAT_TOKENS.sub(" ", text)
     closes = list(_THINK_CLOSE.finditer(text))
     if closes:
         text = text[closes[-1].end() :]
     elif _THINK_OPEN.search(text):
         return None
-    text = _MARKDOWN.sub("", text)
-    return _WS.sub(" ", text.translate(FULLWIDTH)).strip()
+    return _MARKDOWN.sub("", text).translate(FULLWIDTH)
+
+
+# A last line that is one letter and nothing else ("…思考過程…\n\nC", "reasoning …\n(B)").
+_LAST_LINE = re.compile(r"\n[ \t]*[(\[【]?[ \t]*([A-D])[ \t]*[)\]】]?[ \t]*[.。]?\s*$")
+
+
+def _last_line(text: str) -> str | None:
+    """Rule 2: the letter alone on the output's last line, where the line before it is no option's label
+    (an option list cut off at "D" is no answer)."""
+    m = _LAST_LINE.search(text)
+    if not m:
+        return None
+    before = [line for line in text[: m.start()].splitlines() if line.strip()]
+    if not before or _ABOUT_ONE.match(before[-1]) or _LEADING.match(_WS.sub(" ", before[-1]).strip()):
+        return None
+    return m.group(1)
 
 
 def extract_answer(text: str | None, options: dict[str, str] | None = None) -> Extraction:
     if text is None or not text.strip():
         return Extraction(None, "empty")
-    cleaned = clean(text)
-    if cleaned is None:
+    lines = _lines(text)
+    if lines is None:
         return Extraction(None, "think-unfinished")
+    cleaned = _WS.sub(" ", lines).strip()
     if not cleaned:
         return Extraction(None, "empty")
     inner = _last_tag(cleaned)
@@ -402,7 +429,11 @@ def extract_answer(text: str | None, options: dict[str, str] | None = None) -> E
     if inner is not None:
         found = _from_text(inner.strip(), options)
         return Extraction(found.answer, "tag" if found.answer else "tag-unreadable")
-    return _from_text(cleaned, options)
+    found = _from_text(cleaned, options)
+    letter = _last_line(lines)
+    if letter and found.answer not in (None, letter):
+        return Extraction(None, "contradiction")  # "答案是A。\n\nB"
+    return Extraction(letter, "last-line") if letter else found
 
 
 def _last_tag(text: str) -> str | None:
@@ -680,7 +711,7 @@ def _final_start(text: str) -> int:
 
 
 def _conclusion(text: str, last_only: bool = False) -> str | None:
-    """Rule 7: a first or last sentence that names one option by its letter and judges it well (see the
+    """Rule 8: a first or last sentence that names one option by its letter and judges it well (see the
     module docstring); sentences about one option ("A. …", "Option B: …") are analysis, not a decision,
     and an output cut off mid-sentence has no last sentence to read."""
     parts = [p for p in _SENTENCE_END.split(text) if p.strip()]
@@ -710,7 +741,7 @@ _WALK = re.compile(
 
 
 def _answer_line(text: str, options: dict[str, str] | None) -> str | None:
-    """Rule 8: the output ends in one option's label and its own text after a lead-in that ends in a colon
+    """Rule 9: the output ends in one option's label and its own text after a lead-in that ends in a colon
     ("The best choice here: C. freedom of speech", "綜上所述，我的選擇是：C. 言論自由"), where the lead-in
     opens no walk through the options ("Let's analyze each option: A. …" cut off after its first), judges
     nothing wrong, and has not come before (a dialogue that gives each option in turn after the same

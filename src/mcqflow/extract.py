@@ -648,8 +648,8 @@ _ABOUT_ONE = re.compile(
 
 # A sentence that opens with a conclusion's marker ("So, the concept … is the Gini coefficient.").
 _CONCLUDES = re.compile(
-    r" ?(?:\d{1,2}\. ?)?(?:(?i:summary|conclusion) ?: ?)?"
-    r"(?:(?i:(?:so|therefore|thus|hence|in\s+conclusion|in\s+summary|overall|to\s+sum\s+up|concluding|"
+    r" ?(?:\d{1,2}\. ?)?(?:(?i:summary|conclusion) ?: ?"
+    r"|(?i:(?:so|therefore|thus|hence|in\s+conclusion|in\s+summary|overall|to\s+sum\s+up|concluding|"
     r"in\s+the\s+end|finally|ultimately)\b)"
     r"|因此|所以|綜上|综上|總之|总之|由此可見|由此可见)"
 )
@@ -847,6 +847,20 @@ def _match_option_text(sentences: list[str], options: dict[str, str]) -> str | N
         hits = [k for k, v in norm.items() if len(v) >= 2 and v in t]
         # An option contained in another ("經濟" inside "經濟發展") must not count twice.
         hits = [k for k in hits if not any(k != o and norm[k] in norm[o] and o in hits for o in hits)]
-        if len(hits) == 1:
-            found.add(hits[0])
+        # Another option nearly named beside it ("States pledge to respond together …" before B's text): the
+        # options listed. A near name alone reads nothing: a paraphrase may be of anything.
+        near = [k for k, v in norm.items() if k not in hits and len(v) >= 8 and _near(t, v)]
+        if len(hits) == 1 and not near:
+            found.update(hits)
     return found.pop() if len(found) == 1 else None
+
+
+def _near(text: str, option: str) -> bool:
+    """`text` holds most of `option` in one piece (70% of it or more: "States pledge to respond together to
+    aggression against any one of them" for "states pledging to respond together to aggression …")."""
+    if len(text) > 4000:
+        return False  # bounded work; such a sentence is an analysis, not an answer
+    m = difflib.SequenceMatcher(None, text, option, autojunk=False).find_longest_match(
+        0, len(text), 0, len(option)
+    )
+    return m.size >= 0.7 * len(option)

@@ -45,7 +45,9 @@ Then the first rule that reads a letter decides:
                     listed, not one chosen: `option-list`, None);
                     a first sentence that judges its option wrong or worst ("B. 錯誤…", "Option A is the
                     most extreme view.") is that option judged, not chosen, and the later rules read on;
-                    a label followed by another option's text ("A. <B's text>") is a contradiction (None);
+                    a label followed by another option's text ("A. <B's text>") is a contradiction (None),
+                    and an output that also restates another option after its label ("B. <B's text> 优点…
+                    D. <D's text> 优点…") sets options out in turn (`option-list`, None);
   7. refusal        a refusal is None, whatever option texts it mentions;
   8. conclusion     the output's last sentence (when it ends one; else none) or its first names exactly one
                     option by its letter ("A選項…", "…的是C", "Option D …", "…: B") and judges it well
@@ -527,6 +529,9 @@ def _from_text(text: str, options: dict[str, str] | None) -> Extraction:
         # "A. <option B's text>": the letter and the text disagree
         if _other_text(first[m.end() :], options, m.group(1)):
             return Extraction(None, "contradiction")
+        # "B. <B's text> 优点…缺点… D. <D's text> 优点…缺点…": two options set out in turn, none chosen
+        if _restates_other(text, options, m.group(1)):
+            return Extraction(None, "option-list")
         return Extraction(m.group(1), "leading-letter")
     if _REFUSAL.search(text):
         return Extraction(None, "refusal")
@@ -758,6 +763,22 @@ def _answer_line(text: str, options: dict[str, str] | None) -> str | None:
     if head.count(lead.strip()) > 1:
         return None  # "老師回答：A. … 老師回答：B. … 老師回答：D. …": answers enumerated, the last not chosen
     return m.group(1)
+
+
+def _restates_other(text: str, options: dict[str, str] | None, letter: str) -> bool:
+    """Another option is restated after its own label somewhere in the text (near enough: the other script
+    or a word changed, "D. 透過再利用…长時間…" for "…長時間…")."""
+    for i, m in enumerate(_LABEL.finditer(text)):
+        if i == 32:
+            return False  # bounded work: a walk through the options restates them within its first labels
+        k = next(g for g in m.groups() if g)
+        own = _norm(_as_cleaned((options or {}).get(k, "")))
+        if k == letter or len(own) < 4:
+            continue
+        piece = _norm(text[m.end() : m.end() + 2 * len(own) + 8])[: len(own)]
+        if difflib.SequenceMatcher(None, piece, own, autojunk=False).ratio() >= 0.8:
+            return True
+    return False
 
 
 def _other_text(sentence: str, options: dict[str, str] | None, letter: str) -> bool:

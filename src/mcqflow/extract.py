@@ -78,6 +78,7 @@ is bounded (` ?`); no pattern has two unbounded quantifiers side by side; tags a
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -775,8 +776,7 @@ def _restates_other(text: str, options: dict[str, str] | None, letter: str) -> b
         own = _norm(_as_cleaned((options or {}).get(k, "")))
         if k == letter or len(own) < 4:
             continue
-        piece = _norm(text[m.end() : m.end() + 2 * len(own) + 8])[: len(own)]
-        if difflib.SequenceMatcher(None, piece, own, autojunk=False).ratio() >= 0.8:
+        if _likeness(_norm(text[m.end() : m.end() + 2 * len(own) + 8])[: len(own)], own) >= 0.8:
             return True
     return False
 
@@ -787,10 +787,7 @@ def _other_text(sentence: str, options: dict[str, str] | None, letter: str) -> b
     a = _norm(sentence)
     if not options or not a or len(a) > 200:
         return False
-    ratio = {
-        k: difflib.SequenceMatcher(None, a, _norm(_as_cleaned(v)), autojunk=False).ratio()
-        for k, v in options.items()
-    }
+    ratio = {k: _likeness(a, _norm(_as_cleaned(v))) for k, v in options.items()}
     return ratio.get(letter, 0) < 0.4 and any(r >= 0.6 for k, r in ratio.items() if k != letter)
 
 
@@ -803,7 +800,13 @@ def _restates(sentence: str, options: dict[str, str] | None, letter: str) -> boo
     a, b = _norm(sentence), _norm(_as_cleaned(own))
     if not a or len(a) > 2 * len(b) + 8:  # much longer than the option: more than its text (and bounded work)
         return False
-    return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio() >= 0.8
+    return _likeness(a, b) >= 0.8
+
+
+def _likeness(a: str, b: str) -> float:
+    """How alike two normalised texts are (difflib's ratio, 1.0 the same): an option restated in the other
+    script or with a word changed stays at 0.8 or more."""
+    return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
 
 
 def _concluded_otherwise(text: str, decision: _Decision, options: dict[str, str]) -> bool:
@@ -825,8 +828,7 @@ def _lists_after(rest: str, options: dict[str, str], letter: str) -> bool:
     restated in all ("the best case for each option is: A. … B. … C. … D. …")."""
 
     def restated(k: str) -> re.Pattern:
-        label = rf"(?:(?:選項|选项|(?i:option)) ?{k}|[(\[【] ?{k} ?[)\]】]|(?<![A-Za-z]){k} ?[.:、)．|])"
-        return re.compile(label + r" ?[\"'“”「」『』]? ?" + re.escape(_as_cleaned(options[k])), re.IGNORECASE)
+        return _label_then_text(k, _as_cleaned(options[k]))
 
     own = _as_cleaned(options.get(letter, ""))
     head = rest.lstrip(" .:、)]】").lstrip(" \"'“”「」『』")
@@ -846,12 +848,17 @@ def _restated(text: str, options: dict[str, str]) -> str:
     """`text` without the options it restates: each option's text right after its own label."""
     for k, v in options.items():
         v = _as_cleaned(v)
-        if len(v) < 2:
-            continue
-        label = rf"(?:(?:選項|选项|(?i:option)) ?{k}|[(\[【] ?{k} ?[)\]】]|(?<![A-Za-z]){k} ?[.:、)．|])"
-        quote = r"[\"'“”「」『』]?"
-        text = re.sub(label + " ?" + quote + " ?" + re.escape(v), " ", text, flags=re.IGNORECASE)
+        if len(v) >= 2:
+            text = _label_then_text(k, v).sub(" ", text)
     return text
+
+
+@functools.lru_cache(maxsize=256)
+def _label_then_text(letter: str, option: str) -> re.Pattern:
+    """An option's label ("C.", "(C)", "選項C", "Option C") and, after an opening quote at most, its text
+    as `clean` leaves it."""
+    label = rf"(?:(?:選項|选项|(?i:option)) ?{letter}|[(\[【] ?{letter} ?[)\]】]|(?<![A-Za-z]){letter} ?[.:、)．|])"
+    return re.compile(label + r" ?[\"'“”「」『』]? ?" + re.escape(option), re.IGNORECASE)
 
 
 def _match_option_text(sentences: list[str], options: dict[str, str]) -> str | None:

@@ -109,6 +109,10 @@ _ZH_OPT = r"(?:選項|选项|第)?\s*"
 _ZH_ITEM = r"\s*(?:項|项|選項|选项)?"
 _GOOD_ZH = r"(?:正確|正确|合適|合适|恰當|恰当|佳|準確|准确|合理|符合題意|符合题意|符合題目要求|符合题目要求|妥當|妥当|最符合)"
 
+# A letter that ends its clause ("…是C。", "…選B，"), perhaps after a closing particle ("應該是C吧。").
+_CLAUSE_END = r"\s*(?=[。！!.，,；;]|$)"
+_PARTICLE_END = r"\s*(?:吧|啦|了)?" + _CLAUSE_END
+
 _ZH = [
     # 答案是 C / 最終答案：B / 正確答案應為（D）/ 答案選A
     r"(?:最終|最终|正確|正确|參考|参考|標準|标准|我的|本題|本题)?答案\s*"
@@ -119,8 +123,8 @@ _ZH = [
     r"答案[^。！？!?A-Da-d]{0,12}?[,，]\s*(?:是|為|为|就是)\s*" + _ZH_OPT + _L + r"\s*(?=[。！!.]|$)",
     # 答曰：C / 擇C。/ C為是。/ C是也。 (Classical Chinese)
     r"答曰\s*:?\s*" + _ZH_OPT + _L,
-    r"(?<![選选])(?:擇|择|取)\s*" + _ZH_OPT + _L + _ZH_ITEM + r"\s*(?:也|矣|乎)?\s*(?=[。！!.，,；;]|$)",
-    _ZH_OPT + _L + _ZH_ITEM + r"\s*(?:為是|为是|是也|為正|为正)\s*(?=[。！!.，,；;]|$)",
+    r"(?<![選选])(?:擇|择|取)\s*" + _ZH_OPT + _L + _ZH_ITEM + r"\s*(?:也|矣|乎)?" + _CLAUSE_END,
+    _ZH_OPT + _L + _ZH_ITEM + r"\s*(?:為是|为是|是也|為正|为正)" + _CLAUSE_END,
     # 【答案】D / 正解：C / 解答：B
     r"[【\[]\s*(?:答案|正解)\s*[】\]]\s*:?\s*" + _ZH_OPT + _L,
     r"(?:正解|解答)\s*(?::|是|為|为)\s*" + _ZH_OPT + _L,
@@ -135,11 +139,11 @@ _ZH = [
     + _ZH_OPT
     + _L
     + _ZH_ITEM
-    + r"\s*(?:吧|啦|了)?\s*(?=[。！!.，,；;]|$)",
+    + _PARTICLE_END,
     # 即選項C。/ 亦即B
-    r"(?:即|亦即)\s*" + _ZH_OPT + _L + _ZH_ITEM + r"\s*(?=[。！!.，,；;]|$)",
+    r"(?:即|亦即)\s*" + _ZH_OPT + _L + _ZH_ITEM + _CLAUSE_END,
     # 只有C是對的 / C對。/ D才是對的
-    _ZH_OPT + _L + _ZH_ITEM + r"\s*(?:才|是|才是)?\s*(?:對|对)(?:的)?\s*(?=[。！!.，,；;]|$)",
+    _ZH_OPT + _L + _ZH_ITEM + r"\s*(?:才|是|才是)?\s*(?:對|对)(?:的)?" + _CLAUSE_END,
     # 我比較傾向B / 傾向於選C
     r"(?:傾向|倾向)(?:於|于)?\s*(?:選|选)?(?:擇|择)?\s*" + _ZH_OPT + _L,
     # 剩下C。/ 排除後只剩下D
@@ -149,15 +153,15 @@ _ZH = [
     + _ZH_OPT
     + _L
     + _ZH_ITEM
-    + r"\s*(?:吧|啦|了)?\s*(?=[。！!.，,；;]|$)",
+    + _PARTICLE_END,
     # 我猜是C。
-    r"猜\s*(?:是|選|选)\s*" + _ZH_OPT + _L + r"\s*(?=[。！!.，,；;]|$)",
+    r"猜\s*(?:是|選|选)\s*" + _ZH_OPT + _L + _CLAUSE_END,
     # 所以應該是B。/ 我認為應選C / 必然是D (a letter that ends its clause after a decision's verb)
     r"(?<!不)(?:應該|应该|應當|应当|必然|一定|只能|當然|当然)\s*(?:是|選|选|為|为)\s*"
     + _ZH_OPT
     + _L
     + _ZH_ITEM
-    + r"\s*(?:吧|啦|了)?\s*(?=[。！!.，,；;]|$)",
+    + _PARTICLE_END,
     # 選項C正確 / 选项B是最恰当的 / C項最符合題意 / B最為恰當 / 选项C“寒蟬效應”确实符合题意
     _ZH_OPT
     + _L
@@ -724,7 +728,6 @@ def _conclusion(text: str, last_only: bool = False) -> str | None:
     ends = [parts[0]] if parts and not last_only else []
     if (len(parts) > 1 or last_only) and parts and _ENDED.search(text):
         ends.append(parts[-1])
-    labelled = {next(g for g in m.groups() if g) for m in _LABEL.finditer(text)}
     found = set()
     for i, sentence in enumerate(ends):
         if _LISTED.search(sentence) or _BAD.search(sentence):
@@ -732,7 +735,11 @@ def _conclusion(text: str, last_only: bool = False) -> str | None:
         letters = {m.group(1) for m in _NAMED.finditer(sentence) if not _ARTICLE.match(sentence, m.start())}
         # A sentence about one option is a step of a per-option analysis, unless the output opens with it
         # and labels no other option ("Option A describes accountability by …").
-        if _ABOUT_ONE.match(sentence) and not (i == 0 and not last_only and labelled <= letters):
+        if _ABOUT_ONE.match(sentence) and not (
+            i == 0
+            and not last_only
+            and {next(g for g in m.groups() if g) for m in _LABEL.finditer(text)} <= letters
+        ):
             continue
         if len(letters) == 1 and _GOOD.search(sentence):
             found |= letters

@@ -42,12 +42,12 @@ exp:
 # params people vary most.
 compare:
 	dvc exp show --no-pager --md --drop '.*' \
-	  --keep 'Experiment|.*(zh|en)\.(accuracy|invalid_extraction_rate|max_letter_share)$$|.*train\.pass_rate$$|model\.base|sft\.learning_rate|sft\.max_examples|grpo\.learning_rate'
+	  --keep 'Experiment|data\.source|.*(zh|en)\.(test\.)?(accuracy|invalid_extraction_rate|max_letter_share)$$|.*train\.pass_rate$$|model\.base|sft\.learning_rate|sft\.max_examples|grpo\.learning_rate'
 
 # Paired comparisons (metrics/compare/): B - A with its paired bootstrap interval and McNemar's p.
 significance:
 	dvc exp show --no-pager --md --drop '.*' \
-	  --keep 'Experiment|metrics/compare/.*:(difference|difference_ci95_low|difference_ci95_high|mcnemar_p)$$'
+	  --keep 'Experiment|metrics/compare/.*:(test\.)?(difference|difference_ci95_low|difference_ci95_high|mcnemar_p)$$'
 
 remote: setup
 	mkdir -p "$(REMOTE)"

@@ -275,12 +275,26 @@ def write(out_dir: Path, seed: int = 2024) -> None:
                 f.write(json.dumps(rec, ensure_ascii=False) + "\n")
 
 
+# How mcqflow reads the folder (mcqflow.datasets)
+DATASET_YAML = """# How mcqflow reads this folder (mcqflow.datasets): the default, data.source: data/sample.
+# Synthetic (scripts/make_sample.py, 75 concepts): dev gold answers appear in train by construction.
+name: sample
+format: files               # one file per split in any format ingest reads (mcqflow.ingest)
+script: hant                # Traditional Chinese
+split_by: files
+langs:
+  zh: {train: train.csv, dev: dev.csv, test: test.csv}
+  en: {train: en/train.jsonl, dev: en/dev.jsonl, test: en/test.jsonl}
+"""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="data/sample")
     ap.add_argument("--seed", type=int, default=2024)
     a = ap.parse_args()
     write(Path(a.out), a.seed)
+    (Path(a.out) / "dataset.yaml").write_text(DATASET_YAML, encoding="utf-8")
 
 
 if __name__ == "__main__":

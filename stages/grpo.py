@@ -10,6 +10,7 @@ from mcqflow.launch import is_main_process, relaunch_under_accelerate
 from mcqflow.models import DTYPES, resolve_base
 from mcqflow.profiles import profile_from_params
 from mcqflow.schema import read_records
+from mcqflow.skip import reason, say, skipped_live, write_marker
 from mcqflow.training import SFTParams, lora_config
 
 
@@ -34,8 +35,18 @@ def main() -> None:
         init = resolve_base(model["base"], a.tiny_dir)
     else:
         init = str(Path(a.models, f"{g.init}-{a.lang}"))
+    records = read_records(a.train)
+    why = (reason(init) if g.init != "base" else None) or (
+        None if records else f"{a.train} has no rows (the branch is skipped upstream)"
+    )
+    if why:  # a language the dataset lacks (mcqflow.skip)
+        write_marker(a.out, why)
+        write_marker(a.checkpoints, why)
+        skipped_live(a.live, why)
+        say("grpo", a.lang, why)
+        return
     m = train_grpo(
-        read_records(a.train),
+        records,
         init,
         a.out,
         a.checkpoints,

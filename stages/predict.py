@@ -25,6 +25,7 @@ from mcqflow.predict import (
 from mcqflow.profiles import profile_from_params
 from mcqflow.report import build, plot_rows, write_html
 from mcqflow.schema import read_records
+from mcqflow.skip import reason, say
 
 
 def main() -> None:
@@ -54,13 +55,23 @@ def main() -> None:
         model_path, prompt_mode = resolve_base(base, a.tiny_dir), "plain"
     else:
         model_path = str(Path(a.models, f"{a.name}-{a.lang}"))
-        base, prompt_mode = read_meta(model_path).get("base"), read_meta(model_path)["mode"]
-    inference = p["inference"][prompt_mode]
     formulas = p.get("csv_formulas", "refuse")
     test_ids = [r.id for r in read_records(Path(a.data, a.lang, "test.jsonl"))]
+    dev_empty = not read_records(Path(a.data, a.lang, "dev.jsonl"))
+    why = (reason(model_path) if a.name != "base" else None) or (
+        f"{Path(a.data, a.lang)} has no rows (the branch is skipped upstream)"
+        if dev_empty and not test_ids
+        else None
+    )
+    if why:  # a language the dataset lacks (mcqflow.skip)
+        write_skipped(a, why)
+        return
+    if a.name != "base":
+        base, prompt_mode = read_meta(model_path).get("base"), read_meta(model_path)["mode"]
+    inference = p["inference"][prompt_mode]
     check_submission_ids(test_ids, formulas, str(Path(a.data, a.lang, "test.jsonl")))  # before any work
     model, tokenizer = load_for_inference(model_path, dtype=dtype)
-    metrics, report = {}, {}
+    metrics, report, test_metrics = {}, {}, None
     for split in ("dev", "test"):
         records = read_records(Path(a.data, a.lang, f"{split}.jsonl"))
         # Answers are journalled as they come (beside the outputs, not one of them): a killed run resumes.
@@ -89,6 +100,10 @@ def main() -> None:
             report = build(f"{a.name} ({a.lang}, {base})", preds, records, rotations)
         else:
             write_submission(preds, a.submission, formulas)
+            if records and all(
+                r.answer is not None for r in records
+            ):  # a labelled test split: scored like dev
+                test_metrics = evaluate(preds)
         for line in degenerate_warnings(preds, f"{a.name} {a.lang} {split}"):
             print(f"mcqflow: warning: {line}", file=sys.stderr)
     m = metrics
@@ -98,12 +113,37 @@ def main() -> None:
         f"fallbacks {m['fallbacks']}, letter shares "
         + " ".join(f"{k}={v:.2f}" for k, v in m["letter_share"].items())
     )
+    if test_metrics is not None:
+        t = test_metrics
+        print(
+            f"{a.name} {a.lang}: test accuracy {t['accuracy']:.3f} [{t['accuracy_ci95_low']:.3f}, "
+            f"{t['accuracy_ci95_high']:.3f}] on {t['n']}"
+        )
+        metrics = {**metrics, "test": test_metrics}
     write_text_atomic(a.metrics, json.dumps({a.lang: metrics}, indent=2) + "\n")
     write_html(report, a.report)
     for kind, rows in plot_rows(report).items():
         write_text_atomic(
             Path(a.plots, f"{a.name}-{a.lang}-{kind}.json"), json.dumps(rows, ensure_ascii=False) + "\n"
         )
+
+
+def write_skipped(a, why: str) -> None:
+    """Every output of a skipped branch, saying so: no submission rows, no predictions, a one-line page."""
+    from html import escape
+
+    write_text_atomic(a.submission, "ID,Answer\n")
+    for split in ("dev", "test"):
+        write_text_atomic(Path(a.details, f"{a.name}-{a.lang}-{split}.jsonl"), "")
+    write_text_atomic(a.metrics, json.dumps({a.lang: {"skipped": why}}, ensure_ascii=False, indent=2) + "\n")
+    title = escape(f"{a.name} ({a.lang}): skipped")
+    write_text_atomic(
+        a.report,
+        f"<!doctype html><meta charset=utf-8><title>{title}</title><h1>{title}</h1><p>{escape(why)}</p>\n",
+    )
+    for kind in ("confusion", "topics"):
+        write_text_atomic(Path(a.plots, f"{a.name}-{a.lang}-{kind}.json"), "[]\n")
+    say("predict", f"{a.name} {a.lang}", why)
 
 
 if __name__ == "__main__":

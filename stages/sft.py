@@ -9,6 +9,7 @@ from mcqflow.models import DTYPES, resolve_base
 from mcqflow.profiles import profile_from_params
 from mcqflow.prompts import MODES
 from mcqflow.schema import read_records
+from mcqflow.skip import say, skipped_live, write_marker
 from mcqflow.training import SFTParams, train_sft
 
 
@@ -24,8 +25,15 @@ def main() -> None:
     a = ap.parse_args()
     model = params["model"]
     quantization = choose(model["quantization"], ("none", "nf4"), "model.quantization")
+    records = read_records(a.train)
+    if not records:  # a language the dataset lacks (mcqflow.skip)
+        why = f"{a.train} has no rows (the branch is skipped upstream: metrics/validate.json)"
+        write_marker(a.out, why)
+        skipped_live(a.live, why)
+        say(f"sft {a.mode}", a.train.split("/")[-2], why)
+        return
     metrics = train_sft(
-        read_records(a.train),
+        records,
         a.mode,
         base=resolve_base(model["base"], a.tiny_dir),
         out_dir=a.out,

@@ -9,6 +9,7 @@ from mcqflow.errors import run_stage
 from mcqflow.io import write_text_atomic
 from mcqflow.llm import LLMParams, ResponseCache
 from mcqflow.schema import read_records, write_jsonl
+from mcqflow.skip import say
 from mcqflow.translate import SPLITS, TranslateParams, check_complete, translate
 
 
@@ -34,9 +35,22 @@ def main() -> None:
         else None
     )
     Path(a.cache).mkdir(parents=True, exist_ok=True)
+    tp = TranslateParams.from_params(params.get("translate") or {})
+    if tp.without_reference == "skip" and reference is not None and not any(reference.values()):
+        why = (
+            f"the dataset has no English rows ({a.reference} is empty) and translate.without_reference is skip "
+            "(llm translates it through llm:)"
+        )
+        for s in SPLITS:
+            write_jsonl(Path(a.out, f"{s}.jsonl"), [])
+            write_jsonl(Path(a.rejected, f"{s}.jsonl"), [])
+        Path(a.metrics).parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(a.metrics, json.dumps({"skipped": why}, ensure_ascii=False, indent=2) + "\n")
+        say("translate", "en", why)
+        return
     t = translate(
         splits,
-        TranslateParams.from_params(params.get("translate") or {}),
+        tp,
         LLMParams.from_params(params["llm"]),
         ResponseCache(a.cache),
         a.prompt,

@@ -7,11 +7,13 @@ import sys
 from pathlib import Path
 
 from mcqflow.config import load_params
+from mcqflow.datasets import load_dataset
 from mcqflow.errors import UserError, run_stage
 from mcqflow.ingest import SPLITS
 from mcqflow.io import write_text_atomic
 from mcqflow.schema import read_records, write_jsonl
-from mcqflow.validation import Settings, build_data_docs, gx_context, summary_table, validate
+from mcqflow.skip import say
+from mcqflow.validation import Settings, build_data_docs, gx_context, leakage_line, summary_table, validate
 
 
 def main() -> None:
@@ -23,12 +25,23 @@ def main() -> None:
     ap.add_argument("--rejected", required=True)
     ap.add_argument("--metrics", required=True)
     ap.add_argument("--docs", required=True, help="folder for the GX Data Docs site")
+    ap.add_argument("--source", required=True, help="the dataset folder (data.source): its script")
     a = ap.parse_args()
     s = Settings.from_params(load_params()["validate"])
+    script = load_dataset(a.source).script
     context = gx_context()
     metrics, failures = {}, []
     for lang, folder in (item.split("=", 1) for item in a.inputs):
         records = {split: read_records(Path(folder, f"{split}.jsonl")) for split in SPLITS}
+        if not any(records.values()):  # a language the dataset lacks (mcqflow.skip): nothing to check
+            why = f"{folder} has no rows (the {lang} branch is skipped upstream)"
+            for split in SPLITS:
+                write_jsonl(Path(a.out, lang, f"{split}.jsonl"), [])
+                if split != "test":
+                    write_jsonl(Path(a.rejected, lang, f"{split}.jsonl"), [])
+            metrics[lang] = {"skipped": why}
+            say("validate", lang, why)
+            continue
         reports = []
         for split in SPLITS:
             test = split == "test"
@@ -41,6 +54,8 @@ def main() -> None:
                 quarantine=not test,  # every test ID needs an answer: report, never drop
                 source=str(Path(folder, f"{split}.jsonl")),
                 context=context,
+                train=None if split == "train" else records["train"],
+                script=script,
             )
             write_jsonl(Path(a.out, lang, f"{split}.jsonl"), rep.kept)
             if not test:
@@ -49,8 +64,12 @@ def main() -> None:
                 print(f"quarantined: {r.line()}")
             reports.append(rep)
             failures += rep.failures
+            if rep.leakage is not None:  # each question's nearest train question, for anyone to look at
+                rows = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rep.leakage)
+                write_text_atomic(Path(a.docs, "leakage", f"{lang}-{split}.jsonl"), rows)
         metrics[lang] = {rep.split: rep.metrics for rep in reports}
         print(f"[{lang}]\n{summary_table(reports)}")
+        print(leakage_line(lang, reports))
     Path(a.metrics).parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(a.metrics, json.dumps(metrics, ensure_ascii=False, indent=2) + "\n")
     print(f"Data Docs: {build_data_docs(context, a.docs)}")

@@ -191,3 +191,26 @@ def test_a_failed_experiment_through_make_exp_leaves_params_as_they_were(tmp_pat
     assert "llm.backend='nonsense': expected one of openai, replay, transformers" in r.stdout + r.stderr
     assert "make exp: the run failed" in r.stderr and "params.yaml is as it was before it" in r.stderr
     assert (root / "params.yaml").read_bytes() == before
+
+
+def test_gaokao_runs_every_stage_on_the_tiny_model_and_skips_english(repo):
+    """`dvc exp run -S data.source=data/gaokao`: real exam questions through every stage; the en branch
+    says it is skipped instead of copying zh."""
+    root = repo[0]
+    out = dvc(repo, "exp", "run", "-S", "data.source=data/gaokao", "-S", "sft.num_train_epochs=1",
+              "-S", "grpo.max_steps=2")  # fmt: skip
+    assert "ingest: en skipped:" in out and "translate: en skipped:" in out and "grpo: en skipped:" in out
+    ingest = json.loads((root / "metrics/ingest/zh.json").read_text(encoding="utf-8"))["zh"]
+    assert ingest["source"]["rows"] == 607 == ingest["source"]["kept"] + ingest["source"]["rejected"]
+    validated = json.loads((root / "metrics/validate.json").read_text(encoding="utf-8"))
+    assert validated["zh"]["dev"]["leakage"]["gold_in_train_answers_share"] == 0.0
+    assert "skipped" in validated["en"]
+    train = [json.loads(x) for x in (root / "data/validated/zh/train.jsonl").read_text().splitlines()]
+    assert train and {r["chain_source"] for r in train} == {"analysis"}
+    predicted = json.loads((root / "metrics/predict/sft-reasoning-zh.json").read_text(encoding="utf-8"))["zh"]
+    assert predicted["n"] == 125 and predicted["test"]["n"] == 83  # dev and test years, both scored
+    assert "skipped" in json.loads((root / "metrics/predict/grpo-en.json").read_text())["en"]
+    assert (root / "models/sft-plain-en/skipped.json").is_file()
+    assert (root / "submissions/grpo-en.csv").read_text() == "ID,Answer\n"
+    assert "skipped" in json.loads((root / "metrics/compare/sft-plain-vs-base-en.json").read_text())
+    assert "test" in json.loads((root / "metrics/compare/sft-plain-vs-base-zh.json").read_text())

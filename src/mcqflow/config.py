@@ -45,6 +45,31 @@ def load_params(path: str | Path = "params.yaml") -> dict:
 
 
 @dataclass
+class DataParams:
+    """params.yaml `data:`: which dataset every stage runs on."""
+
+    source: str = "data/sample"  # a folder with a dataset.yaml (mcqflow.datasets): data/sample | data/gaokao
+    # split by exam year (datasets with split_by: year): {split: [first year, last year]}
+    years: dict = field(
+        default_factory=lambda: {"train": [2010, 2018], "dev": [2019, 2020], "test": [2021, 2022]}
+    )
+
+    def checked_years(self) -> dict:
+        """`years` as {split: (first, last)}; one line for anything else."""
+        out = {}
+        for split in ("train", "dev", "test"):
+            v = (self.years or {}).get(split)
+            if not (isinstance(v, list | tuple) and len(v) == 2 and all(isinstance(y, int) for y in v)):
+                raise UserError(f"params.yaml: data.years.{split}={v!r}: expected [first year, last year]")
+            out[split] = (v[0], v[1])
+        spans = sorted(out.values())
+        for (_, hi), (lo, _) in zip(spans, spans[1:], strict=False):
+            if lo <= hi:
+                raise UserError(f"params.yaml: data.years: {out}: the splits' years overlap")
+        return out
+
+
+@dataclass
 class ModelParams:
     """params.yaml `model:`: the base every stage starts from."""
 
@@ -83,15 +108,22 @@ class PredictParams:
     inference: dict = field(default_factory=lambda: {"plain": "letter", "reasoning": "generate"})
 
 
-SECTION_NAMES = ("seed", "model", "llm", "generate", "translate", "validate", "tiny", "train", "sft", "split",
+SECTION_NAMES = ("seed", "data", "model", "llm", "generate", "translate", "validate", "tiny", "train", "sft", "split",
                  "grpo", "predict")  # fmt: skip
-LOCAL_SECTIONS = {"model": ModelParams, "tiny": TinyParams, "split": SplitParams, "predict": PredictParams}
+LOCAL_SECTIONS = {
+    "data": DataParams,
+    "model": ModelParams,
+    "tiny": TinyParams,
+    "split": SplitParams,
+    "predict": PredictParams,
+}
 
 # Keys of nested dicts that are checked too (the rest of a dict field is free, like sft.trainer).
 NESTED = {
     ("sft", "lora"): ("r", "alpha", "dropout", "target_modules"),
     ("grpo", "rewards"): ("correctness", "format", "neutrality", "overlong"),
     ("predict", "inference"): ("plain", "reasoning"),
+    ("data", "years"): ("train", "dev", "test"),
 }
 
 

@@ -68,3 +68,31 @@ def near_duplicates(
         if reference is None:
             add(q)
     return out
+
+
+def nearest(texts: list[str], reference: list[str]) -> list[tuple[int | None, float]]:
+    """For each text, (index of the most similar reference text, its 3-gram Jaccard similarity). Every
+    pair is compared up to 10 million pairs; past that, only reference texts that share a rare shingle
+    (the index near_duplicates uses), and (None, 0.0) where none does."""
+    pool = [shingles(t) for t in reference]
+    if len(texts) * len(pool) <= 10_000_000:
+        out = []
+        for text in texts:
+            sh = shingles(text)
+            best = max(((jaccard(sh, p), -j) for j, p in enumerate(pool)), default=None)
+            out.append((-best[1], best[0]) if best else (None, 0.0))
+        return out
+    df = Counter(s for sh in pool for s in sh)
+    rare_cut = max(5, int(0.05 * len(pool)))
+    index: dict[str, list[int]] = defaultdict(list)
+    for i, sh in enumerate(pool):
+        for s in sh:
+            if df[s] <= rare_cut:
+                index[s].append(i)
+    out: list[tuple[int | None, float]] = []
+    for text in texts:
+        sh = shingles(text)
+        candidates = {j for s in sh if df.get(s, 0) <= rare_cut for j in index.get(s, ())}
+        best = max(((jaccard(sh, pool[j]), -j) for j in candidates), default=None)
+        out.append((-best[1], best[0]) if best else (None, 0.0))
+    return out

@@ -11,6 +11,7 @@ rejected row with its reason.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ from mcqflow.llm import (
     messages,
     request_counts,
 )
-from mcqflow.reasoning import TAGS, ChainError, parse_chain
+from mcqflow.reasoning import TAGS, ChainError, build_chain, parse_chain
 from mcqflow.schema import LETTERS, Record, Rejected
 from mcqflow.text import letter_of
 
@@ -55,15 +56,20 @@ class GenerateParams:
 
     per_cell: int = 0  # new questions per (topic, difficulty, qtype) cell; 3 gives 675
     chains_for_missing: bool = True  # write chains for train questions that have none
+    # train questions that come with a human analysis (GAOKAO): convert it (offline, deterministic) or
+    # give it and the gold letter to the LLM teacher (llm:) to write the chain from
+    analysis_chains: str = "convert"  # convert | llm
     topics: list = field(default_factory=lambda: list(TOPICS))
     difficulties: list = field(default_factory=lambda: list(DIFFICULTIES))
     qtypes: list = field(default_factory=lambda: list(QTYPES))
 
     @classmethod
     def from_params(cls, d: dict) -> GenerateParams:
-        from mcqflow.config import build
+        from mcqflow.config import build, choose
 
-        return build(cls, d, "generate")
+        p = build(cls, d, "generate")
+        choose(p.analysis_chains, ("convert", "llm"), "generate.analysis_chains")
+        return p
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,43 @@ def check_chain(chain: str | None, gold: str) -> str | None:
     return None
 
 
+_SENTENCE_END = re.compile(r"(?<=[。；;！？])|\n")
+_ASK = re.compile(r"([^。；？！\n]*（　　）[^。；？！\n]*)")
+
+
+def chain_from_analysis(rec: Record) -> tuple[str | None, str | None]:
+    """(chain, None) or (None, reason): a human analysis as a six-tag chain, deterministically.
+
+    `<question>` the stem; `<think>` what it asks (the clause with the answer blank `（　　）`, else the
+    stem's last sentence); `<reasoning>` the analysis, one step per sentence, its concluding `故选：X`
+    sentence left out, then a last step naming the gold option and its text; `<reflection>` and
+    `<adjustment>` fixed sentences (the analysis has nothing to put there); `<output>` the gold letter. An
+    analysis that names no answer or another letter than gold is refused with that reason."""
+    from mcqflow.gaokao import analysis_letter
+
+    said = analysis_letter(rec.analysis or "")
+    if said is None:
+        return None, "the analysis names no answer letter"
+    if said != rec.answer:
+        return None, f"the analysis concludes {said}, the gold answer is {rec.answer}"
+    sentences = [t.strip() for t in _SENTENCE_END.split(rec.analysis) if t and t.strip()]
+    steps = [t for t in sentences if analysis_letter(t) is None or not re.match(r"^(?:故|所以|因此)", t)]
+    steps = [re.sub(r"^(?:解析|分析|【解析】|【分析】)\s*[：:]\s*", "", t) for t in steps]
+    steps = [t for t in steps if t]
+    steps.append(f"综上，选项{rec.answer}（{rec.options[rec.answer]}）符合题意。")
+    asks = _ASK.findall(rec.question)
+    ask = (asks[-1] if asks else rec.question.splitlines()[-1]).strip()
+    chain = build_chain(
+        question=rec.question,
+        think=f"题目问的是：{ask}。要结合材料，逐一判断各选项是否符合题意。",
+        steps=steps,
+        reflection="核对：每一步都依据题目材料与选项本身，结论与分析一致。",
+        adjustment="无需调整，维持原判断。",
+        output=rec.answer,
+    )
+    return chain, check_chain(chain, rec.answer)
+
+
 def parse_new_question(text: str, cell: Cell) -> tuple[Record | None, str | None]:
     try:
         obj = json_reply(text)
@@ -132,6 +175,16 @@ def parse_new_question(text: str, cell: Cell) -> tuple[Record | None, str | None
     return rec, check_chain(rec.reasoning, answer)
 
 
+def _chain_request(rec: Record, chain_prompt, prompts_dir) -> list[dict]:
+    """The teacher's messages for one chain: with the human analysis, where the question has one."""
+    if rec.analysis:
+        prompt = load_prompt(Path(prompts_dir, "chain_from_analysis.txt"))
+        return messages(
+            prompt, question=rec.question, answer=rec.answer, analysis=rec.analysis, **rec.options
+        )
+    return messages(chain_prompt, question=rec.question, answer=rec.answer, **rec.options)
+
+
 @dataclass
 class Generated:
     records: list[Record]
@@ -145,12 +198,11 @@ def generate(
     """Existing records (chains filled in where missing) followed by the new grid questions."""
     chain_prompt = load_prompt(Path(prompts_dir, "reasoning_chain.txt"))
     new_prompt = load_prompt(Path(prompts_dir, "new_question.txt"))
-    need_chain = [i for i, r in enumerate(records) if p.chains_for_missing and not r.reasoning and r.answer]
+    missing = [i for i, r in enumerate(records) if p.chains_for_missing and not r.reasoning and r.answer]
+    convert = [i for i in missing if records[i].analysis and p.analysis_chains == "convert"]
+    need_chain = [i for i in missing if i not in set(convert)]
     cells = grid(p)
-    reqs = [
-        messages(chain_prompt, question=records[i].question, answer=records[i].answer, **records[i].options)
-        for i in need_chain
-    ]
+    reqs = [_chain_request(records[i], chain_prompt, prompts_dir) for i in need_chain]
     reqs += [
         messages(new_prompt, topic=c.topic, difficulty=c.difficulty, qtype=c.qtype, gold=c.gold)
         for c in cells
@@ -159,6 +211,16 @@ def generate(
 
     reasons: Counter = Counter()
     out, rejected = list(records), []
+    for i in convert:
+        rec = records[i]
+        chain, why = chain_from_analysis(rec)
+        reasons[f"analysis:{'ok' if why is None else 'refused'}"] += 1
+        if chain is None or why is not None:
+            rejected.append(
+                Rejected("generate:analysis", i + 1, why, {"id": rec.id, "analysis": rec.analysis})
+            )
+        else:
+            out[i] = dataclasses.replace(rec, reasoning=chain, chain_source="analysis")
     for i, res in zip(need_chain, results, strict=False):
         rec = records[i]
         if res.error or not res.text:
@@ -171,7 +233,8 @@ def generate(
         if chain is None or why == "malformed-xml":
             rejected.append(Rejected("generate:chain", i + 1, why, {"id": rec.id, "response": res.text}))
         else:  # output-mismatch is kept: validate quarantines it, visibly
-            out[i] = dataclasses.replace(rec, reasoning=chain)
+            source = "llm+analysis" if rec.analysis else "llm"
+            out[i] = dataclasses.replace(rec, reasoning=chain, chain_source=source)
     for n, (cell, res) in enumerate(zip(cells, results[len(need_chain) :], strict=True), 1):
         if res.error or not res.text:
             reasons[res.error or "empty"] += 1
@@ -188,6 +251,8 @@ def generate(
         "requests": len(reqs),
         **request_counts(results),
         "chains_requested": len(need_chain),
+        "chains_from_analysis": sum(r.chain_source == "analysis" for r in out),
+        "analyses_refused": sum(r.source == "generate:analysis" for r in rejected),
         "questions_requested": len(cells),
         "questions_generated": len(new),
         "outcomes": dict(sorted(reasons.items())),

@@ -367,10 +367,6 @@ def max_field_chars() -> int:
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
-# C0 control characters other than tab, newline and carriage return: never text, often a corrupt file.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
 def _strict_rows(path: Path, reader) -> Iterator[list[str]]:
     """The rows, strictly: a quote that is never closed is one line naming its row, not a row that
     swallows every row after it. Cells may be as long as the limit allows (checked per row later)."""
@@ -447,6 +443,7 @@ def _make_record(get: dict[str, str], default_id: str, source: str, removed: dic
         difficulty=clean_text(get.get("difficulty")) or None,
         qtype=clean_text(get.get("qtype")) or None,
         source=source,
+        chain_source="dataset" if reasoning else None,
     )
 
 
@@ -497,6 +494,7 @@ def parse_chat(obj: dict, default_id: str, source: str) -> Record:
         source=source,
     )
     rec.reasoning = reasoning
+    rec.chain_source = "dataset" if reasoning else None
     return rec
 
 

@@ -30,6 +30,7 @@ def sections() -> dict[str, type]:
     from mcqflow.validation import Settings
 
     return {
+        "data": LOCAL_SECTIONS["data"],
         "model": LOCAL_SECTIONS["model"],
         "llm": LLMParams,
         "generate": GenerateParams,

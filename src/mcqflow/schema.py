@@ -23,6 +23,9 @@ class Record:
     qtype: str | None = None
     reasoning: str | None = None
     source: str = ""
+    year: str | None = None  # exam year, where the dataset has one (GAOKAO-Bench: splits go by it)
+    analysis: str | None = None  # a human-written explanation that came with the question
+    chain_source: str | None = None  # where `reasoning` came from: dataset | llm | analysis | llm+analysis
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -67,7 +70,8 @@ def record_from_dict(d: dict) -> Record:
     for k, v in [("question", d["question"]), *((f"option {k}", v) for k, v in opts.items())]:
         if not isinstance(v, str):
             raise ValueError(f"{k} must be a string, got {type(v).__name__}")
-    for k in ("answer", "lang", "topic", "difficulty", "qtype", "reasoning", "source"):
+    for k in ("answer", "lang", "topic", "difficulty", "qtype", "reasoning", "source", "year", "analysis",
+              "chain_source"):  # fmt: skip
         if d.get(k) is not None and not isinstance(d[k], str):
             raise ValueError(f"{k} must be a string or null, got {type(d[k]).__name__} {d[k]!r:.40}")
     if d.get("answer") is not None and d["answer"] not in LETTERS:

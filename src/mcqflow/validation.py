@@ -49,7 +49,9 @@ class Settings:
     neutrality_threshold: float = 0.35
     max_letter_share: float = 0.4
     near_duplicate_threshold: float = 0.9
-    max_simplified_share: float = 0.2
+    max_other_script_share: float = 0.2  # zh: questions in the other script than the dataset's (dataset.yaml)
+    # dev/test: share of questions whose gold option's text is a train gold answer (leakage); 1.0 reports only
+    max_answer_leak_share: float = 1.0
     min_pass_rate: float = 0.9
     train_kind: str = "reasoning"  # suite for the train split: reasoning (chains checked) or mcq
     max_chain_length: int = 4000  # characters a reasoning chain may have (LLM-written ones can run away)
@@ -71,6 +73,7 @@ class Report:
     failures: list[str]  # dataset-level expectations that failed, as readable lines
     metrics: dict
     gx_results: object = field(default=None, repr=False)
+    leakage: list[dict] | None = field(default=None, repr=False)  # per question (dev, test): see leakage()
 
 
 @lru_cache(maxsize=2)
@@ -125,7 +128,9 @@ def gx_context():
     return context
 
 
-def build_frame(records: list[Record], reference: list[Record] | None, s: Settings):
+def build_frame(
+    records: list[Record], reference: list[Record] | None, s: Settings, leak_rows: list[dict] | None = None
+):
     import pandas as pd
 
     questions = [r.question for r in records]
@@ -151,11 +156,79 @@ def build_frame(records: list[Record], reference: list[Record] | None, s: Settin
                 "instruction_like": _instruction_like(r.reasoning),
             }
         )
+    if leak_rows is not None:
+        for row, lk in zip(rows, leak_rows, strict=True):
+            row["gold_in_train_answers"] = lk["gold_in_train_answers"]
     return pd.DataFrame(rows)
 
 
+_CIRCLED = "①②③④⑤⑥"
+
+
+def resolve_option(text: str, question: str) -> str:
+    """An option's own content: a choice among statements (`①③`) is the text of those statements, from
+    the stem's lines that start with them; any other option is its text."""
+    t = re.sub(r"[\s、，,和与]", "", text)
+    if not t or any(c not in _CIRCLED for c in t):
+        return text
+    statements = {ln.strip()[0]: ln.strip()[1:] for ln in question.splitlines() if ln.strip()[:1] in _CIRCLED}
+    if not all(c in statements for c in t):
+        return text
+    return "；".join(statements[c] for c in t)
+
+
+def leakage(records: list[Record], train: list[Record]) -> list[dict]:
+    """For each question: its nearest train question (character 3-gram Jaccard on the stem) and whether
+    its gold option's text (statements resolved: resolve_option) appears in train as an option, or as a
+    train question's gold answer. Texts compared after mcqflow.dedup.normalize."""
+    from mcqflow.dedup import nearest, normalize
+
+    options, answers = set(), set()
+    for t in train:
+        for k, v in t.options.items():
+            key = normalize(resolve_option(v, t.question))
+            options.add(key)
+            if k == t.answer:
+                answers.add(key)
+    near = nearest([r.question for r in records], [t.question for t in train])
+    out = []
+    for r, (j, sim) in zip(records, near, strict=True):
+        gold = normalize(resolve_option(r.options[r.answer], r.question)) if r.answer in LETTERS else None
+        out.append(
+            {
+                "id": r.id,
+                "nearest_train": train[j].id if j is not None else None,
+                "similarity": round(sim, 4),
+                "gold_in_train_options": bool(gold) and gold in options,
+                "gold_in_train_answers": bool(gold) and gold in answers,
+            }
+        )
+    return out
+
+
+def leakage_metrics(rows: list[dict], threshold: float) -> dict:
+    n = len(rows)
+    if not n:
+        return {"n": 0}
+    sims = [r["similarity"] for r in rows]
+    return {
+        "n": n,
+        "nearest_train_similarity_mean": round(statistics.fmean(sims), 4),
+        "nearest_train_similarity_max": max(sims),
+        "near_duplicate_share": round(sum(x >= threshold for x in sims) / n, 4),
+        "gold_in_train_options_share": round(sum(r["gold_in_train_options"] for r in rows) / n, 4),
+        "gold_in_train_answers_share": round(sum(r["gold_in_train_answers"] for r in rows) / n, 4),
+    }
+
+
 def expectations(
-    kind: str, labelled: bool, has_reference: bool, lang: str, s: Settings
+    kind: str,
+    labelled: bool,
+    has_reference: bool,
+    lang: str,
+    s: Settings,
+    has_train: bool = False,
+    script: str = "hant",
 ) -> list[tuple[str, object]]:
     """(level, expectation) pairs: the suite for one split."""
     import great_expectations.expectations as gxe
@@ -200,12 +273,22 @@ def expectations(
         ]
     if has_reference:
         out.append((ROW, gxe.ExpectColumnValuesToBeNull(column="in_test")))
+    if has_train:
+        out.append(
+            (
+                DATASET,
+                gxe.ExpectColumnValuesToBeInSet(
+                    column="gold_in_train_answers", value_set=[False], mostly=1 - s.max_answer_leak_share
+                ),
+            )
+        )
     if lang == "zh":
+        other = "hans" if script == "hant" else "hant"
         out.append(
             (
                 DATASET,
                 gxe.ExpectColumnValuesToNotBeInSet(
-                    column="script", value_set=["hans"], mostly=1 - s.max_simplified_share
+                    column="script", value_set=[other], mostly=1 - s.max_other_script_share
                 ),
             )
         )
@@ -232,16 +315,21 @@ def validate(
     quarantine: bool = True,
     source: str = "",
     context=None,
+    train: list[Record] | None = None,
+    script: str = "hant",
 ) -> Report:
     """Run the suite for one split. `quarantine=False` (test data, where every ID needs an answer) keeps
-    failing rows and only reports them. `reference` (the test set) turns on the contamination check."""
+    failing rows and only reports them. `reference` (the test set) turns on the contamination check; `train` (for dev and test) the leakage
+    check (mcqflow.validation.leakage), `script` the dataset's Chinese script."""
     import great_expectations as gx
 
     if kind not in KINDS:
         raise UserError(f"--kind {kind!r}: expected one of {', '.join(KINDS)}")
     lang = records[0].lang if records else "zh"
     labelled = split != "test" and any(r.answer is not None for r in records)
-    frame = build_frame(records, reference, s)
+    answered = [r for r in records if r.answer is not None]  # an unlabelled test set has no gold to leak
+    leak = leakage(records, train) if train is not None and len(answered) == len(records) > 0 else None
+    frame = build_frame(records, reference, s, leak)
     context = context or gx_context()
     name = f"{lang}-{split}"
     batch_def = (
@@ -249,7 +337,7 @@ def validate(
         .add_dataframe_asset(name)
         .add_batch_definition_whole_dataframe("all")
     )
-    specs = expectations(kind, labelled, reference is not None, lang, s)
+    specs = expectations(kind, labelled, reference is not None, lang, s, leak is not None, script)
     suite = context.suites.add(gx.ExpectationSuite(name=f"{name}-{kind}", expectations=[e for _, e in specs]))
     validation = context.validation_definitions.add(
         gx.ValidationDefinition(name=name, data=batch_def, suite=suite)
@@ -309,7 +397,9 @@ def validate(
             f"{source or name}: pass rate {pass_rate:.1%} is below validate.min_pass_rate {s.min_pass_rate:.0%}"
         )
     metrics = _metrics(records, frame, kept, rejected, pass_rate, per_expectation, kind, failed_by_row)
-    return Report(split, kept, rejected, failures, metrics, results)
+    if leak is not None:
+        metrics["leakage"] = leakage_metrics(leak, s.near_duplicate_threshold)
+    return Report(split, kept, rejected, failures, metrics, results, leak)
 
 
 def _metrics(records, frame, kept, rejected, pass_rate, per_expectation, kind, failed_by_row) -> dict:
@@ -446,3 +536,17 @@ def summary_table(reports: list[Report]) -> str:
             + ", ".join(f"{re.sub(r'^expect_', '', k)} {v:.0%}" for v, k in worst)
         )
     return "\n".join(lines)
+
+
+def leakage_line(lang: str, reports: list[Report]) -> str:
+    """One line: how much of dev and test the train split gives away."""
+    parts = []
+    for rep in reports:
+        m = rep.metrics.get("leakage")
+        if m and m["n"]:
+            parts.append(
+                f"{rep.split}: gold text a train option {m['gold_in_train_options_share']:.0%}, a train answer "
+                f"{m['gold_in_train_answers_share']:.0%}, nearest train question {m['nearest_train_similarity_mean']:.2f} "
+                f"similar on average (max {m['nearest_train_similarity_max']:.2f})"
+            )
+    return f"[{lang}] leakage: " + ("; ".join(parts) or "no labelled dev/test rows")

@@ -44,8 +44,7 @@ def near_duplicates(
     pool_texts = reference if reference is not None else texts
     pool = [shingles(t) for t in pool_texts]
     queries = pool if reference is None else [shingles(t) for t in texts]
-    df = Counter(s for sh in pool for s in sh)
-    rare_cut = max(5, int(0.05 * len(pool)))
+    df, rare_cut = _rare_shingles(pool)
     index: dict[str, list[int]] = defaultdict(list)
     exact: dict[str, int] = {}
 
@@ -75,24 +74,26 @@ def nearest(texts: list[str], reference: list[str]) -> list[tuple[int | None, fl
     pair is compared up to 10 million pairs; past that, only reference texts that share a rare shingle
     (the index near_duplicates uses), and (None, 0.0) where none does."""
     pool = [shingles(t) for t in reference]
-    if len(texts) * len(pool) <= 10_000_000:
-        out = []
-        for text in texts:
-            sh = shingles(text)
-            best = max(((jaccard(sh, p), -j) for j, p in enumerate(pool)), default=None)
-            out.append((-best[1], best[0]) if best else (None, 0.0))
-        return out
-    df = Counter(s for sh in pool for s in sh)
-    rare_cut = max(5, int(0.05 * len(pool)))
-    index: dict[str, list[int]] = defaultdict(list)
-    for i, sh in enumerate(pool):
-        for s in sh:
-            if df[s] <= rare_cut:
-                index[s].append(i)
+    everything = len(texts) * len(pool) <= 10_000_000
+    if not everything:
+        df, rare_cut = _rare_shingles(pool)
+        index: dict[str, list[int]] = defaultdict(list)
+        for i, sh in enumerate(pool):
+            for s in sh:
+                if df[s] <= rare_cut:
+                    index[s].append(i)
     out: list[tuple[int | None, float]] = []
     for text in texts:
         sh = shingles(text)
-        candidates = {j for s in sh if df.get(s, 0) <= rare_cut for j in index.get(s, ())}
+        if everything:
+            candidates = range(len(pool))
+        else:
+            candidates = {j for s in sh if df.get(s, 0) <= rare_cut for j in index.get(s, ())}
         best = max(((jaccard(sh, pool[j]), -j) for j in candidates), default=None)
         out.append((-best[1], best[0]) if best else (None, 0.0))
     return out
+
+
+def _rare_shingles(pool: list[frozenset]) -> tuple[Counter, int]:
+    """How many pool texts hold each shingle, and the count up to which a shingle is rare enough to index."""
+    return Counter(s for sh in pool for s in sh), max(5, int(0.05 * len(pool)))

@@ -175,12 +175,11 @@ def parse_new_question(text: str, cell: Cell) -> tuple[Record | None, str | None
     return rec, check_chain(rec.reasoning, answer)
 
 
-def _chain_request(rec: Record, chain_prompt, prompts_dir) -> list[dict]:
+def _chain_request(rec: Record, chain_prompt, analysis_prompt) -> list[dict]:
     """The teacher's messages for one chain: with the human analysis, where the question has one."""
     if rec.analysis:
-        prompt = load_prompt(Path(prompts_dir, "chain_from_analysis.txt"))
         return messages(
-            prompt, question=rec.question, answer=rec.answer, analysis=rec.analysis, **rec.options
+            analysis_prompt, question=rec.question, answer=rec.answer, analysis=rec.analysis, **rec.options
         )
     return messages(chain_prompt, question=rec.question, answer=rec.answer, **rec.options)
 
@@ -200,9 +199,10 @@ def generate(
     new_prompt = load_prompt(Path(prompts_dir, "new_question.txt"))
     missing = [i for i, r in enumerate(records) if p.chains_for_missing and not r.reasoning and r.answer]
     convert = [i for i in missing if records[i].analysis and p.analysis_chains == "convert"]
-    need_chain = [i for i in missing if i not in set(convert)]
+    need_chain = sorted(set(missing) - set(convert))
     cells = grid(p)
-    reqs = [_chain_request(records[i], chain_prompt, prompts_dir) for i in need_chain]
+    analysis_prompt = load_prompt(Path(prompts_dir, "chain_from_analysis.txt"))
+    reqs = [_chain_request(records[i], chain_prompt, analysis_prompt) for i in need_chain]
     reqs += [
         messages(new_prompt, topic=c.topic, difficulty=c.difficulty, qtype=c.qtype, gold=c.gold)
         for c in cells

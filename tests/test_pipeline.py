@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import dvc_in
+from conftest import dvc_in, make_clone
 
 pytestmark = pytest.mark.slow
 
@@ -193,9 +193,11 @@ def test_a_failed_experiment_through_make_exp_leaves_params_as_they_were(tmp_pat
     assert (root / "params.yaml").read_bytes() == before
 
 
-def test_gaokao_runs_every_stage_on_the_tiny_model_and_skips_english(repo):
+def test_gaokao_runs_every_stage_on_the_tiny_model_and_skips_english(tmp_path):
     """`dvc exp run -S data.source=data/gaokao`: real exam questions through every stage; the en branch
-    says it is skipped instead of copying zh."""
+    says it is skipped instead of copying zh. Its own clone: the run leaves the workspace on GAOKAO params,
+    which the other end-to-end tests sharing `repo` must not inherit."""
+    repo = make_clone(tmp_path)
     root = repo[0]
     out = dvc(repo, "exp", "run", "-S", "data.source=data/gaokao", "-S", "sft.num_train_epochs=1",
               "-S", "grpo.max_steps=2")  # fmt: skip
@@ -211,6 +213,8 @@ def test_gaokao_runs_every_stage_on_the_tiny_model_and_skips_english(repo):
     assert predicted["n"] == 125 and predicted["test"]["n"] == 83  # dev and test years, both scored
     assert "skipped" in json.loads((root / "metrics/predict/grpo-en.json").read_text())["en"]
     assert (root / "models/sft-plain-en/skipped.json").is_file()
+    for live in ("sft-plain-en", "sft-reasoning-en", "grpo-en"):  # no stale curves, and a file git carries
+        assert [p.name for p in (root / "dvclive" / live / "plots/metrics").iterdir()] == ["skipped.json"]
     assert (root / "submissions/grpo-en.csv").read_text() == "ID,Answer\n"
     assert "skipped" in json.loads((root / "metrics/compare/sft-plain-vs-base-en.json").read_text())
     assert "test" in json.loads((root / "metrics/compare/sft-plain-vs-base-zh.json").read_text())

@@ -39,9 +39,11 @@ def is_empty(path: str | Path) -> bool:
 
 
 def skipped_live(live_dir: str | Path, why: str) -> None:
-    """A DVCLive folder for a stage that did not train: metrics.json says why, no curves."""
+    """A DVCLive folder for a stage that did not train: metrics.json says why, and the curves folder holds
+    only the marker: no curves from an earlier run (GRPO's folder persists), and not empty (git does not
+    carry an empty folder, so a teammate's `mcqflow pull` would find the output missing)."""
     live = Path(live_dir)
-    (live / "plots" / "metrics").mkdir(parents=True, exist_ok=True)
+    write_marker(live / "plots" / "metrics", why)
     write_text_atomic(live / "metrics.json", json.dumps({"skipped": why}, ensure_ascii=False) + "\n")
 
 

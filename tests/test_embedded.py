@@ -8,6 +8,7 @@ is set (`make test` sets it, so CI cannot pass by skipping them)."""
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -51,6 +52,29 @@ def test_converted_once_into_the_cache_and_reused(model_dir, monkeypatch):
     assert (embedded.model_dir() / embedded.DONE).exists()
     monkeypatch.setattr(embedded, "convert", lambda *a: pytest.fail("converted twice"))
     assert embedded.ensure() == model_dir
+
+
+def test_a_turn_ends_at_im_end_whatever_the_gguf_reader_said(model_dir, tmp_path):
+    """Some transformers versions read the GGUF's EOS as <|endoftext|>; the converted folder says what
+    upstream's configs say: EOS <|im_end|>, generation stopping on it or on <|endoftext|>."""
+    import json
+    import shutil
+
+    from mcqflow.models import load_tokenizer
+
+    folder = tmp_path / "m"
+    folder.mkdir()
+    for name in ("tokenizer.json", "tokenizer_config.json", "config.json", "generation_config.json"):
+        shutil.copy(Path(model_dir, name), folder / name)
+    for name, key, value in (("tokenizer_config.json", "eos_token", "<|endoftext|>"),
+                             ("generation_config.json", "eos_token_id", 151643)):  # fmt: skip
+        cfg = json.loads((folder / name).read_text())
+        (folder / name).write_text(json.dumps({**cfg, key: value}))
+    embedded.pin_special_tokens(folder)
+    assert json.loads((folder / "generation_config.json").read_text())["eos_token_id"] == [151645, 151643]
+    assert load_tokenizer(str(folder)).eos_token == "<|im_end|>"
+    generation = json.loads(Path(model_dir, "generation_config.json").read_text())
+    assert generation["eos_token_id"] == [151645, 151643]  # the cached folder was pinned on first use
 
 
 def test_letters_are_single_tokens_and_the_template_is_qwens(tok):
@@ -105,11 +129,13 @@ def test_lora_sft_on_real_weights_changes_the_answers(tmp_path):
     from mcqflow.training import SFTParams, train_sft
     from test_learnability import make_task
 
-    train, dev = make_task(16, seed=1), make_task(16, seed=2)
+    # 32 training questions cover the keywords (measured: dev 0.22 -> 1.00); with 16 the gain was 0.31 ->
+    # 0.56 on one CPU and none on CI's: too close to the edge of what 16 examples teach.
+    train, dev = make_task(32, seed=1), make_task(32, seed=2)
     model, tok = load_for_inference(embedded.EMBEDDED, dtype=DTYPE)
     before = predict_records(dev, model, tok, "letter", "plain", batch_size=16)
     del model
-    # lr 2e-3 made the adapter collapse onto one letter; 5e-4 for 16 steps learns the task (about 2 min).
+    # lr 2e-3 made the adapter collapse onto one letter; 5e-4 for 32 steps learns the task (about 4 min).
     params = SFTParams(
         finetune="lora",
         learning_rate=5e-4,
@@ -127,8 +153,8 @@ def test_lora_sft_on_real_weights_changes_the_answers(tmp_path):
 
     changed = sum(a.answer != b.answer for a, b in zip(after, before, strict=True))
     acc_before, acc_after = evaluate(before)["accuracy"], evaluate(after)["accuracy"]
-    assert changed >= 6, f"LoRA moved only {changed} of 16 answers"
-    assert acc_after >= acc_before + 0.15, f"accuracy {acc_before} -> {acc_after}"
+    assert changed >= 12, f"LoRA moved only {changed} of 32 answers"
+    assert acc_after >= acc_before + 0.4, f"accuracy {acc_before} -> {acc_after}"
 
 
 @pytest.mark.slow

@@ -114,6 +114,39 @@ def convert(gguf: Path, out: Path) -> Path:
     return out
 
 
+# Qwen2.5-Instruct's own configs: a chat turn ends with <|im_end|>, and generation stops on it or on
+# <|endoftext|>. The GGUF's tokenizer metadata does not say so under every transformers version (the GPU
+# image's 5.17 read EOS as <|endoftext|>, so a generated turn ran on past its end), so they are pinned.
+TURN_END, TEXT_END = ("<|im_end|>", 151645), ("<|endoftext|>", 151643)
+
+
+def pin_special_tokens(folder: Path) -> None:
+    """Write upstream's EOS/PAD choices into a converted folder's configs (idempotent)."""
+    added = {t["content"]: t["id"] for t in _read_json(folder / "tokenizer.json").get("added_tokens", [])}
+    for token, id_ in (TURN_END, TEXT_END):
+        if added.get(token) != id_:
+            raise UserError(
+                f"model 'embedded': {folder} does not map {token} to {id_}; delete it to convert again"
+            )
+    edits = {
+        "tokenizer_config.json": {"eos_token": TURN_END[0], "pad_token": TEXT_END[0]},
+        "config.json": {"eos_token_id": TURN_END[1], "pad_token_id": TEXT_END[1]},
+        "generation_config.json": {"eos_token_id": [TURN_END[1], TEXT_END[1]], "pad_token_id": TEXT_END[1]},
+    }
+    for name, values in edits.items():
+        cfg = _read_json(folder / name)
+        if any(cfg.get(k) != v for k, v in values.items()):
+            from mcqflow.io import write_text_atomic
+
+            write_text_atomic(
+                folder / name, json.dumps({**cfg, **values}, indent=2, ensure_ascii=False) + "\n"
+            )
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 def ensure() -> str:
     """The local folder of the embedded model, built on first use (assemble, verify, convert) and reused.
 
@@ -121,6 +154,7 @@ def ensure() -> str:
     renamed into place only when complete."""
     target = model_dir()
     if (target / DONE).exists():
+        pin_special_tokens(target)  # a folder converted before they were pinned
         return str(target)
     root = cache_root()
     try:
@@ -140,6 +174,7 @@ def ensure() -> str:
         with tempfile.TemporaryDirectory(dir=root, prefix=".embedded-") as tmp:
             gguf = assemble(Path(tmp, "model.gguf"))
             out = convert(gguf, Path(tmp, "model"))
+            pin_special_tokens(out)
             Path(out, DONE).write_text(
                 json.dumps(
                     {

@@ -221,7 +221,7 @@ def cmd_table(runs: Path, plan, out: Path) -> None:
                     f"| {label} | {readout} | {pm['n']} | {acc} | {no_answer} | {shares} | {circ} | {diff} |"
                 )
             lines.append("")
-        grpo_exps = [(n, s) for n, s in exps if (runs / n / "dvclive/grpo-zh/plots/metrics").is_dir()]
+        grpo_exps = [(n, s) for n, s in exps if predict_metrics(runs / n, "grpo", "dev")]
         if grpo_exps:
             lines += [
                 "### GRPO sweep (chosen on dev; test only for the chosen one, in the table above)",

@@ -1,4 +1,4 @@
-"""Stage tiny_model: build the embedded default model (seeded Qwen2 + tokenizer trained on our corpus)."""
+"""Stage tiny_model: build the tiny default model (seeded Qwen2 + tokenizer trained on our corpus)."""
 
 import argparse
 

@@ -1,3 +1,4 @@
+import re
 import subprocess
 import sys
 
@@ -73,3 +74,21 @@ def test_each_stage_checks_its_own_sections_without_importing_the_others():
         UserError, match="sft.finetune='qlora': expected one of full | lora".replace("|", r"\|")
     ):
         SFTParams.from_params({"finetune": "qlora"})
+
+
+def test_numbers_dvc_writes_as_strings_are_numbers_and_wrong_types_are_one_line():
+    """`dvc exp run -S grpo.learning_rate=1e-5` writes `1e-05`, which YAML reads as a string: GRPO died
+    in AdamW after the SFT stages had run (the GPU run of 2026-12-03). Now it is a float; a word where a
+    number belongs is one line naming the key."""
+    from mcqflow.grpo import GRPOParams
+    from mcqflow.training import SFTParams
+
+    assert GRPOParams.from_params({"learning_rate": "1e-05"}).learning_rate == 1e-5
+    assert SFTParams.from_params({"num_train_epochs": 2}).num_train_epochs == 2
+    for section, bad, expected in (
+        (GRPOParams, {"max_steps": "three"}, "grpo.max_steps='three': expected a whole number"),
+        (GRPOParams, {"learning_rate": "fast"}, "grpo.learning_rate='fast': expected a number"),
+        (GRPOParams, {"shuffle_options": 1.5}, "grpo.shuffle_options=1.5: expected true or false"),
+    ):
+        with pytest.raises(UserError, match=re.escape(expected)):
+            section.from_params(bad)

@@ -1,4 +1,4 @@
-"""End to end: `dvc repro` of the embedded default in a fresh copy of the repository."""
+"""End to end: `dvc repro` of the tiny default in a fresh copy of the repository."""
 
 import csv
 import io

@@ -14,6 +14,7 @@ stage should: a stage's dvc.yaml deps are its import closure).
 from __future__ import annotations
 
 import difflib
+import types
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -41,6 +42,11 @@ def load_params(path: str | Path = "params.yaml") -> dict:
     for name, cls in LOCAL_SECTIONS.items():
         if params.get(name) is not None:
             check_section(cls, params[name], name, str(path))
+            hints = typing.get_type_hints(cls)
+            params[name] = {
+                k: coerce(v, hints[k], f"{name}.{k}", str(path)) if k in hints else v
+                for k, v in params[name].items()
+            }
     return params
 
 
@@ -174,6 +180,34 @@ def check_section(cls, section, name: str, source: str) -> None:
             raise UserError(f"{source}: {name}.{f.name}={value!r}: expected one of {allowed}")
         if (name, f.name) in NESTED and isinstance(value, dict):
             check_keys(value, list(NESTED[(name, f.name)]), f"{name}.{f.name}.", source)
+        coerce(value, hint, f"{name}.{f.name}", source)
+
+
+_SCALARS = {float: "a number", int: "a whole number", bool: "true or false", str: "a string"}
+
+
+def coerce(value, hint, key: str, source: str):
+    """`value` as the field's scalar type, or one line naming key, value and what is allowed. YAML reads
+    `1e-05` (no dot: what `dvc exp run -S grpo.learning_rate=1e-5` writes) as a string, so a string that
+    is a number is taken as one for a float field; `three` for an int, or `1.5` for a bool, is refused."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(hint):
+            return None
+        hint = args[0] if len(args) == 1 else hint
+    if hint not in _SCALARS:
+        return value
+    if hint is float and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    ok = isinstance(value, hint) and not (hint is not bool and isinstance(value, bool))
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not ok:
+        raise UserError(f"{source}: {key}={value!r}: expected {_SCALARS[hint]}")
+    return value
 
 
 def check_keys(d: dict, known: list[str], prefix: str, source: str, renamed: dict | None = None) -> None:
@@ -201,4 +235,6 @@ def build(cls, d: dict, section: str):
     """A params dataclass from its params.yaml section: unknown keys, choices and shadowing checked
     (check_section) as one line each, never a TypeError."""
     check_section(cls, d or {}, section, "params.yaml")
-    return cls(**(d or {}))
+    hints = typing.get_type_hints(cls)
+    d = {k: coerce(v, hints[k], f"{section}.{k}", "params.yaml") for k, v in (d or {}).items()}
+    return cls(**d)

@@ -17,7 +17,7 @@ precision choice like the vanilla recipe's 4-bit base: `train.fp8: false` turns 
   layer as one autograd function in training (`lora_fused.py`: same masks, same result to float rounding),
   and on GPUs with FP8 (H100, H200, Ada) the frozen base's products in those layers in FP8 (e4m3, a
   power-of-two scale a row; docs/speed.md has what it changes).
-- auto: `fast` on a GPU; on a CPU none of the levers (the embedded default runs as it always has).
+- auto: `fast` on a GPU; on a CPU none of the levers (the tiny default runs as it always has).
 """
 
 from __future__ import annotations

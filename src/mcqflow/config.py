@@ -41,12 +41,7 @@ def load_params(path: str | Path = "params.yaml") -> dict:
     check_keys(params, list(SECTION_NAMES), "", str(path))
     for name, cls in LOCAL_SECTIONS.items():
         if params.get(name) is not None:
-            check_section(cls, params[name], name, str(path))
-            hints = typing.get_type_hints(cls)
-            params[name] = {
-                k: coerce(v, hints[k], f"{name}.{k}", str(path)) if k in hints else v
-                for k, v in params[name].items()
-            }
+            params[name] = check_section(cls, params[name], name, str(path))
     return params
 
 
@@ -158,9 +153,10 @@ RENAMED = {
 }
 
 
-def check_section(cls, section, name: str, source: str) -> None:
+def check_section(cls, section, name: str, source: str) -> dict:
     """One params.yaml section against its dataclass: unknown keys (with the closest), Literal choices,
-    checked nested keys, and `trainer:` keys that would shadow a mapped one."""
+    checked nested keys, scalar types, and `trainer:` keys that would shadow a mapped one. Returns the
+    section with its scalars as their fields' types (coerce)."""
     if not isinstance(section, dict):
         raise UserError(f"{source}: {name}: expected a mapping of keys, got {section!r}")
     hints = typing.get_type_hints(cls)
@@ -171,6 +167,7 @@ def check_section(cls, section, name: str, source: str) -> None:
         raise UserError(
             f"{source}: {name}.trainer.{k} would override {name}.{k} behind its back; set {name}.{k} instead"
         )
+    out = dict(section)
     for f in fields(cls):
         if f.name not in section:
             continue
@@ -180,7 +177,8 @@ def check_section(cls, section, name: str, source: str) -> None:
             raise UserError(f"{source}: {name}.{f.name}={value!r}: expected one of {allowed}")
         if (name, f.name) in NESTED and isinstance(value, dict):
             check_keys(value, list(NESTED[(name, f.name)]), f"{name}.{f.name}.", source)
-        coerce(value, hint, f"{name}.{f.name}", source)
+        out[f.name] = coerce(value, hint, f"{name}.{f.name}", source)
+    return out
 
 
 _SCALARS = {float: "a number", int: "a whole number", bool: "true or false", str: "a string"}
@@ -190,22 +188,22 @@ def coerce(value, hint, key: str, source: str):
     """`value` as the field's scalar type, or one line naming key, value and what is allowed. YAML reads
     `1e-05` (no dot: what `dvc exp run -S grpo.learning_rate=1e-5` writes) as a string, so a string that
     is a number is taken as one for a float field; `three` for an int, or `1.5` for a bool, is refused."""
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):  # `float | None` and the like
         if value is None and type(None) in typing.get_args(hint):
             return None
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
         hint = args[0] if len(args) == 1 else hint
     if hint not in _SCALARS:
         return value
-    if hint is float and isinstance(value, str):
-        try:
+    if hint is float and not isinstance(value, bool):
+        if isinstance(value, int):
             return float(value)
-        except ValueError:
-            pass
-    ok = isinstance(value, hint) and not (hint is not bool and isinstance(value, bool))
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if not ok:
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    if not isinstance(value, hint) or (hint is not bool and isinstance(value, bool)):
         raise UserError(f"{source}: {key}={value!r}: expected {_SCALARS[hint]}")
     return value
 
@@ -234,7 +232,4 @@ def choose(value: str, allowed: tuple[str, ...], key: str) -> str:
 def build(cls, d: dict, section: str):
     """A params dataclass from its params.yaml section: unknown keys, choices and shadowing checked
     (check_section) as one line each, never a TypeError."""
-    check_section(cls, d or {}, section, "params.yaml")
-    hints = typing.get_type_hints(cls)
-    d = {k: coerce(v, hints[k], f"{section}.{k}", "params.yaml") for k, v in (d or {}).items()}
-    return cls(**d)
+    return cls(**check_section(cls, d or {}, section, "params.yaml"))

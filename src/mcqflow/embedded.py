@@ -122,6 +122,8 @@ TURN_END, TEXT_END = ("<|im_end|>", 151645), ("<|endoftext|>", 151643)
 
 def pin_special_tokens(folder: Path) -> None:
     """Write upstream's EOS/PAD choices into a converted folder's configs (idempotent)."""
+    from mcqflow.io import write_text_atomic
+
     added = {t["content"]: t["id"] for t in _read_json(folder / "tokenizer.json").get("added_tokens", [])}
     for token, id_ in (TURN_END, TEXT_END):
         if added.get(token) != id_:
@@ -136,8 +138,6 @@ def pin_special_tokens(folder: Path) -> None:
     for name, values in edits.items():
         cfg = _read_json(folder / name)
         if any(cfg.get(k) != v for k, v in values.items()):
-            from mcqflow.io import write_text_atomic
-
             write_text_atomic(
                 folder / name, json.dumps({**cfg, **values}, indent=2, ensure_ascii=False) + "\n"
             )

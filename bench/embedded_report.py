@@ -236,7 +236,10 @@ def cmd_table(runs: Path, plan, out: Path) -> None:
                 pm = predict_metrics(run, "grpo", "dev")
                 gp = yaml.safe_load((run / "params.yaml").read_text(encoding="utf-8"))["grpo"]  # as it ran
                 init = gp["init"]
-                c = paired(run, init, run, "grpo", "dev")
+                # results/ keeps the shared SFT stages' files once, in the first experiment (they are the run
+                # cache's, byte for byte); a run that has its own uses them
+                start = run if (run / "predictions" / f"{init}-zh-dev.jsonl").is_file() else run0
+                c = paired(start, init, run, "grpo", "dev")
                 g = grpo_row(run)
                 shape = f"{gp['max_steps']} × {gp['prompts_per_step']} × {gp['num_generations']}"
                 vs = f"{c['difference']:+.3f}, p {c['mcnemar_p']:.3g}" if c else "–"

@@ -74,3 +74,13 @@ def test_grpo_variants_are_chosen_on_dev_and_only_the_chosen_one_shows_test(tmp_
         f"{c['difference']:+.3f} [{c['difference_ci95_low']:+.3f}, {c['difference_ci95_high']:+.3f}]" in dev
     )
     assert "| base | letter | 20 | 0.250" in dev and "exam years 2021–2022" in text
+    # results/ keeps the shared SFT stages' predictions once, in the first run: a later run's GRPO is still
+    # compared with its start
+    g2 = runs / "g2/predictions"
+    vs_start = text.split("| g2 (chosen) |")[1].split("\n")[0].split(" | ")[4]
+    for model in ("base", "sft-plain", "sft-reasoning"):
+        for split in ("dev", "test"):
+            (g2 / f"{model}-zh-{split}.jsonl").unlink()
+    subprocess.run([sys.executable, ROOT / "bench/embedded_report.py", "table", runs, "--plan", plan, "--out", out],
+                   check=True, capture_output=True)  # fmt: skip
+    assert vs_start.startswith("+0.150, p") and f"| {vs_start} |" in out.read_text()

@@ -69,7 +69,10 @@ def cmd_score(runs: Path, plan) -> None:
         models = [("base", base, runs / "_base" / source_of(sets))]
         models += [(m, str(run / "models" / f"{m}-zh"), run / "eval") for m in MODELS]
         for label, path, where in models:
-            todo = [s for s in SPLITS if not (where / f"{label}-{s}.json").exists()]
+            todo = [  # an unlabelled split (the sample's test) has nothing to score
+                s for s in SPLITS
+                if data[s] and all(r.answer for r in data[s]) and not (where / f"{label}-{s}.json").exists()
+            ]  # fmt: skip
             trained = any((Path(path) / f).is_file() for f in ("adapter_config.json", "config.json"))
             if not todo or (label != "base" and not trained):  # not made, or skipped (skipped.json)
                 continue

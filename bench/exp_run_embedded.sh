@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The three stages on real weights (issue 29): every experiment of PLAN (bench/embedded_plan.txt) as a
-# `dvc exp run` of the whole pipeline with the embedded Qwen2.5-Coder-0.5B-Instruct, then letter scoring
-# over the four rotations of every model (`mcqflow evaluate --circular`), then the results table
+# `dvc exp run` of the whole pipeline with the embedded Qwen2.5-Coder-0.5B-Instruct, each followed by letter
+# scoring of its models over the four rotations (`mcqflow evaluate --circular`), then the results table
 # (bench/embedded_report.py), all packed into OUTDIR/embedded-gpu.tar.gz with the logs.
 #
 # On a GPU machine whose image lacks DVC, TRL, ...: WHEELS names a folder of wheels (bench/exp_run_wheels.sh
@@ -67,6 +67,16 @@ mkdir -p runs logs
 say "python $(command -v python) ($(python -c 'import torch; print(torch.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU")' 2>&1 | tail -1)); dvc $(dvc --version 2>&1 | tail -1)"
 nvidia-smi -L >logs/gpus.txt 2>&1
 
+# Letter scoring over the four rotations of every finished experiment's models (a score made is not made
+# again): about 20 s a model on an H200
+score() {
+  [ "$(left)" -gt 45 ] || { say "no time left to score over the four rotations"; return; }
+  say "scoring over the four rotations"
+  timeout "$(left)" python "$SRC/bench/embedded_report.py" score runs --plan "$PLAN" 2>&1 | grep -v "it/s\|q/s\]"
+  local rc=${PIPESTATUS[0]}  # the scorer's, not grep's (which fails when there was nothing left to score)
+  [ "$rc" -eq 0 ] || status=$rc
+}
+
 status=0
 while read -r name args; do
   [ -z "$name" ] || [ "${name:0:1}" = "#" ] && continue
@@ -98,13 +108,10 @@ while read -r name args; do
   done
   mkdir -p "runs/$name/reports" && cp -a reports/predict "runs/$name/reports/"
   touch "runs/$name/done"
+  score  # at once, so that a budget spent on later experiments cannot leave this one unscored
 done < <(grep -v '^\s*$' "$PLAN")
 
-if [ "$(left)" -gt 45 ]; then  # whatever has finished (the scores already made are not made again)
-  say "scoring every model over the four rotations"
-  timeout "$(left)" python "$SRC/bench/embedded_report.py" score runs --plan "$PLAN" 2>&1 | grep -v "it/s\|q/s\]" \
-    || status=$?
-fi
+score  # whatever finished earlier and is not scored yet
 dvc exp show --no-pager --md --drop '.*' --keep 'Experiment|.*zh.*accuracy$|grpo\.(init|mode|learning_rate)' \
   >logs/exp-show.md 2>&1
 python "$SRC/bench/embedded_report.py" table runs --plan "$PLAN" --out runs/README.md 2>&1 | tail -5

@@ -37,17 +37,15 @@ exp:
 	@dvc exp run $(ARGS) $(foreach s,$(S),-S $(s)) || { rc=$$?; cp .dvc/tmp/params.before-exp.yaml params.yaml; \
 	  echo "make exp: the run failed (exit $$rc); params.yaml is as it was before it" >&2; exit $$rc; }
 
-# Dev accuracy of the untrained base and each training stage, Chinese vs English, beside the share of outputs
-# with no readable answer and the largest letter share (a constant letter scores 0.25), data quality, and the
-# params people vary most.
+# Per experiment (mcqflow.exps, from `dvc exp show --json`): dev and labelled-test accuracy of the untrained
+# base and each training stage, Chinese vs English, beside the share of outputs with no readable answer and
+# the largest letter share (a constant letter scores 0.25); then the params each experiment changed.
 compare:
-	dvc exp show --no-pager --md --drop '.*' \
-	  --keep 'Experiment|data\.source|.*(zh|en)\.(test\.)?(accuracy|invalid_extraction_rate|max_letter_share)$$|.*train\.pass_rate$$|model\.base|sft\.learning_rate|sft\.max_examples|grpo\.learning_rate'
+	mcqflow exps
 
 # Paired comparisons (metrics/compare/): B - A with its paired bootstrap interval and McNemar's p.
 significance:
-	dvc exp show --no-pager --md --drop '.*' \
-	  --keep 'Experiment|metrics/compare/.*:(test\.)?(difference|difference_ci95_low|difference_ci95_high|mcnemar_p)$$'
+	mcqflow exps --significance
 
 remote: setup
 	mkdir -p "$(REMOTE)"

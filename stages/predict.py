@@ -97,7 +97,14 @@ def main() -> None:
                                        p["batch_size"]), (0, 1, 2, 3))  # fmt: skip
                 rotations = circ["rotation_accuracy"]
                 metrics.update({k: circ[k] for k in ("circular_accuracy", "rotation_accuracy")})
-            report = build(f"{a.name} ({a.lang}, {base})", preds, records, rotations)
+            title = (
+                f"base ({a.lang}): {base} as it is, untrained"
+                if a.name == "base"
+                else f"{a.name} ({a.lang}): {inference} read-out of the model trained from {base}"
+            )
+            report = build(
+                title, preds, records, rotations, degenerate_warnings(preds, f"{a.name} {a.lang} dev")
+            )
         else:
             write_submission(preds, a.submission, formulas)
             if records and all(

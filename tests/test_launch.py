@@ -99,7 +99,7 @@ def test_sft_stage_runs_two_gloo_processes_with_the_same_effective_batch(tiny_di
     header, *rows = (tmp_path / "dvclive/sft/plots/metrics/loss.tsv").read_text().splitlines()
     col = header.split("\t").index("step")
     steps = [int(row.split("\t")[col]) for row in rows]
-    assert steps == [0, 1, 2, 3]  # one row per logged step: a second writer would repeat them
+    assert steps == [1, 2, 3, 4]  # one row per optimizer step logged: a second writer would repeat them
 
 
 @pytest.mark.slow

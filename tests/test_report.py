@@ -30,3 +30,33 @@ def test_a_run_without_rotations_says_so_and_escapes_topics():
     preds = [Prediction("0", "B", "letter", "", None, "A")]
     page = render(build("m", preds, [_rec(0, "<b>x</b>")]))
     assert "Not scored for this run" in page and "&lt;b&gt;x&lt;/b&gt;" in page
+
+
+def test_the_page_says_first_how_the_answers_were_read_and_shows_outputs():
+    """A generate-mode run whose answers mostly fell back to letter scoring says so at the top, with the
+    run's warning; samples show right, wrong and unreadable outputs; no topic table without topics."""
+    records = [_rec(i, None) for i in range(4)]
+    preds = [
+        Prediction("0", "A", "tag", "<output>A</output>", "A", "A"),
+        Prediction("1", "C", "tag", "<output>C</output>", "C", "A"),
+        Prediction("2", "A", "fallback-logits", "实践是" * 400, None, "A"),
+        Prediction("3", "B", "fallback-logits", "<b>loop</b>", None, "A"),
+    ]
+    rep = build("sft-reasoning (zh)", preds, records, warnings=["3 of 4 outputs had no readable answer"])
+    assert rep["read"] == {"fallback-logits": 2, "tag": 2}
+    assert rep["letters"] == {"A": 0.5, "B": 0.25, "C": 0.25, "D": 0.0}
+    assert [s["kind"] for s in rep["samples"]] == ["right", "wrong", "unreadable", "unreadable"]
+    assert rep["samples"][2]["raw"].endswith("…") and len(rep["samples"][2]["raw"]) == 601
+    page = render(rep)
+    head = page.split("<h2>")[0]
+    assert "2 of 4 (50%) had no readable answer" in head and "class=warn>3 of 4 outputs" in head
+    assert "2 by tag, 2 by fallback-logits" in head and "A 50%" in head
+    assert "Accuracy per topic" not in page and "&lt;b&gt;loop&lt;/b&gt;" in page
+
+
+def test_a_letter_read_out_is_named_and_its_probabilities_are_not_unreadable():
+    probs = '{"A": 0.2, "B": 0.5, "C": 0.2, "D": 0.1}'
+    preds = [Prediction(str(i), "B", "letter-logits", probs, None, "AB"[i % 2]) for i in range(3)]
+    rep = build("base", preds, [_rec(i, None) for i in range(3)])
+    assert [s["kind"] for s in rep["samples"]] == ["right", "wrong", "wrong"]
+    assert "letter read-out" in render(rep) and "no readable answer" not in render(rep)

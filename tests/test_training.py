@@ -119,6 +119,34 @@ def test_tracked_curves_leave_out_what_varies_run_to_run(tmp_path):
         assert gone not in flat, gone
 
 
+def test_curves_are_indexed_by_optimizer_step_and_not_written_twice(tmp_path):
+    """Logged every 10 steps, a curve's x is 10, 20 (not the call count 0, 1); the closing summary, which
+    repeats the last log's values at the same step, adds only what is new (train/loss)."""
+    from transformers import TrainerControl, TrainerState, TrainingArguments
+
+    from mcqflow.training import live_callback
+
+    cb = live_callback(tmp_path / "live")
+    args = TrainingArguments(output_dir=str(tmp_path / "o"), report_to="none", use_cpu=True)
+    state = TrainerState()
+    state.is_world_process_zero = True
+    for step, logs in [
+        (10, {"loss": 2.0, "entropy": 0.5}),
+        (20, {"loss": 1.5, "entropy": 0.4}),
+        (20, {"train_runtime": 3.0, "train_loss": 1.7, "entropy": 0.4}),
+    ]:
+        state.global_step = step
+        cb.on_log(args, state, TrainerControl(), logs=logs)
+    cb.live.end()
+
+    def steps(name):
+        header, *rows = (tmp_path / "live/plots/metrics" / name).read_text().splitlines()
+        return [int(r.split("\t")[header.split("\t").index("step")]) for r in rows]
+
+    assert steps("loss.tsv") == [10, 20] and steps("entropy.tsv") == [10, 20]
+    assert steps("train/loss.tsv") == [20]
+
+
 def test_sft_and_grpo_set_their_shared_trainer_arguments_alike(tmp_path):
     """Seeds, precision, device, checkpointing, DDP and reporting come from one place for both trainers;
     each step's own params (lr, logging) reach TRL under TRL's names."""

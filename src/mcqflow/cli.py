@@ -213,6 +213,12 @@ def cmd_compare(a: argparse.Namespace) -> None:
         write_text_atomic(a.json, json.dumps(r, indent=2) + "\n")
 
 
+def cmd_exps(a: argparse.Namespace) -> None:
+    from mcqflow.exps import show
+
+    print(show("significance" if a.significance else "accuracy"))
+
+
 def cmd_pull(a: argparse.Namespace) -> None:
     from mcqflow.share import pull
 
@@ -465,6 +471,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--json", help="also write the numbers to this JSON file")
     p.set_defaults(fn=cmd_compare)
+
+    p = sub.add_parser(
+        "exps",
+        help="DVC's experiments as readable tables: per experiment, model and language, dev and test "
+        "accuracy with intervals, no-answer share, largest letter share; then the params each changed",
+        description="Reads `dvc exp show --json` in the current project (make compare / make significance).",
+    )
+    p.add_argument("--significance", action="store_true",
+                   help="the paired comparisons (metrics/compare/) instead: B - A, bootstrap interval, McNemar p")  # fmt: skip
+    p.set_defaults(fn=cmd_exps)
     return ap
 
 

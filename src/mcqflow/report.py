@@ -1,5 +1,7 @@
-"""Per-model reports people look at: gold vs predicted letters, accuracy per topic with intervals, and the
-accuracy under each rotation of the options (the position bias as a number).
+"""Per-model reports people look at: what happened first (accuracy, how the answers were read and how many
+could not be, the run's warnings), gold vs predicted letters, accuracy per topic with intervals where the
+data has topics, the accuracy under each rotation of the options (the position bias as a number) and a few
+outputs, right, wrong and unreadable.
 
 `build` computes them from a run's dev predictions and its records; `write_html` renders one self-contained
 HTML page (no scripts, no CDN: it opens offline), and `plot_rows` gives the rows `dvc plots` draws
@@ -19,11 +21,20 @@ from mcqflow.schema import LETTERS, Record
 NONE = "none"  # the predicted column for an output with no letter
 
 
+SAMPLES = 2  # outputs shown per kind (right, wrong, unreadable)
+RAW_CHARS = 600  # of each shown output
+
+
 def build(
-    name: str, preds: list[Prediction], records: list[Record], rotations: dict[str, float] | None = None
+    name: str,
+    preds: list[Prediction],
+    records: list[Record],
+    rotations: dict[str, float] | None = None,
+    warnings: list[str] | None = None,
 ) -> dict:
     """The report of one model on one labelled split. `rotations`: accuracy under each rotation (from
-    `evaluate.summarize`), when the run scored them."""
+    `evaluate.summarize`), when the run scored them; `warnings`: what the run said was wrong with its
+    answers (`metrics.degenerate_warnings`), shown first."""
     topic = {r.id: r.topic or "(no topic)" for r in records}
     labelled = [p for p in preds if p.gold is not None]
     confusion = Counter((p.gold, p.answer if p.answer in LETTERS else NONE) for p in labelled)
@@ -56,7 +67,29 @@ def build(
         ],
         "topics": topics,
         "rotations": rotations or {},
+        "read": dict(Counter(p.method for p in labelled).most_common()),
+        "letters": {x: round(sum(p.answer == x for p in labelled) / n, 4) if n else 0.0 for x in LETTERS},
+        "warnings": list(warnings or []),
+        "samples": _samples(labelled),
     }
+
+
+def _samples(preds: list[Prediction]) -> list[dict]:
+    """A few outputs to look at: right, wrong and unreadable ones (a letter read-out's output is its four
+    letter probabilities)."""
+    read = [p for p in preds if not p.method.startswith("fallback")]
+    kinds = {
+        "right": [p for p in read if p.answer == p.gold],
+        "wrong": [p for p in read if p.answer != p.gold],
+        "unreadable": [p for p in preds if p.method.startswith("fallback")],
+    }
+    return [
+        {"kind": k, "id": p.id, "gold": p.gold, "answer": p.answer, "method": p.method,
+         "raw": p.raw[:RAW_CHARS] + ("…" if len(p.raw) > RAW_CHARS else "")}
+        for k, ps in kinds.items()
+        for p in ps[:SAMPLES]
+        if p.raw
+    ]  # fmt: skip
 
 
 def plot_rows(report: dict) -> dict[str, list[dict]]:
@@ -109,6 +142,44 @@ def render(report: dict) -> str:
         else "<p>Not scored for this run (letter-scored runs score all four rotations).</p>"
     )
     lo, hi = report["ci95"]
+    read = report.get("read", {})
+    n = report["n"] or 1
+    fell = sum(v for k, v in read.items() if k.startswith("fallback"))
+    how = ", ".join(f"{v} by {e(k)}" for k, v in read.items())
+    summary = f"Dev accuracy <b>{report['accuracy']:.3f}</b> [{lo:.3f}, {hi:.3f}] (95% Wilson interval) on {report['n']} questions."
+    if read and set(read) == {"letter-logits"}:
+        summary += (
+            " Every answer is the letter with the highest probability after the prompt (letter read-out)."
+        )
+    elif read:
+        summary += f" Answers read from the generated text: {how}."
+        if fell:
+            summary += (
+                f" <b>{fell} of {report['n']} ({fell / n:.0%}) had no readable answer</b> and were answered by"
+                " letter scoring instead."
+            )
+    letters = report.get("letters", {})
+    if letters:
+        summary += " Predicted letters: " + ", ".join(f"{k} {v:.0%}" for k, v in letters.items()) + "."
+    warns = "".join(f"<p class=warn>{e(w)}</p>" for w in report.get("warnings", []))
+    samples = "".join(
+        f"<tr><td>{e(x['kind'])}</td><td>{e(x['id'])}</td><td>{e(str(x['gold']))}</td><td>{e(x['answer'] or '–')}</td>"
+        f"<td>{e(x['method'])}</td><td class=raw>{e(x['raw'])}</td></tr>"
+        for x in report.get("samples", [])
+    )
+    samples = (
+        "<h2>Some outputs</h2><table><tr><th>kind</th><th>id</th><th>gold</th><th>answer</th><th>read by</th>"
+        f"<th>output</th></tr>{samples}</table>"
+        if samples
+        else ""
+    )
+    topics = report["topics"]
+    per_topic = (
+        "<h2>Accuracy per topic</h2><table><tr><th>topic</th><th>n</th><th>accuracy</th><th>95% interval</th>"
+        f"<th></th></tr>{topic_rows}</table>"
+        if len(topics) > 1 or (topics and topics[0]["topic"] != "(no topic)")
+        else ""
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{e(report["name"])}</title>
 <style>
@@ -119,13 +190,15 @@ table.m td {{ min-width: 3em; text-align: center }}
 .bar {{ position: relative; width: 14em; height: .9em; background: #eee }}
 .bar span {{ position: absolute; top: 0; height: 100%; background: #8ab }}
 .bar i {{ position: absolute; top: -2px; width: 2px; height: calc(100% + 4px); background: #234 }}
+.warn {{ background: #fde8e4; border-left: 4px solid #c33; padding: .4em .8em }}
+td.raw {{ text-align: left; white-space: pre-wrap; max-width: 36em; font-size: 12px }}
 </style></head><body>
 <h1>{e(report["name"])}</h1>
-<p>Dev accuracy {report["accuracy"]:.3f} [{lo:.3f}, {hi:.3f}] (95% Wilson interval) on {report["n"]} questions.</p>
+{warns}<p>{summary}</p>
 <h2>Gold vs predicted letter</h2>{confusion}
-<h2>Accuracy per topic</h2>
-<table><tr><th>topic</th><th>n</th><th>accuracy</th><th>95% interval</th><th></th></tr>{topic_rows}</table>
+{per_topic}
 <h2>Accuracy under each rotation of the options</h2>{rotations}
+{samples}
 </body></html>
 """
 

@@ -205,8 +205,20 @@ def live_callback(live_dir: str | Path | None, resume: bool = False):
     from transformers.integrations import DVCLiveCallback
 
     class QuietDVCLiveCallback(DVCLiveCallback):
+        """DVCLive's `step` is the optimizer step (transformers' callback counts its own calls, so a curve
+        logged every 10 steps would end at 7 after 70); a value already logged at this step (the run's
+        closing summary repeats the last log's) is not written twice."""
+
+        logged_at, logged = None, set()
+
         def on_log(self, args, state, control, model=None, logs=None, **kwargs):
-            logs = {k: v for k, v in (logs or {}).items() if not UNTRACKED_LOGS.search(k)}
+            if state.global_step != self.logged_at:
+                self.logged_at, self.logged = state.global_step, set()
+            logs = {
+                k: v for k, v in (logs or {}).items() if not UNTRACKED_LOGS.search(k) and k not in self.logged
+            }
+            self.logged |= logs.keys()
+            self.live.step = state.global_step
             super().on_log(args, state, control, model=model, logs=logs, **kwargs)
 
     return QuietDVCLiveCallback(

@@ -66,5 +66,8 @@ format: setup
 	ruff check --fix .
 	ruff format .
 
+# What the pipeline wrote that git ignores (DVC lists each output in the .gitignore beside it): tracked files,
+# the .gitignore files among them, stay, and so do cache/ (paid LLM answers) and folders you put in models/.
+# The outputs come back from the DVC cache with `dvc checkout`, or by `dvc repro`.
 clean:
-	rm -rf data/prepared data/rejected models predictions submissions
+	git clean -fdqX -- data models predictions submissions checkpoints reports plots dvc_plots

@@ -42,6 +42,9 @@ def main() -> None:
     ap.add_argument("--metrics", required=True)
     ap.add_argument("--report", required=True, help="the dev report, HTML (mcqflow.report)")
     ap.add_argument("--plots", required=True, help="folder for <name>-<lang>-{confusion,topics}.json")
+    ap.add_argument(
+        "--base-metrics", help="the untrained base's metrics (predict_base), shown beside in the report"
+    )
     a = ap.parse_args()
     if a.name == "base" and not a.tiny_dir:
         ap.error("--name base needs --tiny-dir")
@@ -102,8 +105,16 @@ def main() -> None:
                 if a.name == "base"
                 else f"{a.name} ({a.lang}): {inference} read-out of the model trained from {base}"
             )
+            baseline = None
+            if a.base_metrics and Path(a.base_metrics).is_file():
+                baseline = json.loads(Path(a.base_metrics).read_text(encoding="utf-8")).get(a.lang)
             report = build(
-                title, preds, records, rotations, degenerate_warnings(preds, f"{a.name} {a.lang} dev")
+                title,
+                preds,
+                records,
+                rotations,
+                degenerate_warnings(preds, f"{a.name} {a.lang} dev"),
+                baseline,
             )
         else:
             write_submission(preds, a.submission, formulas)

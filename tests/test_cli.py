@@ -1,7 +1,10 @@
 import csv
 import json
+import re
 import subprocess
 import sys
+
+import pytest
 
 from conftest import ROOT
 
@@ -250,6 +253,12 @@ def test_missing_model_folder_and_undownloaded_hub_id_are_told_apart(tmp_path):
     hub = run("Qwen/Qwen2.5-7B-Instruct")  # no HF_HUB_OFFLINE: mcqflow itself does not go to the hub
     assert hub.returncode == 2 and "hf download Qwen/Qwen2.5-7B-Instruct" in hub.stderr
     assert "MCQFLOW_DOWNLOAD=1" in hub.stderr and len(hub.stderr.strip().splitlines()) == 1
+    # the errors name the flag the user gave, not a params key they never set
+    assert "--model models/Qwen2.5-7B-Instruct: no such model folder" in folder.stderr
+    assert "give --model that directory" in hub.stderr and "model.base" not in folder.stderr + hub.stderr
+    tiny = run("tiny")  # outside the project: says where it looked and what `tiny` means
+    assert tiny.returncode == 2 and f"expected {tmp_path / 'models/tiny'}" in tiny.stderr
+    assert "run from the project's root or give the folder itself" in tiny.stderr
     assert time.monotonic() - start < 30  # no minute of hub retries (the process itself takes seconds)
 
 
@@ -299,3 +308,38 @@ def test_every_subcommand_and_option_says_what_it_is_for():
     for name, p in sub.choices.items():
         bare = [a.option_strings or a.dest for a in p._actions if not a.help and a.dest != "help"]
         assert not bare, (name, bare)
+
+
+def test_version_and_help_show_defaults_equal_to_params():
+    """`--help` names each default, and predict's are the pipeline's (params.yaml `predict:`)."""
+    import yaml
+
+    from mcqflow.cli import build_parser
+
+    with pytest.raises(SystemExit) as e:
+        build_parser().parse_args(["--version"])
+    assert e.value.code == 0
+    r = subprocess.run([sys.executable, "-m", "mcqflow.cli", "--version"], capture_output=True, text=True)
+    assert re.fullmatch(r"mcqflow \d+\.\d+\.\d+\S*\n", r.stdout), r.stdout
+    predict = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))["predict"]
+    for cmd in ("predict", "evaluate"):
+        a = build_parser().parse_args(
+            [cmd, "--model", "m", "--input", "i", *(["--output", "o"] * (cmd == "predict"))]
+        )
+        assert (a.batch_size, a.max_new_tokens) == (predict["batch_size"], predict["max_new_tokens"]), cmd
+    r = subprocess.run(
+        [sys.executable, "-m", "mcqflow.cli", "predict", "--help"], capture_output=True, text=True
+    )
+    text = " ".join(r.stdout.split())
+    assert f"(default: {predict['batch_size']})" in text and "(default: auto)" in text
+    assert "(default: None)" not in text and "detected from the text)" in text  # a default in words stays
+
+
+def test_evaluate_on_an_unlabelled_file_says_so_in_one_line(tmp_path):
+    rows = "".join(f"q{i},題目{i}？,甲,乙,丙,丁\n" for i in range(40))
+    (tmp_path / "test.csv").write_text("ID,Question,A,B,C,D\n" + rows, encoding="utf-8")
+    r = mcqflow("evaluate", "--model", "tiny", "--input", str(tmp_path / "test.csv"), cwd=tmp_path)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert (
+        "no labelled questions to evaluate (40 rows rejected: 40 × no answer in a labelled split)" in r.stderr
+    )

@@ -1,3 +1,4 @@
+import hashlib
 import json
 import os
 import subprocess
@@ -141,6 +142,12 @@ def test_evaluate_cli_on_a_cmmlu_file(tiny_dir, tmp_path):
             m["n"] == 6 and m["protocol"] == protocol and set(m["rotation_accuracy"]) == {"0", "1", "2", "3"}
         )
         assert m["circular_accuracy"] <= min(m["rotation_accuracy"].values())
+        run = m["run"]  # which run made these numbers
+        assert run["model"] == tiny_dir and run["input"] == str(cmmlu) and run["adapter"] is None
+        assert (
+            run["input_sha256"] == hashlib.sha256(cmmlu.read_bytes()).hexdigest() and run["prompt"] == "plain"
+        )
+        assert run["versions"]["mcqflow"] and run["versions"]["torch"] and run["date"].startswith("20")
         assert len((tmp_path / f"{protocol}.jsonl").read_text().splitlines()) == 24
         assert "circular" in r.stdout and "per rotation" in r.stdout
         page = (tmp_path / f"{protocol}.html").read_text(encoding="utf-8")

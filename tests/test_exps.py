@@ -10,7 +10,7 @@ from mcqflow.exps import accuracy_table, params_table, read, show, significance_
 
 def _state(rev, name, lr, acc, *, test=None, skipped_en=False):
     zh = {"n": 60, "accuracy": acc, "accuracy_ci95_low": acc - 0.1, "accuracy_ci95_high": acc + 0.1,
-          "invalid_extraction_rate": 0.5, "max_letter_share": 0.4, "max_letter": "C"}  # fmt: skip
+          "invalid_extraction_rate": 0.5, "max_letter_share": 0.4, "max_letter": "C", "circular_accuracy": 0.1}  # fmt: skip
     if test:
         zh["test"] = {
             "n": 83,
@@ -80,15 +80,17 @@ def test_experiments_are_read_in_order_with_flat_params():
 def test_accuracy_table_is_a_row_per_experiment_model_and_language_in_stage_order():
     table = accuracy_table(read(DOC))
     lines = table.splitlines()
-    assert lines[0].startswith("| experiment | model | lang | dev accuracy [95% CI] | test accuracy")
+    assert lines[0].startswith(
+        "| experiment | model | lang | dev accuracy [95% CI] | circular | test accuracy"
+    )
     rows = [line for line in lines if line.startswith("| lr-low |")]
     assert rows[0].startswith("| lr-low | base | zh | 0.250 [")  # base before sft-plain, zh before en
     assert (
         rows[1]
-        == "| lr-low | sft-plain | zh | 0.450 [0.350, 0.550] | 0.420 [0.320, 0.520] | 0.50 | 0.40 (C) |"
+        == "| lr-low | sft-plain | zh | 0.450 [0.350, 0.550] | 0.100 | 0.420 [0.320, 0.520] | 0.50 | 0.40 (C) |"
     )
-    assert rows[2] == "| lr-low | sft-plain | en | skipped |  |  |  |"  # visibly, not left out
-    assert "dvclive" not in table and max(map(len, lines)) < 130  # narrow, unlike dvc exp show's 1,491
+    assert rows[2] == "| lr-low | sft-plain | en | skipped |  |  |  |  |"  # visibly, not left out
+    assert "dvclive" not in table and max(map(len, lines)) <= 120  # narrow, unlike dvc exp show's 1,491
 
 
 def test_significance_table_shows_dev_and_labelled_test_comparisons():

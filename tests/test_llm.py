@@ -220,7 +220,7 @@ def test_transformers_backend_keeps_the_budget_and_resumes_from_the_cache(tiny_d
 def test_transformers_backend_without_the_model_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(
-        UserError, match=r"model 'no-such/model' is not available.*set llm.model to that directory"
+        UserError, match=r"llm.model 'no-such/model': not available.*set llm.model to that directory"
     ):
         complete_all(
             ask("a"), LLMParams(backend="transformers", model="no-such/model"), ResponseCache(tmp_path)

@@ -60,3 +60,14 @@ def test_a_letter_read_out_is_named_and_its_probabilities_are_not_unreadable():
     rep = build("base", preds, [_rec(i, None) for i in range(3)])
     assert [s["kind"] for s in rep["samples"]] == ["right", "wrong", "wrong"]
     assert "letter read-out" in render(rep) and "no readable answer" not in render(rep)
+
+
+def test_the_base_model_is_shown_beside():
+    preds = [Prediction(str(i), "A", "letter-logits", "", None, "A") for i in range(3)]
+    base = {"accuracy": 0.25, "accuracy_ci95_low": 0.1, "accuracy_ci95_high": 0.5, "n": 3}
+    rep = build("sft-plain (zh)", preds, [_rec(i, None) for i in range(3)], baseline=base)
+    assert rep["baseline"] == {"accuracy": 0.25, "accuracy_ci95_low": 0.1, "accuracy_ci95_high": 0.5}
+    assert "The untrained base model: <b>0.250</b> [0.100, 0.500] on the same questions." in render(rep)
+    assert (
+        build("base", preds, [_rec(i, None) for i in range(3)], baseline={"skipped": "x"})["baseline"] is None
+    )

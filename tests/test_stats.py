@@ -40,8 +40,13 @@ def test_identical_runs_have_a_zero_interval_and_p_one():
 
 
 def test_different_questions_are_refused():
-    with pytest.raises(UserError, match="different questions"):
+    with pytest.raises(UserError, match=r"different questions \(1 only in A, e.g. a; 1 only in B, e.g. b\)"):
         compare({"a": True}, {"b": True})
+    with pytest.raises(UserError, match=r"different questions \(1 only in A, e.g. b\)"):
+        compare({"a": True, "b": False}, {"a": True})
+    # an unlabelled side (a test split) is named as such, not "0 only in B, e.g. []"
+    with pytest.raises(UserError, match="run B has no labelled questions"):
+        compare({"a": True}, {})
 
 
 def test_compare_cli_reads_predict_details(tmp_path):

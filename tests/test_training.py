@@ -150,15 +150,19 @@ def test_curves_are_indexed_by_optimizer_step_and_not_written_twice(tmp_path):
 def test_sft_and_grpo_set_their_shared_trainer_arguments_alike(tmp_path):
     """Seeds, precision, device, checkpointing, DDP and reporting come from one place for both trainers;
     each step's own params (lr, logging) reach TRL under TRL's names."""
+    import warnings
+
     from mcqflow.grpo import GRPOParams, grpo_config
     from mcqflow.training import SFTParams, sft_config
 
-    sft = sft_config(
-        SFTParams(learning_rate=3e-4, logging_steps=7), str(tmp_path / "s"), seed=11, dtype="float32"
-    )
-    grpo = grpo_config(
-        GRPOParams(learning_rate=2e-6, logging_steps=3), str(tmp_path / "g"), 11, [1.0], dtype="float32"
-    )
+    with warnings.catch_warnings():  # no deprecated argument names (a FutureWarning a user cannot act on)
+        warnings.simplefilter("error", FutureWarning)
+        sft = sft_config(
+            SFTParams(learning_rate=3e-4, logging_steps=7), str(tmp_path / "s"), seed=11, dtype="float32"
+        )
+        grpo = grpo_config(
+            GRPOParams(learning_rate=2e-6, logging_steps=3), str(tmp_path / "g"), 11, [1.0], dtype="float32"
+        )
     shared = ["seed", "data_seed", "bf16", "use_cpu", "gradient_checkpointing", "ddp_find_unused_parameters"]
     assert {k: getattr(sft, k) for k in shared} == {k: getattr(grpo, k) for k in shared}
     assert (sft.seed, sft.use_cpu, sft.bf16, sft.report_to) == (11, True, False, grpo.report_to)

@@ -160,9 +160,7 @@ def test_data_docs(tmp_path):
     validate(TRAIN[:20], "train", "reasoning", S, context=context)
     index = build_data_docs(context, tmp_path / "docs")
     pages = list((tmp_path / "docs").rglob("*.html"))
-    assert index.exists() and "expect_column_values_to_be_well_formed_reasoning_chain" in "".join(
-        p.read_text(errors="ignore") for p in pages
-    )
+    assert index.exists() and len(pages) > 2
     # Offline: every stylesheet, script and image a page loads is a local file that exists.
     import re
 
@@ -188,6 +186,12 @@ def test_data_docs(tmp_path):
         if p.is_file()
     }
     assert first.keys() == second.keys() and [k for k in first if first[k] != second[k]] == []
+    # Opened from disk: no integrity/crossorigin (Chromium refuses such scripts on file://), fixed run times
+    # explained, custom expectations in words rather than as code
+    text = "".join(p.read_text(encoding="utf-8") for p in pages)
+    assert "integrity=" not in text and "crossorigin" not in text
+    assert all("read 1970-01-01 on purpose" in p.read_text(encoding="utf-8") for p in pages)
+    assert "holds the six tags question, think, reasoning" in text and "(**{" not in text
     css = (tmp_path / "docs/static/vendor/fontawesome/css/all.min.css").read_text()
     assert (
         "../webfonts/fa-solid-900.woff2" in css

@@ -6,6 +6,8 @@ import argparse
 import json
 import os
 import sys
+from collections import Counter
+from functools import partial
 from pathlib import Path
 
 from mcqflow.errors import UserError, run_stage
@@ -62,7 +64,7 @@ def cmd_predict(a: argparse.Namespace) -> None:
     if not records:
         raise UserError(f"{a.input}: no questions to answer (a header and nothing else?)")
     check_submission_ids([r.id for r in records], a.csv_formulas, a.input)
-    model, tokenizer = load_for_inference(a.model, a.adapter, a.quantization, a.dtype)
+    model, tokenizer = load_for_inference(a.model, a.adapter, a.quantization, a.dtype, param="--model")
     meta = read_meta(a.adapter or resolve_base(a.model))
     # A model trained by mcqflow knows its mode: reasoning models generate, plain models are letter-scored.
     prompt_mode = a.prompt or meta.get("mode") or ("reasoning" if a.mode == "generate" else "plain")
@@ -93,6 +95,36 @@ def cmd_predict(a: argparse.Namespace) -> None:
     print(summary)
 
 
+REJECTED_SHOWN = 5  # rejected rows evaluate names one by one before it goes on with the rest
+
+
+def run_record(a: argparse.Namespace, prompt_mode: str) -> dict:
+    """What a metrics file needs to say which run made it (as lm-evaluation-harness records): the model,
+    adapter, input file and its SHA-256, the read-out, the date and the versions."""
+    import hashlib
+    from datetime import datetime, timezone
+    from importlib.metadata import PackageNotFoundError, version
+
+    def ver(name: str) -> str | None:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    return {
+        "model": a.model,
+        "adapter": a.adapter,
+        "input": str(a.input),
+        "input_sha256": hashlib.sha256(Path(a.input).read_bytes()).hexdigest(),
+        "prompt": prompt_mode,
+        "shots_from": a.shots_from,
+        "dtype": a.dtype,
+        "quantization": a.quantization,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": {n: ver(n) for n in ("mcqflow", "torch", "transformers", "peft")},
+    }
+
+
 def cmd_evaluate(a: argparse.Namespace) -> None:
     from mcqflow.evaluate import as_prediction, journal_for, score_resumable, summarize
     from mcqflow.ingest import ingest_split
@@ -108,10 +140,20 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     if a.shots < 0 or a.batch_size < 1:
         raise UserError("--shots must be 0 or more and --batch-size 1 or more")
     res = ingest_split(a.input, "dev", a.lang)
-    for r in res.rejected:
+    if not res.records:  # the one useful line first, not a line per rejected row before it
+        why = Counter(r.reason for r in res.rejected).most_common(2)
+        raise UserError(
+            f"{a.input}: no labelled questions to evaluate"
+            + (
+                f" ({len(res.rejected)} rows rejected: " + "; ".join(f"{n} × {w}" for w, n in why) + ")"
+                if why
+                else ""
+            )
+        )
+    for r in res.rejected[:REJECTED_SHOWN]:
         print(f"rejected: {r.line()}", file=sys.stderr)
-    if not res.records:
-        raise UserError(f"{a.input}: no labelled questions to evaluate")
+    if len(res.rejected) > REJECTED_SHOWN:
+        print(f"rejected: … and {len(res.rejected) - REJECTED_SHOWN} more rows", file=sys.stderr)
     shots = []
     if a.shots:
         if not a.shots_from:
@@ -121,7 +163,7 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
         if len(pool) < a.shots:
             raise UserError(f"{a.shots_from}: {len(pool)} usable examples, --shots asks for {a.shots}")
         shots = pool[: a.shots]
-    model, tokenizer = load_for_inference(a.model, a.adapter, a.quantization, a.dtype)
+    model, tokenizer = load_for_inference(a.model, a.adapter, a.quantization, a.dtype, param="--model")
     meta = read_meta(a.adapter or resolve_base(a.model))
     prompt_mode = a.prompt or meta.get("mode") or "plain"
     rotations = (0, 1, 2, 3) if a.circular else (0,)
@@ -140,7 +182,10 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
         tokenizer=tokenizer, protocol=a.protocol, rotations=rotations, shots=shots, prompt_mode=prompt_mode,
         batch_size=a.batch_size, max_new_tokens=a.max_new_tokens,
     )  # fmt: skip
-    m = {"protocol": a.protocol, "shots": a.shots, "circular": a.circular, **summarize(scored, rotations)}
+    m = {
+        "protocol": a.protocol, "shots": a.shots, "circular": a.circular, **summarize(scored, rotations),
+        "run": run_record(a, prompt_mode),
+    }  # fmt: skip
     line = (
         f"{a.input}: {a.protocol}{' circular' if a.circular else ''}, {a.shots}-shot, {m['n']} questions: "
         f"accuracy {m['accuracy']:.3f} [{m['accuracy_ci95_low']:.3f}, {m['accuracy_ci95_high']:.3f}]"
@@ -265,11 +310,38 @@ def cmd_bench(a: argparse.Namespace) -> None:
         print(markdown(res))
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and epilogs as written; every option with a default says it, unless its help already
+    explains the default in words."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (
+            action.option_strings
+            and action.default not in (None, False, argparse.SUPPRESS)
+            and "default" not in text
+        ):
+            text += " (default: %(default)s)"
+        return text
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ours = version("mcqflow")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        ours = "unknown (not installed)"
     ap = argparse.ArgumentParser(
-        prog="mcqflow", description="Train and run LLMs on Chinese single-choice questions."
+        prog="mcqflow", description="Train and run LLMs on Chinese single-choice questions.",
+        formatter_class=HelpFormatter,
+    )  # fmt: skip
+    ap.add_argument("--version", action="version", version=f"mcqflow {ours}")
+    sub = ap.add_subparsers(
+        dest="command",
+        required=True,
+        parser_class=partial(argparse.ArgumentParser, formatter_class=HelpFormatter),
     )
-    sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("ingest", help="any supported MCQ file -> canonical JSONL")
     p.add_argument(
@@ -313,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="auto: bf16 on a GPU, fp32 on a CPU; bfloat16 halves the time on CPUs with bf16 kernels",
     )
     p.add_argument(
-        "--batch-size", type=int, default=16, help="questions per forward pass (lower it on out-of-memory)"
+        "--batch-size", type=int, default=32, help="questions per forward pass (lower it on out-of-memory)"
     )
     p.add_argument(
         "--max-new-tokens", type=int, default=512, help="generate mode: the longest answer written"
@@ -365,7 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="auto: bf16 on a GPU, fp32 on a CPU",
     )
     p.add_argument(
-        "--batch-size", type=int, default=16, help="questions per forward pass (lower it on out-of-memory)"
+        "--batch-size", type=int, default=32, help="questions per forward pass (lower it on out-of-memory)"
     )
     p.add_argument("--max-new-tokens", type=int, default=512, help="generate protocol only")
     p.add_argument("--details", help="per question (and rotation) JSONL: answer, gold, scores")
@@ -454,7 +526,6 @@ def build_parser() -> argparse.ArgumentParser:
         "order: " + ", ".join(RULES) + " (mcqflow/extract.py explains each).",
         epilog='example:\n  echo \'{"text": "<think>A?</think>排除A和B……最終選擇D"}\' | mcqflow extract-answer\n'
         '  {"answer": "D", "method": "zh-phrase"}',
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.set_defaults(fn=cmd_extract)
 

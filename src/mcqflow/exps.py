@@ -77,8 +77,9 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def accuracy_table(exps: list[Exp]) -> str:
-    """Per experiment, model and language: dev (and labelled test) accuracy with its interval, the share
-    of outputs with no readable answer, and the largest letter share."""
+    """Per experiment, model and language: dev accuracy with its interval, circular accuracy (right under
+    all four rotations of the options, where the stage measured it), labelled-test accuracy, the share of
+    outputs with no readable answer, and the largest letter share with its letter."""
     rows = []
     for e in exps:
         found = []
@@ -89,7 +90,7 @@ def accuracy_table(exps: list[Exp]) -> str:
                 found.append((key, m["lang"], m["model"], data.get(m["lang"], {})))
         for _, lang, model, d in sorted(found, key=lambda f: f[0]):
             if "skipped" in d:
-                rows.append([e.name, model, lang, "skipped", "", "", ""])
+                rows.append([e.name, model, lang, "skipped", "", "", "", ""])
                 continue
             test = d.get("test") or {}
             share = d.get("max_letter_share")
@@ -99,13 +100,14 @@ def accuracy_table(exps: list[Exp]) -> str:
                     model,
                     lang,
                     _interval(d),
+                    f"{d['circular_accuracy']:.3f}" if "circular_accuracy" in d else "–",
                     _interval(test) if test else "–",
                     f"{d['invalid_extraction_rate']:.2f}" if "invalid_extraction_rate" in d else "–",
                     f"{share:.2f} ({d.get('max_letter', '?')})" if share is not None else "–",
                 ]
             )
-    header = ["experiment", "model", "lang", "dev accuracy [95% CI]", "test accuracy [95% CI]",
-              "no readable answer", "largest letter share"]  # fmt: skip
+    header = ["experiment", "model", "lang", "dev accuracy [95% CI]", "circular", "test accuracy [95% CI]",
+              "no answer", "top letter"]  # fmt: skip
     return _table(header, rows) if rows else "No experiment has predict metrics yet (run `dvc repro`)."
 
 

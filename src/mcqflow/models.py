@@ -248,7 +248,9 @@ def resolve_base(name: str, tiny_dir: str | Path = "models/tiny") -> str:
     if name == TINY:
         if not (Path(tiny_dir) / "config.json").exists():
             raise UserError(
-                f"the tiny model is not built yet: run `dvc repro tiny_model` (expected {tiny_dir})"
+                f"the tiny model is not built yet: run `dvc repro tiny_model` (expected "
+                f"{Path(tiny_dir).absolute()}; `tiny` means the project's models/tiny, so run from the project's "
+                f"root or give the folder itself)"
             )
         return str(tiny_dir)
     return name
@@ -333,13 +335,14 @@ def _from_pretrained(cls, name_or_path: str, param: str = "model.base", **kwargs
         raise UserError(f"{name_or_path}: not a loadable model directory ({str(err).splitlines()[0]})")
     if looks_like_a_path(name_or_path):
         raise UserError(
-            f"{param}={name_or_path}: no such model folder; give an existing folder, a Hugging Face id "
-            f"(owner/name) or 'embedded'"
+            f"{param}{' ' if param.startswith('-') else '='}{name_or_path}: no such model folder; give an "
+            f"existing folder, a Hugging Face id (owner/name) or 'embedded'"
         )
+    where = f"give {param} that directory" if param.startswith("-") else f"set {param} to that directory"
     raise UserError(
-        f"model {name_or_path!r} is not available on this machine: download it where there is internet "
+        f"{param} {name_or_path!r}: not available on this machine: download it where there is internet "
         f"(`hf download {name_or_path} --local-dir models/{name_or_path.split('/')[-1]}`), copy it here and "
-        f"set {param} to that directory (or let transformers fetch it: MCQFLOW_DOWNLOAD=1)"
+        f"{where} (or let transformers fetch it: MCQFLOW_DOWNLOAD=1)"
     )
 
 
@@ -364,19 +367,21 @@ def read_meta(model_dir: str | Path) -> dict:
 
 
 def load_for_inference(
-    model: str, adapter: str | None = None, quantization: str | None = None, dtype: str = "auto"
-):
+    model: str, adapter: str | None = None, quantization: str | None = None, dtype: str = "auto",
+    param: str = "model.base",
+):  # fmt: skip
     """Return (model, tokenizer) ready for batched inference with left padding.
 
     `model` is `tiny`, a HF id, a local base directory, or a directory trained by `mcqflow` (a full model,
-    or a LoRA adapter whose base is recorded in its metadata). `adapter` adds a LoRA adapter on top."""
+    or a LoRA adapter whose base is recorded in its metadata). `adapter` adds a LoRA adapter on top.
+    `param` is what the user set `model` with (a params key, or a flag such as --model), for the errors."""
     model_dir = resolve_base(model)
     meta = read_meta(model_dir)
     if adapter is None and Path(model_dir, "adapter_config.json").exists():
         adapter, model_dir = model_dir, meta.get("base") or _adapter_base(model_dir)
     quant = quantization or meta.get("quantization", "none")
-    tokenizer = load_tokenizer(adapter or model_dir, padding_side="left")
-    base = load_base_model(model_dir, quant, dtype=dtype)
+    tokenizer = load_tokenizer(adapter or model_dir, padding_side="left", param=param)
+    base = load_base_model(model_dir, quant, dtype=dtype, param=param)
     if adapter:
         from peft import PeftModel
 

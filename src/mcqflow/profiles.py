@@ -23,6 +23,7 @@ precision choice like the vanilla recipe's 4-bit base: `train.fp8: false` turns 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from dataclasses import dataclass
 
@@ -30,6 +31,10 @@ from mcqflow.config import choose
 from mcqflow.models import fp8_supported, on_gpu, under_fsdp
 
 PROFILE_NAMES = ("auto", "vanilla", "memory", "fast")
+
+# Liger-Kernel's import warns, twice per process, that its optional CuTe-DSL and Ascend backends are missing:
+# nothing a CUDA user can act on (its CUDA kernels are there). Its errors still show.
+logging.getLogger("liger_kernel.backends.registry").setLevel(logging.ERROR)
 
 
 @dataclass(frozen=True)

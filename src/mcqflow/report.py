@@ -31,10 +31,12 @@ def build(
     records: list[Record],
     rotations: dict[str, float] | None = None,
     warnings: list[str] | None = None,
+    baseline: dict | None = None,
 ) -> dict:
     """The report of one model on one labelled split. `rotations`: accuracy under each rotation (from
     `evaluate.summarize`), when the run scored them; `warnings`: what the run said was wrong with its
-    answers (`metrics.degenerate_warnings`), shown first."""
+    answers (`metrics.degenerate_warnings`), shown first; `baseline`: the untrained base's dev metrics
+    (`accuracy`, `accuracy_ci95_low`/`_high`), shown beside."""
     topic = {r.id: r.topic or "(no topic)" for r in records}
     labelled = [p for p in preds if p.gold is not None]
     confusion = Counter((p.gold, p.answer if p.answer in LETTERS else NONE) for p in labelled)
@@ -71,6 +73,11 @@ def build(
         "letters": {x: round(sum(p.answer == x for p in labelled) / n, 4) if n else 0.0 for x in LETTERS},
         "warnings": list(warnings or []),
         "samples": _samples(labelled),
+        "baseline": {
+            k: baseline[k] for k in ("accuracy", "accuracy_ci95_low", "accuracy_ci95_high") if k in baseline
+        }
+        if baseline and "accuracy" in baseline
+        else None,
     }
 
 
@@ -158,6 +165,12 @@ def render(report: dict) -> str:
                 f" <b>{fell} of {report['n']} ({fell / n:.0%}) had no readable answer</b> and were answered by"
                 " letter scoring instead."
             )
+    base = report.get("baseline")
+    if base:
+        summary += f" The untrained base model: <b>{base['accuracy']:.3f}</b>"
+        if "accuracy_ci95_low" in base:
+            summary += f" [{base['accuracy_ci95_low']:.3f}, {base['accuracy_ci95_high']:.3f}]"
+        summary += " on the same questions."
     letters = report.get("letters", {})
     if letters:
         summary += " Predicted letters: " + ", ".join(f"{k} {v:.0%}" for k, v in letters.items()) + "."

@@ -50,11 +50,21 @@ def paired_bootstrap(
 def compare(a: dict[str, bool], b: dict[str, bool], n_boot: int = 10_000, seed: int = 0) -> dict:
     """Accuracy of each run, their difference (B - A) with a 95% paired bootstrap interval, the
     discordant counts and McNemar's exact p. `a` and `b` map question id -> correct."""
+    for run, other, side in ((a, b, "A"), (b, a, "B")):
+        if other and not run:
+            raise UserError(
+                f"run {side} has no labelled questions (no gold letters: an unlabelled split such as a "
+                f"Kaggle test set?); a paired comparison needs the same labelled questions in both"
+            )
     if set(a) != set(b):
         only_a, only_b = sorted(set(a) - set(b)), sorted(set(b) - set(a))
+        some = "; ".join(
+            f"{len(ids)} only in {side}, e.g. {', '.join(ids[:3])}"
+            for side, ids in (("A", only_a), ("B", only_b))
+            if ids
+        )
         raise UserError(
-            f"the two runs answer different questions ({len(only_a)} only in A, e.g. {only_a[:3]}; "
-            f"{len(only_b)} only in B, e.g. {only_b[:3]}): a paired comparison needs the same ones"
+            f"the two runs answer different questions ({some}): a paired comparison needs the same ones"
         )
     if not a:
         raise UserError("no labelled questions to compare")

@@ -76,6 +76,12 @@ def trainer_kwargs(
     """The TrainingArguments SFT and GRPO set alike (sft_config, grpo.grpo_config): seeds, precision,
     device, gradient checkpointing from the speed profile, no unused-parameter search, no reporting."""
     gpu = on_gpu()
+    ckpt = profile.gradient_checkpointing and gpu
+    # transformers renamed gradient_checkpointing activation_checkpointing (the old name warns); TRL's
+    # configs default the old one to True, so both are set, the new one where this transformers has it
+    from transformers import TrainingArguments
+
+    new_name = "activation_checkpointing" in TrainingArguments.__dataclass_fields__
     return dict(
         output_dir=output_dir,
         learning_rate=learning_rate,
@@ -84,7 +90,8 @@ def trainer_kwargs(
         data_seed=seed,
         bf16=compute_dtype(dtype) == torch.bfloat16,
         use_cpu=not gpu,
-        gradient_checkpointing=profile.gradient_checkpointing and gpu,
+        gradient_checkpointing=ckpt,
+        **({"activation_checkpointing": ckpt} if new_name else {}),
         # Every trainable weight (full or LoRA) takes part in each forward, so under DDP the search for
         # unused ones (transformers' default without gradient checkpointing) is an autograd pass for nothing.
         ddp_find_unused_parameters=False,

@@ -258,16 +258,37 @@ def expectations(
             (ROW, gxe.ExpectColumnValuesToBeInSet(column="answer", value_set=list(LETTERS))),
             (
                 DATASET,
-                ExpectColumnMostCommonValueShareToBeAtMost(column="answer", max_share=s.max_letter_share),
+                ExpectColumnMostCommonValueShareToBeAtMost(
+                    column="answer",
+                    max_share=s.max_letter_share,
+                    description=f"No single answer letter takes more than {s.max_letter_share:.0%} of the rows "
+                    "(a model that always answers one letter scores 25% on balanced data).",
+                ),
             ),
         ]
     if kind == "reasoning":
         out += [
             (ROW, gxe.ExpectColumnValuesToNotBeNull(column="reasoning")),
-            (ROW, ExpectColumnValuesToBeWellFormedReasoningChain(column="reasoning")),
-            (ROW, ExpectReasoningChainToHaveAtLeastNSteps(column="reasoning", min_steps=s.min_steps)),
+            (ROW, ExpectColumnValuesToBeWellFormedReasoningChain(column="reasoning", description=CHAIN_TEXT)),
+            (
+                ROW,
+                ExpectReasoningChainToHaveAtLeastNSteps(
+                    column="reasoning",
+                    min_steps=s.min_steps,
+                    description=f"The chain's reasoning tag holds at least {s.min_steps} items written "
+                    "'step k: ...'.",
+                ),
+            ),
             (ROW, gxe.ExpectColumnPairValuesToBeEqual(column_A="chain_output", column_B="answer")),
-            (ROW, ExpectColumnValuesToBeNeutral(column="reasoning", threshold=s.neutrality_threshold)),
+            (
+                ROW,
+                ExpectColumnValuesToBeNeutral(
+                    column="reasoning",
+                    threshold=s.neutrality_threshold,
+                    description=f"The chain scores at least {s.neutrality_threshold} on the lexicon neutrality "
+                    "score (mcqflow.neutrality: absolutist and loaded terms against hedged, many-sided ones).",
+                ),
+            ),
             (ROW, gxe.ExpectColumnValueLengthsToBeBetween(column="reasoning", max_value=s.max_chain_length)),
             (ROW, gxe.ExpectColumnValuesToBeNull(column="instruction_like")),
         ]
@@ -293,6 +314,13 @@ def expectations(
             )
         )
     return out
+
+
+# Data Docs show these in words (an expectation's `description`), where GX would print a custom one's code
+CHAIN_TEXT = (
+    "The chain parses as XML (a hardened parser: no entities, no network) and holds the six tags question, "
+    "think, reasoning, reflection, adjustment and output, each exactly once, in this order."
+)
 
 
 def describe(cfg) -> str:
@@ -480,6 +508,16 @@ _ASSET_URL = re.compile(r'(src|href)="https://([^"?]+)[^"]*"')
 _REMOTE_IMG = re.compile(r'<img[^>]*src="https?://[^"]*"[^>]*>')
 
 
+# Subresource-integrity and CORS attributes GX copies from its CDN tags: on local copies opened from disk
+# (file://) Chromium refuses the scripts they guard, and the Expectation Suites tab and "Show more info" die.
+_SRI = re.compile(r'\s(?:integrity|crossorigin)="[^"]*"')
+_BODY = re.compile(r"(<body[^>]*>)")
+FIXED_TIME_NOTE = (
+    '<div style="background:#fff8e1;border-bottom:1px solid #e0c97f;padding:.4em 1em;font-size:13px">'
+    "Run times on these pages read 1970-01-01 on purpose: the pages are a DVC stage output "
+    "(<code>reports/validate</code>), rebuilt only when a result changes; git and <code>dvc.lock</code> keep "
+    "when the run happened.</div>"
+)
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _STAMP = re.compile(r"(?<![0-9])(?!19700101T)\d{8}T\d{6}\.\d{6}Z")
 
@@ -497,7 +535,8 @@ def make_offline(docs_dir: str | Path) -> None:
     `static/vendor/`), drop the remote logo, and make each page the same for the same data (`_stable`), so
     the site renders styled with no network and `dvc repro` rewrites it only when a result changes. (GX
     loads them from CDNs, and the logo's address, its element ids and a time in the page differed on every
-    build.)"""
+    build.) The copies carry no integrity/crossorigin attributes, so the pages work opened from disk, and
+    each page says why its run times are fixed."""
     import shutil
 
     docs_dir = Path(docs_dir)
@@ -523,6 +562,8 @@ def make_offline(docs_dir: str | Path) -> None:
         text = _stable(html_file.read_text(encoding="utf-8"))
         text = _REMOTE_IMG.sub("", text)
         text = _ASSET_URL.sub(lambda m, d=html_file.parent: local(m, d), text)
+        text = _SRI.sub("", text)
+        text = _BODY.sub(lambda m: m.group(1) + FIXED_TIME_NOTE, text, count=1)
         html_file.write_text(text, encoding="utf-8")
 
 

@@ -8,7 +8,7 @@ export TOKENIZERS_PARALLELISM := false
 # A DVC remote for sharing: a folder outside the repo, kept in .dvc/config.local (never committed).
 REMOTE ?= $(abspath ..)/mcqflow-dvc-remote
 
-.PHONY: setup setup-embedded demo exp compare significance remote test lint format clean
+.PHONY: setup setup-embedded demo exp compare significance real-weights-plots remote test lint format clean
 
 setup: $(VENV)/.installed
 
@@ -42,6 +42,12 @@ exp:
 # the largest letter share (a constant letter scores 0.25); then the params each experiment changed.
 compare:
 	mcqflow exps
+
+# The real-weights run's GRPO curves (results/embedded-gpu/plots.yaml), as HTML in dvc_plots/real-weights/.
+real-weights-plots:
+	mkdir -p dvc_plots/real-weights && cp results/embedded-gpu/plots.yaml results/embedded-gpu/dvc.yaml
+	dvc plots show -o dvc_plots/real-weights real-grpo-correctness real-grpo-zero-std real-grpo-entropy \
+	  real-grpo-length; rc=$$?; rm -f results/embedded-gpu/dvc.yaml; exit $$rc
 
 # Paired comparisons (metrics/compare/): B - A with its paired bootstrap interval and McNemar's p.
 significance:

@@ -98,18 +98,21 @@ def cmd_predict(a: argparse.Namespace) -> None:
 REJECTED_SHOWN = 5  # rejected rows evaluate names one by one before it goes on with the rest
 
 
+def installed_version(name: str) -> str | None:
+    """The installed distribution's version, or None (not installed: a checkout run from its folder)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
 def run_record(a: argparse.Namespace, prompt_mode: str) -> dict:
     """What a metrics file needs to say which run made it (as lm-evaluation-harness records): the model,
     adapter, input file and its SHA-256, the read-out, the date and the versions."""
     import hashlib
     from datetime import datetime, timezone
-    from importlib.metadata import PackageNotFoundError, version
-
-    def ver(name: str) -> str | None:
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            return None
 
     return {
         "model": a.model,
@@ -121,7 +124,7 @@ def run_record(a: argparse.Namespace, prompt_mode: str) -> dict:
         "dtype": a.dtype,
         "quantization": a.quantization,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "versions": {n: ver(n) for n in ("mcqflow", "torch", "transformers", "peft")},
+        "versions": {n: installed_version(n) for n in ("mcqflow", "torch", "transformers", "peft")},
     }
 
 
@@ -326,12 +329,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        ours = version("mcqflow")
-    except PackageNotFoundError:  # run from a checkout that was never installed
-        ours = "unknown (not installed)"
+    ours = installed_version("mcqflow") or "unknown (not installed)"
     ap = argparse.ArgumentParser(
         prog="mcqflow", description="Train and run LLMs on Chinese single-choice questions.",
         formatter_class=HelpFormatter,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-from mcqflow.predict import Prediction
+from mcqflow.predict import FALLBACK, Prediction
 from mcqflow.schema import LETTERS
 
 
@@ -23,7 +23,7 @@ def evaluate(preds: list[Prediction]) -> dict:
     n = len(labelled)
     correct = sum(p.answer == p.gold for p in labelled)
     lo, hi = wilson_interval(correct, n)
-    fallbacks = sum(p.method == "fallback-logits" for p in preds)
+    fallbacks = sum(p.method == FALLBACK for p in preds)
     shares = Counter(p.answer for p in preds)
     top, top_n = shares.most_common(1)[0] if preds else ("", 0)
     return {
@@ -48,7 +48,7 @@ def degenerate_warnings(preds: list[Prediction], what: str) -> list[str]:
     if not preds:
         return []
     out = []
-    fallbacks = sum(p.method == "fallback-logits" for p in preds)
+    fallbacks = sum(p.method == FALLBACK for p in preds)
     if fallbacks > len(preds) / 2:
         out.append(
             f"{what}: {fallbacks} of {len(preds)} outputs had no readable answer and fell back to letter "

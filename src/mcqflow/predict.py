@@ -23,6 +23,9 @@ from mcqflow.schema import LETTERS, Record
 INFERENCE_MODES = ("letter", "generate")
 
 
+FALLBACK = "fallback-logits"  # the method of an answer no rule could read, letter-scored instead
+
+
 @dataclass
 class Prediction:
     id: str
@@ -199,7 +202,7 @@ def predict_records(
     if missing:
         probs = letter_probs(model, tokenizer, [prompts[i] for i in missing], batch_size, share_prefix)
         for i, p in zip(missing, probs, strict=True):
-            preds[i].answer, preds[i].method = _argmax(p), "fallback-logits"
+            preds[i].answer, preds[i].method = _argmax(p), FALLBACK
     return preds
 
 

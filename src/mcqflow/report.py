@@ -15,7 +15,7 @@ from collections import Counter
 
 from mcqflow.io import write_text_atomic
 from mcqflow.metrics import wilson_interval
-from mcqflow.predict import Prediction
+from mcqflow.predict import FALLBACK, Prediction
 from mcqflow.schema import LETTERS, Record
 
 NONE = "none"  # the predicted column for an output with no letter
@@ -84,11 +84,11 @@ def build(
 def _samples(preds: list[Prediction]) -> list[dict]:
     """A few outputs to look at: right, wrong and unreadable ones (a letter read-out's output is its four
     letter probabilities)."""
-    read = [p for p in preds if not p.method.startswith("fallback")]
+    read = [p for p in preds if p.method != FALLBACK]
     kinds = {
         "right": [p for p in read if p.answer == p.gold],
         "wrong": [p for p in read if p.answer != p.gold],
-        "unreadable": [p for p in preds if p.method.startswith("fallback")],
+        "unreadable": [p for p in preds if p.method == FALLBACK],
     }
     return [
         {"kind": k, "id": p.id, "gold": p.gold, "answer": p.answer, "method": p.method,
@@ -151,7 +151,7 @@ def render(report: dict) -> str:
     lo, hi = report["ci95"]
     read = report.get("read", {})
     n = report["n"] or 1
-    fell = sum(v for k, v in read.items() if k.startswith("fallback"))
+    fell = read.get(FALLBACK, 0)
     how = ", ".join(f"{v} by {e(k)}" for k, v in read.items())
     summary = f"Dev accuracy <b>{report['accuracy']:.3f}</b> [{lo:.3f}, {hi:.3f}] (95% Wilson interval) on {report['n']} questions."
     if read and set(read) == {"letter-logits"}:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from mcqflow.config import choose, load_params
-from mcqflow.errors import run_stage
+from mcqflow.errors import UserError, run_stage
 from mcqflow.evaluate import score, summarize
 from mcqflow.io import write_text_atomic
 from mcqflow.metrics import degenerate_warnings, evaluate
@@ -59,6 +59,11 @@ def main() -> None:
     else:
         model_path = str(Path(a.models, f"{a.name}-{a.lang}"))
     formulas = p.get("csv_formulas", "refuse")
+    penalty = p.get("repetition_penalty", 1.0)
+    if not penalty > 0:
+        raise UserError(
+            f"params.yaml: predict.repetition_penalty={penalty}: expected a number above 0 (1.0 = off)"
+        )
     test_ids = [r.id for r in read_records(Path(a.data, a.lang, "test.jsonl"))]
     dev_empty = not read_records(Path(a.data, a.lang, "dev.jsonl"))
     why = (reason(model_path) if a.name != "base" else None) or (
@@ -82,13 +87,14 @@ def main() -> None:
             Path(a.details, f".{a.name}-{a.lang}-{split}.partial.jsonl"),
             run_fingerprint(
                 records, model=model_path, base=base, inference=inference, prompt=prompt_mode,
-                max_new_tokens=p["max_new_tokens"], dtype=dtype, share_prefix=profile.share_prefix,
+                max_new_tokens=p["max_new_tokens"], repetition_penalty=penalty, dtype=dtype,
+                share_prefix=profile.share_prefix,
             ),
         )  # fmt: skip
         preds = predict_resumable(
             records, journal, chunk=8 * p["batch_size"], model=model, tokenizer=tokenizer, inference=inference,
             prompt_mode=prompt_mode, batch_size=p["batch_size"], max_new_tokens=p["max_new_tokens"],
-            share_prefix=profile.share_prefix,
+            repetition_penalty=penalty, share_prefix=profile.share_prefix,
         )  # fmt: skip
         write_details(preds, Path(a.details, f"{a.name}-{a.lang}-{split}.jsonl"))
         journal.path.unlink()

@@ -1,6 +1,7 @@
 """Stage sft: fine-tune the base model on one language in one mode (plain letter / reasoning chain)."""
 
 import argparse
+from pathlib import Path
 
 from mcqflow.config import choose, load_params
 from mcqflow.errors import run_stage
@@ -30,7 +31,7 @@ def main() -> None:
         why = f"{a.train} has no rows (the branch is skipped upstream: metrics/validate.json)"
         write_marker(a.out, why)
         skipped_live(a.live, why)
-        say(f"sft {a.mode}", a.train.split("/")[-2], why)
+        say(f"sft {a.mode}", Path(a.out).name.rsplit("-", 1)[-1], why)
         return
     metrics = train_sft(
         records,

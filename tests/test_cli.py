@@ -343,3 +343,14 @@ def test_evaluate_on_an_unlabelled_file_says_so_in_one_line(tmp_path):
     assert (
         "no labelled questions to evaluate (40 rows rejected: 40 × no answer in a labelled split)" in r.stderr
     )
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+def test_a_repetition_penalty_not_above_zero_is_one_line(command, tmp_path):
+    out = ["--output", str(tmp_path / "s.csv")] if command == "predict" else []
+    r = mcqflow(command, "--model", "tiny", "--input", str(ROOT / "data/sample/dev.csv"),
+                "--repetition-penalty", "0", *out, cwd=tmp_path)  # fmt: skip
+    assert (
+        r.returncode == 2
+        and r.stderr.strip() == "mcqflow: error: --repetition-penalty must be above 0 (1.0 = off)"
+    )

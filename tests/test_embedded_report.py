@@ -84,3 +84,78 @@ def test_grpo_variants_are_chosen_on_dev_and_only_the_chosen_one_shows_test(tmp_
     subprocess.run([sys.executable, ROOT / "bench/embedded_report.py", "table", runs, "--plan", plan, "--out", out],
                    check=True, capture_output=True)  # fmt: skip
     assert vs_start.startswith("+0.150, p") and f"| {vs_start} |" in out.read_text()
+
+
+def table(tmp_path, runs, plan_text):
+    plan = tmp_path / "plan.txt"
+    plan.write_text(plan_text)
+    out = tmp_path / "README.md"
+    subprocess.run([sys.executable, ROOT / "bench/embedded_report.py", "table", runs, "--plan", plan, "--out", out],
+                   check=True, capture_output=True)  # fmt: skip
+    return out.read_text()
+
+
+def test_an_experiment_that_changes_more_than_grpo_is_a_family_of_its_own(tmp_path):
+    runs = tmp_path / "runs"
+    first = write_run(runs, "g1", {"init": "sft-reasoning", "mode": "reasoning"},
+                      {m: {"dev": right(n), "test": right(n)}
+                       for m, n in (("base", 5), ("sft-plain", 10), ("sft-reasoning", 11), ("grpo", 9))})  # fmt: skip
+    # SFT on the other half of train, then plain-mode GRPO: a better dev score than g1's GRPO must not make
+    # it g1's chosen variant; its stages are compared with its own start and with g1's same stage
+    rest = write_run(runs, "h1", {"init": "sft-plain", "mode": "plain"},
+                     {m: {"dev": right(n), "test": right(n)}
+                      for m, n in (("base", 5), ("sft-plain", 8), ("sft-reasoning", 9), ("grpo", 16))})  # fmt: skip
+    text = table(tmp_path, runs, "g1 -S data.source=data/gaokao -S grpo.mode=reasoning\n"
+                 "h1 -S data.source=data/gaokao -S split.sft_sees=rest -S grpo.mode=plain\n")  # fmt: skip
+    main, other = text.split("## gaokao: base → sft-plain → sft-reasoning → grpo with split.sft_sees=rest")
+    assert (
+        "| grpo (reasoning, g1) | generate | 20 | 0.450" in main and "h1" not in main.split("## Commands")[0]
+    )
+    assert "| grpo (plain, h1) | letter | 20 | 0.800" in other and "g1)" not in other
+    # the last column: h1's sft-plain against g1's, question by question (8 vs 10 right)
+    c = compare(read_correct(first / "predictions/sft-plain-zh-dev.jsonl"),
+                read_correct(rest / "predictions/sft-plain-zh-dev.jsonl"))  # fmt: skip
+    row = next(r for r in other.split("### test")[0].splitlines() if r.startswith("| sft-plain |"))
+    assert row.endswith(f"| {c['difference']:+.3f} [{c['difference_ci95_low']:+.3f}, "
+                        f"{c['difference_ci95_high']:+.3f}], p {c['mcnemar_p']:.3g} (0 vs 2 right only here / "
+                        "only there) |")  # fmt: skip
+    # its GRPO against its own start: +8 of 20
+    grpo = next(r for r in other.split("### test")[0].splitlines() if r.startswith("| grpo (plain, h1) |"))
+    assert "| +0.400 [" in grpo and "vs sft-plain | – |" in grpo
+
+
+def test_scoring_copies_the_scores_of_weights_scored_before(tmp_path):
+    """An experiment that only changed predict settings holds the same models (run cache): their
+    four-rotation scores are copied, not made again (here the weights are not loadable at all)."""
+    from mcqflow.schema import Record, write_jsonl
+
+    runs = tmp_path / "runs"
+    recs = [Record(f"q{i}", "問題", dict(zip("ABCD", "甲乙丙丁", strict=True)), "A") for i in range(3)]
+    for name in ("g1", "g2"):
+        for split in ("dev", "test"):
+            write_jsonl(runs / name / "data/validated/zh" / f"{split}.jsonl", recs)
+        for model in ("sft-plain", "sft-reasoning", "grpo"):
+            folder = runs / name / "models" / f"{model}-zh"
+            folder.mkdir(parents=True)
+            (folder / "adapter_config.json").write_text("{}")
+            (folder / "adapter_model.safetensors").write_bytes(f"weights of {model}".encode())
+        (runs / name / "done").touch()
+    for split in ("dev", "test"):  # made before: g1's scores and the base's
+        for where, label in [(runs / "_base/gaokao", "base")] + [(runs / "g1/eval", m) for m in
+                                                                  ("sft-plain", "sft-reasoning", "grpo")]:  # fmt: skip
+            where.mkdir(parents=True, exist_ok=True)
+            (where / f"{label}-{split}.json").write_text(json.dumps({"model": label, "split": split}))
+            (where / f"{label}-{split}.jsonl").write_text(f"{label} {split}\n")
+    plan = tmp_path / "plan.txt"
+    plan.write_text(
+        "g1 -S data.source=data/gaokao\ng2 -S data.source=data/gaokao -S predict.repetition_penalty=1.05\n"
+    )
+    r = subprocess.run([sys.executable, ROOT / "bench/embedded_report.py", "score", runs, "--plan", plan],
+                       capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    for model in ("sft-plain", "sft-reasoning", "grpo"):
+        for split in ("dev", "test"):
+            got = runs / "g2/eval" / f"{model}-{split}.json"
+            assert json.loads(got.read_text()) == {"model": model, "split": split}
+            assert got.with_suffix(".jsonl").read_text() == f"{model} {split}\n"
+    assert r.stdout.count("scores copied") == 6

@@ -187,3 +187,18 @@ def test_a_stopped_run_resumes_from_its_journal_and_asks_only_for_the_rest(model
     other = AnswerJournal(journal.path, run_fingerprint(recs, model="another", inference="letter"))
     predict_resumable(recs, other, chunk=5, log=lambda _: None, **kw)
     assert sum(asked) == 10  # another run's answers are never taken
+
+
+def test_a_repetition_penalty_breaks_greedy_loops(model_tok):
+    """An untrained model's greedy output repeats itself (newlines, or a three-token cycle at a mild penalty):
+    a strong penalty (HF's, on tokens already in the row) makes it repeat less; 1.0 is plain greedy."""
+    model, tok = model_tok
+    prompts = [render_prompt(tok, r, "reasoning") for r in sample_records("dev")[:4]]
+    plain = generate(model, tok, prompts, batch_size=4, max_new_tokens=40)
+    assert generate(model, tok, prompts, batch_size=4, max_new_tokens=40, repetition_penalty=1.0) == plain
+    guarded = generate(model, tok, prompts, batch_size=4, max_new_tokens=40, repetition_penalty=50.0)
+
+    def distinct(texts):  # characters each row uses, summed
+        return sum(len(set(t)) for t in texts)
+
+    assert distinct(plain) <= 12 and distinct(guarded) > 5 * distinct(plain)

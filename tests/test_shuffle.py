@@ -52,3 +52,40 @@ def test_stratified_subset():
     assert all(abs(chosen[t] - n / 2) <= 1.5 for t, n in topics.items())
     letters = Counter(r.answer for r in half)
     assert max(letters.values()) - min(letters.values()) <= 4
+
+
+def test_split_stage_writes_what_sft_trains_on(tmp_path):
+    """split.sft_sees=all: SFT trains on all of train; rest: on train minus GRPO's share, so no GRPO prompt
+    is a question its starting model was fitted to. The same ids in every language."""
+    import json
+    import subprocess
+    import sys
+
+    import yaml
+
+    from conftest import ROOT
+    from mcqflow.schema import read_records, write_jsonl
+
+    recs = sample_records("train")
+    for lang in ("zh", "en"):
+        write_jsonl(tmp_path / "validated" / lang / "train.jsonl", [r.__class__(**{**r.to_dict(), "lang": lang})
+                                                                  for r in recs])  # fmt: skip
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    out = {}
+    for sees in ("all", "rest"):
+        params["split"]["sft_sees"] = sees
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
+        r = subprocess.run([sys.executable, ROOT / "stages/split_50pct.py", "--data", "validated", "--langs", "zh",
+                            "en", "--out", f"split-{sees}"], cwd=tmp_path, capture_output=True, text=True)  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        split = tmp_path / f"split-{sees}"
+        out[sees] = {lang: ([x.id for x in read_records(split / f"{lang}.jsonl")],
+                            [x.id for x in read_records(split / "sft" / f"{lang}.jsonl")]) for lang in ("zh", "en")}  # fmt: skip
+        manifest = json.loads((split / "manifest.json").read_text(encoding="utf-8"))
+        assert manifest["sft_sees"] == sees and manifest["n_sft"] == len(out[sees]["zh"][1])
+    grpo, sft = out["all"]["zh"]
+    assert len(grpo) == 90 and sft == [r.id for r in recs]
+    assert out["rest"]["zh"][0] == grpo  # GRPO's share does not depend on what SFT sees
+    rest = out["rest"]["zh"][1]
+    assert not set(rest) & set(grpo) and sorted(rest + grpo) == sorted(r.id for r in recs)
+    assert out["rest"]["en"] == out["rest"]["zh"] and out["all"]["en"] == out["all"]["zh"]

@@ -60,6 +60,8 @@ def cmd_predict(a: argparse.Namespace) -> None:
     claim(**{"--output": a.output, "--details": a.details})
     if a.batch_size < 1 or a.max_new_tokens < 1:
         raise UserError("--batch-size and --max-new-tokens must be 1 or more")
+    if not a.repetition_penalty > 0:
+        raise UserError("--repetition-penalty must be above 0 (1.0 = off)")
     records = ingest_split(a.input, "test", a.lang).records
     if not records:
         raise UserError(f"{a.input}: no questions to answer (a header and nothing else?)")
@@ -75,12 +77,13 @@ def cmd_predict(a: argparse.Namespace) -> None:
         run_fingerprint(
             records, model=a.model, adapter=a.adapter, quantization=a.quantization, dtype=a.dtype,
             inference=inference, prompt=prompt_mode, max_new_tokens=a.max_new_tokens,
+            repetition_penalty=a.repetition_penalty,
         ),
     )  # fmt: skip
     preds = predict_resumable(
         records, journal, chunk=8 * a.batch_size, log=lambda m: print(m, file=sys.stderr), model=model,
         tokenizer=tokenizer, inference=inference, prompt_mode=prompt_mode, batch_size=a.batch_size,
-        max_new_tokens=a.max_new_tokens,
+        max_new_tokens=a.max_new_tokens, repetition_penalty=a.repetition_penalty,
     )  # fmt: skip
     write_submission(preds, a.output, a.csv_formulas)
     if a.details:
@@ -120,6 +123,7 @@ def run_record(a: argparse.Namespace, prompt_mode: str) -> dict:
         "input": str(a.input),
         "input_sha256": hashlib.sha256(Path(a.input).read_bytes()).hexdigest(),
         "prompt": prompt_mode,
+        "repetition_penalty": a.repetition_penalty,
         "shots_from": a.shots_from,
         "dtype": a.dtype,
         "quantization": a.quantization,
@@ -142,6 +146,8 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     claim(**{"--details": a.details, "--metrics": a.metrics, "--report": a.report})
     if a.shots < 0 or a.batch_size < 1:
         raise UserError("--shots must be 0 or more and --batch-size 1 or more")
+    if not a.repetition_penalty > 0:
+        raise UserError("--repetition-penalty must be above 0 (1.0 = off)")
     res = ingest_split(a.input, "dev", a.lang)
     if not res.records:  # the one useful line first, not a line per rejected row before it
         why = Counter(r.reason for r in res.rejected).most_common(2)
@@ -176,6 +182,7 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
         res.records, model=a.model, adapter=a.adapter, quantization=a.quantization, dtype=a.dtype,
         protocol=a.protocol, rotations=rotations, prompt=prompt_mode,
         max_new_tokens=a.max_new_tokens if a.protocol == "generate" else None,
+        repetition_penalty=a.repetition_penalty if a.protocol == "generate" else None,
         shots=[[r.id, r.question, r.options, r.answer] for r in shots],
     )  # fmt: skip
     journal = journal_for(user_cache_dir() / "evaluate" / f"{fingerprint[:20]}.partial.jsonl", fingerprint)
@@ -183,7 +190,7 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     scored = score_resumable(
         res.records, journal, chunk=8 * a.batch_size, log=lambda m: print(m, file=sys.stderr), model=model,
         tokenizer=tokenizer, protocol=a.protocol, rotations=rotations, shots=shots, prompt_mode=prompt_mode,
-        batch_size=a.batch_size, max_new_tokens=a.max_new_tokens,
+        batch_size=a.batch_size, max_new_tokens=a.max_new_tokens, repetition_penalty=a.repetition_penalty,
     )  # fmt: skip
     m = {
         "protocol": a.protocol, "shots": a.shots, "circular": a.circular, **summarize(scored, rotations),
@@ -388,6 +395,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--max-new-tokens", type=int, default=512, help="generate mode: the longest answer written"
     )
+    p.add_argument(
+        "--repetition-penalty", type=float, default=1.0,
+        help="generate mode: >1 penalises tokens already written (a guard against greedy loops); 1.0 = off",
+    )  # fmt: skip
     p.add_argument("--details", help="per-question JSONL (raw output, extracted letter, method)")
     p.add_argument(
         "--csv-formulas",
@@ -438,6 +449,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size", type=int, default=32, help="questions per forward pass (lower it on out-of-memory)"
     )
     p.add_argument("--max-new-tokens", type=int, default=512, help="generate protocol only")
+    p.add_argument(
+        "--repetition-penalty", type=float, default=1.0,
+        help="generate protocol: >1 penalises tokens already written (a guard against greedy loops); 1.0 = off",
+    )  # fmt: skip
     p.add_argument("--details", help="per question (and rotation) JSONL: answer, gold, scores")
     p.add_argument("--metrics", help="write the metrics JSON here")
     p.add_argument(

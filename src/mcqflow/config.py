@@ -97,6 +97,9 @@ class SplitParams:
     """params.yaml `split:`."""
 
     fraction: float = 0.5  # share of the training data GRPO sees, stratified by topic x gold letter
+    # what the SFT stages train on: all of train, or the rest (train minus GRPO's share), so that GRPO's
+    # prompts are questions its starting model was never fitted to
+    sft_sees: Literal["all", "rest"] = "all"
 
 
 @dataclass
@@ -105,6 +108,7 @@ class PredictParams:
 
     batch_size: int = 32
     max_new_tokens: int = 512  # generate mode: room for a whole six-tag chain (GAOKAO's reach 547 tokens)
+    repetition_penalty: float = 1.0  # generate mode: HF's penalty on tokens already written (1.0 = off)
     csv_formulas: Literal["refuse", "escape", "raw"] = "refuse"  # test IDs starting with = + - @
     inference: dict = field(default_factory=lambda: {"plain": "letter", "reasoning": "generate"})
 

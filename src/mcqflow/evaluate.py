@@ -147,6 +147,7 @@ def score(
     prompt_mode: str = "plain",
     batch_size: int = 16,
     max_new_tokens: int = 512,
+    repetition_penalty: float = 1.0,
 ) -> list[Scored]:
     if protocol not in PROTOCOLS:
         raise UserError(f"protocol {protocol!r}: expected one of {', '.join(PROTOCOLS)}")
@@ -164,7 +165,15 @@ def score(
         recs = [rotate(rec, r) for rec in records]
         if protocol == "generate":
             preds = predict_records(
-                recs, model, tokenizer, "generate", prompt_mode, batch_size, max_new_tokens, shots=shots
+                recs,
+                model,
+                tokenizer,
+                "generate",
+                prompt_mode,
+                batch_size,
+                max_new_tokens,
+                shots=shots,
+                repetition_penalty=repetition_penalty,
             )
             out += [
                 Scored(rec.id, r, unrotate(p.answer, r), records[i].answer, None, p.method)

@@ -142,9 +142,13 @@ def generate(
     batch_size: int = 16,
     max_new_tokens: int = 512,
     stop_strings: list[str] | None = None,
+    repetition_penalty: float = 1.0,
 ) -> list[str]:
     """Greedy generation; each row stops at the template's end token (the model's generation config) or
-    at any of `stop_strings`."""
+    at any of `stop_strings`. A `repetition_penalty` above 1 (HF's, CTRL's rule: the logit of every token
+    already in the row is divided by it, or multiplied when negative) is a guard against the loops a small
+    model's greedy decoding falls into (Qwen2.5-Instruct's own generation configs ship 1.05); 1.0 is off, also
+    for a model whose generation config sets one."""
     out: list[str] = [""] * len(prompts)
     stop = {"stop_strings": stop_strings, "tokenizer": tokenizer} if stop_strings else {}
     ids = _encode(tokenizer, prompts, context_limit(model, reserve=max_new_tokens))
@@ -155,6 +159,7 @@ def generate(
             max_new_tokens=max_new_tokens,
             do_sample=False,
             pad_token_id=tokenizer.pad_token_id,
+            repetition_penalty=repetition_penalty,  # explicit: 1.0 is off whatever the model's config says
             **stop,
         )
         texts = tokenizer.batch_decode(gen[:, enc.input_ids.shape[1] :], skip_special_tokens=True)
@@ -173,6 +178,7 @@ def predict_records(
     max_new_tokens: int = 512,
     share_prefix: bool = False,
     shots: list[Record] | None = None,
+    repetition_penalty: float = 1.0,
 ) -> list[Prediction]:
     if inference not in INFERENCE_MODES:
         raise UserError(f"inference mode {inference!r}: expected one of {', '.join(INFERENCE_MODES)}")
@@ -193,7 +199,15 @@ def predict_records(
             )
             for i, (r, p) in enumerate(zip(records, probs, strict=True))
         ]
-    texts = generate(model, tokenizer, prompts, batch_size, max_new_tokens, STOP_STRINGS.get(prompt_mode))
+    texts = generate(
+        model,
+        tokenizer,
+        prompts,
+        batch_size,
+        max_new_tokens,
+        STOP_STRINGS.get(prompt_mode),
+        repetition_penalty,
+    )
     preds = []
     for i, (r, t) in enumerate(zip(records, texts, strict=True)):
         ex = extract_answer(t, r.options)

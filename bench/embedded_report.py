@@ -11,7 +11,11 @@ RUNS (`runs/<experiment>/`: metrics, predictions, dvclive, data, models, params.
   in the main table, the others stay in the sweep table with dev scores only.
 - `adapters`: the first experiment's LoRA adapters in bf16, tarred and cut into pieces under 16 MiB.
 
+- `reproduce`: two leases' RUNS of the same plan, stage by stage: accuracy on each, the paired difference,
+  the share of questions answered alike, and whether the second lies inside the first's 95% interval.
+
 Usage: python bench/embedded_report.py {score,table,adapters} RUNS --plan PLAN [--out OUT]
+       python bench/embedded_report.py reproduce RUNS RUNS_AGAIN --plan PLAN [--out OUT]
 """
 
 from __future__ import annotations
@@ -152,13 +156,19 @@ def pct(x: float) -> str:
     return f"{x:.3f}"
 
 
-def paired(run_a: Path, a: str, run_b: Path, b: str, split: str) -> dict | None:
+def paired(run_a: Path, a: str, run_b: Path, b: str, split: str | tuple[str, ...]) -> dict | None:
+    """B against A question by question on one split, or on several pooled (question ids are unique
+    across splits)."""
     from mcqflow.stats import compare, read_correct
 
-    pa, pb = run_a / "predictions" / f"{a}-zh-{split}.jsonl", run_b / "predictions" / f"{b}-zh-{split}.jsonl"
-    if not (pa.is_file() and pb.is_file()):
-        return None
-    return compare(read_correct(pa), read_correct(pb))
+    xa, xb = {}, {}
+    for sp in (split,) if isinstance(split, str) else split:
+        pa, pb = run_a / "predictions" / f"{a}-zh-{sp}.jsonl", run_b / "predictions" / f"{b}-zh-{sp}.jsonl"
+        if not (pa.is_file() and pb.is_file()):
+            return None
+        xa.update(read_correct(pa))
+        xb.update(read_correct(pb))
+    return compare(xa, xb)
 
 
 def curve(run: Path, *parts: str) -> list[float]:
@@ -290,6 +300,22 @@ def cmd_table(runs: Path, plan, out: Path) -> None:
                     row += f" {delta(c)} |" if c else " – |"
                 lines.append(row)
             lines.append("")
+        pooled = []
+        for label, run, model, prev in chain:
+            c = paired(*runs_of[prev], run, model, SPLITS) if prev else None
+            if c:
+                pooled.append(
+                    f"| {label} | {prev} | {c['n']} | {c['accuracy_a']:.3f} → {c['accuracy_b']:.3f} | {delta(c)} |"
+                )
+        if pooled:
+            lines += [
+                f"### {' + '.join(SPLITS)} pooled",
+                "",
+                "| stage | vs | n | accuracy | difference [paired bootstrap 95%], McNemar p |",
+                "| --- | --- | --- | --- | --- |",
+                *pooled,
+                "",
+            ]
         grpo_exps = [(n, s) for n, s in exps if predict_metrics(runs / n, "grpo", "dev")]
         if grpo_exps:
             lines += [
@@ -324,6 +350,63 @@ def cmd_table(runs: Path, plan, out: Path) -> None:
     for name, sets in done:
         args = " ".join(f"-S {k}={v}" for k, v in sets.items())
         lines.append(f"- `{name}`: `dvc exp run -n {name} {args}`")
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
+# --- reproduce ---------------------------------------------------------------------------------------
+
+
+def predictions_of(runs: Path, name: str, model: str, split: str, plan) -> Path | None:
+    """An experiment's predictions for one model; a stage it shares with its family's first experiment
+    (results/ keeps those once, there) is read from that one."""
+    path = runs / name / "predictions" / f"{model}-zh-{split}.jsonl"
+    if path.is_file() or model == "grpo":
+        return path if path.is_file() else None
+    sets = dict(plan)[name]
+    head = next(n for n, s in plan if family(s) == family(sets) and (runs / n / "done").exists())
+    path = runs / head / "predictions" / f"{model}-zh-{split}.jsonl"
+    return path if path.is_file() else None
+
+
+def answers(path: Path) -> dict[str, str]:
+    rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+    return {r["id"]: r["answer"] for r in rows}
+
+
+def cmd_reproduce(first: Path, second: Path, plan, out: Path) -> None:
+    """Every experiment both leases finished, stage by stage: the second lease's accuracy against the
+    first's, question by question (paired bootstrap, McNemar), the share of questions answered alike, and
+    whether the second accuracy lies inside the first one's 95% Wilson interval."""
+    from mcqflow.metrics import wilson_interval
+    from mcqflow.stats import compare, read_correct
+
+    both = [(n, s) for n, s in plan if (first / n / "done").exists() and (second / n / "done").exists()]
+    lines = [
+        f"# The same command on two leases: {first} (A) and {second} (B)",
+        "",
+        "| experiment | stage | split | n | A | B | B − A [paired bootstrap 95%], McNemar p | same answer "
+        "| B inside A's 95% Wilson interval |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    seen = set()
+    for name, sets in both:
+        for model in ("base", *MODELS):
+            for split in SPLITS:
+                pa, pb = (predictions_of(r, name, model, split, plan) for r in (first, second))
+                key = (name if model == "grpo" else family(sets), model, split)
+                if not (pa and pb) or key in seen:
+                    continue  # a stage shared with an experiment above (its family's) is shown there
+                seen.add(key)
+                c = compare(read_correct(pa), read_correct(pb))
+                lo, hi = wilson_interval(round(c["accuracy_a"] * c["n"]), c["n"])
+                aa, ab = answers(pa), answers(pb)
+                same = sum(aa[i] == ab.get(i) for i in aa) / len(aa)
+                inside = "yes" if lo <= c["accuracy_b"] <= hi else "**no**"
+                lines.append(
+                    f"| {name} | {model} | {split} | {c['n']} | {c['accuracy_a']:.3f} | {c['accuracy_b']:.3f} "
+                    f"| {delta(c)} | {same:.2f} | {inside} |"
+                )
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
 
@@ -387,14 +470,19 @@ def save_bytes(tensors: dict, save_file) -> bytes:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("command", choices=["score", "table", "adapters"])
+    ap.add_argument("command", choices=["score", "table", "adapters", "reproduce"])
     ap.add_argument("runs", type=Path)
+    ap.add_argument("again", type=Path, nargs="?", help="reproduce: a second lease's RUNS, the same plan")
     ap.add_argument("--plan", type=Path, required=True)
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
     plan = read_plan(a.plan)
     if a.command == "score":
         cmd_score(a.runs, plan)
+    elif a.command == "reproduce":
+        if not a.again:
+            ap.error("reproduce needs two RUNS folders")
+        cmd_reproduce(a.runs, a.again, plan, a.out or a.again / "REPRODUCE.md")
     elif a.command == "table":
         cmd_table(a.runs, plan, a.out or a.runs / "README.md")
     else:

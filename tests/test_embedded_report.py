@@ -159,3 +159,25 @@ def test_scoring_copies_the_scores_of_weights_scored_before(tmp_path):
             assert json.loads(got.read_text()) == {"model": model, "split": split}
             assert got.with_suffix(".jsonl").read_text() == f"{model} {split}\n"
     assert r.stdout.count("scores copied") == 6
+
+
+def test_pooled_and_two_leases_are_compared_question_by_question(tmp_path):
+    chain = {"base": 5, "sft-plain": 10, "sft-reasoning": 11, "grpo": 12}
+    a = write_run(tmp_path / "a", "g1", {"init": "sft-reasoning", "mode": "reasoning"},
+                  {m: {"dev": right(n), "test": right(n)} for m, n in chain.items()})  # fmt: skip
+    # the second lease: the same everywhere but sft-plain, right on 19 of 20 dev questions
+    b = write_run(tmp_path / "b", "g1", {"init": "sft-reasoning", "mode": "reasoning"},
+                  {m: {"dev": right(19 if m == "sft-plain" else n), "test": right(n)} for m, n in chain.items()})  # fmt: skip
+    text = table(tmp_path, tmp_path / "a", "g1 -S data.source=data/gaokao\n")
+    pooled = text.split("### dev + test pooled")[1].split("###")[0]
+    # dev and test together: 40 questions, +5 of 20 on each split
+    assert "| sft-plain | base | 40 | 0.250 → 0.500 | +0.250 [" in pooled and "(10 vs 0 right only" in pooled
+    plan = tmp_path / "plan.txt"
+    out = tmp_path / "REPRODUCE.md"
+    subprocess.run([sys.executable, ROOT / "bench/embedded_report.py", "reproduce", a.parent, b.parent, "--plan", plan,
+                    "--out", out], check=True, capture_output=True)  # fmt: skip
+    rows = {tuple(r.split(" | ")[1:3]): r for r in out.read_text().splitlines() if r.startswith("| g1 |")}
+    assert len(rows) == 8  # four stages × two splits
+    assert rows[("sft-plain", "dev")].endswith("| 0.500 | 0.950 | +0.450 [" + rows[("sft-plain", "dev")].split("[")[1]
+                                               .split("]")[0] + "], p 0.00391 (9 vs 0 right only here / only there) | 0.55 | **no** |")  # fmt: skip
+    assert rows[("grpo", "test")].endswith("| 1.00 | yes |")

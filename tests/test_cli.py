@@ -354,3 +354,34 @@ def test_a_repetition_penalty_not_above_zero_is_one_line(command, tmp_path):
         r.returncode == 2
         and r.stderr.strip() == "mcqflow: error: --repetition-penalty must be above 0 (1.0 = off)"
     )
+
+
+def test_predict_details_cannot_be_the_answer_journal(tmp_path):
+    """The journal (<output>.partial.jsonl) is removed once the outputs are written: details written there
+    would be deleted with it."""
+    out = tmp_path / "s.csv"
+    r = mcqflow("predict", "--model", "tiny", "--input", str(ROOT / "data/sample/dev.csv"), "--output", str(out),
+                "--details", f"{out}.partial.jsonl", cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 2 and "--details and the answer journal are the same file" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_evaluate_generate_with_no_new_tokens_is_one_line(tmp_path):
+    r = mcqflow("evaluate", "--model", "tiny", "--input", str(ROOT / "data/sample/dev.csv"), "--protocol",
+                "generate", "--max-new-tokens", "0", cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 2 and "--max-new-tokens 1 or more" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize(
+    "line, says",
+    [
+        ('{"text": 5}', "'text' is int, expected a string"),
+        ('{"text": ["答案A"]}', "'text' is list, expected a string"),
+        ('{"text": "答案A", "options": [1, 2]}', "'options' must be an object of letter -> text"),
+        ('{"text": "答案A", "options": {"A": 1}}', "'options' must be an object of letter -> text"),
+        ('{"text": ' + "[" * 5000 + "]" * 5000 + "}", "nested too deeply"),
+    ],
+)
+def test_extract_answer_wrong_json_types_are_one_line(line, says):
+    r = mcqflow("extract-answer", stdin=line + "\n")
+    assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr

@@ -137,3 +137,48 @@ def test_time_grows_linearly_with_the_output(make):
 
     small, large = took(4_000), took(32_000)
     assert large < 16 * small + 0.05, (small, large)
+
+
+def _long_options(n: int) -> dict[str, str]:
+    """Four options of n characters each, different texts over one alphabet (as long Chinese options are)."""
+    import random
+
+    rng = random.Random(n)
+    alphabet = (
+        "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说"
+    )
+    return {k: "".join(rng.choice(alphabet) for _ in range(n)) for k in "ABCD"}
+
+
+def _changed(s: str) -> str:
+    """A word changed every 40 characters: an option restated the way models restate them."""
+    return "".join("变" if i % 40 == 0 else c for i, c in enumerate(s))
+
+
+LONG_SHAPES = {
+    # "A. …" and then another option restated after its label (the option-list check compares the two)
+    "restated-other": lambda o: "A. " + o["A"][:50] + "。C. " + _changed(o["C"]),
+    # the option judged, its text restated with words changed
+    "restated-own": lambda o: "A. 錯誤。" + _changed(o["A"]),
+    # fourteen long sentences, each holding a quarter of one option beside a little of another
+    "long-sentences": lambda o: "。".join(o["A"][: len(o["A"]) // 4] + o["B"][:50] for _ in range(14)),
+}
+
+
+@pytest.mark.parametrize("shape", LONG_SHAPES)
+def test_long_restated_options_are_read_in_linear_time(shape):
+    """The shapes a fault run found quadratic (17 s at 22,500 characters, 48 s for 14 long sentences):
+    eight times the options take about eight times as long, and 100,000 characters well under a second."""
+    import time
+
+    def took(n):
+        options = _long_options(n)
+        text = LONG_SHAPES[shape](options)
+        start = time.perf_counter()
+        got = extract_answer(text, options)
+        return time.perf_counter() - start, got
+
+    (small, a), (large, b) = took(1_500), took(12_000)
+    assert large < 16 * small + 0.05, (small, large)
+    assert a.method == b.method and a.answer == b.answer  # the same reading at either length
+    assert took(100_000)[0] < 1.0

@@ -172,6 +172,39 @@ def test_chat_rows_with_problems_are_rejected_with_reason(write):
     assert "no readable answer" in reasons[2]
 
 
+def test_chat_content_parts_are_read(write):
+    """OpenAI's content-parts shape ([{"type": "text", "text": …}]) is a transcript format users have: its
+    text parts are read (an image part carries none); content of another shape is a rejected row."""
+    parts = [{"type": "text", "text": "題目：關於法治的問題？\n"}, {"type": "image_url", "image_url": {"url": "x"}},
+             {"type": "text", "text": "A. 甲\nB. 乙\nC. 丙\nD. 丁"}]  # fmt: skip
+    rows = [
+        {"messages": [{"role": "user", "content": parts},
+                      {"role": "assistant", "content": [{"type": "text", "text": "答案：D"}]}]},
+        {"messages": [{"role": "user", "content": 42}]},
+    ]  # fmt: skip
+    res = ingest(write("parts.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)))
+    (rec,) = res.records
+    assert (rec.question, rec.options["D"], rec.answer) == ("關於法治的問題？", "丁", "D")
+    assert [r.row for r in res.rejected] == [2] and "content parts" in res.rejected[0].reason
+
+
+def test_deep_nesting_and_huge_integers_are_rows_not_tracebacks(write):
+    good = {
+        "id": "ok",
+        "question": "哪一項正確呢？",
+        "options": dict(zip("ABCD", "甲乙丙丁", strict=True)),
+        "answer": "A",
+    }
+    deep = '{"id": "deep", "question": ' + "[" * 20_000 + "]" * 20_000 + "}"  # under the line limit
+    huge = json.dumps({**good, "id": 0}).replace('"id": 0', '"id": ' + "9" * 5_000)
+    res = ingest(write("rows.jsonl", "\n".join([json.dumps(good, ensure_ascii=False), deep, huge]) + "\n"))
+    assert [r.id for r in res.records] == ["ok", "9" * 5_000]  # a 5,000-digit ID is read as its digits
+    assert [(r.row, r.reason) for r in res.rejected] == [(2, "invalid JSON (nested too deeply to read)")]
+    path = write("deep.jsonl", deep + "\n")
+    with pytest.raises(UserError, match=r"deep.jsonl: line 1: .*nested too deeply"):
+        read_records(path)
+
+
 def test_canonical_records_round_trip(tmp_path):
     recs = [
         Record(

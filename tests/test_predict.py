@@ -96,6 +96,22 @@ def test_submission_format(tmp_path):
         assert next(csv.reader(f)) == ["ID", "Answer"]
 
 
+def test_ids_with_line_breaks_quotes_or_commas_round_trip(tmp_path):
+    """Every ID reads back as written, with the csv module and with pandas, one row each: a bare \r too
+    (csv leaves it unquoted under a "\n" terminator, and readers end the row there)."""
+    import pandas as pd
+
+    ids = ["plain", "a\rb", "c\nd", "e\r\nf", 'g"h', "i,j", " k ", "z\r"]
+    preds = [Prediction(i, "ABCD"[n % 4], "tag", "", None) for n, i in enumerate(ids)]
+    write_submission(preds, tmp_path / "s.csv")
+    with open(tmp_path / "s.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert rows == [["ID", "Answer"]] + [[p.id, p.answer] for p in preds]
+    df = pd.read_csv(tmp_path / "s.csv", dtype=str, keep_default_na=False)
+    assert df["ID"].tolist() == ids and df["Answer"].tolist() == [p.answer for p in preds]
+    assert (tmp_path / "s.csv").read_text(encoding="utf-8").startswith("ID,Answer\nplain,A\n")
+
+
 def test_submission_never_writes_a_missing_letter(tmp_path):
     with pytest.raises(AssertionError):
         write_submission([Prediction("1", "", "no-answer", "", None)], tmp_path / "s.csv")
@@ -187,6 +203,27 @@ def test_a_stopped_run_resumes_from_its_journal_and_asks_only_for_the_rest(model
     other = AnswerJournal(journal.path, run_fingerprint(recs, model="another", inference="letter"))
     predict_resumable(recs, other, chunk=5, log=lambda _: None, **kw)
     assert sum(asked) == 10  # another run's answers are never taken
+
+
+def test_a_journal_answer_that_is_no_letter_is_asked_again(model_tok, tmp_path):
+    """A damaged journal row ("E", or empty) is not an answer: it and what follows are asked again, and the
+    submission is written (it was an AssertionError)."""
+    from mcqflow.predict import AnswerJournal, Prediction, predict_resumable, run_fingerprint
+
+    model, tok = model_tok
+    recs = sample_records("dev")[:6]
+    journal = AnswerJournal(tmp_path / "j.partial.jsonl", run_fingerprint(recs, model="tiny"))
+    journal.start({})
+    journal.append(
+        [Prediction(recs[0].id, "D", "journalled", "", "D"), Prediction(recs[1].id, "E", "x", "", "E")]
+    )
+    asked: list[int] = []
+    kw = dict(
+        model=counting(model, asked), tokenizer=tok, inference="letter", prompt_mode="plain", batch_size=8
+    )
+    preds = predict_resumable(recs, journal, chunk=8, log=lambda _: None, **kw)
+    assert preds[0].method == "journalled" and sum(asked) == 5 and all(p.answer in "ABCD" for p in preds)
+    write_submission(preds, tmp_path / "s.csv")
 
 
 def test_a_repetition_penalty_breaks_greedy_loops(model_tok):

@@ -82,3 +82,14 @@ def test_compare_cli_reads_predict_details(tmp_path):
         text=True,
     )
     assert bad.returncode == 2 and "no such predictions file" in bad.stderr and "Traceback" not in bad.stderr
+    # the JSON output never overwrites an input; no resamples is one line, not a traceback
+    for args, says in (
+        (["--json", str(a)], "A and --json are the same file"),
+        (["--json", str(b)], "B and --json are the same file"),
+        (["--n-boot", "0"], "--n-boot 0: expected 1 or more resamples"),
+    ):
+        before = a.read_bytes(), b.read_bytes()
+        r = subprocess.run([sys.executable, "-m", "mcqflow.cli", "compare", str(a), str(b), *args],
+                           capture_output=True, text=True)  # fmt: skip
+        assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert (a.read_bytes(), b.read_bytes()) == before

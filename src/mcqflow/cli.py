@@ -55,7 +55,10 @@ def cmd_predict(a: argparse.Namespace) -> None:
         write_submission,
     )
 
-    check_distinct(**{"--input": a.input, "--output": a.output, "--details": a.details})
+    # the answer journal (<output>.partial.jsonl) is removed once the outputs are in: no output may be it
+    journal_path = f"{a.output}.partial.jsonl"
+    check_distinct(**{"--input": a.input, "--output": a.output, "--details": a.details,
+                      "the answer journal": journal_path})  # fmt: skip
     check_writable(**{"--output": a.output, "--details": a.details})
     claim(**{"--output": a.output, "--details": a.details})
     if a.batch_size < 1 or a.max_new_tokens < 1:
@@ -73,7 +76,7 @@ def cmd_predict(a: argparse.Namespace) -> None:
     inference = a.mode or ("generate" if prompt_mode == "reasoning" else "letter")
     # Answers go to <output>.partial.jsonl as they come: a stopped run, started again, resumes there.
     journal = AnswerJournal(
-        f"{a.output}.partial.jsonl",
+        journal_path,
         run_fingerprint(
             records, model=a.model, adapter=a.adapter, quantization=a.quantization, dtype=a.dtype,
             inference=inference, prompt=prompt_mode, max_new_tokens=a.max_new_tokens,
@@ -144,8 +147,8 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     )
     check_writable(**{"--details": a.details, "--metrics": a.metrics, "--report": a.report})
     claim(**{"--details": a.details, "--metrics": a.metrics, "--report": a.report})
-    if a.shots < 0 or a.batch_size < 1:
-        raise UserError("--shots must be 0 or more and --batch-size 1 or more")
+    if a.shots < 0 or a.batch_size < 1 or a.max_new_tokens < 1:
+        raise UserError("--shots must be 0 or more, --batch-size and --max-new-tokens 1 or more")
     if not a.repetition_penalty > 0:
         raise UserError("--repetition-penalty must be above 0 (1.0 = off)")
     res = ingest_split(a.input, "dev", a.lang)
@@ -219,15 +222,24 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
 
 def cmd_extract(a: argparse.Namespace) -> None:
     from mcqflow.extract import extract_answer
+    from mcqflow.schema import loads
 
     for i, line in enumerate(sys.stdin, 1):
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = loads(line)
             text, options = obj["text"], obj.get("options")
         except (json.JSONDecodeError, KeyError, TypeError) as e:
             raise UserError(f"stdin: line {i}: expected a JSON object with 'text' ({e})") from None
+        if not isinstance(text, str):
+            raise UserError(f"stdin: line {i}: 'text' is {type(text).__name__}, expected a string")
+        if options is not None and not (
+            isinstance(options, dict) and all(isinstance(v, str) for v in options.values())
+        ):
+            raise UserError(
+                f"stdin: line {i}: 'options' must be an object of letter -> text, got {json.dumps(options)[:80]}"
+            )
         ex = extract_answer(text, options)
         print(json.dumps({"answer": ex.answer, "method": ex.method}, ensure_ascii=False), flush=True)
 
@@ -259,9 +271,14 @@ def cmd_validate(a: argparse.Namespace) -> None:
 
 
 def cmd_compare(a: argparse.Namespace) -> None:
-    from mcqflow.io import write_text_atomic
+    from mcqflow.io import check_distinct, write_text_atomic
     from mcqflow.stats import compare, read_correct, summary_line
 
+    if a.json:  # an output that is an input would overwrite it
+        check_distinct(A=a.a, **{"--json": a.json})
+        check_distinct(B=a.b, **{"--json": a.json})
+    if a.n_boot < 1:
+        raise UserError(f"--n-boot {a.n_boot}: expected 1 or more resamples (10000 is the default)")
     r = compare(read_correct(a.a), read_correct(a.b), n_boot=a.n_boot, seed=a.seed)
     print(summary_line(a.name_a or Path(a.a).stem, a.name_b or Path(a.b).stem, r))
     if a.json:

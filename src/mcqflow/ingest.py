@@ -31,7 +31,7 @@ from mcqflow.errors import UserError
 from mcqflow.extract import extract_answer
 from mcqflow.io import atomic_open
 from mcqflow.reasoning import TAGS
-from mcqflow.schema import LETTERS, Record, Rejected, record_from_dict
+from mcqflow.schema import LETTERS, Record, Rejected, loads, record_from_dict
 from mcqflow.text import letter_of
 
 # canonical field -> header names that mean it (compared after strip + casefold)
@@ -324,7 +324,7 @@ class Reader:
                 yield Rejected(str(path), i, reason, {"line": line[:200]})
                 continue
             try:
-                obj = json.loads(line)
+                obj = loads(line)
             except json.JSONDecodeError as e:
                 yield Rejected(str(path), i, f"invalid JSON ({e.msg})", {"line": line})
                 continue
@@ -449,7 +449,7 @@ def _make_record(get: dict[str, str], default_id: str, source: str, removed: dic
 
 def _loads(path: Path, i: int, line: str):
     try:
-        return json.loads(line)
+        return loads(line)
     except json.JSONDecodeError as e:
         raise UserError(f"{path}: line {i}: invalid JSON ({e.msg})") from None
 
@@ -458,14 +458,30 @@ _OPTION_LINE = re.compile(r"^\s*[(（]?([A-D])\s*[)）.．、:：]\s*(.*\S)\s*$"
 _QUESTION_LABEL = re.compile(r"(?:題目|题目|問題|问题|Question)\s*[:：]\s*", re.IGNORECASE)
 
 
+def _content(content) -> str:
+    """A message's text: a string, or OpenAI's content parts ([{"type": "text", "text": …}, …]) joined;
+    parts of other types (images, audio) carry no text for a question."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and all(isinstance(p, dict) for p in content):
+        texts = [p.get("text") for p in content if p.get("type") == "text"]
+        if all(isinstance(t, str) for t in texts):
+            return "".join(texts)
+    raise ValueError(
+        "a message's 'content' must be a string or a list of content parts ({'type': 'text', 'text': ...})"
+    )
+
+
 def parse_chat(obj: dict, default_id: str, source: str) -> Record:
     """A chat transcript: the user turn holds the question and lettered option lines; the assistant
     turn holds the answer (a letter or a reasoning chain)."""
     msgs = obj.get("messages")
     if not isinstance(msgs, list) or not all(isinstance(m, dict) for m in msgs):
         raise ValueError("'messages' must be a list of {role, content} objects")
-    user = [m.get("content", "") for m in msgs if m.get("role") == "user"]
-    assistant = [m.get("content", "") for m in msgs if m.get("role") == "assistant"]
+    user = [_content(m.get("content")) for m in msgs if m.get("role") == "user"]
+    assistant = [_content(m.get("content")) for m in msgs if m.get("role") == "assistant"]
     if not user:
         raise ValueError("no user message")
     lines = user[-1].splitlines()

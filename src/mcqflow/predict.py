@@ -18,7 +18,7 @@ from mcqflow.errors import UserError
 from mcqflow.extract import extract_answer
 from mcqflow.io import atomic_open
 from mcqflow.prompts import render_prompt
-from mcqflow.schema import LETTERS, Record
+from mcqflow.schema import LETTERS, Record, loads
 
 INFERENCE_MODES = ("letter", "generate")
 
@@ -260,8 +260,12 @@ def write_submission(preds: list[Prediction], path: str | Path, formulas: str = 
 
     with atomic_open(path, newline="") as f:
         w = csv.writer(f, lineterminator="\n")
+        # csv quotes a field holding a character of its line terminator, and a bare \r is not one of "\n":
+        # unquoted, a reader would see a row end there. Such IDs are written quoted.
+        quoted = csv.writer(f, lineterminator="\n", quoting=csv.QUOTE_ALL)
         w.writerow(["ID", "Answer"])
-        w.writerows([cell(p.id), p.answer] for p in preds)
+        for p in preds:
+            (quoted if "\r" in p.id else w).writerow([cell(p.id), p.answer])
 
 
 def write_details(preds: list[Prediction], path: str | Path) -> None:
@@ -287,16 +291,18 @@ class AnswerJournal:
         done = {}
         with self.path.open(encoding="utf-8") as f:
             try:
-                head = json.loads(f.readline() or "{}")
+                head = loads(f.readline() or "{}")
             except json.JSONDecodeError:
                 return {}
             if head.get("fingerprint") != self.fingerprint:
                 return {}
             for line in f:
                 try:
-                    p = self.item(**json.loads(line))
+                    p = self.item(**loads(line))
                 except (json.JSONDecodeError, TypeError):
                     break  # a line cut off by the kill: everything before it stands
+                if isinstance(p, Prediction) and p.answer not in LETTERS:
+                    break  # damaged (every answer written is a letter): asked again, from here on
                 done[self.key(p)] = p
         return done
 

@@ -53,6 +53,23 @@ class Rejected:
 RECORD_FIELDS = {f for f in Record.__dataclass_fields__}
 
 
+MAX_INT_DIGITS = 4000  # under Python's own limit (4300), past which int() raises
+
+
+def _int(digits: str) -> int | str:
+    return int(digits) if len(digits) <= MAX_INT_DIGITS else digits
+
+
+def loads(line: str):
+    """json.loads for a line of input. A whole number too long for an int (a 5,000-digit ID) is read as
+    its digits; nesting too deep for Python's reader is a JSONDecodeError like any malformed line, so the
+    caller's one line (file, row, problem) covers it."""
+    try:
+        return json.loads(line, parse_int=_int)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply to read", line[:200], 0) from None
+
+
 def record_from_dict(d: dict) -> Record:
     if not isinstance(d, dict):
         raise ValueError(f"expected a JSON object, got {type(d).__name__}")
@@ -101,7 +118,7 @@ def read_records(path: str | Path) -> list[Record]:
             if not line.strip():
                 continue
             try:
-                out.append(record_from_dict(json.loads(line)))
+                out.append(record_from_dict(loads(line)))
             except (ValueError, TypeError) as e:
                 raise UserError(f"{path}: line {i}: not a canonical record ({e})") from None
     return out

@@ -15,6 +15,7 @@ import math
 from pathlib import Path
 
 from mcqflow.errors import UserError
+from mcqflow.schema import loads
 
 
 def mcnemar_exact(b: int, c: int) -> float:
@@ -99,7 +100,7 @@ def read_correct(path: str | Path) -> dict[str, bool]:
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                row = loads(line)
                 rid, answer, gold = row["id"], row["answer"], row.get("gold")
             except (json.JSONDecodeError, KeyError, TypeError) as e:
                 raise UserError(f"{path}: line {i}: not a predictions row ({e})") from None

@@ -92,3 +92,65 @@ def test_numbers_dvc_writes_as_strings_are_numbers_and_wrong_types_are_one_line(
     ):
         with pytest.raises(UserError, match=re.escape(expected)):
             section.from_params(bad)
+
+
+ABSURD = [  # (section, key, value, what the one line says): a fault run's values that all passed the checker
+    ("sft", "learning_rate", -1e-4, "sft.learning_rate=-0.0001: expected above 0"),
+    ("sft", "learning_rate", "fast", "sft.learning_rate='fast': expected a number"),
+    ("sft", "per_device_train_batch_size", 0, "sft.per_device_train_batch_size=0: expected 1 or more"),
+    ("sft", "num_train_epochs", -1, "sft.num_train_epochs=-1.0: expected above 0"),
+    ("sft", "num_train_epochs", "three", "sft.num_train_epochs='three': expected a number"),
+    ("sft", "lora", {"r": 0, "alpha": 32, "dropout": 0.05}, "sft.lora.r=0: expected 1 or more"),
+    ("llm", "concurrency", 0, "llm.concurrency=0: expected 1 or more and 1024 at most"),
+    ("llm", "concurrency", -1, "llm.concurrency=-1: expected 1 or more"),
+    ("llm", "max_retries", -1, "llm.max_retries=-1: expected 0 or more"),
+    ("llm", "timeout", "abc", "llm.timeout='abc': expected a number"),
+    ("llm", "timeout", 0, "llm.timeout=0.0: expected above 0"),
+    ("llm", "backend", "opena1", "llm.backend='opena1': expected one of openai, replay, transformers"),
+    ("split", "fraction", 0, "split.fraction=0.0: expected above 0 and 1 at most"),
+    ("split", "fraction", 1.5, "split.fraction=1.5: expected above 0 and 1 at most"),
+    ("grpo", "num_generations", 1, "grpo.num_generations=1: expected 2 or more"),
+    ("grpo", "learning_rate", "1e-06", None),  # what `dvc exp run -S grpo.learning_rate=1e-6` writes: fine
+    ("grpo", "init", "sft", "grpo.init='sft': expected one of sft-reasoning, sft-plain, base"),
+    ("grpo", "temperature", 0, "grpo.temperature=0.0: expected above 0"),
+    ("generate", "topics", "科技", "generate.topics='科技': expected a list"),
+    ("validate", "question_length", [10, 4], "validate.question_length=[10, 4]: expected [low, high]"),
+    ("validate", "min_pass_rate", 1.5, "validate.min_pass_rate=1.5: expected 0 or more and 1 at most"),
+    ("predict", "batch_size", 0, "predict.batch_size=0: expected 1 or more"),
+    ("train", "profile", "fastest", "train.profile='fastest': expected one of auto, vanilla, memory, fast"),
+]
+
+
+@pytest.mark.parametrize(("section", "key", "value", "says"), ABSURD, ids=lambda v: str(v)[:24])
+def test_absurd_values_are_one_line_naming_key_value_and_what_is_allowed(tmp_path, section, key, value, says):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    params[section][key] = value
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
+    r = subprocess.run([sys.executable, "-m", "mcqflow.params", str(path)], capture_output=True, text=True)
+    if says is None:
+        assert r.returncode == 0, r.stderr
+    else:
+        assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_a_seed_that_is_no_whole_number_and_yaml_aliases_are_refused(tmp_path):
+    text = (ROOT / "params.yaml").read_text(encoding="utf-8")
+    path = tmp_path / "params.yaml"
+    path.write_text(text.replace("seed: 42", "seed: abc"), encoding="utf-8")
+    with pytest.raises(UserError, match="seed='abc': expected a whole number, 0 or more"):
+        load_params(path)
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+    path.write_text(text + bomb, encoding="utf-8")
+    with pytest.raises(UserError, match=r"YAML aliases \(\*name\) are not allowed"):
+        load_params(path)
+
+
+def test_train_profile_choices_are_the_profiles():
+    from mcqflow.launch import TrainParams
+    from mcqflow.profiles import PROFILE_NAMES
+
+    for name in PROFILE_NAMES:
+        TrainParams.from_params({"train": {"profile": name}})
+    with pytest.raises(UserError):
+        TrainParams.from_params({"train": {"profile": "turbo"}})

@@ -155,6 +155,32 @@ def test_script_of():
     assert script_of("hello") == "none"
 
 
+def test_markup_in_rejected_rows_is_shown_not_run_in_the_data_docs(tmp_path):
+    """Failing rows' values appear in the Data Docs (unexpected values, their ids): markup in a question, an
+    option or an id is escaped there, so a page opened in a browser shows it and runs nothing."""
+    import dataclasses
+
+    attacks = {
+        "question": "<script>alert(1)</script>",
+        "A": '<img src=x onerror="alert(2)">',
+        "id": "<svg onload=alert(3)>",
+    }
+    bad = [
+        dataclasses.replace(TRAIN[0], id="q-xss", question=attacks["question"] + "的" * 2000),  # too long
+        dataclasses.replace(TRAIN[1], id="q-opt", options={**TRAIN[1].options, "A": attacks["A"], "B": attacks["A"]}),
+        dataclasses.replace(TRAIN[2], id=attacks["id"], question="短"),
+    ]  # fmt: skip
+    context = gx_context()
+    report = validate(TRAIN[3:23] + bad, "train", "reasoning", S, context=context)
+    assert {r.row for r in report.rejected} >= {21, 22, 23}
+    build_data_docs(context, tmp_path / "docs")
+    text = "".join(p.read_text(encoding="utf-8") for p in (tmp_path / "docs").rglob("*.html"))
+    for raw in attacks.values():
+        assert raw not in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text and "&lt;svg onload=alert(3)&gt;" in text
+    assert "&amp;lt;" not in text  # escaped once, not twice
+
+
 def test_data_docs(tmp_path):
     context = gx_context()
     validate(TRAIN[:20], "train", "reasoning", S, context=context)

@@ -29,12 +29,20 @@ def load_params(path: str | Path = "params.yaml") -> dict:
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: not found (run from the project root)")
+    text = path.read_text(encoding="utf-8")
     try:
-        params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        # YAML aliases are refused: a few KB of nested ones (an "alias bomb") expand to gigabytes in any
+        # reader that copies them (DVC's, when it writes params into dvc.lock), and params need none
+        if any(isinstance(ev, yaml.AliasEvent) for ev in yaml.parse(text, Loader=yaml.SafeLoader)):
+            raise UserError(f"{path}: YAML aliases (*name) are not allowed in params; write the values out")
+        params = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
         raise UserError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(params, dict):
         raise UserError(f"{path}: expected a mapping of sections, got {type(params).__name__}")
+    seed = params.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise UserError(f"{path}: seed={seed!r}: expected a whole number, 0 or more")
     # Here, what needs no other module: the section names and the sections defined in this file. Each
     # stage's own sections are checked by their dataclasses' from_params (build below), so a stage's
     # imports, and so its dvc.yaml deps, stay its own; `python -m mcqflow.params` checks everything.
@@ -157,6 +165,48 @@ RENAMED = {
 }
 
 
+# Where a number makes sense, per key: (low, high), None for open; a low of ABOVE_0 means more than 0
+# (learning rates, temperatures, timeouts), any other low means at least that.
+ABOVE_0 = "above 0"
+RANGES = {
+    "llm": {"temperature": (0, 2), "max_tokens": (1, None), "concurrency": (1, 1024), "timeout": (ABOVE_0, None),
+            "max_retries": (0, 100), "max_requests": (0, None), "max_total_tokens": (0, None)},
+    "generate": {"per_cell": (0, None)},
+    "validate": {"min_steps": (0, None), "neutrality_threshold": (0, 1), "max_letter_share": (0, 1),
+                 "near_duplicate_threshold": (0, 1), "max_other_script_share": (0, 1),
+                 "max_answer_leak_share": (0, 1), "min_pass_rate": (0, 1), "max_chain_length": (1, None)},
+    "tiny": dict.fromkeys(("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                           "num_attention_heads", "num_key_value_heads", "max_position_embeddings"), (1, None)),
+    "train": {"num_processes": (1, None)},
+    "sft": {"learning_rate": (ABOVE_0, None), "num_train_epochs": (ABOVE_0, None),
+            "per_device_train_batch_size": (1, None), "gradient_accumulation_steps": (1, None),
+            "max_length": (1, None), "warmup_steps": (0, None), "weight_decay": (0, None), "logging_steps": (1, None),
+            "max_examples": (0, None)},
+    "split": {"fraction": (ABOVE_0, 1)},
+    "grpo": {"learning_rate": (ABOVE_0, None), "max_steps": (1, None), "prompts_per_step": (1, None),
+             "num_generations": (2, None), "micro_batch": (0, None), "max_completion_length": (1, None),
+             "temperature": (ABOVE_0, None), "beta": (0, None), "save_steps": (1, None), "logging_steps": (1, None),
+             "overlong_cache": (0, None)},
+    "predict": {"batch_size": (1, None), "max_new_tokens": (1, None), "repetition_penalty": (ABOVE_0, None)},
+}  # fmt: skip
+NESTED_RANGES = {
+    ("sft", "lora"): {"r": (1, None), "alpha": (ABOVE_0, None), "dropout": (0, 0.99)},
+    ("grpo", "rewards"): dict.fromkeys(("correctness", "format", "neutrality", "overlong"), (0, None)),
+}
+
+
+def check_range(value, bounds, key: str, source: str) -> None:
+    """One line when a number lies outside its key's range (RANGES)."""
+    low, high = bounds
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise UserError(f"{source}: {key}={value!r}: expected a number")
+    too_low = value <= 0 if low == ABOVE_0 else low is not None and value < low
+    if too_low or (high is not None and value > high):
+        lo = ABOVE_0 if low == ABOVE_0 else (f"{low} or more" if low is not None else "")
+        hi = f"{high} at most" if high is not None else ""
+        raise UserError(f"{source}: {key}={value!r}: expected {' and '.join(x for x in (lo, hi) if x)}")
+
+
 def check_section(cls, section, name: str, source: str) -> dict:
     """One params.yaml section against its dataclass: unknown keys (with the closest), Literal choices,
     checked nested keys, scalar types, and `trainer:` keys that would shadow a mapped one. Returns the
@@ -182,6 +232,11 @@ def check_section(cls, section, name: str, source: str) -> dict:
         if (name, f.name) in NESTED and isinstance(value, dict):
             check_keys(value, list(NESTED[(name, f.name)]), f"{name}.{f.name}.", source)
         out[f.name] = coerce(value, hint, f"{name}.{f.name}", source)
+        if f.name in RANGES.get(name, {}):
+            check_range(out[f.name], RANGES[name][f.name], f"{name}.{f.name}", source)
+        for k, bounds in NESTED_RANGES.get((name, f.name), {}).items():
+            if isinstance(value, dict) and k in value:
+                check_range(value[k], bounds, f"{name}.{f.name}.{k}", source)
     return out
 
 
@@ -197,6 +252,23 @@ def coerce(value, hint, key: str, source: str):
             return None
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         hint = args[0] if len(args) == 1 else hint
+    origin = typing.get_origin(hint) or hint
+    if origin is tuple:  # a [low, high] pair (validate.question_length)
+        ok = isinstance(value, list | tuple) and len(value) == 2
+        ok = (
+            ok
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+            and 0 <= value[0] <= value[1]
+        )
+        if not ok:
+            raise UserError(
+                f"{source}: {key}={value!r}: expected [low, high], whole numbers, 0 <= low <= high"
+            )
+        return value
+    if origin is list:  # a list (generate.topics) given as one string would be read letter by letter
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str | int | float) for v in value):
+            raise UserError(f"{source}: {key}={value!r}: expected a list, e.g. [a, b]")
+        return value
     if hint not in _SCALARS:
         return value
     if hint is float and not isinstance(value, bool):

@@ -72,6 +72,7 @@ class GRPOParams:
     def from_params(cls, d: dict) -> GRPOParams:
         p = build(cls, d, "grpo")
         choose(p.mode, MODES, "grpo.mode")
+        choose(p.init, ("sft-reasoning", "sft-plain", "base"), "grpo.init")
         return p
 
 

@@ -36,6 +36,7 @@ class TrainParams:
     def from_params(cls, params: dict) -> TrainParams:
         t = build(cls, params.get("train") or {}, "train")
         choose(t.launcher, LAUNCHERS, "train.launcher")
+        choose(t.profile, ("auto", "vanilla", "memory", "fast"), "train.profile")  # mcqflow.profiles' names
         if t.num_processes < 1:
             raise UserError(f"params: train.num_processes={t.num_processes}: expected 1 or more")
         return t

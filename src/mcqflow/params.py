@@ -52,8 +52,14 @@ def check_params(params: dict, source: str = "params.yaml") -> None:
     schema = sections()
     check_keys(params, ["seed", *schema], "", source)
     for name, cls in schema.items():
-        if params.get(name) is not None:
-            check_section(cls, params[name], name, source)
+        if params.get(name) is None:
+            continue
+        check_section(cls, params[name], name, source)
+        # and what each section's own reader checks beyond the schema (llm.backend, grpo.mode, ...)
+        if name == "train":
+            cls.from_params(params)
+        elif hasattr(cls, "from_params"):
+            cls.from_params(params[name])
 
 
 def defaults() -> dict:

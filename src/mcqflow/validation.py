@@ -19,6 +19,7 @@ from pathlib import Path
 
 from mcqflow.dedup import near_duplicates
 from mcqflow.errors import UserError
+from mcqflow.injection import instruction_like
 from mcqflow.neutrality import neutrality_score
 from mcqflow.reasoning import ChainError, parse_chain
 from mcqflow.schema import LETTERS, Record, Rejected
@@ -27,16 +28,6 @@ from mcqflow.text import LABEL
 KINDS = ("mcq", "reasoning")
 ROW, DATASET = "row", "dataset"
 _PREFIX = r"^\s*" + LABEL
-# Text in an LLM-written chain that talks to a model instead of about the question: prompt injection
-# ("ignore the previous instructions"), role or template markup, requests to reveal prompts.
-_INSTRUCTION_LIKE = re.compile(
-    r"(?i:\b(?:ignore|disregard|forget)\s+(?:all\s+|any\s+)?(?:the\s+)?(?:previous|prior|above|earlier)\s+"
-    r"(?:instructions?|prompts?|rules?|messages?))"
-    r"|(?i:\byou\s+are\s+now\b|\bnew\s+instructions?\s*:|\b(?:reveal|print|repeat)\s+(?:your|the)\s+system\s+prompt)"
-    r"|(?:忽略|無視|无视|忘記|忘记)(?:掉)?(?:以上|之前|先前|前面|上述)(?:的)?(?:所有)?(?:指令|指示|說明|说明|規則|规则|提示)"
-    r"|(?:系統提示|系统提示)(?:詞|词)?|(?:你現在是|你现在是)"
-    r"|<\|(?:im_start|im_end|system|endoftext)\|>|</?system>|\[/?INST\]"
-)
 
 
 @dataclass
@@ -109,14 +100,6 @@ def _chain_output(text: str | None) -> str | None:
         return None
 
 
-def _instruction_like(text: str | None) -> str | None:
-    """The first instruction-like span of a chain (see _INSTRUCTION_LIKE), or None."""
-    import html
-
-    m = _INSTRUCTION_LIKE.search(html.unescape(text)) if text else None  # escaped markup counts too
-    return m.group(0) if m else None
-
-
 def gx_context():
     """An ephemeral GX context without per-metric progress bars (they would flood the stage log)."""
     import great_expectations as gx
@@ -153,7 +136,7 @@ def build_frame(
                 "duplicate_of": records[dup[i]].id if dup[i] is not None else None,
                 "in_test": reference[leak[i]].id if leak and leak[i] is not None else None,
                 "script": script_of(r.question + "".join(r.options.values())) if r.lang == "zh" else "none",
-                "instruction_like": _instruction_like(r.reasoning),
+                "instruction_like": instruction_like(r.reasoning),
             }
         )
     if leak_rows is not None:
@@ -467,9 +450,34 @@ def build_data_docs(context, out_dir: str | Path) -> Path:
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
         },
     )
+    escape_results(context)
     context.build_data_docs(site_names=["mcqflow"])
     make_offline(out_dir)
     return out_dir / "index.html"
+
+
+def escape_results(context) -> None:
+    """HTML-escape every string of the stored validation results (unexpected values, their ids) before GX
+    renders them: its templates write a failing row's values into the page as they are, so a question
+    holding `<script>` ran in the browser of whoever opened the Data Docs."""
+    import html
+
+    def esc(v):
+        if isinstance(v, str):
+            return html.escape(v, quote=True)
+        if isinstance(v, list | tuple):
+            return type(v)(esc(x) for x in v)
+        if isinstance(v, dict):
+            return {k: esc(x) for k, x in v.items()}
+        return v
+
+    store = context.validation_results_store
+    for key in store.list_keys():
+        suite_result = store.get(key)
+        for res in suite_result.results:
+            if res.result:
+                res.result = esc(res.result)
+        store.set(key, suite_result)
 
 
 ASSETS = Path(__file__).with_name("assets")

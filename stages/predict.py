@@ -11,7 +11,7 @@ from pathlib import Path
 from mcqflow.config import choose, load_params
 from mcqflow.errors import UserError, run_stage
 from mcqflow.evaluate import score, summarize
-from mcqflow.io import write_text_atomic
+from mcqflow.io import claim, write_text_atomic
 from mcqflow.metrics import degenerate_warnings, evaluate
 from mcqflow.models import DTYPES, load_for_inference, read_meta, resolve_base
 from mcqflow.predict import (
@@ -50,6 +50,9 @@ def main() -> None:
         ap.error("--name base needs --tiny-dir")
     if a.name != "base" and not a.models:
         ap.error(f"--name {a.name} needs --models")
+    # two runs writing these at once (two workspaces on one checkout, a stage and a CLI run) are refused
+    details = {f"--details ({s})": Path(a.details, f"{a.name}-{a.lang}-{s}.jsonl") for s in ("dev", "test")}
+    claim(**{"--submission": a.submission, "--metrics": a.metrics, "--report": a.report, **details})
     params = load_params()
     p, profile = params["predict"], profile_from_params(params)
     dtype = choose(params["model"].get("dtype", "auto"), DTYPES, "model.dtype")

@@ -1,12 +1,15 @@
 """Bad input, as a hostile user would give it: every case ends in exit 2 with one line, or in rows rejected
 with their reason (rows in = kept + rejected), never in a traceback, a hang or a merged row."""
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 
 import pytest
+
+from conftest import ROOT
 
 HEADER = "ID,Question,A,B,C,D,Answer\n"
 ROW = "{i},問題{i}？,甲,乙,丙,丁,A\n"
@@ -158,26 +161,43 @@ def test_a_problem_deep_in_a_file_writes_nothing(tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+@contextlib.contextmanager
+def held(path):
+    """Another process holding `path` (mcqflow.io.claim) until the block ends; yields its pid."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from mcqflow.io import claim; claim(out=sys.argv[1]); "
+         "print('held', flush=True); sys.stdin.read()", str(path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield holder.pid
+    finally:
+        holder.communicate("")
+
+
 def test_two_writers_of_one_output_never_interleave(tmp_path, monkeypatch):
     """While one run holds an output, a second run on it is one line naming the first's pid, before any
     work; once the first ends, the output is free."""
     monkeypatch.setenv("MCQFLOW_CACHE", str(tmp_path / "cache"))
     src, out = tmp_path / "in.csv", tmp_path / "out.jsonl"
     src.write_text(HEADER + ROW.format(i=1), encoding="utf-8")
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from mcqflow.io import claim; claim(out=sys.argv[1]); "
-         "print('held', flush=True); sys.stdin.read()", str(out)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert holder.stdout.readline().strip() == "held"
-        env = {"MCQFLOW_CACHE": str(tmp_path / "cache")}
-        one_line_error(ingest(src, out, env=env), "--output", f"pid {holder.pid}", "another mcqflow run")
+    with held(out) as pid:
+        # another cache does not hide the holder (the locks are not in the cache)
+        env = {"MCQFLOW_CACHE": str(tmp_path / "another-cache")}
+        one_line_error(ingest(src, out, env=env), "--output", f"pid {pid}", "another mcqflow run")
         assert not out.exists()
-    finally:
-        holder.communicate("")
     r = ingest(src, out, env={"MCQFLOW_CACHE": str(tmp_path / "cache")})
     assert r.returncode == 0 and len(out.read_text(encoding="utf-8").splitlines()) == 1
+    # the predict stage claims its outputs too, before it reads params or loads a model
+    metrics = tmp_path / "m.json"
+    with held(metrics) as pid:
+        r = subprocess.run(
+            [sys.executable, ROOT / "stages/predict.py", "--name", "sft-plain", "--lang", "zh", "--models", "m",
+             "--data", "d", "--submission", "s.csv", "--details", "det", "--metrics", metrics, "--report",
+             "r.html", "--plots", "p"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        one_line_error(r, "--metrics", f"pid {pid}", "another mcqflow run")
 
 
 def cli(*args, env=None):

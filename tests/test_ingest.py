@@ -256,6 +256,19 @@ def test_test_split_refuses_to_drop_a_row(write):
             "latin-1",
             "not UTF-8",
         ),
+        # other code pages whose bytes decode as GB18030 (the fault run got 擔杮岅偺幙栤偱偡 and rc 0)
+        (
+            "kr.csv",
+            "id,question,A,B,C,D,answer\n1,한국어 질문입니다. 다음 중 옳은 것은,가,나,다,라,A\n",
+            "euc_kr",
+            r"kr.csv: not UTF-8 \(byte 29\); read as gb18030 it is not Chinese text \(mess ratio 0.1\d\)",
+        ),
+        (
+            "jp.csv",
+            "id,question,A,B,C,D,answer\n1,日本語の質問です。正しいものは,甲,乙,丙,丁,A\n",
+            "shift_jis",
+            "not Chinese text|not UTF-8",
+        ),
         ("c.csv", "  \n", "utf-8", "file is empty"),
         ("d.jsonl", "{oops\n", "utf-8", r"d.jsonl: line 1: invalid JSON"),
     ],
@@ -359,3 +372,13 @@ def test_sample_data_regenerates_byte_identically(tmp_path):
     for path in sorted((ROOT / "data/sample").rglob("*")):
         if path.is_file():
             assert (tmp_path / path.relative_to(ROOT / "data/sample")).read_bytes() == path.read_bytes(), path
+
+
+def test_language_is_read_per_row(write):
+    """50 English rows then Chinese ones: each row is its own language (the file's first 50 decided all)."""
+    en = "".join(f"e{i},Which statement about trade policy {i} is right?,tariffs,quotas,subsidies,none,A\n"
+                 for i in range(50))  # fmt: skip
+    zh = "z1,下列關於GDP的說法正確的是？,甲,乙,丙,丁,B\nz2,What does guanxi (關係) mean in business?,a,b,c,d,C\n"
+    res = ingest(write("mixed.csv", "id,question,A,B,C,D,answer\n" + en + zh))
+    langs = {r.id: r.lang for r in res.records}
+    assert {langs[f"e{i}"] for i in range(50)} == {"en"} and langs["z1"] == "zh" and langs["z2"] == "en"

@@ -281,3 +281,77 @@ def test_a_cache_write_that_fails_stops_the_run_and_keeps_the_journal(server, pa
     (tmp_path / "cache" / key[:2]).unlink()
     (r,) = complete_all(ask("甲"), params, cache)
     assert r.cached and server.counts["甲"] == 1  # restored from the journal, not paid again
+
+
+class StuckServer:
+    """A loopback server that accepts and then never finishes an answer: `silent` sends nothing, `trickle`
+    sends a byte a second (each byte restarts an idle timeout). Bounded: daemon threads, closed on exit."""
+
+    def __init__(self, mode: str):
+        import socket
+        import threading
+
+        self.mode, self.accepted, self.closing = mode, 0, threading.Event()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.sock.settimeout(0.2)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        import threading
+
+        while not self.closing.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.accepted += 1
+            threading.Thread(target=self._hold, args=(conn,), daemon=True).start()
+
+    def _hold(self, conn):
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"
+        with conn:
+            conn.recv(65536)
+            for i in range(60):
+                if self.closing.wait(1.0):
+                    return
+                if self.mode == "trickle":
+                    try:
+                        conn.sendall(head[i : i + 1] if i < len(head) else b" ")
+                    except OSError:
+                        return
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.closing.set()
+        self.sock.close()
+
+
+@pytest.mark.parametrize("mode", ["silent", "trickle"])
+def test_a_server_that_never_finishes_stops_the_run_within_about_twice_the_timeout(params, tmp_path, mode):
+    """llm.timeout is a deadline from send to last byte, and requests timing out in a row (more than one
+    wave in flight) stop the run with one line; before, every row was rejected as "timeout" with rc 0,
+    and a byte a second held each request for 40 s at timeout=2."""
+    with StuckServer(mode) as stuck:
+        params.base_url, params.timeout, params.max_retries, params.concurrency = stuck.url, 1.0, 5, 4
+        start = time.monotonic()
+        with pytest.raises(UserError, match=r"no answer from .*6 requests in a row ran past llm.timeout=1 s"):
+            complete_all(ask(*[f"q{i}" for i in range(40)]), params, ResponseCache(tmp_path))
+        took = time.monotonic() - start
+    assert took < 2 * params.timeout + 2, took  # two waves and a backoff
+    assert stuck.accepted <= 2 * params.concurrency
+
+
+def test_a_closed_port_at_no_retries_is_one_line_not_rc_0(params, tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    params.base_url, params.max_retries, params.concurrency = f"http://127.0.0.1:{port}/v1", 0, 1
+    with pytest.raises(UserError, match="connection failed 1 time, and nothing answered this run"):
+        complete_all(ask("q"), params, ResponseCache(tmp_path))

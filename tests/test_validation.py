@@ -299,3 +299,15 @@ def test_cli_validate(tmp_path):
     assert good.returncode == 1  # the sample dev file has one row with no answer
     assert "to_be_null" not in good.stderr and "not_be_null(answer)" in good.stderr
     assert (tmp_path / "d" / "index.html").exists()
+
+
+def test_cli_validate_docs_on_a_file_is_one_line_before_any_work(tmp_path):
+    (tmp_path / "taken").write_text("a file")
+    r = subprocess.run([sys.executable, "-m", "mcqflow.cli", "validate", "--input", str(ROOT / "data/sample/dev.csv"),
+                        "--docs", str(tmp_path / "taken")], capture_output=True, text=True)  # fmt: skip
+    assert (
+        r.returncode == 2
+        and r.stderr.strip()
+        == f"mcqflow: error: --docs {tmp_path / 'taken'}: is a file; give a folder for the Data Docs"
+    )
+    assert r.stdout == ""  # nothing validated first

@@ -251,6 +251,16 @@ def cmd_validate(a: argparse.Namespace) -> None:
 
     params = load_params(a.params)["validate"] if Path(a.params).exists() else {}
     settings = Settings.from_params(params)
+    if a.docs:  # before any work: GX reports a folder it cannot write as tracebacks in its log, not an error
+        docs = Path(a.docs)
+        if docs.exists() and not docs.is_dir():
+            raise UserError(f"--docs {docs}: is a file; give a folder for the Data Docs")
+        try:
+            docs.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"--docs {docs}: cannot make the folder ({e.strerror or e})") from None
+        if not os.access(docs, os.W_OK):
+            raise UserError(f"--docs {docs}: the folder is not writable")
     res = ingest(a.input, a.lang)
     for r in res.rejected:
         print(f"rejected by ingest: {r.line()}", file=sys.stderr)

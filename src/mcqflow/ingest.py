@@ -115,9 +115,15 @@ def normalize_answer(raw: str | None) -> str | None:
     return letter
 
 
-def detect_lang(texts: list[str]) -> str:
-    sample = "".join(texts[:50])
-    return "zh" if _CJK.search(sample) else "en"
+_LATIN = re.compile(r"[A-Za-z]")
+
+
+def detect_lang(text: str) -> str:
+    """zh or en for one question (with its options): Chinese when its CJK characters are at least a third
+    as many as its Latin letters (one character carries about a word), so an English question quoting 關係
+    stays English and a Chinese one naming GDP stays Chinese."""
+    cjk, latin = len(_CJK.findall(text)), len(_LATIN.findall(text))
+    return "zh" if cjk and 3 * cjk >= latin else "en"
 
 
 # What spreadsheet programs and Chinese-language systems write: UTF-16 with a BOM ("Unicode text"),
@@ -125,6 +131,7 @@ def detect_lang(texts: list[str]) -> str:
 _LEGACY = ("big5", "gb18030")
 _CHUNK = 1 << 16  # bytes read at a time when checking an encoding
 _SAMPLE = 1 << 20  # bytes charset-normalizer judges Big5 against GB18030 on
+_MAX_MESS = 0.1  # charset-normalizer's mess ratio above which a Big5/GB18030 reading is taken for mojibake
 
 
 def _unreadable(path: Path, e: OSError) -> UserError:
@@ -165,6 +172,16 @@ def _open_text(path: Path) -> tuple[IO[str], str]:
     # a whole number of lines: no multi-byte character is cut (no Big5 or GB18030 byte after the first is \n)
     sample = head[: head.rfind(b"\n") + 1] or head if len(head) == _SAMPLE else head
     best = from_bytes(sample, cp_isolation=list(_LEGACY)).best()
+    if best is not None and best.chaos > _MAX_MESS:
+        # Bytes of another code page that happen to decode as Chinese (EUC-KR Hangul as GB18030): mojibake,
+        # which charset-normalizer's mess ratio tells from the real thing (0.00-0.08 on real Big5/GB18030
+        # files of one row and up, 0.15-0.17 on EUC-KR and Shift-JIS ones read as GB18030)
+        # (no guess at which code page it is: on a few lines charset-normalizer took Shift-JIS for cp1250)
+        raise UserError(
+            f"{path}: not UTF-8 (byte {first_bad}); read as {best.encoding} it is not Chinese text (mess ratio "
+            f"{best.chaos:.2f}): another code page (Shift-JIS, EUC-KR, cp1252, ...)? Convert it to UTF-8 first "
+            f"(e.g. iconv -f <encoding> -t utf-8)"
+        )
     if best is not None and best.encoding in _LEGACY and _first_bad_byte(path, best.encoding) is None:
         return path.open(encoding=best.encoding, newline=""), best.encoding
     raise UserError(
@@ -219,22 +236,14 @@ class Reader:
     def __iter__(self) -> Iterator[Record | Rejected]:
         res = self.result
         detect = self.lang is None and res.format != "records"  # records carry their own language
-        held: list[Record | Rejected] = []  # rows waiting for the language to be judged
-        lang = self.lang
         for item in _readable(self.path, self._rows):
-            if detect:
-                held.append(item)
-                questions = [r.question for r in held if isinstance(r, Record)]
-                if len(questions) < 50:
-                    continue
-                lang, detect = detect_lang(questions), False
-                yield from (self._finish(r, lang) for r in held)
-                held = []
-                continue
+            # Each row's own language: a file of English rows and then Chinese ones is both, not the first's
+            lang = (
+                detect_lang(" ".join([item.question, *item.options.values()]))
+                if detect and isinstance(item, Record)
+                else self.lang
+            )
             yield self._finish(item, lang)
-        if held:
-            lang = detect_lang([r.question for r in held if isinstance(r, Record)])
-            yield from (self._finish(r, lang) for r in held)
         res.check_reconciles()
 
     def _finish(self, item: Record | Rejected, lang: str | None) -> Record | Rejected:

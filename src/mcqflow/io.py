@@ -88,23 +88,34 @@ def check_writable(**paths: str | Path | None) -> None:
 _HELD: list[int] = []  # lock descriptors, held until the process ends (the kernel releases them then)
 
 
+def lock_dir() -> Path:
+    """Where claim's locks live: <tmp>/mcqflow-locks-<uid>, the user's own (0700)."""
+    import tempfile
+
+    folder = Path(tempfile.gettempdir()) / f"mcqflow-locks-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    if folder.is_symlink() or folder.stat().st_uid != os.getuid():  # another user's folder in a shared /tmp
+        raise UserError(f"{folder}: not this user's lock folder; remove it or set TMPDIR")
+    return folder
+
+
 def claim(**paths: str | Path | None) -> None:
     """Before any work: take the named outputs (flag -> path) for this process, so two runs never write
     one file at once (their journals would interleave, and the last rename would win). One line, naming the
     other run's pid, when another mcqflow process holds one; the claim lasts until this process ends.
 
-    The locks are `flock`s on files in the user's cache (`locks/`), named by a hash of each output's
-    absolute path: nothing is left beside the outputs, and a lock file is never removed, so there is no
-    window where two processes lock different files for one output. Where `fcntl` is missing (Windows),
-    nothing is claimed."""
+    The locks are `flock`s on files in one folder per user under the system's temporary folder (not the
+    user's cache: two runs with different MCQFLOW_CACHE must still see each other), named by a hash of each
+    output's resolved path: nothing is left beside the outputs, and a lock file is never removed, so there
+    is no window where two processes lock different files for one output. Where `fcntl` is missing
+    (Windows), nothing is claimed."""
     try:
         import fcntl
     except ImportError:
         return
     import hashlib
 
-    folder = user_cache_dir() / "locks"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = lock_dir()
     for flag, p in paths.items():
         if p is None:
             continue

@@ -398,7 +398,18 @@ async def _fetch(
     budget = Budget(params.max_requests, params.max_total_tokens)
     gate = asyncio.Semaphore(params.concurrency)
     bar = tqdm(total=len(todo), desc=desc, unit="req", dynamic_ncols=True)
-    state = {"answered": 0, "dead": False}
+    state = {"answered": 0, "dead": False, "timeouts_in_row": 0, "failures_in_row": 0}
+    # Timeouts in a row (none answered between) after which the server counts as not answering: more than
+    # one wave of requests in flight, so one slow burst does not stop a run
+    stop_after = params.concurrency + 2
+
+    def stop(why: str) -> UserError:
+        state["dead"] = True
+        return UserError(
+            f"llm: no answer from {params.base_url or 'the OpenAI API'} ({why}"
+            f"{'' if state['answered'] else ', and nothing answered this run'}); {state['answered']} responses "
+            f"received this run are cached: start the server or fix llm.base_url, then run again"
+        )
 
     async def call(key: str, messages: list[dict]):
         """The response, or a Result saying why there is none, after up to 1 + llm.max_retries calls."""
@@ -409,15 +420,26 @@ async def _fetch(
                 return Result(key, None, "budget")
             budget.requests += 1
             try:
-                resp = await client.chat.completions.create(
-                    model=params.model, messages=messages, **params.sampling()
+                # llm.timeout is a deadline from send to last byte: the client's own timeout restarts on every
+                # byte, so a server trickling one a second held a request for minutes
+                resp = await asyncio.wait_for(
+                    client.chat.completions.create(
+                        model=params.model, messages=messages, **params.sampling()
+                    ),
+                    timeout=params.timeout,
                 )
                 state["answered"] += 1
+                state["timeouts_in_row"] = state["failures_in_row"] = 0
                 return resp
-            except openai.APITimeoutError:
+            except (openai.APITimeoutError, TimeoutError):
                 # The server may finish (and bill) it anyway: it counts what it could have cost.
                 budget.tokens += charged_tokens({}, messages, params.max_tokens)[0]
                 error, wait = "timeout", backoff(attempt)
+                state["timeouts_in_row"] += 1
+                if state["timeouts_in_row"] >= stop_after:
+                    raise stop(
+                        f"{state['timeouts_in_row']} requests in a row ran past llm.timeout={params.timeout:g} s"
+                    ) from None
             except openai.APIStatusError as e:
                 error = f"http-{e.status_code}"
                 if e.status_code not in RETRY_STATUS and e.status_code < 500:
@@ -425,14 +447,14 @@ async def _fetch(
                 wait = retry_after(e.response.headers) or backoff(attempt)
             except openai.APIConnectionError:
                 error, wait = "connection", backoff(attempt)
-                if attempt + 1 >= DEAD_AFTER and (not state["answered"] or attempt == params.max_retries):
-                    state["dead"] = True
-                    raise UserError(
-                        f"llm: no answer from {params.base_url or 'the OpenAI API'} (connection failed "
-                        f"{attempt + 1} times{'' if state['answered'] else ', and nothing answered this run'}); "
-                        f"{state['answered']} responses received this run are cached: start the server or fix "
-                        f"llm.base_url, then run again"
-                    ) from None
+                state["failures_in_row"] += 1
+                # down: failures in a row across requests, or this request's last try with nothing answered
+                # this run (at llm.max_retries=0 a closed port once gave rc 0, every row rejected)
+                if state["failures_in_row"] >= DEAD_AFTER or (
+                    attempt == params.max_retries and not state["answered"]
+                ):
+                    n = state["failures_in_row"]
+                    raise stop(f"connection failed {n} time{'s' if n > 1 else ''}") from None
             except (openai.APIResponseValidationError, json.JSONDecodeError, ValueError):
                 return Result(key, None, "malformed-response")
             if attempt < params.max_retries:

@@ -448,9 +448,11 @@ async def _fetch(
             except openai.APIConnectionError:
                 error, wait = "connection", backoff(attempt)
                 state["failures_in_row"] += 1
-                # down: failures in a row across requests, or this request's last try with nothing answered
-                # this run (at llm.max_retries=0 a closed port once gave rc 0, every row rejected)
-                if state["failures_in_row"] >= DEAD_AFTER or (
+                # down: failures in a row across requests (two when nothing answered yet, a wave and more once
+                # the server has answered: a restart is ridden out), or this request's last try with nothing
+                # answered this run (at llm.max_retries=0 a closed port once gave rc 0, every row rejected)
+                limit = stop_after if state["answered"] else DEAD_AFTER
+                if state["failures_in_row"] >= limit or (
                     attempt == params.max_retries and not state["answered"]
                 ):
                     n = state["failures_in_row"]

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from mcqflow.config import choose, load_params
-from mcqflow.errors import UserError, run_stage
+from mcqflow.errors import run_stage
 from mcqflow.evaluate import score, summarize
 from mcqflow.io import claim, write_text_atomic
 from mcqflow.metrics import degenerate_warnings, evaluate
@@ -62,11 +62,7 @@ def main() -> None:
     else:
         model_path = str(Path(a.models, f"{a.name}-{a.lang}"))
     formulas = p.get("csv_formulas", "refuse")
-    penalty = p.get("repetition_penalty", 1.0)
-    if not penalty > 0:
-        raise UserError(
-            f"params.yaml: predict.repetition_penalty={penalty}: expected a number above 0 (1.0 = off)"
-        )
+    penalty = p.get("repetition_penalty", 1.0)  # its range is checked with the section (mcqflow.config)
     test_ids = [r.id for r in read_records(Path(a.data, a.lang, "test.jsonl"))]
     dev_empty = not read_records(Path(a.data, a.lang, "dev.jsonl"))
     why = (reason(model_path) if a.name != "base" else None) or (

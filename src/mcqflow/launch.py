@@ -37,8 +37,6 @@ class TrainParams:
         t = build(cls, params.get("train") or {}, "train")
         choose(t.launcher, LAUNCHERS, "train.launcher")
         choose(t.profile, ("auto", "vanilla", "memory", "fast"), "train.profile")  # mcqflow.profiles' names
-        if t.num_processes < 1:
-            raise UserError(f"params: train.num_processes={t.num_processes}: expected 1 or more")
         return t
 
 

@@ -55,8 +55,6 @@ class SFTParams:
     def from_params(cls, d: dict) -> SFTParams:
         p = build(cls, d, "sft")
         choose(p.finetune, ("full", "lora"), "sft.finetune")
-        if p.max_examples < 0:
-            raise UserError(f"params: sft.max_examples={p.max_examples}: expected 0 (all) or more")
         return p
 
 

@@ -26,6 +26,8 @@ mkdir -p "$OUTDIR"
 say() { echo "[$(date +%T) +$((SECONDS - START))s] $*"; }
 left() { echo $((BUDGET - (SECONDS - START))); }
 export DVC_NO_ANALYTICS=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
+# Fewer out-of-memory failures from fragmentation when step shapes vary (ragged GRPO completions)
+export PYTORCH_CUDA_ALLOC_CONF=${PYTORCH_CUDA_ALLOC_CONF:-expandable_segments:True}
 
 if [ -n "${WHEELS:-}" ]; then
   if [ ! -f /tmp/site/.mcqflow-wheels ]; then

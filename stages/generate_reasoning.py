@@ -9,7 +9,7 @@ from mcqflow.config import load_params
 from mcqflow.errors import run_stage
 from mcqflow.generate import GenerateParams, generate
 from mcqflow.io import write_text_atomic
-from mcqflow.llm import LLMParams, ResponseCache
+from mcqflow.llm import LLMParams, ResponseCache, check_answered
 from mcqflow.schema import read_records, write_jsonl
 
 
@@ -46,6 +46,7 @@ def main() -> None:
         f"generate: {m['requests']} prompts ({m['cache_hits']} from cache, {m['requests_sent']} sent, "
         f"{m['tokens']} tokens), {m['questions_generated']} new questions, outcomes {m['outcomes']}"
     )
+    check_answered(m["unanswered"], "generate", a.metrics)
 
 
 if __name__ == "__main__":

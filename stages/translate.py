@@ -7,7 +7,7 @@ from pathlib import Path
 from mcqflow.config import load_params
 from mcqflow.errors import run_stage
 from mcqflow.io import write_text_atomic
-from mcqflow.llm import LLMParams, ResponseCache
+from mcqflow.llm import LLMParams, ResponseCache, check_answered
 from mcqflow.schema import read_records, write_jsonl
 from mcqflow.skip import say
 from mcqflow.translate import SPLITS, TranslateParams, check_complete, translate
@@ -67,6 +67,7 @@ def main() -> None:
         f"({m['cache_hits']} from cache, {m['requests_sent']} sent, {m['tokens']} tokens), outcomes "
         f"{m['outcomes']}, rejected {m['rejected']}"
     )
+    check_answered(m["unanswered"], "translate", a.metrics)
     check_complete(t, a.rejected)
 
 

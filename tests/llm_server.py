@@ -8,6 +8,7 @@ Behaviour is chosen by a marker in the last user message:
   [truncated]  finish_reason "length"
   [refuse]     a refusal
   [slow]       answers after `slow_s`
+  [negative-usage] [no-usage] [usage-int] [usage-null-total] [usage-huge]: usage of that shape
 Otherwise the answer is `responder(user_text)` (default: "echo: <text>").
 Requests are counted per user text in `counts` and in total in `total`.
 """
@@ -65,6 +66,12 @@ class FakeLLM:
                     usage = {"prompt_tokens": -10, "completion_tokens": -20, "total_tokens": -30}
                 if "[no-usage]" in text:
                     usage = None
+                if "[usage-int]" in text:
+                    usage = 30
+                if "[usage-null-total]" in text:
+                    usage = {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": None}
+                if "[usage-huge]" in text:
+                    usage = {"prompt_tokens": 10, "completion_tokens": 999_990, "total_tokens": 1_000_000}
                 self._send(
                     200,
                     {

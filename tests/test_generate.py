@@ -139,10 +139,23 @@ def test_exp_run_generates_675_questions_resumably_and_keeps_the_key_out(tmp_pat
             "generate_reasoning",
         ]
         env = {**env, "OPENAI_API_KEY": KEY}
-        dvc_in(root, env, *exp)  # the budget stops this run at 400 requests
+        import subprocess
+        import sys
+
+        # the budget stops this run at 400 requests: the stage writes what it has, then fails with one line,
+        # so DVC does not record it as done and the next run asks the 275 left
+        r = subprocess.run(
+            [sys.executable, "-m", "dvc", *exp], cwd=root, env=env, capture_output=True, text=True
+        )
+        assert r.returncode != 0 and "Traceback" not in r.stdout + r.stderr
+        assert "generate: 275 prompts have no answer yet (budget 275)" in r.stdout + r.stderr
         m = json.loads((root / "metrics/generate.json").read_text())
-        assert m["requests_sent"] == 400 and m["outcomes"]["budget"] == 275
-        dvc_in(root, env, *exp[:-1], "-S", "llm.max_requests=2000", "generate_reasoning")
+        assert (
+            m["requests_sent"] == 400
+            and m["outcomes"]["budget"] == 275
+            and m["unanswered"] == {"budget": 275}
+        )
+        dvc_in(root, env, *exp)  # the same command again: the stage was not recorded as done, so it runs
         m = json.loads((root / "metrics/generate.json").read_text())
         assert server.total == 675  # the second run paid only for the 275 missing
         assert m["questions_generated"] == 675 and m["cache_hits"] == 400

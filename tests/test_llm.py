@@ -85,7 +85,6 @@ def test_a_hang_past_the_timeout_is_recorded_not_fatal(server, params, tmp_path)
         ("[malformed]", "malformed-response", False),
         ("[error-body]", "malformed-response", False),  # a 200 carrying an error: asked again next run
         ("[empty]", "empty", False),
-        ("[negative-usage]", "bad-usage", False),
         ("[truncated]", "truncated", True),  # paid for: kept, and reported
         ("[refuse]", "refused", True),
     ],
@@ -98,11 +97,61 @@ def test_bad_responses_are_recorded_with_a_reason(server, params, tmp_path, mark
 
 
 def test_a_response_without_usage_is_charged_an_estimate(server, params, tmp_path):
-    """No usage must not switch the token cap off: each such answer counts prompt + max_tokens."""
+    """No usage must not switch the token cap off: each such answer counts what it could have cost (the
+    prompt's bytes, 8 a message, max_tokens: 1,021 here), and none is sent that could pass the cap."""
     params.max_total_tokens, params.max_tokens, params.concurrency = 3000, 1000, 1
     results = complete_all(ask(*[f"[no-usage] q{i}" for i in range(6)]), params, ResponseCache(tmp_path))
-    assert server.total == 3 and [r.error for r in results].count("budget") == 3
-    assert all(r.text for r in results[:3])
+    assert server.total == 2 and [r.error for r in results].count("budget") == 4
+    assert all(r.text for r in results[:2]) and sum(r.tokens for r in results) == 2 * 1021
+
+
+@pytest.mark.parametrize(
+    ("marker", "note"),
+    [
+        ("[negative-usage]", "usage-unreadable"),
+        ("[usage-int]", "usage-not-an-object"),
+        ("[usage-null-total]", "usage-unreadable"),
+        ("[usage-huge]", "usage-above-bound (the server claimed 1000000)"),
+        ("[no-usage]", None),
+        ("", None),
+    ],
+)
+def test_usage_of_any_shape_is_charged_and_the_paid_answer_kept(server, params, tmp_path, marker, note):
+    """A usage that is not an object, null, negative or past what the request could cost never crashes the run
+    nor loses the answer: it is cached and charged the request's bound, with the reason kept beside it."""
+    from mcqflow.llm import estimate_tokens
+
+    params.max_tokens = 1000
+    cache = ResponseCache(tmp_path)
+    (r,) = complete_all(ask(f"{marker} q0"), params, cache)
+    bound = estimate_tokens(ask(f"{marker} q0")[0], 1000)
+    charged = 30 if marker == "" else bound  # the fake server's honest usage is 30
+    assert r.error is None and r.text == f"echo: {marker} q0" and (r.attempts, r.tokens) == (1, charged)
+    entry = cache.get(r.key)
+    assert entry is not None and isinstance(entry["usage"], dict)
+    assert entry.get("usage_note") == (f"{note}: charged the estimate, {bound}" if note else None)
+
+
+@pytest.mark.parametrize("concurrency", [1, 8])
+@pytest.mark.parametrize("marker", ["", "[usage-huge] "])
+def test_the_token_cap_holds_at_any_concurrency(server, params, tmp_path, concurrency, marker):
+    """Every request reserves its bound before it is sent, so the tokens charged never pass the cap, even with
+    eight in flight or a server claiming a million tokens an answer."""
+    params.max_tokens, params.max_total_tokens, params.concurrency = 100, 500, concurrency
+    prompts = [f"{marker}q{i:02d}" for i in range(40)]
+    results = complete_all(ask(*prompts), params, ResponseCache(tmp_path))
+    spent = sum(r.tokens for r in results)
+    assert spent <= 500 and server.total == sum(r.attempts for r in results) > 0
+    assert [r.error for r in results].count("budget") == 40 - server.total
+
+
+def test_the_request_cap_and_the_metrics_count_every_attempt(server, params, tmp_path):
+    """Retries are HTTP calls: the metrics count them, and llm.max_requests caps them, at concurrency 8."""
+    from mcqflow.llm import request_counts
+
+    params.max_requests, params.concurrency = 5, 8
+    results = complete_all(ask(*[f"[500] q{i}" for i in range(6)]), params, ResponseCache(tmp_path))
+    assert server.total == 5 == request_counts(results)["requests_sent"]
 
 
 def test_budget_stops_cleanly(server, params, tmp_path):
@@ -236,9 +285,11 @@ def test_retries_count_against_the_request_budget(server, params, tmp_path):
 
 
 def test_a_timed_out_call_is_charged_what_it_could_have_cost(server, params, tmp_path):
-    params.max_retries, params.concurrency, params.max_tokens, params.max_total_tokens = 0, 1, 999, 1000
+    """Charged its bound (8 + 8 + 950 = 966 tokens): the next request's 962 would pass the cap of 1,000."""
+    params.max_retries, params.concurrency, params.max_tokens, params.max_total_tokens = 0, 1, 950, 1000
     results = complete_all(ask("[hang] a", "fine"), params, ResponseCache(tmp_path))
     assert [r.error for r in results] == ["timeout", "budget"] and server.counts["fine"] == 0
+    assert [(r.attempts, r.tokens) for r in results] == [(1, 966), (0, 0)]
 
 
 def test_a_dead_server_fails_fast_with_one_line(params, tmp_path):
@@ -355,3 +406,54 @@ def test_a_closed_port_at_no_retries_is_one_line_not_rc_0(params, tmp_path):
     params.base_url, params.max_retries, params.concurrency = f"http://127.0.0.1:{port}/v1", 0, 1
     with pytest.raises(UserError, match="connection failed 1 time, and nothing answered this run"):
         complete_all(ask("q"), params, ResponseCache(tmp_path))
+
+
+def test_two_runs_at_once_pay_for_each_prompt_once(tmp_path, monkeypatch):
+    """Two runs over the same prompts at the same time (two `dvc queue` workers: their own tracked caches, one
+    journal) look each answer up right before asking, under a claim, so the server sees each prompt once."""
+    import threading
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    with FakeLLM(slow_s=0.2) as server:
+        params = LLMParams(backend="openai", model="m", base_url=server.url, concurrency=4, timeout=5.0)
+        prompts = ask(*[f"[slow] p{i}" for i in range(10)])
+        out: dict[str, list] = {}
+
+        def run(name):
+            out[name] = complete_all(prompts, params, ResponseCache(tmp_path / name, journal=tmp_path / "j"))
+
+        threads = [threading.Thread(target=run, args=(n,)) for n in ("a", "b")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert server.total == 10 and all(server.counts[p[0]["content"]] == 1 for p in prompts)
+        assert sum(r.attempts for rs in out.values() for r in rs) == 10
+        assert (
+            [r.text for r in out["a"]]
+            == [r.text for r in out["b"]]
+            == [f"echo: {p[0]['content']}" for p in prompts]
+        )
+
+
+def test_a_prompt_repeated_in_one_run_is_asked_once(server, params, tmp_path):
+    results = complete_all(ask("same", "other", "same"), params, ResponseCache(tmp_path))
+    assert server.total == 2 and [r.text for r in results] == ["echo: same", "echo: other", "echo: same"]
+    assert [r.attempts for r in results] == [1, 1, 0]
+
+
+def test_a_journal_that_cannot_be_written_keeps_the_tracked_copy_and_stops(server, params, tmp_path):
+    """The journal fails first (a file where its folder should be): the paid answer still reaches the tracked
+    cache, nothing new is asked, and the run stops with one line naming both places."""
+    (tmp_path / "journal").write_text("not a folder")
+    cache = ResponseCache(tmp_path / "cache", journal=tmp_path / "journal")
+    params.concurrency = 1
+    with pytest.raises(UserError, match=r"journal.*cannot write.*are in .*cache") as e:
+        complete_all(ask("a", "b", "c"), params, cache)
+    assert "\n" not in str(e.value)
+    kept = list((tmp_path / "cache").rglob("*.json"))
+    assert server.total == len(kept) == 1
+    assert (
+        ResponseCache._read(kept[0], kept[0].stem)["response"]["choices"][0]["message"]["content"]
+        == "echo: a"
+    )

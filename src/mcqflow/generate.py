@@ -24,6 +24,7 @@ from mcqflow.llm import (
     load_prompt,
     messages,
     request_counts,
+    unanswered,
 )
 from mcqflow.reasoning import TAGS, ChainError, build_chain, parse_chain
 from mcqflow.schema import LETTERS, Record, Rejected
@@ -250,6 +251,7 @@ def generate(
     metrics = {
         "requests": len(reqs),
         **request_counts(results),
+        "unanswered": unanswered(results),
         "chains_requested": len(need_chain),
         "chains_from_analysis": sum(r.chain_source == "analysis" for r in out),
         "analyses_refused": sum(r.source == "generate:analysis" for r in rejected),

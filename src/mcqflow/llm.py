@@ -25,11 +25,13 @@ A response that is malformed, truncated or refused does not stop a run: it is re
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import os
 import re
 import time
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,6 +80,8 @@ class Result:
     error: str | None = None  # None, or why there is no usable text: truncated, refused, http-500, timeout...
     cached: bool = False
     usage: dict = field(default_factory=dict)
+    attempts: int = 0  # HTTP calls (or local generations) made for it this run, retries included
+    tokens: int = 0  # what those calls were charged against llm.max_total_tokens
 
 
 def cache_key(model: str, messages: list[dict], sampling: dict) -> str:
@@ -120,10 +124,47 @@ class ResponseCache:
         return entry
 
     def put(self, key: str, entry: dict) -> None:
+        """Journal, then the tracked copy. The tracked copy is written even when the journal cannot be (so a
+        paid answer is never on disk nowhere); the journal's failure is then raised, after it."""
         entry = {**entry, "checksum": checksum(entry)}
+        failed = None
         if self.journal is not None:
-            self._write(self.path(key, self.journal), entry)
+            try:
+                self._write(self.path(key, self.journal), entry)
+            except UserError as e:
+                failed = e
         self._write(self.path(key), entry)
+        if failed is not None:
+            raise UserError(
+                f"{failed} (this answer and every one before it are in {self.dir}; MCQFLOW_LLM_JOURNAL "
+                f"names another journal folder)"
+            )
+
+    @asynccontextmanager
+    async def claim(self, key: str):
+        """Hold `key` against other processes using the same journal (or this cache, without one) while it is
+        asked: a second run or a parallel `dvc queue` worker waiting on it then finds the answer in the cache
+        instead of paying for it again. Locks are striped over 4,096 files (key[:3]) and held with flock, so a
+        killed run leaves no stale claim. Without a writable folder there is no claim."""
+        import fcntl
+
+        root = self.journal if self.journal is not None else self.dir
+        try:
+            (root / ".claims").mkdir(parents=True, exist_ok=True)
+            fd = os.open(root / ".claims" / key[:3], os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            yield
+            return
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    await asyncio.sleep(0.05)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     def damaged(self, key: str) -> Path | None:
         """The tracked file of `key` when it exists but is no good (bad JSON, checksum, or key)."""
@@ -189,17 +230,33 @@ def interpret(entry: dict, key: str, cached: bool) -> Result:
 NOT_ANSWERS = ("malformed-response", "empty")
 
 
-def charged_tokens(usage: dict, messages: list[dict], max_tokens: int) -> tuple[int, str | None]:
-    """Tokens a response counts against llm.max_total_tokens, and why its usage is unusable, if it is.
+def estimate_tokens(messages: list[dict], max_tokens: int) -> int:
+    """The most a request can cost: its messages' UTF-8 bytes (a byte-level BPE token is at least one byte),
+    8 tokens a message for the chat template, and max_tokens. Reserved before a request is sent."""
+    prompt = sum(len(str(m.get("content", "")).encode()) + 8 for m in messages)
+    return prompt + max_tokens
 
-    A server that reports no usage (some local servers) is charged an estimate (the prompt's characters
-    plus max_tokens), so the cap still holds; a negative or non-numeric one is a failure."""
-    total = usage.get("total_tokens") if usage else None
-    if total is None:
-        prompt = sum(len(str(m.get("content", ""))) for m in messages)
-        return prompt + max_tokens, None
-    if not isinstance(total, int) or total < 0:
-        return 0, "bad-usage"
+
+def charged_tokens(usage, messages: list[dict], max_tokens: int) -> tuple[int, str | None]:
+    """Tokens a response counts against llm.max_total_tokens, and why the server's usage was not used as sent.
+
+    The server's `total_tokens` when it is a whole number from 0 to the request's estimate (what it was
+    reserved); a claim above that is charged the estimate, noted, since no request can cost more than its
+    prompt's bytes and max_tokens (so the cap, checked against reservations, holds at any concurrency). No
+    usage at all (some local servers) is charged the estimate; so is usage of any other shape (not an object,
+    null, negative, not a number), with its reason."""
+    estimate = estimate_tokens(messages, max_tokens)
+    if usage is None or usage == {}:
+        return estimate, None
+    if not isinstance(usage, dict):
+        return estimate, "usage-not-an-object"
+    total = usage.get("total_tokens")
+    if isinstance(total, float) and total.is_integer():
+        total = int(total)
+    if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+        return estimate, "usage-unreadable"
+    if total > estimate:
+        return estimate, f"usage-above-bound (the server claimed {total})"
     return total, None
 
 
@@ -222,21 +279,77 @@ def retry_after(headers) -> float | None:
 
 
 def request_counts(results: list[Result]) -> dict:
-    """What a run cost: answers replayed from the cache, requests sent, tokens paid for."""
+    """What a run cost: answers replayed from the cache, HTTP calls made (every attempt), tokens charged."""
     return {
         "cache_hits": sum(r.cached for r in results),
-        "requests_sent": sum(not r.cached and r.error != "budget" for r in results),
-        "tokens": sum((r.usage or {}).get("total_tokens", 0) for r in results if not r.cached),
+        "requests_sent": sum(r.attempts for r in results),
+        "tokens": sum(r.tokens for r in results),
     }
 
 
+# Outcomes that are not an answer and not a kept rejection: the prompt was not asked (budget) or failed in a
+# way that asking again can cure. A stage with any of them writes its outputs and then fails, so that DVC
+# does not record it as done and the next run asks these again (the answered ones come from the cache).
+UNANSWERED = (
+    "budget",
+    "timeout",
+    "connection",
+    "malformed-response",
+    "empty",
+    "http-408",
+    "http-409",
+    "http-429",
+)
+
+
+def unanswered(results: list[Result]) -> dict[str, int]:
+    """{reason: count} of the results that still need asking (UNANSWERED and every 5xx)."""
+    out: dict[str, int] = {}
+    for r in results:
+        if r.error in UNANSWERED or (r.error or "").startswith("http-5"):
+            out[r.error] = out.get(r.error, 0) + 1
+    return dict(sorted(out.items()))
+
+
+def check_answered(left: dict[str, int], stage: str, metrics_path: str) -> None:
+    """One line and rc 2 when some prompts still need asking (`left`: `unanswered(...)`), to be called after the
+    stage has written what it has."""
+    if not left:
+        return
+    n = sum(left.values())
+    why = ", ".join(f"{k} {v}" for k, v in left.items())
+    hint = (
+        "raise llm.max_requests or llm.max_total_tokens"
+        if "budget" in left
+        else "check the server (llm.base_url) and llm.timeout"
+    )
+    raise UserError(
+        f"{stage}: {n} prompts have no answer yet ({why}); the outputs and {metrics_path} are written, but the "
+        f"stage is not recorded as done: {hint} and run again (answers received are cached, not paid again)"
+    )
+
+
 class Budget:
+    """llm.max_requests and llm.max_total_tokens. A request reserves what it can cost before it is sent and
+    settles what it was charged after, so neither cap is passed at any concurrency."""
+
     def __init__(self, max_requests: int, max_total_tokens: int):
         self.max_requests, self.max_total_tokens = max_requests, max_total_tokens
-        self.requests = self.tokens = 0
+        self.requests = self.tokens = self.reserved = 0
 
     def allows(self) -> bool:
         return self.requests < self.max_requests and self.tokens < self.max_total_tokens
+
+    def reserve(self, tokens: int) -> bool:
+        if self.requests >= self.max_requests or self.tokens + self.reserved + tokens > self.max_total_tokens:
+            return False
+        self.requests += 1
+        self.reserved += tokens
+        return True
+
+    def settle(self, reserved: int, charged: int) -> None:
+        self.reserved -= reserved
+        self.tokens += charged
 
 
 def complete_all(
@@ -267,22 +380,29 @@ def complete_all(
             f"model), or `dvc pull` a cache that has them"
         )
     if missing:
-        todo = [(keys[i], requests[i]) for i in missing]
+        first: dict[str, int] = {}  # one request per distinct prompt: a repeat gets the same answer
+        for i in missing:
+            first.setdefault(keys[i], i)
+        todo = [(key, requests[i]) for key, i in first.items()]
         if params.backend == "transformers":
             fetched = _generate_locally(todo, params, cache, desc)
         else:
             fetched = asyncio.run(_fetch(todo, params, cache, desc))
-        for i, r in zip(missing, fetched, strict=True):
-            results[i] = r
+        by_key = dict(zip(first, fetched, strict=True))
+        for i in missing:
+            r = by_key[keys[i]]
+            # a repeat cost nothing: it is the first one's answer, as if cached
+            results[i] = r if first[keys[i]] == i else dataclasses.replace(r, attempts=0, tokens=0)
     return results  # type: ignore[return-value]
 
 
 def _cache_entry(key: str, messages: list[dict], params: LLMParams, raw: dict) -> dict:
+    usage = raw.get("usage")
     return {
         "key": key,
         "model": raw.get("model", params.model),
         "created": time.time(),
-        "usage": raw.get("usage") or {},
+        "usage": usage if isinstance(usage, dict) else {},  # any other shape stays in `response`, as sent
         "request": {"messages": messages, "sampling": params.sampling()},
         "response": raw,
     }
@@ -368,7 +488,8 @@ def _generate_locally(
                 }
                 entry = _cache_entry(key, messages, params, raw)
                 cache.put(key, entry)
-                by_key[key] = interpret(entry, key, cached=False)
+                res = interpret(entry, key, cached=False)
+                by_key[key] = dataclasses.replace(res, attempts=1, tokens=usage["total_tokens"])
             bar.update(len(batch))
             bar.set_postfix(tokens=budget.tokens, refresh=False)
     finally:
@@ -398,7 +519,7 @@ async def _fetch(
     budget = Budget(params.max_requests, params.max_total_tokens)
     gate = asyncio.Semaphore(params.concurrency)
     bar = tqdm(total=len(todo), desc=desc, unit="req", dynamic_ncols=True)
-    state = {"answered": 0, "dead": False, "timeouts_in_row": 0, "failures_in_row": 0}
+    state = {"answered": 0, "dead": False, "timeouts_in_row": 0, "failures_in_row": 0, "fatal": None}
     # Timeouts in a row (none answered between) after which the server counts as not answering: more than
     # one wave of requests in flight, so one slow burst does not stop a run
     stop_after = params.concurrency + 2
@@ -411,14 +532,16 @@ async def _fetch(
             f"received this run are cached: start the server or fix llm.base_url, then run again"
         )
 
-    async def call(key: str, messages: list[dict]):
-        """The response, or a Result saying why there is none, after up to 1 + llm.max_retries calls."""
+    async def call(key: str, messages: list[dict], spent: dict):
+        """The response, or a Result saying why there is none, after up to 1 + llm.max_retries calls. Each call
+        reserves what it can cost first (none is sent that could pass a cap) and is counted in `spent`."""
+        cost = estimate_tokens(messages, params.max_tokens)
         for attempt in range(params.max_retries + 1):
             if state["dead"]:
                 return Result(key, None, "connection")
-            if not budget.allows():
+            if not budget.reserve(cost):
                 return Result(key, None, "budget")
-            budget.requests += 1
+            spent["attempts"] += 1
             try:
                 # llm.timeout is a deadline from send to last byte: the client's own timeout restarts on every
                 # byte, so a server trickling one a second held a request for minutes
@@ -430,10 +553,11 @@ async def _fetch(
                 )
                 state["answered"] += 1
                 state["timeouts_in_row"] = state["failures_in_row"] = 0
-                return resp
+                return resp, cost
             except (openai.APITimeoutError, TimeoutError):
-                # The server may finish (and bill) it anyway: it counts what it could have cost.
-                budget.tokens += charged_tokens({}, messages, params.max_tokens)[0]
+                # The server may finish (and bill) it anyway: it is charged what it could have cost.
+                budget.settle(cost, cost)
+                spent["tokens"] += cost
                 error, wait = "timeout", backoff(attempt)
                 state["timeouts_in_row"] += 1
                 if state["timeouts_in_row"] >= stop_after:
@@ -441,11 +565,13 @@ async def _fetch(
                         f"{state['timeouts_in_row']} requests in a row ran past llm.timeout={params.timeout:g} s"
                     ) from None
             except openai.APIStatusError as e:
+                budget.settle(cost, 0)  # refused before any work: nothing billed
                 error = f"http-{e.status_code}"
                 if e.status_code not in RETRY_STATUS and e.status_code < 500:
                     return Result(key, None, error)  # 400, 401, 404...: asking again changes nothing
                 wait = retry_after(e.response.headers) or backoff(attempt)
             except openai.APIConnectionError:
+                budget.settle(cost, 0)
                 error, wait = "connection", backoff(attempt)
                 state["failures_in_row"] += 1
                 # down: failures in a row across requests (two when nothing answered yet, a wave and more once
@@ -458,37 +584,63 @@ async def _fetch(
                     n = state["failures_in_row"]
                     raise stop(f"connection failed {n} time{'s' if n > 1 else ''}") from None
             except (openai.APIResponseValidationError, json.JSONDecodeError, ValueError):
+                budget.settle(cost, cost)  # it answered, so it may have billed
+                spent["tokens"] += cost
                 return Result(key, None, "malformed-response")
             if attempt < params.max_retries:
                 await asyncio.sleep(wait)
         return Result(key, None, error)
 
     async def one(key: str, messages: list[dict]) -> Result:
+        spent = {"attempts": 0, "tokens": 0}
         async with gate:
             try:
-                resp = await call(key, messages)
+                if state["fatal"] is not None:  # the journal failed: nothing new is asked
+                    return Result(key, None, "budget")
+                # Looked up again here, not only at the start: another run (a parallel queue worker) may have
+                # paid for it meanwhile. The claim makes that run wait for this one, or this one for it.
+                async with cache.claim(key):
+                    entry = cache.get(key)
+                    if entry is not None:
+                        return interpret(entry, key, cached=True)
+                    out = await call(key, messages, spent)
+                    if isinstance(out, Result):
+                        return dataclasses.replace(out, attempts=spent["attempts"], tokens=spent["tokens"])
+                    resp, cost = out
+                    raw = resp.model_dump(mode="json", warnings=False)
+                    entry = _cache_entry(key, messages, params, raw)
+                    tokens, usage_note = charged_tokens(raw.get("usage"), messages, params.max_tokens)
+                    budget.settle(cost, tokens)
+                    spent["tokens"] += tokens
+                    bar.set_postfix(tokens=budget.tokens, refresh=False)
+                    if usage_note:
+                        entry["usage_note"] = f"{usage_note}: charged the estimate, {tokens}"
+                    result = dataclasses.replace(
+                        interpret(entry, key, cached=False),
+                        attempts=spent["attempts"],
+                        tokens=spent["tokens"],
+                    )
+                    if result.error in NOT_ANSWERS:
+                        # an error body in a 200, or no text: a failure, never cached, so the next run asks
+                        # again instead of replaying it forever
+                        return result
+                    try:
+                        cache.put(key, entry)  # at once: a kill after this line loses nothing
+                    except UserError as e:
+                        if state["fatal"] is None:
+                            state["fatal"] = e
+                    return result
             finally:
                 bar.update(1)
-            if isinstance(resp, Result):
-                return resp
-            raw = resp.model_dump(mode="json")
-            entry = _cache_entry(key, messages, params, raw)
-            tokens, usage_error = charged_tokens(entry["usage"], messages, params.max_tokens)
-            budget.tokens += tokens
-            bar.set_postfix(tokens=budget.tokens, refresh=False)
-            result = interpret(entry, key, cached=False)
-            if usage_error or result.error in NOT_ANSWERS:
-                # an error body in a 200, no text, or a usage that cannot be true: a failure, never cached,
-                # so the next run asks again instead of replaying it forever
-                return Result(key, None, usage_error or result.error, False, entry["usage"])
-            cache.put(key, entry)  # at once: a kill after this line loses nothing
-            return result
 
     try:
-        return list(await asyncio.gather(*(one(k, m) for k, m in todo)))
+        results = list(await asyncio.gather(*(one(k, m) for k, m in todo)))
     finally:
         bar.close()
         await client.close()
+    if state["fatal"] is not None:
+        raise state["fatal"]
+    return results
 
 
 # ------------------------------------------------------------------------------- teacher prompts and replies

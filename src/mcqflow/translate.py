@@ -25,6 +25,7 @@ from mcqflow.llm import (
     load_prompt,
     messages,
     request_counts,
+    unanswered,
 )
 from mcqflow.reasoning import ChainError, parse_chain
 from mcqflow.schema import LETTERS, Record, Rejected
@@ -159,6 +160,7 @@ def translate(
         "from_reference": from_ref,
         "requests": len(reqs),
         **request_counts(results),
+        "unanswered": unanswered(results),
         "opencc": p.opencc,
         "opencc_changed": changed,
         "outcomes": dict(sorted(reasons.items())),

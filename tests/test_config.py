@@ -154,3 +154,40 @@ def test_train_profile_choices_are_the_profiles():
         TrainParams.from_params({"train": {"profile": name}})
     with pytest.raises(UserError):
         TrainParams.from_params({"train": {"profile": "turbo"}})
+
+
+@pytest.mark.parametrize(
+    ("section", "trainer", "says"),
+    [
+        ("sft", {"gradient_checkpointin": True}, "sft.trainer.gradient_checkpointin: not a field of TRL's "
+         "SFTConfig; did you mean sft.trainer.gradient_checkpointing?"),
+        ("grpo", {"nosuch_field": 1}, "grpo.trainer.nosuch_field: not a field of TRL's GRPOConfig"),
+        ("grpo", "fast", "grpo.trainer='fast': expected a mapping of TRL GRPOConfig fields"),
+        ("sft", {"gradient_checkpointing": True}, None),
+    ],
+)  # fmt: skip
+def test_trainer_keys_are_trl_fields_checked_by_the_checker(tmp_path, section, trainer, says):
+    """`trainer:` passes fields through to TRL's config: an unknown one is one line at check time, not a
+    TypeError in the stage after the stages before it ran."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    params[section]["trainer"] = trainer
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
+    r = subprocess.run([sys.executable, "-m", "mcqflow.params", str(path)], capture_output=True, text=True)
+    if says is None:
+        assert r.returncode == 0, r.stderr
+    else:
+        assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_a_value_trl_refuses_is_one_line_at_the_stage():
+    from mcqflow.grpo import GRPOParams, grpo_config
+    from mcqflow.training import SFTParams, sft_config
+
+    with pytest.raises(
+        UserError, match=r"^params.yaml: TRL's SFTConfig refused .*sft.trainer.*optim.*nosuch"
+    ):
+        sft_config(SFTParams(trainer={"optim": "nosuch"}), "/tmp/unused", 0)
+    with pytest.raises(UserError, match=r"^params.yaml: TRL's GRPOConfig refused .*sometimes") as e:
+        grpo_config(GRPOParams(trainer={"eval_strategy": "sometimes"}), "/tmp/unused", 0, [1.0])
+    assert "\n" not in str(e.value)

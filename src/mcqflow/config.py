@@ -14,6 +14,7 @@ stage should: a stage's dvc.yaml deps are its import closure).
 from __future__ import annotations
 
 import difflib
+import functools
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -207,6 +208,37 @@ def check_range(value, bounds, key: str, source: str) -> None:
         raise UserError(f"{source}: {key}={value!r}: expected {' and '.join(x for x in (lo, hi) if x)}")
 
 
+TRL_CONFIGS = {"sft": "SFTConfig", "grpo": "GRPOConfig"}
+
+
+@functools.cache
+def trl_fields(name: str) -> tuple[str, ...] | None:
+    """The fields of TRL's config class for section `name` (SFTConfig, GRPOConfig), or None where TRL is not
+    installed (the stage that needs it checks again). TRL is imported only for a non-empty `trainer:`."""
+    try:
+        import trl
+    except ImportError:
+        return None
+    return tuple(f.name for f in fields(getattr(trl, TRL_CONFIGS[name])))
+
+
+def check_trainer(trainer, name: str, source: str) -> None:
+    """`sft.trainer` / `grpo.trainer`: a mapping whose keys are fields of TRL's config class, or one line
+    naming the key (and the closest field)."""
+    if trainer is None or name not in TRL_CONFIGS:
+        return
+    if not isinstance(trainer, dict):
+        raise UserError(
+            f"{source}: {name}.trainer={trainer!r}: expected a mapping of TRL {TRL_CONFIGS[name]} fields"
+        )
+    known = trl_fields(name) if trainer else None
+    for key in trainer if known else ():
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+            hint = f"; did you mean {name}.trainer.{close[0]}?" if close else ""
+            raise UserError(f"{source}: {name}.trainer.{key}: not a field of TRL's {TRL_CONFIGS[name]}{hint}")
+
+
 def check_section(cls, section, name: str, source: str) -> dict:
     """One params.yaml section against its dataclass: unknown keys (with the closest), Literal choices,
     checked nested keys, scalar types, and `trainer:` keys that would shadow a mapped one. Returns the
@@ -221,6 +253,7 @@ def check_section(cls, section, name: str, source: str) -> dict:
         raise UserError(
             f"{source}: {name}.trainer.{k} would override {name}.{k} behind its back; set {name}.{k} instead"
         )
+    check_trainer(section.get("trainer"), name, source)
     out = dict(section)
     for f in fields(cls):
         if f.name not in section:

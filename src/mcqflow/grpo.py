@@ -37,7 +37,7 @@ from mcqflow.prompts import MODES, prompt_messages
 from mcqflow.rewards import build_rewards
 from mcqflow.schema import Record
 from mcqflow.shuffle import shuffle_all
-from mcqflow.training import live_callback, prepare_for_training, save_trained, trainer_kwargs
+from mcqflow.training import live_callback, prepare_for_training, save_trained, trainer_kwargs, trl_config
 
 log = logging.getLogger(__name__)
 FINGERPRINT = "fingerprint.json"
@@ -122,7 +122,7 @@ def grpo_config(
         save_total_limit=2,
     )
     kwargs.update(p.trainer)  # the user's word is last
-    return GRPOConfig(**kwargs)
+    return trl_config(GRPOConfig, kwargs, "grpo", p.trainer)
 
 
 def objective_files() -> list[Path]:

@@ -126,7 +126,22 @@ def sft_config(
         disable_tqdm=False,
     )
     kwargs.update(p.trainer)  # the user's word is last
-    return SFTConfig(**kwargs)
+    return trl_config(SFTConfig, kwargs, "sft", p.trainer)
+
+
+def trl_config(cls, kwargs: dict, section: str, trainer: dict):
+    """TRL's config class built from `kwargs`; a value TRL refuses (its own checks, in __post_init__) is one
+    line naming the section, not a traceback."""
+    from mcqflow.config import check_trainer
+
+    check_trainer(trainer, section, "params.yaml")
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as e:
+        where = f"{section}: and {section}.trainer: {trainer}" if trainer else f"{section}:"
+        raise UserError(
+            f"params.yaml: TRL's {cls.__name__} refused the settings from {where}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+        ) from None
 
 
 def use_padding_free(profile: Profile) -> bool:

@@ -26,12 +26,13 @@ def main() -> None:
     a = ap.parse_args()
     params = load_params()
     cache_dir = Path(a.cache)
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    cache = ResponseCache(cache_dir)
+    cache.describe()
     result = generate(
         read_records(Path(a.input, "train.jsonl")),
         GenerateParams.from_params(params["generate"]),
         LLMParams.from_params(params["llm"]),
-        ResponseCache(cache_dir),
+        cache,
         a.prompts,
     )
     out = Path(a.out)

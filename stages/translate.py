@@ -34,7 +34,8 @@ def main() -> None:
         if a.reference
         else None
     )
-    Path(a.cache).mkdir(parents=True, exist_ok=True)
+    cache = ResponseCache(a.cache)
+    cache.describe()
     tp = TranslateParams.from_params(params.get("translate") or {})
     if tp.without_reference == "skip" and reference is not None and not any(reference.values()):
         why = (
@@ -52,7 +53,7 @@ def main() -> None:
         splits,
         tp,
         LLMParams.from_params(params["llm"]),
-        ResponseCache(a.cache),
+        cache,
         a.prompt,
         reference,
     )

@@ -13,6 +13,7 @@ import json
 import logging
 import shutil
 import time
+import warnings
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -410,6 +411,11 @@ def train_grpo(
 
     profile = profile or resolve_profile("auto")
     set_seed(seed)
+    # TRL 1.16 reads transformers' deprecated `is_gradient_checkpointing` alias at every generation: a
+    # FutureWarning in each GRPO run that no setting of ours can change
+    warnings.filterwarnings(
+        "ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning
+    )
     init = resolve_base(init)
     ckpt_dir, out_dir = Path(ckpt_dir), Path(out_dir)
     fp = fingerprint(params, records, init, seed)

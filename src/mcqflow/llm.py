@@ -112,6 +112,21 @@ class ResponseCache:
         self.dir = Path(directory)
         self.journal = default_journal() if journal == "default" else (Path(journal) if journal else None)
 
+    README = (
+        "LLM responses, one file per request: <key[:2]>/<key>.json, the key a SHA-256 of (model, messages,\n"
+        "sampling). Each holds the model, time, token usage and the raw response, with a checksum. Written by\n"
+        "mcqflow.llm as answers arrive; tracked by DVC (dvc push / pull share it), so nothing is paid for twice.\n"
+    )
+
+    def describe(self) -> None:
+        """A README in the folder, so a reader knows what it is and DVC never finds the output empty."""
+        from mcqflow.io import write_text_atomic
+
+        readme = self.dir / "README.txt"
+        if not readme.exists() or readme.read_text(encoding="utf-8") != self.README:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(readme, self.README)
+
     def path(self, key: str, root: Path | None = None) -> Path:
         return (root or self.dir) / key[:2] / f"{key}.json"
 

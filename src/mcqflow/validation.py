@@ -106,6 +106,9 @@ def gx_context():
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    # GX sets this one module's logger to INFO on import ("Created temporary directory … for ephemeral docs
+    # site" in every validate run): nothing a user can act on
+    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     return context

@@ -457,3 +457,16 @@ def test_a_journal_that_cannot_be_written_keeps_the_tracked_copy_and_stops(serve
         ResponseCache._read(kept[0], kept[0].stem)["response"]["choices"][0]["message"]["content"]
         == "echo: a"
     )
+
+
+def test_the_cache_folder_says_what_it_is(tmp_path):
+    """A README beside the entries (DVC never finds the output empty); written once, replaced only if changed."""
+    cache = ResponseCache(tmp_path / "c")
+    cache.describe()
+    readme = tmp_path / "c" / "README.txt"
+    first = readme.stat().st_mtime_ns
+    cache.describe()
+    assert readme.stat().st_mtime_ns == first and "<key[:2]>/<key>.json" in readme.read_text(encoding="utf-8")
+    readme.write_text("edited", encoding="utf-8")
+    cache.describe()
+    assert readme.read_text(encoding="utf-8") == ResponseCache.README

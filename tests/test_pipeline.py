@@ -22,6 +22,9 @@ def test_repro_builds_every_output(repo):
     out = dvc(repo, "repro")
     root = repo[0]
     assert "Running stage 'predict@sft-reasoning-en'" in out and "Running stage 'predict_base@zh'" in out
+    # quiet: no third-party chatter a user cannot act on
+    for noise in ("FutureWarning", "Created temporary directory", "' is empty."):
+        assert noise not in out, noise
     for lang in ("zh", "en"):
         for split, n in (("train", 180), ("dev", 60), ("test", 62)):
             assert (

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from mcqflow.architectures import ARCHITECTURES
 from mcqflow.bench_report import BenchResult, check_targets, markdown, padded_twin, scaling, write
 from mcqflow.bench_shapes import (
     Shapes,
@@ -37,7 +38,7 @@ from mcqflow.bench_shapes import (
 )
 from mcqflow.errors import UserError
 from mcqflow.launch import is_main_process, world_size
-from mcqflow.models import ARCHITECTURES, build_random, on_gpu, synchronize, train_tokenizer
+from mcqflow.models import build_random, on_gpu, synchronize, train_tokenizer
 from mcqflow.profiles import PROFILES, Profile, use_fp8
 from mcqflow.schema import Record
 

@@ -512,8 +512,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--remote", help="DVC remote name (default: the default remote)")
     p.set_defaults(fn=cmd_pull)
 
+    from mcqflow.architectures import ARCHITECTURES
     from mcqflow.extract import RULES
-    from mcqflow.models import ARCHITECTURES
 
     p = sub.add_parser(
         "bench", help="time sft, predict and grpo against the vanilla recipe on random-init weights"

@@ -385,3 +385,30 @@ def test_evaluate_generate_with_no_new_tokens_is_one_line(tmp_path):
 def test_extract_answer_wrong_json_types_are_one_line(line, says):
     r = mcqflow("extract-answer", stdin=line + "\n")
     assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+def test_a_mistyped_model_folder_is_one_line_before_torch_is_imported(tmp_path, command):
+    """The typo is answered before the seconds of imports a model needs (`--help` does not import torch
+    either)."""
+    import subprocess
+    import sys
+
+    sample = ROOT / "data/sample" / ("test.csv" if command == "predict" else "dev.csv")
+    extra = ["--output", str(tmp_path / "s.csv")] if command == "predict" else []
+    code = (
+        "import sys\nfrom mcqflow.cli import main\n"
+        f"try:\n    main({[command, '--model', 'models/nosuch', '--input', str(sample), *extra]!r})\n"
+        "except SystemExit as e:\n    print('rc', e.code, 'torch' in sys.modules)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert r.stdout.strip() == "rc 2 False", r.stdout + r.stderr
+    assert r.stderr.strip() == (
+        "mcqflow: error: --model models/nosuch: no such model folder; give an existing folder, a Hugging Face "
+        "id (owner/name) or 'embedded'"
+    )
+    helped = subprocess.run(
+        [sys.executable, "-c", "import sys\nfrom mcqflow.cli import build_parser\nbuild_parser()\n"
+         "print('torch' in sys.modules)"], capture_output=True, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert helped.stdout.strip() == "False", helped.stderr

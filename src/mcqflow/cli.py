@@ -42,6 +42,9 @@ def _labels_line(removed: dict) -> str:
 
 
 def cmd_predict(a: argparse.Namespace) -> None:
+    from mcqflow.locate import check_folder
+
+    check_folder(a.model, "--model")  # before the imports below (torch: seconds) when it is a typo
     from mcqflow.ingest import ingest_split
     from mcqflow.io import check_distinct, check_writable, claim
     from mcqflow.metrics import degenerate_warnings, evaluate
@@ -136,6 +139,9 @@ def run_record(a: argparse.Namespace, prompt_mode: str) -> dict:
 
 
 def cmd_evaluate(a: argparse.Namespace) -> None:
+    from mcqflow.locate import check_folder
+
+    check_folder(a.model, "--model")  # before the imports below (torch: seconds) when it is a typo
     from mcqflow.evaluate import as_prediction, journal_for, score_resumable, summarize
     from mcqflow.ingest import ingest_split
     from mcqflow.io import check_distinct, check_writable, claim, user_cache_dir, write_text_atomic

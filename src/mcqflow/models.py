@@ -19,6 +19,7 @@ from mcqflow.architectures import ARCHITECTURES, QWEN2_5_COMMON
 from mcqflow.embedded import ensure as embedded_dir
 from mcqflow.embedded import is_embedded
 from mcqflow.errors import UserError
+from mcqflow.locate import looks_like_a_path, no_such_folder
 
 TINY = "tiny"
 META_FILE = "mcqflow.json"
@@ -282,25 +283,13 @@ def _from_pretrained(cls, name_or_path: str, param: str = "model.base", **kwargs
     if os.path.isdir(name_or_path):
         raise UserError(f"{name_or_path}: not a loadable model directory ({str(err).splitlines()[0]})")
     if looks_like_a_path(name_or_path):
-        raise UserError(
-            f"{param}{' ' if param.startswith('-') else '='}{name_or_path}: no such model folder; give an "
-            f"existing folder, a Hugging Face id (owner/name) or 'embedded'"
-        )
+        raise no_such_folder(name_or_path, param)
     where = f"give {param} that directory" if param.startswith("-") else f"set {param} to that directory"
     raise UserError(
         f"{param} {name_or_path!r}: not available on this machine: download it where there is internet "
         f"(`hf download {name_or_path} --local-dir models/{name_or_path.split('/')[-1]}`), copy it here and "
         f"{where} (or let transformers fetch it: MCQFLOW_DOWNLOAD=1)"
     )
-
-
-def looks_like_a_path(name: str) -> bool:
-    """A local folder was meant (so a missing one is a typo, not an undownloaded hub id): an absolute or
-    relative path, more than one slash, or a first component that is a folder here (`models/x`)."""
-    if name.startswith(("/", "./", "../", "~")) or "\\" in name or name.count("/") > 1:
-        return True
-    head = name.split("/")[0]
-    return "/" in name and os.path.isdir(head)
 
 
 def write_meta(out_dir: str | Path, **meta) -> None:

@@ -610,8 +610,8 @@ async def _fetch(
         spent = {"attempts": 0, "tokens": 0}
         async with gate:
             try:
-                if state["fatal"] is not None:  # the journal failed: nothing new is asked
-                    return Result(key, None, "budget")
+                if state["fatal"] is not None:  # the journal failed: nothing new is asked (the run stops)
+                    return Result(key, None, "stopped")
                 # Looked up again here, not only at the start: another run (a parallel queue worker) may have
                 # paid for it meanwhile. The claim makes that run wait for this one, or this one for it.
                 async with cache.claim(key):

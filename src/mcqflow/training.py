@@ -131,10 +131,8 @@ def sft_config(
 
 def trl_config(cls, kwargs: dict, section: str, trainer: dict):
     """TRL's config class built from `kwargs`; a value TRL refuses (its own checks, in __post_init__) is one
-    line naming the section, not a traceback."""
-    from mcqflow.config import check_trainer
-
-    check_trainer(trainer, section, "params.yaml")
+    line naming the section, not a traceback. (Unknown `trainer:` keys are caught earlier, when params load:
+    config.check_trainer.)"""
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as e:

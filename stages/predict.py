@@ -16,16 +16,15 @@ from mcqflow.metrics import degenerate_warnings, evaluate
 from mcqflow.models import DTYPES, load_for_inference, read_meta, resolve_base
 from mcqflow.predict import (
     AnswerJournal,
-    check_submission_ids,
     predict_resumable,
     run_fingerprint,
     write_details,
-    write_submission,
 )
 from mcqflow.profiles import profile_from_params
 from mcqflow.report import build, plot_rows, write_html
 from mcqflow.schema import read_records
 from mcqflow.skip import reason, say
+from mcqflow.submission import check_submission_ids, write_submission
 
 
 def main() -> None:

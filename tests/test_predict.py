@@ -13,9 +13,9 @@ from mcqflow.predict import (
     letter_probs,
     predict_records,
     shared_prefix,
-    write_submission,
 )
 from mcqflow.prompts import render_prompt
+from mcqflow.submission import write_submission
 
 
 @pytest.fixture(scope="module")

@@ -42,21 +42,12 @@ def _labels_line(removed: dict) -> str:
 
 
 def cmd_predict(a: argparse.Namespace) -> None:
-    from mcqflow.locate import check_folder
-
-    check_folder(a.model, "--model")  # before the imports below (torch: seconds) when it is a typo
+    # What needs no torch comes first: a wrong flag, an unreadable input or a formula ID is one line at once,
+    # and so is a mistyped model folder, before the seconds of imports a model needs.
     from mcqflow.ingest import ingest_split
     from mcqflow.io import check_distinct, check_writable, claim
-    from mcqflow.metrics import degenerate_warnings, evaluate
-    from mcqflow.models import load_for_inference, read_meta, resolve_base
-    from mcqflow.predict import (
-        AnswerJournal,
-        check_submission_ids,
-        predict_resumable,
-        run_fingerprint,
-        write_details,
-        write_submission,
-    )
+    from mcqflow.locate import check_folder
+    from mcqflow.submission import check_submission_ids, write_submission
 
     # the answer journal (<output>.partial.jsonl) is removed once the outputs are in: no output may be it
     journal_path = f"{a.output}.partial.jsonl"
@@ -72,6 +63,11 @@ def cmd_predict(a: argparse.Namespace) -> None:
     if not records:
         raise UserError(f"{a.input}: no questions to answer (a header and nothing else?)")
     check_submission_ids([r.id for r in records], a.csv_formulas, a.input)
+    check_folder(a.model, "--model")
+    from mcqflow.metrics import degenerate_warnings, evaluate
+    from mcqflow.models import load_for_inference, read_meta, resolve_base
+    from mcqflow.predict import AnswerJournal, predict_resumable, run_fingerprint, write_details
+
     model, tokenizer = load_for_inference(a.model, a.adapter, a.quantization, a.dtype, param="--model")
     meta = read_meta(a.adapter or resolve_base(a.model))
     # A model trained by mcqflow knows its mode: reasoning models generate, plain models are letter-scored.
@@ -139,14 +135,10 @@ def run_record(a: argparse.Namespace, prompt_mode: str) -> dict:
 
 
 def cmd_evaluate(a: argparse.Namespace) -> None:
-    from mcqflow.locate import check_folder
-
-    check_folder(a.model, "--model")  # before the imports below (torch: seconds) when it is a typo
-    from mcqflow.evaluate import as_prediction, journal_for, score_resumable, summarize
+    # What needs no torch comes first (as in cmd_predict), the model folder last before the imports.
     from mcqflow.ingest import ingest_split
     from mcqflow.io import check_distinct, check_writable, claim, user_cache_dir, write_text_atomic
-    from mcqflow.models import load_for_inference, read_meta, resolve_base
-    from mcqflow.predict import run_fingerprint, write_details
+    from mcqflow.locate import check_folder
 
     check_distinct(
         **{"--input": a.input, "--details": a.details, "--metrics": a.metrics, "--report": a.report}
@@ -168,6 +160,11 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
                 else ""
             )
         )
+    check_folder(a.model, "--model")
+    from mcqflow.evaluate import as_prediction, journal_for, score_resumable, summarize
+    from mcqflow.models import load_for_inference, read_meta, resolve_base
+    from mcqflow.predict import run_fingerprint, write_details
+
     for r in res.rejected[:REJECTED_SHOWN]:
         print(f"rejected: {r.line()}", file=sys.stderr)
     if len(res.rejected) > REJECTED_SHOWN:

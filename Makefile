@@ -1,7 +1,11 @@
 # The two commands in the README: `make demo` (set up, run the pipeline) and `make test` (set up, run the checks).
 VENV ?= .venv
-# CPU build by default (no CUDA downloads); on a GPU machine: make setup TORCH=torch
+# CPU build by default: PyPI's Linux torch wheels are CUDA builds (gigabytes), so PyTorch's CPU index is asked
+# beside PyPI and its 2.13.0+cpu wins (a local version sorts above 2.13.0). Where that index cannot be reached
+# (a mirror-only network) pip says so and takes torch from what it can reach. On a GPU machine:
+# make setup TORCH=torch TORCH_INDEX=
 TORCH ?= torch==2.13.0
+TORCH_INDEX ?= --extra-index-url https://download.pytorch.org/whl/cpu --timeout 20 --retries 1
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export TOKENIZERS_PARALLELISM := false
 
@@ -22,7 +26,7 @@ $(VENV)/.installed-embedded: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
-	$(VENV)/bin/python -m pip install -q "$(TORCH)"
+	$(VENV)/bin/python -m pip install -q $(TORCH_INDEX) "$(TORCH)"
 	$(VENV)/bin/python -m pip install -q -e ".[dev]"
 	touch $@
 

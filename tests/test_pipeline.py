@@ -122,7 +122,7 @@ def test_plots_show_draws_training_loss_and_the_reports_offline(repo):
     assert (
         "sft-plain zh, dev - gold vs predicted letter" in html and "base en, dev - accuracy per topic" in html
     )
-    # every confusion map has all letters on both axes: a one-letter model is a filled column, not one block
+    # every confusion map has all letters on both axes: a one-letter model is a filled row, not one block
     assert html.count('"domain": ["A", "B", "C", "D", "none"]') == html.count("gold vs predicted letter") == 8
     # the page carries Vega itself (vendor/vega/): it draws with no network, unlike DVC's CDN default
     assert "<script src=" not in html and "vegaEmbed" in html and "cdn.jsdelivr" not in html

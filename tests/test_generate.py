@@ -232,3 +232,55 @@ def test_a_killed_exp_run_loses_no_paid_response(tmp_path):
         assert m["questions_generated"] == 675
         assert server.total - 675 <= 8, f"{server.total - 675} responses paid twice"
         assert m["cache_hits"] >= paid - 8
+
+
+@pytest.mark.slow
+def test_two_queued_experiments_pay_for_each_prompt_once(tmp_path):
+    """`dvc queue start -j 2` runs two experiments over the same prompts at once, each in its own workspace
+    (its own tracked cache) but with one journal in the user cache: each answer is looked up right before it
+    is asked, so the server sees every prompt once (the fault run saw 10 prompts asked 20 times)."""
+    import subprocess
+    import sys
+    import time
+
+    root, env = make_clone(tmp_path / "clone")
+    env = {**env, "OPENAI_API_KEY": KEY, "MCQFLOW_CACHE": str(tmp_path / "user-cache")}
+    with FakeLLM(responder=responder, slow_s=0.05) as server:
+        sets = ["-S", "generate.per_cell=1", "-S", "llm.backend=openai", "-S", f"llm.base_url={server.url}"]
+        sets += ["-S", "llm.concurrency=2"]
+        for name, lr in (("q1", "0.001"), ("q2", "0.002")):  # the SFT change leaves generate's prompts alike
+            dvc_in(root, env, "exp", "run", "--queue", "-n", name, *sets, "-S", f"sft.learning_rate={lr}",
+                   "generate_reasoning")  # fmt: skip
+        dvc_in(root, env, "queue", "start", "-j", "2")
+        deadline = time.time() + 600
+        while time.time() < deadline:
+            status = subprocess.run(
+                [sys.executable, "-m", "dvc", "queue", "status"],
+                cwd=root,
+                env=env,
+                capture_output=True,
+                text=True,
+            ).stdout
+            if status.count("Success") + status.count("Failed") == 2:
+                break
+            time.sleep(2)
+        dvc_in(root, env, "queue", "stop", "--kill")
+        assert status.count("Success") == 2, status
+        assert sum(server.counts.values()) == len(server.counts) == 225, server.counts.most_common(3)
+        # both ran the stage (neither was restored from DVC's run cache): between them they sent 225 requests
+        # and took the rest from each other's answers in the journal
+        from mcqflow.exps import read
+
+        shown = subprocess.run(
+            [sys.executable, "-m", "dvc", "exp", "show", "--json"],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        shown = read(json.loads(shown.stdout))
+        gen = {e.name: e.metrics["metrics/generate.json"] for e in shown if e.name in ("q1", "q2")}
+        assert set(gen) == {"q1", "q2"} and all(g["questions_generated"] == 225 for g in gen.values())
+        assert sum(g["requests_sent"] for g in gen.values()) == 225, gen
+    leaked = [p for p in root.rglob("*") if p.is_file() and KEY.encode() in p.read_bytes()]
+    assert leaked == []

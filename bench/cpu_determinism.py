@@ -17,9 +17,9 @@ import torch  # noqa: E402
 import transformers  # noqa: E402
 
 from mcqflow.config import load_params  # noqa: E402
-from mcqflow.profiles import profile_from_params  # noqa: E402
-from mcqflow.schema import read_records  # noqa: E402
-from mcqflow.training import SFTParams, train_sft  # noqa: E402
+from mcqflow.core.schema import read_records  # noqa: E402
+from mcqflow.train.profiles import profile_from_params  # noqa: E402
+from mcqflow.train.training import SFTParams, train_sft  # noqa: E402
 
 
 def cpu_name() -> str:

@@ -56,11 +56,11 @@ def source_of(sets: dict[str, str]) -> str:
 
 
 def cmd_score(runs: Path, plan) -> None:
-    from mcqflow.evaluate import as_prediction, score, summarize
-    from mcqflow.io import write_text_atomic
-    from mcqflow.models import load_for_inference
-    from mcqflow.predict import write_details
-    from mcqflow.schema import read_records
+    from mcqflow.core.io import write_text_atomic
+    from mcqflow.core.schema import read_records
+    from mcqflow.evaluation.evaluate import as_prediction, score, summarize
+    from mcqflow.evaluation.predict import write_details
+    from mcqflow.modeling.models import load_for_inference
 
     rotations = (0, 1, 2, 3)
     seen: dict[str, tuple[Path, str]] = {}  # weights' hash -> (eval folder, label) of a model scored before
@@ -159,7 +159,7 @@ def pct(x: float) -> str:
 def paired(run_a: Path, a: str, run_b: Path, b: str, split: str | tuple[str, ...]) -> dict | None:
     """B against A question by question on one split, or on several pooled (question ids are unique
     across splits)."""
-    from mcqflow.stats import compare, read_correct
+    from mcqflow.evaluation.stats import compare, read_correct
 
     xa, xb = {}, {}
     for sp in (split,) if isinstance(split, str) else split:
@@ -378,8 +378,8 @@ def cmd_reproduce(first: Path, second: Path, plan, out: Path) -> None:
     """Every experiment both leases finished, stage by stage: the second lease's accuracy against the
     first's, question by question (paired bootstrap, McNemar), the share of questions answered alike, and
     whether the second accuracy lies inside the first one's 95% Wilson interval."""
-    from mcqflow.metrics import wilson_interval
-    from mcqflow.stats import compare, read_correct
+    from mcqflow.evaluation.metrics import wilson_interval
+    from mcqflow.evaluation.stats import compare, read_correct
 
     both = [(n, s) for n, s in plan if (first / n / "done").exists() and (second / n / "done").exists()]
     lines = [

@@ -32,12 +32,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def main(n: int = 4) -> None:
     from peft import get_peft_model
 
-    from mcqflow import embedded
-    from mcqflow.ingest import ingest_split
-    from mcqflow.lora_fused import fuse_lora
-    from mcqflow.models import load_base_model, load_tokenizer
-    from mcqflow.prompts import completion_text, render_prompt
-    from mcqflow.training import SFTParams, lora_config
+    from mcqflow.core.prompts import completion_text, render_prompt
+    from mcqflow.data.ingest import ingest_split
+    from mcqflow.modeling import embedded
+    from mcqflow.modeling.models import load_base_model, load_tokenizer
+    from mcqflow.train.fast.lora_fused import fuse_lora
+    from mcqflow.train.training import SFTParams, lora_config
 
     model_dir = embedded.ensure()
     tok = load_tokenizer(model_dir, padding_side="right")

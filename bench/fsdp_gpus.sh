@@ -70,7 +70,7 @@ print(f"adapter_config.json equal: {ca == cb}", {k: (ca.get(k), cb.get(k)) for k
 EOF
     ;;
   build)
-    run 240 "build $ARCH" python3 -c "from mcqflow.bench import ensure_weights; ensure_weights('$ARCH', '$WORK')"
+    run 240 "build $ARCH" python3 -c "from mcqflow.benchmark.bench import ensure_weights; ensure_weights('$ARCH', '$WORK')"
     ;;
   sft2)
     run 240 "sft $ARCH x2" env CUDA_VISIBLE_DEVICES=0,1 python3 -m mcqflow.cli bench --out "$R" --arch "$ARCH" \

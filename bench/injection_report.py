@@ -1,4 +1,4 @@
-"""How well the validate gate's instruction filter (mcqflow.injection) tells injections from real chains.
+"""How well the validate gate's instruction filter (mcqflow.quality.injection) tells injections from real chains.
 
 Catch rate: bench/injection/phrasings.txt (written before the filter was widened), each phrase as it is and,
 for the first 20 of each language, disguised four ways (zero-width spaces, full-width letters, Cyrillic
@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from mcqflow.injection import instruction_like  # noqa: E402
+from mcqflow.quality.injection import instruction_like  # noqa: E402
 
 FULL = {c: chr(ord(c) + 0xFEE0) for c in map(chr, range(0x21, 0x7F))}
 CYRILLIC = str.maketrans("aeopcxyAEOPCXHKMT", "аеорсхуАЕОРСХНКМТ")
@@ -60,9 +60,9 @@ def phrasings() -> list[tuple[str, str, str, str]]:
 
 def real_texts() -> list[tuple[str, str]]:
     """(where, text) for every real text: none of them is an injection."""
-    from mcqflow.gaokao import read_file
-    from mcqflow.generate import chain_from_analysis
-    from mcqflow.ingest import ingest
+    from mcqflow.data.gaokao import read_file
+    from mcqflow.data.generate import chain_from_analysis
+    from mcqflow.data.ingest import ingest
 
     out = []
     for path in sorted(glob.glob(str(ROOT / "data/sample/**/*"), recursive=True)):

@@ -44,7 +44,7 @@ def row(**kw) -> None:
 def random_7b():
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from mcqflow.models import ARCHITECTURES, QWEN2_5_COMMON
+    from mcqflow.modeling.models import ARCHITECTURES, QWEN2_5_COMMON
 
     cfg = Qwen2Config(**QWEN2_5_COMMON, **ARCHITECTURES["qwen2.5-7b"], eos_token_id=2, pad_token_id=0)
     torch.manual_seed(0)
@@ -101,8 +101,8 @@ def decode(variants=("plain",)) -> None:
     from peft import get_peft_model
     from transformers import GenerationConfig
 
-    from mcqflow.merged import MergedCopy
-    from mcqflow.training import SFTParams, lora_config
+    from mcqflow.train.fast.merged import MergedCopy
+    from mcqflow.train.training import SFTParams, lora_config
 
     policy = get_peft_model(random_7b(), lora_config(SFTParams(finetune="lora")))
     batch, prompt, new = 128, 160, 256
@@ -122,7 +122,7 @@ def decode(variants=("plain",)) -> None:
 def _decode_times(copy, ids, mask, gc) -> dict:
     from torch.profiler import ProfilerActivity, profile
 
-    from mcqflow.decode import ATTENTION, Decoder, _attention
+    from mcqflow.train.fast.decode import ATTENTION, Decoder, _attention
 
     dec = Decoder(copy.model)
     for _ in range(2):  # capture + warm-up
@@ -175,8 +175,8 @@ def train(
 ) -> None:
     from peft import get_peft_model
 
-    from mcqflow.lora_fused import fuse_lora
-    from mcqflow.training import SFTParams, keep_adapter_inputs_in_compute_dtype, lora_config
+    from mcqflow.train.fast.lora_fused import fuse_lora
+    from mcqflow.train.training import SFTParams, keep_adapter_inputs_in_compute_dtype, lora_config
 
     base = random_7b()
     base.config.use_cache = False
@@ -234,7 +234,7 @@ def _fp8_variant(how: str):
     """Patch lora_fused for a variant of the FP8 path (`-fp8-eagerq`: the eager quantiser, `-fp8-compiled`: it
     under `torch.compile`, both in place of the Triton kernel; `-fp8-fastacc`: fast accumulation in
     backward's products too); returns the undo."""
-    from mcqflow import lora_fused
+    from mcqflow.train.fast import lora_fused
 
     saved = lora_fused._quantizer, lora_fused._mm8
     if how.endswith("-eagerq"):
@@ -258,7 +258,7 @@ def _fp8_variant(how: str):
 @functools.cache
 def _compiled_quantizer():
     """`quantize_rows` under `torch.compile` (the FP8 path's first quantiser), compiled once for both uses."""
-    from mcqflow import lora_fused
+    from mcqflow.train.fast import lora_fused
 
     return torch.compile(lora_fused.quantize_rows, dynamic=True, fullgraph=True)
 
@@ -294,7 +294,7 @@ def fused() -> None:
 def quantizers() -> None:
     """Each row quantiser alone: CPU microseconds a call on a 16 x 3584 tensor (GPU work negligible), GPU
     microseconds on 8192 x 18944 (the gate/up gradient of a 32 x 256 batch), bits against `quantize_rows`."""
-    from mcqflow import lora_fused
+    from mcqflow.train.fast import lora_fused
 
     kinds = {
         "eager": lora_fused.quantize_rows,

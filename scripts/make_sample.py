@@ -5,7 +5,7 @@ The questions are composed from a small bilingual concept bank written for this 
 question forms (factual, conceptual, analytical, comparative, evaluative) turn them into questions whose
 correct option really is correct, and whose reasoning chain says why each option is or is not.
 
-Files, in the formats users have (see src/mcqflow/ingest.py):
+Files, in the formats users have (see src/mcqflow/data/ingest.py):
   train.csv   Kaggle #2/#3 reasoning format (題目,選項A..D,正確答案,推理正確答案) + 主題,難度,題型
   dev.csv     Kaggle #1 train format (ID,question,option_A..D,answer) with messy answers and one NaN
   test.csv    Kaggle test format (ID,Question,Option A..D) with the real files' quirks, no answers
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import opencc
 
-from mcqflow.reasoning import build_chain
+from mcqflow.core.reasoning import build_chain
 
 # The concept bank, a data file beside this script: (topic zh, topic en, [(name zh, name en, definition zh,
 # definition en), ...]), and the stances evaluative questions offer, as (zh, en) pairs.
@@ -275,11 +275,11 @@ def write(out_dir: Path, seed: int = 2024) -> None:
                 f.write(json.dumps(rec, ensure_ascii=False) + "\n")
 
 
-# How mcqflow reads the folder (mcqflow.datasets)
-DATASET_YAML = """# How mcqflow reads this folder (mcqflow.datasets): the default, data.source: data/sample.
+# How mcqflow reads the folder (mcqflow.data.datasets)
+DATASET_YAML = """# How mcqflow reads this folder (mcqflow.data.datasets): the default, data.source: data/sample.
 # Synthetic (scripts/make_sample.py, 75 concepts): dev gold answers appear in train by construction.
 name: sample
-format: files               # one file per split in any format ingest reads (mcqflow.ingest)
+format: files               # one file per split in any format ingest reads (mcqflow.data.ingest)
 script: hant                # Traditional Chinese
 split_by: files
 langs:

@@ -1,14 +1,14 @@
 """Stage compare: two runs' per-question predictions on the same dev questions, compared in pairs
-(B - A with a paired bootstrap 95% interval and McNemar's exact p; mcqflow.stats)."""
+(B - A with a paired bootstrap 95% interval and McNemar's exact p; mcqflow.evaluation.stats)."""
 
 import argparse
 import json
 from pathlib import Path
 
-from mcqflow.errors import run_stage
-from mcqflow.io import write_text_atomic
-from mcqflow.skip import is_empty, say
-from mcqflow.stats import compare, read_correct, summary_line
+from mcqflow.core.errors import run_stage
+from mcqflow.core.io import write_text_atomic
+from mcqflow.core.skip import is_empty, say
+from mcqflow.evaluation.stats import compare, read_correct, summary_line
 
 
 def main() -> None:
@@ -21,7 +21,7 @@ def main() -> None:
     ap.add_argument("--b-test", help="run B's test predictions")
     ap.add_argument("--metrics", required=True)
     a = ap.parse_args()
-    if is_empty(a.a) or is_empty(a.b):  # a language the dataset lacks (mcqflow.skip)
+    if is_empty(a.a) or is_empty(a.b):  # a language the dataset lacks (mcqflow.core.skip)
         why = f"no predictions in {a.a if is_empty(a.a) else a.b} (the branch is skipped upstream)"
         write_text_atomic(Path(a.metrics), json.dumps({"skipped": why}, ensure_ascii=False) + "\n")
         say("compare", f"{a.name_a} vs {a.name_b}", why)

@@ -6,11 +6,11 @@ import shutil
 from pathlib import Path
 
 from mcqflow.config import load_params
-from mcqflow.errors import run_stage
-from mcqflow.generate import GenerateParams, generate
-from mcqflow.io import write_text_atomic
-from mcqflow.llm import LLMParams, ResponseCache, check_answered
-from mcqflow.schema import read_records, write_jsonl
+from mcqflow.core.errors import run_stage
+from mcqflow.core.io import write_text_atomic
+from mcqflow.core.schema import read_records, write_jsonl
+from mcqflow.data.generate import GenerateParams, generate
+from mcqflow.data.llm import LLMParams, ResponseCache, check_answered
 
 
 def main() -> None:

@@ -4,14 +4,14 @@ import argparse
 from pathlib import Path
 
 from mcqflow.config import choose, load_params
-from mcqflow.errors import run_stage
-from mcqflow.grpo import GRPOParams, train_grpo
-from mcqflow.launch import is_main_process, relaunch_under_accelerate
-from mcqflow.models import DTYPES, resolve_base
-from mcqflow.profiles import profile_from_params
-from mcqflow.schema import read_records
-from mcqflow.skip import reason, say, skipped_live, write_marker
-from mcqflow.training import SFTParams, lora_config
+from mcqflow.core.errors import run_stage
+from mcqflow.core.schema import read_records
+from mcqflow.core.skip import reason, say, skipped_live, write_marker
+from mcqflow.modeling.models import DTYPES, resolve_base
+from mcqflow.train.grpo import GRPOParams, train_grpo
+from mcqflow.train.launch import is_main_process, relaunch_under_accelerate
+from mcqflow.train.profiles import profile_from_params
+from mcqflow.train.training import SFTParams, lora_config
 
 
 def main() -> None:
@@ -39,7 +39,7 @@ def main() -> None:
     why = (reason(init) if g.init != "base" else None) or (
         None if records else f"{a.train} has no rows (the branch is skipped upstream)"
     )
-    if why:  # a language the dataset lacks (mcqflow.skip)
+    if why:  # a language the dataset lacks (mcqflow.core.skip)
         write_marker(a.out, why)
         write_marker(a.checkpoints, why)
         skipped_live(a.live, why)

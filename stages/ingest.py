@@ -2,7 +2,7 @@
 
 A dataset of per-split files (the sample) is read file by file; a GAOKAO-Bench dataset is parsed whole and
 split by exam year (`data.years`). A language the dataset does not have is skipped: empty files, and the
-metrics say why (mcqflow.skip)."""
+metrics say why (mcqflow.core.skip)."""
 
 import argparse
 import json
@@ -10,12 +10,12 @@ from collections import Counter
 from pathlib import Path
 
 from mcqflow.config import DataParams, build, load_params
-from mcqflow.datasets import SPLITS, load_dataset, split_of_year
-from mcqflow.errors import run_stage
-from mcqflow.ingest import ingest_to
-from mcqflow.io import write_text_atomic
-from mcqflow.schema import Rejected, write_jsonl
-from mcqflow.skip import say
+from mcqflow.core.errors import run_stage
+from mcqflow.core.io import write_text_atomic
+from mcqflow.core.schema import Rejected, write_jsonl
+from mcqflow.core.skip import say
+from mcqflow.data.datasets import SPLITS, load_dataset, split_of_year
+from mcqflow.data.ingest import ingest_to
 
 
 def main() -> None:
@@ -64,7 +64,7 @@ def per_split_files(files: dict, a) -> dict:
 
 
 def by_year(ds, a, years: dict) -> dict:
-    from mcqflow.gaokao import read_file
+    from mcqflow.data.gaokao import read_file
 
     splits = {s: [] for s in SPLITS}
     rejected = {s: [] for s in SPLITS}

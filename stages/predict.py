@@ -9,22 +9,22 @@ import sys
 from pathlib import Path
 
 from mcqflow.config import choose, load_params
-from mcqflow.errors import run_stage
-from mcqflow.evaluate import score, summarize
-from mcqflow.io import claim, write_text_atomic
-from mcqflow.metrics import degenerate_warnings, evaluate
-from mcqflow.models import DTYPES, load_for_inference, read_meta, resolve_base
-from mcqflow.predict import (
+from mcqflow.core.errors import run_stage
+from mcqflow.core.io import claim, write_text_atomic
+from mcqflow.core.schema import read_records
+from mcqflow.core.skip import reason, say
+from mcqflow.evaluation.evaluate import score, summarize
+from mcqflow.evaluation.metrics import degenerate_warnings, evaluate
+from mcqflow.evaluation.predict import (
     AnswerJournal,
     predict_resumable,
     run_fingerprint,
     write_details,
 )
-from mcqflow.profiles import profile_from_params
-from mcqflow.report import build, plot_rows, write_html
-from mcqflow.schema import read_records
-from mcqflow.skip import reason, say
-from mcqflow.submission import check_submission_ids, write_submission
+from mcqflow.evaluation.report import build, plot_rows, write_html
+from mcqflow.evaluation.submission import check_submission_ids, write_submission
+from mcqflow.modeling.models import DTYPES, load_for_inference, read_meta, resolve_base
+from mcqflow.train.profiles import profile_from_params
 
 
 def main() -> None:
@@ -39,7 +39,7 @@ def main() -> None:
     ap.add_argument("--submission", required=True)
     ap.add_argument("--details", required=True, help="folder for <name>-<lang>-{dev,test}.jsonl")
     ap.add_argument("--metrics", required=True)
-    ap.add_argument("--report", required=True, help="the dev report, HTML (mcqflow.report)")
+    ap.add_argument("--report", required=True, help="the dev report, HTML (mcqflow.evaluation.report)")
     ap.add_argument("--plots", required=True, help="folder for <name>-<lang>-{confusion,topics}.json")
     ap.add_argument(
         "--base-metrics", help="the untrained base's metrics (predict_base), shown beside in the report"
@@ -69,7 +69,7 @@ def main() -> None:
         if dev_empty and not test_ids
         else None
     )
-    if why:  # a language the dataset lacks (mcqflow.skip)
+    if why:  # a language the dataset lacks (mcqflow.core.skip)
         write_skipped(a, why)
         return
     if a.name != "base":

@@ -4,14 +4,14 @@ import argparse
 from pathlib import Path
 
 from mcqflow.config import choose, load_params
-from mcqflow.errors import run_stage
-from mcqflow.launch import is_main_process, relaunch_under_accelerate
-from mcqflow.models import DTYPES, resolve_base
-from mcqflow.profiles import profile_from_params
-from mcqflow.prompts import MODES
-from mcqflow.schema import read_records
-from mcqflow.skip import say, skipped_live, write_marker
-from mcqflow.training import SFTParams, train_sft
+from mcqflow.core.errors import run_stage
+from mcqflow.core.prompts import MODES
+from mcqflow.core.schema import read_records
+from mcqflow.core.skip import say, skipped_live, write_marker
+from mcqflow.modeling.models import DTYPES, resolve_base
+from mcqflow.train.launch import is_main_process, relaunch_under_accelerate
+from mcqflow.train.profiles import profile_from_params
+from mcqflow.train.training import SFTParams, train_sft
 
 
 def main() -> None:
@@ -27,7 +27,7 @@ def main() -> None:
     model = params["model"]
     quantization = choose(model["quantization"], ("none", "nf4"), "model.quantization")
     records = read_records(a.train)
-    if not records:  # a language the dataset lacks (mcqflow.skip)
+    if not records:  # a language the dataset lacks (mcqflow.core.skip)
         why = f"{a.train} has no rows (the branch is skipped upstream: metrics/validate.json)"
         write_marker(a.out, why)
         skipped_live(a.live, why)

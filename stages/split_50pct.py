@@ -9,10 +9,10 @@ from collections import Counter
 from pathlib import Path
 
 from mcqflow.config import load_params
-from mcqflow.errors import run_stage
-from mcqflow.io import write_text_atomic
-from mcqflow.schema import read_records, write_jsonl
-from mcqflow.split import stratified_subset
+from mcqflow.core.errors import run_stage
+from mcqflow.core.io import write_text_atomic
+from mcqflow.core.schema import read_records, write_jsonl
+from mcqflow.data.split import stratified_subset
 
 
 def main() -> None:

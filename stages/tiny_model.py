@@ -3,9 +3,9 @@
 import argparse
 
 from mcqflow.config import load_params
-from mcqflow.errors import run_stage
-from mcqflow.models import build_tiny, tiny_corpus
-from mcqflow.schema import read_records
+from mcqflow.core.errors import run_stage
+from mcqflow.core.schema import read_records
+from mcqflow.modeling.models import build_tiny, tiny_corpus
 
 
 def main() -> None:

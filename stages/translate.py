@@ -5,12 +5,12 @@ import json
 from pathlib import Path
 
 from mcqflow.config import load_params
-from mcqflow.errors import run_stage
-from mcqflow.io import write_text_atomic
-from mcqflow.llm import LLMParams, ResponseCache, check_answered
-from mcqflow.schema import read_records, write_jsonl
-from mcqflow.skip import say
-from mcqflow.translate import SPLITS, TranslateParams, check_complete, translate
+from mcqflow.core.errors import run_stage
+from mcqflow.core.io import write_text_atomic
+from mcqflow.core.schema import read_records, write_jsonl
+from mcqflow.core.skip import say
+from mcqflow.data.llm import LLMParams, ResponseCache, check_answered
+from mcqflow.data.translate import SPLITS, TranslateParams, check_complete, translate
 
 
 def main() -> None:

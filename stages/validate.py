@@ -7,13 +7,20 @@ import sys
 from pathlib import Path
 
 from mcqflow.config import load_params
-from mcqflow.datasets import load_dataset
-from mcqflow.errors import UserError, run_stage
-from mcqflow.ingest import SPLITS
-from mcqflow.io import write_text_atomic
-from mcqflow.schema import read_records, write_jsonl
-from mcqflow.skip import say
-from mcqflow.validation import Settings, build_data_docs, gx_context, leakage_line, summary_table, validate
+from mcqflow.core.errors import UserError, run_stage
+from mcqflow.core.io import write_text_atomic
+from mcqflow.core.schema import read_records, write_jsonl
+from mcqflow.core.skip import say
+from mcqflow.data.datasets import load_dataset
+from mcqflow.data.ingest import SPLITS
+from mcqflow.quality.validation import (
+    Settings,
+    build_data_docs,
+    gx_context,
+    leakage_line,
+    summary_table,
+    validate,
+)
 
 
 def main() -> None:
@@ -33,7 +40,7 @@ def main() -> None:
     metrics, failures = {}, []
     for lang, folder in (item.split("=", 1) for item in a.inputs):
         records = {split: read_records(Path(folder, f"{split}.jsonl")) for split in SPLITS}
-        if not any(records.values()):  # a language the dataset lacks (mcqflow.skip): nothing to check
+        if not any(records.values()):  # a language the dataset lacks (mcqflow.core.skip): nothing to check
             why = f"{folder} has no rows (the {lang} branch is skipped upstream)"
             for split in SPLITS:
                 write_jsonl(Path(a.out, lang, f"{split}.jsonl"), [])

@@ -1,4 +1,6 @@
+import json
 import os
+import random
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(autouse=True)
 def llm_journal(tmp_path_factory, monkeypatch):
-    """Each test its own LLM response journal (mcqflow.llm.ResponseCache), so no test is answered by
+    """Each test its own LLM response journal (mcqflow.data.llm.ResponseCache), so no test is answered by
     responses another test (or the user's own runs) paid for."""
     path = tmp_path_factory.mktemp("llm-journal")
     monkeypatch.setenv("MCQFLOW_LLM_JOURNAL", str(path))
@@ -42,7 +44,7 @@ SMALL_TINY = dict(
 
 
 def sample_records(split: str, lang: str = "zh"):
-    from mcqflow.ingest import ingest_split
+    from mcqflow.data.ingest import ingest_split
 
     path = (
         ROOT
@@ -55,7 +57,7 @@ def sample_records(split: str, lang: str = "zh"):
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory):
     """A small untrained tiny model whose tokenizer knows the sample corpus."""
-    from mcqflow.models import build_tiny, tiny_corpus
+    from mcqflow.modeling.models import build_tiny, tiny_corpus
 
     recs = sample_records("train") + sample_records("dev") + sample_records("train", "en")
     return str(build_tiny(tiny_corpus(recs), tmp_path_factory.mktemp("tiny") / "m", seed=0, **SMALL_TINY))
@@ -133,3 +135,54 @@ def counting(model, asked: list[int]):
             return self.inner(input_ids=input_ids, **kw)
 
     return Counting()
+
+
+# A task the tiny model can learn (tests/test_learnability.py): the question's keyword decides the letter,
+# option texts are random distractors.
+KEYWORDS = {"A": ["蘋果", "火車"], "B": ["香蕉", "輪船"], "C": ["葡萄", "飛機"], "D": ["西瓜", "汽車"]}
+PREFIX = ["請問", "關於", "有人提到", "在課堂上討論", "新聞報導了", "老師問到"]
+SUFFIX = ["的問題應如何看待？", "這件事的看法為何？", "時，哪一項正確？", "的說法，下列何者為是？"]
+FILLER = ["社會", "經濟", "文化", "歷史", "法律", "教育", "環境", "科技", "媒體", "制度", "權利", "政策"]
+
+
+def make_task(n: int, seed: int) -> list:
+    from mcqflow.core.schema import LETTERS, Record
+
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        gold = LETTERS[rng.randrange(4)]
+        question = rng.choice(PREFIX) + "「" + rng.choice(KEYWORDS[gold]) + "」" + rng.choice(SUFFIX)
+        texts = rng.sample(FILLER, 4)
+        out.append(
+            Record(
+                id=f"s{seed}-{i}",
+                question=question,
+                options=dict(zip(LETTERS, texts, strict=True)),
+                answer=gold,
+                lang="zh",
+            )
+        )
+    return out
+
+
+def fake_translator(text: str) -> str:
+    """A stand-in for a good model: 'translates' every value by tagging it, keeps tags and letters.
+    [flip] in a question makes it change the chain's answer, [merge] makes two options the same."""
+    from mcqflow.core.reasoning import build_chain, parse_chain
+
+    src = json.loads(text[text.index("{") : text.rindex("}") + 1])
+    out = {
+        "question": f"EN({src['question']})",
+        "options": {k: f"EN({v})" for k, v in src["options"].items()},
+    }
+    if "[merge]" in src["question"]:
+        out["options"]["B"] = out["options"]["A"]
+    if "reasoning" in src:
+        letter = parse_chain(src["reasoning"]).output_letter()
+        if "[flip]" in src["question"]:
+            letter = "D" if letter != "D" else "A"
+        out["reasoning"] = build_chain(
+            out["question"], "think", ["read", "compare A-D"], "neutral", "none", letter
+        )
+    return "```json\n" + json.dumps(out, ensure_ascii=False) + "\n```"

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from mcqflow.bench import Shapes, check_targets, make_records, run, sft_length
-from mcqflow.models import load_tokenizer
+from mcqflow.benchmark.bench import Shapes, check_targets, make_records, run, sft_length
+from mcqflow.modeling.models import load_tokenizer
 
 
 def test_smoke_run_measures_every_path_against_vanilla_and_writes_results(tmp_path):
@@ -137,8 +137,8 @@ def test_random_weights_are_written_shard_by_shard_and_load_whole(tmp_path):
     embeddings) comes out in several files that transformers loads with nothing missing or left over."""
     from transformers import AutoModelForCausalLM
 
-    from mcqflow.bench import corpus
-    from mcqflow.models import build_random, train_tokenizer
+    from mcqflow.benchmark.bench import corpus
+    from mcqflow.modeling.models import build_random, train_tokenizer
 
     out = build_random("qwen2.5-0.5b", train_tokenizer(corpus(), 3000), tmp_path / "m", shard_gib=0.2)
     shards = sorted(p.name for p in out.glob("*.safetensors"))
@@ -155,7 +155,7 @@ def test_random_weights_are_written_shard_by_shard_and_load_whole(tmp_path):
 
 
 def test_shapes_take_key_value_changes_and_name_the_keys_on_a_typo():
-    from mcqflow.errors import UserError
+    from mcqflow.core.errors import UserError
 
     s = Shapes().replace(["sft_batch=4", "grpo_new_tokens=64"])
     assert (s.sft_batch, s.grpo_new_tokens, s.sft_tokens) == (4, 64, Shapes().sft_tokens)
@@ -166,7 +166,7 @@ def test_shapes_take_key_value_changes_and_name_the_keys_on_a_typo():
 
 
 def test_scaling_compares_each_variant_with_the_run_of_fewer_gpus():
-    from mcqflow.bench import BenchResult, markdown, scaling
+    from mcqflow.benchmark.bench import BenchResult, markdown, scaling
 
     two = [{"bench": "sft", "variant": "memory-bf16", "processes": 2, "tokens_per_s": 4000.0}]
     four = [
@@ -189,7 +189,7 @@ def test_a_restarted_training_is_timed_from_its_own_start():
     between attempts, must not enter the rate (they did, and halved the ragged padding-free SFT figure)."""
     import time
 
-    from mcqflow.bench import step_timer
+    from mcqflow.benchmark.bench import step_timer
 
     timer = step_timer()
     timer.on_train_begin(None, None, None)

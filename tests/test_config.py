@@ -7,7 +7,7 @@ import yaml
 
 from conftest import ROOT
 from mcqflow.config import load_params
-from mcqflow.errors import UserError
+from mcqflow.core.errors import UserError
 from mcqflow.params import check_params, defaults
 
 
@@ -66,7 +66,7 @@ def test_the_section_names_load_params_knows_are_the_schema():
 def test_each_stage_checks_its_own_sections_without_importing_the_others():
     """load_params checks what config.py holds; a stage's dataclass checks its section (build), with the
     same one-line messages, so a stage's imports (its dvc.yaml deps) stay its own."""
-    from mcqflow.training import SFTParams
+    from mcqflow.train.training import SFTParams
 
     with pytest.raises(UserError, match=r"unknown key sft.warmup_step; did you mean sft.warmup_steps\?"):
         SFTParams.from_params({"warmup_step": 2})
@@ -80,8 +80,8 @@ def test_numbers_dvc_writes_as_strings_are_numbers_and_wrong_types_are_one_line(
     """`dvc exp run -S grpo.learning_rate=1e-5` writes `1e-05`, which YAML reads as a string: GRPO died
     in AdamW after the SFT stages had run (the GPU run of 2026-12-03). Now it is a float; a word where a
     number belongs is one line naming the key."""
-    from mcqflow.grpo import GRPOParams
-    from mcqflow.training import SFTParams
+    from mcqflow.train.grpo import GRPOParams
+    from mcqflow.train.training import SFTParams
 
     assert GRPOParams.from_params({"learning_rate": "1e-05"}).learning_rate == 1e-5
     assert SFTParams.from_params({"num_train_epochs": 2}).num_train_epochs == 2
@@ -159,8 +159,8 @@ def test_a_seed_that_is_no_whole_number_and_yaml_aliases_are_refused(tmp_path):
 
 
 def test_train_profile_choices_are_the_profiles():
-    from mcqflow.launch import TrainParams
-    from mcqflow.profiles import PROFILE_NAMES
+    from mcqflow.train.launch import TrainParams
+    from mcqflow.train.profiles import PROFILE_NAMES
 
     for name in PROFILE_NAMES:
         TrainParams.from_params({"train": {"profile": name}})
@@ -169,8 +169,8 @@ def test_train_profile_choices_are_the_profiles():
 
 
 def test_a_value_trl_refuses_is_one_line_at_the_stage():
-    from mcqflow.grpo import GRPOParams, grpo_config
-    from mcqflow.training import SFTParams, sft_config
+    from mcqflow.train.grpo import GRPOParams, grpo_config
+    from mcqflow.train.training import SFTParams, sft_config
 
     with pytest.raises(
         UserError, match=r"^params.yaml: TRL's SFTConfig refused .*sft.trainer.*optim.*nosuch"

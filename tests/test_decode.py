@@ -5,9 +5,9 @@ import torch
 from transformers import GenerationConfig
 
 from conftest import sample_records
-from mcqflow.decode import Decoder, end_processor, supports
-from mcqflow.models import load_base_model, load_tokenizer
-from mcqflow.prompts import render_prompt
+from mcqflow.core.prompts import render_prompt
+from mcqflow.modeling.models import load_base_model, load_tokenizer
+from mcqflow.train.fast.decode import Decoder, end_processor, supports
 
 
 @pytest.fixture(scope="module")
@@ -133,9 +133,9 @@ def test_grpo_with_graph_decoding_trains_the_same_adapter_and_splits_its_steps(
 
     from safetensors.torch import load_file
 
-    from mcqflow.grpo import GRPOParams, StepSplit, train_grpo
-    from mcqflow.profiles import PROFILES
-    from mcqflow.training import SFTParams, lora_config
+    from mcqflow.train.grpo import GRPOParams, StepSplit, train_grpo
+    from mcqflow.train.profiles import PROFILES
+    from mcqflow.train.training import SFTParams, lora_config
 
     recs = sample_records("train")[:8]
     params = GRPOParams(

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from mcqflow.deps import closure
+from mcqflow.core.deps import closure
 
 
 def _stages():
@@ -28,8 +28,10 @@ def test_every_stage_runs_a_stage_script():
 @pytest.mark.parametrize("name,script,deps", STAGES, ids=[s[0] for s in STAGES])
 def test_deps_are_the_import_closure_of_the_stage_script(name, script, deps):
     listed = {d for d in deps if isinstance(d, str) and d.startswith("src/mcqflow/") and d.endswith(".py")}
-    needed = {f"src/mcqflow/{p.name}" for p in closure(ROOT / script)}
-    if "src/mcqflow/validation.py" in needed:  # it copies the report assets into what the stage writes
+    needed = {f"src/{p.relative_to(ROOT / 'src').as_posix()}" for p in closure(ROOT / script)}
+    if (
+        "src/mcqflow/quality/validation.py" in needed
+    ):  # it copies the report assets into what the stage writes
         assert {"src/mcqflow/assets/gx", "src/mcqflow/assets/vega/dvc-plots.html"} <= set(deps), name
     assert script in deps, f"{name}: its own script is not a dep"
     assert not needed - listed, f"{name}: dvc.yaml misses {sorted(needed - listed)} (imported by {script})"
@@ -38,22 +40,26 @@ def test_deps_are_the_import_closure_of_the_stage_script(name, script, deps):
     )
 
 
-def test_closure_follows_lazy_and_transitive_imports(tmp_path):
+def test_closure_follows_lazy_transitive_and_package_imports(tmp_path):
     pkg = tmp_path / "mcqflow"
-    pkg.mkdir()
-    (pkg / "a.py").write_text("def f():\n    from mcqflow.b import g\n")
-    (pkg / "b.py").write_text("from mcqflow import c\n")
-    (pkg / "c.py").write_text("import os\n")
-    (pkg / "unused.py").write_text("")
+    (pkg / "p" / "q").mkdir(parents=True)
+    for init in (pkg, pkg / "p", pkg / "p" / "q"):
+        (init / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("def f():\n    from mcqflow.p.b import g\n")
+    (pkg / "p" / "b.py").write_text("from mcqflow.p.q import c\n")  # a submodule named in a from-import
+    (pkg / "p" / "q" / "c.py").write_text("import os\n")
+    (pkg / "p" / "unused.py").write_text("")
     script = tmp_path / "s.py"
     script.write_text("import mcqflow.a\nfrom mcqflow.errors_missing import x\n")
-    assert [p.name for p in closure(script, pkg)] == ["a.py", "b.py", "c.py"]
+    got = sorted(p.relative_to(pkg).as_posix() for p in closure(script, pkg))
+    # importing mcqflow.p.q.c runs mcqflow/__init__.py, p/__init__.py and p/q/__init__.py first
+    assert got == ["__init__.py", "a.py", "p/__init__.py", "p/b.py", "p/q/__init__.py", "p/q/c.py"]
 
 
 def test_grpo_fingerprint_hashes_the_grpo_stage_closure():
-    from mcqflow.grpo import objective_files
+    from mcqflow.train.grpo import objective_files
 
-    # the stage also imports mcqflow.skip, which writes a skipped branch's markers before any training
+    # the stage also imports mcqflow.core.skip, which writes a skipped branch's markers before any training
     stage = {p.name for p in closure(ROOT / "stages/grpo.py")}
     assert {p.name for p in objective_files()} == stage - {"skip.py"}
-    assert Path(ROOT / "src/mcqflow/training.py").resolve() in {p.resolve() for p in objective_files()}
+    assert Path(ROOT / "src/mcqflow/train/training.py").resolve() in {p.resolve() for p in objective_files()}

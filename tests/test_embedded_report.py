@@ -1,5 +1,5 @@
 """bench/embedded_report.py: the real-weights table chooses GRPO variants on dev and shows test only for
-the chosen one; its paired differences are mcqflow.stats' on the per-question predictions."""
+the chosen one; its paired differences are mcqflow.evaluation.stats' on the per-question predictions."""
 
 import json
 import subprocess
@@ -8,7 +8,7 @@ import sys
 import yaml
 
 from conftest import ROOT
-from mcqflow.stats import compare, read_correct
+from mcqflow.evaluation.stats import compare, read_correct
 
 GOLD = "ABCD" * 5  # 20 questions per split
 
@@ -127,7 +127,7 @@ def test_an_experiment_that_changes_more_than_grpo_is_a_family_of_its_own(tmp_pa
 def test_scoring_copies_the_scores_of_weights_scored_before(tmp_path):
     """An experiment that only changed predict settings holds the same models (run cache): their
     four-rotation scores are copied, not made again (here the weights are not loadable at all)."""
-    from mcqflow.schema import Record, write_jsonl
+    from mcqflow.core.schema import Record, write_jsonl
 
     runs = tmp_path / "runs"
     recs = [Record(f"q{i}", "問題", dict(zip("ABCD", "甲乙丙丁", strict=True)), "A") for i in range(3)]

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from conftest import counting, sample_records
-from mcqflow.evaluate import cloze_scores, content_free_prior, rotate, score, summarize, unrotate
-from mcqflow.models import load_for_inference
-from mcqflow.predict import letter_token_ids
-from mcqflow.prompts import cloze_prompt, render_prompt
-from mcqflow.schema import LETTERS
+from mcqflow.core.prompts import cloze_prompt, render_prompt
+from mcqflow.core.schema import LETTERS
+from mcqflow.evaluation.evaluate import cloze_scores, content_free_prior, rotate, score, summarize, unrotate
+from mcqflow.evaluation.predict import letter_token_ids
+from mcqflow.modeling.models import load_for_inference
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_rotations_move_options_and_gold_together():
 def test_circular_scoring_exposes_a_constant_letter(monkeypatch, tiny):
     """A model that always says "A" scores the share of gold A at rotation 0, that of B after one
     rotation, and so on; it is never right under all four."""
-    import mcqflow.evaluate as ev
+    import mcqflow.evaluation.evaluate as ev
 
     monkeypatch.setattr(
         ev, "letter_probs", lambda m, t, prompts, *a, **k: [[0.7, 0.1, 0.1, 0.1]] * len(prompts)
@@ -162,8 +162,8 @@ def test_evaluate_cli_on_a_cmmlu_file(tiny_dir, tmp_path):
 
 
 def test_a_stopped_evaluate_resumes_from_its_journal_and_asks_only_for_the_rest(tiny, tmp_path):
-    from mcqflow.evaluate import journal_for, score_resumable
-    from mcqflow.predict import run_fingerprint
+    from mcqflow.evaluation.evaluate import journal_for, score_resumable
+    from mcqflow.evaluation.predict import run_fingerprint
 
     model, tok = tiny
     recs = sample_records("dev")[:6]

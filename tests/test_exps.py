@@ -1,11 +1,11 @@
-"""mcqflow.exps: `dvc exp show --json` as tables narrow enough to read (make compare / make significance)."""
+"""mcqflow.evaluation.exps: `dvc exp show --json` as tables narrow enough to read (make compare / make significance)."""
 
 import json
 
 import pytest
 
-from mcqflow.errors import UserError
-from mcqflow.exps import accuracy_table, params_table, read, show, significance_table
+from mcqflow.core.errors import UserError
+from mcqflow.evaluation.exps import accuracy_table, params_table, read, show, significance_table
 
 
 def _state(rev, name, lr, acc, *, test=None, skipped_en=False):

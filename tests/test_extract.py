@@ -1,20 +1,27 @@
+import hashlib
 import json
 from pathlib import Path
 
 import pytest
 
-from mcqflow.extract import Extraction, extract_answer
+from mcqflow.evaluation.extract import Extraction, extract_answer
 
 OPTS = {"A": "經濟發展", "B": "環境保護", "C": "言論自由", "D": "司法獨立"}
 
 # One case a line: an output written the way Qwen2.5, DeepSeek-R1 (<think>) and Llama-3 answer, or a real
 # output of the embedded Qwen2.5-Coder-0.5B-Instruct (style `real-…`, with the options it was shown), the letter
-# it must read (null: none), its style, and for some the rule that must decide it (RULES in mcqflow.extract).
+# it must read (null: none), its style, and for some the rule that must decide it (RULES in mcqflow.evaluation.extract).
 CASES_FILE = Path(__file__).parent / "data" / "extraction_cases.jsonl"
 CASES = [json.loads(line) for line in CASES_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[f"{i}-{c['style']}" for i, c in enumerate(CASES)])
+def _case_id(c: dict) -> str:
+    """Stable across insertions: the style and a hash of what is read, not the line number."""
+    key = json.dumps([c["text"], c.get("options")], ensure_ascii=False, sort_keys=True)
+    return f"{c['style']}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[_case_id(c) for c in CASES])
 def test_extract(case):
     got = extract_answer(case["text"], case.get("options"))
     assert got.answer == case["answer"], (case["text"], got)

@@ -126,7 +126,7 @@ def test_ingest_streams_rows_with_memory_far_below_the_file_size(tmp_path):
     streaming holds one row, the first 50 while the language is judged, and the IDs."""
     import tracemalloc
 
-    from mcqflow.ingest import ingest_to
+    from mcqflow.data.ingest import ingest_to
 
     src = tmp_path / "big.csv"
     with src.open("w", encoding="utf-8") as f:
@@ -163,9 +163,9 @@ def test_a_problem_deep_in_a_file_writes_nothing(tmp_path):
 
 @contextlib.contextmanager
 def held(path):
-    """Another process holding `path` (mcqflow.io.claim) until the block ends; yields its pid."""
+    """Another process holding `path` (mcqflow.core.io.claim) until the block ends; yields its pid."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from mcqflow.io import claim; claim(out=sys.argv[1]); "
+        [sys.executable, "-c", "import sys; from mcqflow.core.io import claim; claim(out=sys.argv[1]); "
          "print('held', flush=True); sys.stdin.read()", str(path)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip

@@ -10,14 +10,14 @@ import yaml
 
 from conftest import ROOT
 from llm_server import FakeLLM
-from mcqflow.datasets import load_dataset, split_of_year
-from mcqflow.errors import UserError
-from mcqflow.gaokao import analysis_letter, parse_example, read_file, split_inline, tidy
-from mcqflow.generate import GenerateParams, chain_from_analysis, generate
-from mcqflow.llm import LLMParams, ResponseCache
-from mcqflow.reasoning import parse_chain
-from mcqflow.schema import Record, read_records
-from mcqflow.validation import Settings, leakage, resolve_option, validate
+from mcqflow.core.errors import UserError
+from mcqflow.core.reasoning import parse_chain
+from mcqflow.core.schema import Record, read_records
+from mcqflow.data.datasets import load_dataset, split_of_year
+from mcqflow.data.gaokao import analysis_letter, parse_example, read_file, split_inline, tidy
+from mcqflow.data.generate import GenerateParams, chain_from_analysis, generate
+from mcqflow.data.llm import LLMParams, ResponseCache
+from mcqflow.quality.validation import Settings, leakage, resolve_option, validate
 
 STATEMENTS = (
     "5．（ 4分）从2013年开始，某市在社区推动基层党组织和自治组织代表、社区\n居民代表 、相关社会组织代表等组成民情理事会 。"
@@ -234,7 +234,7 @@ def test_an_analysis_that_disagrees_with_gold_is_refused_never_used():
 
 
 def test_teacher_gets_the_analysis_and_gold_letter(tmp_path):
-    from mcqflow.reasoning import build_chain
+    from mcqflow.core.reasoning import build_chain
 
     seen = []
 

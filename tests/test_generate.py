@@ -7,8 +7,9 @@ import pytest
 
 from conftest import ROOT, dvc_in, make_clone, sample_records
 from llm_server import FakeLLM
-from mcqflow.errors import UserError
-from mcqflow.generate import (
+from mcqflow.core.errors import UserError
+from mcqflow.core.reasoning import build_chain
+from mcqflow.data.generate import (
     Cell,
     GenerateParams,
     check_chain,
@@ -17,8 +18,7 @@ from mcqflow.generate import (
     load_prompt,
     parse_new_question,
 )
-from mcqflow.llm import LLMParams, ResponseCache
-from mcqflow.reasoning import build_chain
+from mcqflow.data.llm import LLMParams, ResponseCache
 
 KEY = "sk-test-" + secrets.token_hex(20)  # made at run time: any copy found on disk was written by the run
 
@@ -26,7 +26,7 @@ KEY = "sk-test-" + secrets.token_hex(20)  # made at run time: any copy found on 
 def responder(text: str) -> str:
     """What a good LLM would answer to our three prompts (the gold letter is in the prompt)."""
     if text.startswith("Translate the values"):
-        from test_translate import fake_translator
+        from conftest import fake_translator
 
         return fake_translator(text)
     if m := re.search(r"正確答案必須是選項([A-D])", text):
@@ -269,7 +269,7 @@ def test_two_queued_experiments_pay_for_each_prompt_once(tmp_path):
         assert sum(server.counts.values()) == len(server.counts) == 225, server.counts.most_common(3)
         # both ran the stage (neither was restored from DVC's run cache): between them they sent 225 requests
         # and took the rest from each other's answers in the journal
-        from mcqflow.exps import read
+        from mcqflow.evaluation.exps import read
 
         shown = subprocess.run(
             [sys.executable, "-m", "dvc", "exp", "show", "--json"],

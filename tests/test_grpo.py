@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from mcqflow.errors import UserError
-from mcqflow.grpo import FINGERPRINT, GRPOParams, grpo_config, last_checkpoint
+from mcqflow.core.errors import UserError
+from mcqflow.train.grpo import FINGERPRINT, GRPOParams, grpo_config, last_checkpoint
 
 
 def test_params_map_onto_trl_names():
@@ -81,9 +81,9 @@ GRPO_FAST = dict(
 def keyword_policy(tmp_path_factory):
     """The keyword task and a deliberately under-trained SFT policy: it answers with a letter most of the
     time but has not learned which one (about chance on dev)."""
-    from mcqflow.models import build_tiny, tiny_corpus
-    from mcqflow.training import SFTParams, train_sft
-    from test_learnability import make_task
+    from conftest import make_task
+    from mcqflow.modeling.models import build_tiny, tiny_corpus
+    from mcqflow.train.training import SFTParams, train_sft
 
     tmp = tmp_path_factory.mktemp("grpo")
     train, dev = make_task(240, seed=1), make_task(80, seed=2)
@@ -102,9 +102,9 @@ def keyword_policy(tmp_path_factory):
 
 
 def dev_accuracy(model_dir, dev):
-    from mcqflow.metrics import evaluate
-    from mcqflow.models import load_for_inference
-    from mcqflow.predict import predict_records
+    from mcqflow.evaluation.metrics import evaluate
+    from mcqflow.evaluation.predict import predict_records
+    from mcqflow.modeling.models import load_for_inference
 
     model, tok = load_for_inference(str(model_dir))
     return evaluate(predict_records(dev, model, tok, "generate", "plain", max_new_tokens=4))["accuracy"]
@@ -113,7 +113,7 @@ def dev_accuracy(model_dir, dev):
 @pytest.mark.slow
 def test_grpo_raises_dev_accuracy_by_20_points(keyword_policy, tmp_path):
     """The correctness reward is the only signal; if it did not check the answer, accuracy would not move."""
-    from mcqflow.grpo import train_grpo
+    from mcqflow.train.grpo import train_grpo
 
     train, dev, sft = keyword_policy
     before = dev_accuracy(sft, dev)
@@ -207,7 +207,7 @@ def test_micro_batched_step_trains_the_same_weights_as_one_batch(tiny_dir, tmp_p
     from safetensors.torch import load_file
 
     from conftest import sample_records
-    from mcqflow.grpo import train_grpo
+    from mcqflow.train.grpo import train_grpo
 
     recs = sample_records("train")[:8]
     base = dict(

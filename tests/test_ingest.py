@@ -5,10 +5,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT
-from mcqflow.errors import UserError
-from mcqflow.ingest import clean_option, ingest, ingest_split, normalize_answer, parse_chat
-from mcqflow.prompts import prompt_messages
-from mcqflow.schema import Record, read_records, write_jsonl
+from mcqflow.core.errors import UserError
+from mcqflow.core.prompts import prompt_messages
+from mcqflow.core.schema import Record, read_records, write_jsonl
+from mcqflow.data.ingest import clean_option, ingest, ingest_split, normalize_answer, parse_chat
 
 
 def test_kaggle_test_with_real_file_quirks(write):
@@ -324,7 +324,7 @@ def test_rows_in_equal_records_plus_rejected(tmp_path_factory, rows):
 
 
 def test_ids_are_kept_byte_for_byte_but_the_cell_is_trimmed(write):
-    from mcqflow.ingest import ingest_split
+    from mcqflow.data.ingest import ingest_split
 
     p = write("test.csv", 'id,question,A,B,C,D\n" q  1\u3000x ",題目一？,甲,乙,丙,丁\n')
     assert [r.id for r in ingest_split(p, "test", "zh").records] == ["q  1\u3000x"]
@@ -332,7 +332,7 @@ def test_ids_are_kept_byte_for_byte_but_the_cell_is_trimmed(write):
 
 @pytest.mark.parametrize("encoding", ["utf-16", "big5", "gb18030", "utf-8-sig"])
 def test_legacy_and_utf16_files_give_the_same_records_as_utf8(tmp_path, encoding):
-    from mcqflow.ingest import ingest
+    from mcqflow.data.ingest import ingest
 
     src = (ROOT / "data/sample/test.csv").read_text(encoding="utf-8").splitlines()
     lines = [src[0]]
@@ -353,7 +353,7 @@ def test_legacy_and_utf16_files_give_the_same_records_as_utf8(tmp_path, encoding
 
 
 def test_unreadable_bytes_and_non_files_are_one_line(tmp_path):
-    from mcqflow.ingest import ingest
+    from mcqflow.data.ingest import ingest
 
     bad = tmp_path / "bad.csv"
     bad.write_bytes("id,question\nq1,café au lait, naïve\n".encode("latin-1"))

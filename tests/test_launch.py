@@ -8,8 +8,8 @@ import torch
 import yaml
 
 from conftest import ROOT, sample_records
-from mcqflow.errors import UserError
-from mcqflow.launch import TrainParams, launch_command, split_batch
+from mcqflow.core.errors import UserError
+from mcqflow.train.launch import TrainParams, launch_command, split_batch
 
 CONFIGS = sorted((ROOT / "configs/accelerate").glob("*.yaml"))
 

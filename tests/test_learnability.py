@@ -4,39 +4,13 @@ The task: the question's keyword decides the letter; option texts are random dis
 the chat template, completion-only loss masking, letter scoring and answer extraction fit together:
 a mismatch in any of them keeps accuracy near chance."""
 
-import random
-
 import pytest
 
-from mcqflow.metrics import evaluate
-from mcqflow.models import build_tiny, load_for_inference, tiny_corpus
-from mcqflow.predict import predict_records
-from mcqflow.schema import LETTERS, Record
-from mcqflow.training import SFTParams, train_sft
-
-KEYWORDS = {"A": ["蘋果", "火車"], "B": ["香蕉", "輪船"], "C": ["葡萄", "飛機"], "D": ["西瓜", "汽車"]}
-PREFIX = ["請問", "關於", "有人提到", "在課堂上討論", "新聞報導了", "老師問到"]
-SUFFIX = ["的問題應如何看待？", "這件事的看法為何？", "時，哪一項正確？", "的說法，下列何者為是？"]
-FILLER = ["社會", "經濟", "文化", "歷史", "法律", "教育", "環境", "科技", "媒體", "制度", "權利", "政策"]
-
-
-def make_task(n: int, seed: int) -> list[Record]:
-    rng = random.Random(seed)
-    out = []
-    for i in range(n):
-        gold = LETTERS[rng.randrange(4)]
-        question = rng.choice(PREFIX) + "「" + rng.choice(KEYWORDS[gold]) + "」" + rng.choice(SUFFIX)
-        texts = rng.sample(FILLER, 4)
-        out.append(
-            Record(
-                id=f"s{seed}-{i}",
-                question=question,
-                options=dict(zip(LETTERS, texts, strict=True)),
-                answer=gold,
-                lang="zh",
-            )
-        )
-    return out
+from conftest import make_task
+from mcqflow.evaluation.metrics import evaluate
+from mcqflow.evaluation.predict import predict_records
+from mcqflow.modeling.models import build_tiny, load_for_inference, tiny_corpus
+from mcqflow.train.training import SFTParams, train_sft
 
 
 @pytest.mark.slow

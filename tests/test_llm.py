@@ -10,8 +10,8 @@ import pytest
 
 from conftest import ROOT
 from llm_server import FakeLLM
-from mcqflow.errors import UserError
-from mcqflow.llm import LLMParams, ResponseCache, cache_key, complete_all
+from mcqflow.core.errors import UserError
+from mcqflow.data.llm import LLMParams, ResponseCache, cache_key, complete_all
 
 KEY = "sk-test-" + secrets.token_hex(20)  # made at run time: any copy found on disk was written by the run
 
@@ -119,7 +119,7 @@ def test_a_response_without_usage_is_charged_an_estimate(server, params, tmp_pat
 def test_usage_of_any_shape_is_charged_and_the_paid_answer_kept(server, params, tmp_path, marker, note):
     """A usage that is not an object, null, negative or past what the request could cost never crashes the run
     nor loses the answer: it is cached and charged the request's bound, with the reason kept beside it."""
-    from mcqflow.llm import estimate_tokens
+    from mcqflow.data.llm import estimate_tokens
 
     params.max_tokens = 1000
     cache = ResponseCache(tmp_path)
@@ -147,7 +147,7 @@ def test_the_token_cap_holds_at_any_concurrency(server, params, tmp_path, concur
 
 def test_the_request_cap_and_the_metrics_count_every_attempt(server, params, tmp_path):
     """Retries are HTTP calls: the metrics count them, and llm.max_requests caps them, at concurrency 8."""
-    from mcqflow.llm import request_counts
+    from mcqflow.data.llm import request_counts
 
     params.max_requests, params.concurrency = 5, 8
     results = complete_all(ask(*[f"[500] q{i}" for i in range(6)]), params, ResponseCache(tmp_path))
@@ -182,7 +182,7 @@ def test_the_key_is_sent_but_never_written(server, params, tmp_path):
 
 KILL_SCRIPT = """
 import json, sys
-from mcqflow.llm import LLMParams, ResponseCache, complete_all
+from mcqflow.data.llm import LLMParams, ResponseCache, complete_all
 p = LLMParams(backend="openai", model="m", base_url=sys.argv[1], concurrency=2, timeout=10)
 complete_all([[{"role": "user", "content": f"[slow] q{i}"}] for i in range(30)], p, ResponseCache(sys.argv[2]))
 """
@@ -243,7 +243,7 @@ def test_transformers_backend_answers_in_batches_like_one_by_one(tiny_dir, tmp_p
 
 
 def test_transformers_backend_keeps_the_budget_and_resumes_from_the_cache(tiny_dir, tmp_path, monkeypatch):
-    import mcqflow.models
+    import mcqflow.modeling.models
 
     cache = ResponseCache(tmp_path)
     prompts = ask("甲", "乙乙", "丙丙丙")
@@ -257,7 +257,7 @@ def test_transformers_backend_keeps_the_budget_and_resumes_from_the_cache(tiny_d
     def no_model(*a, **k):
         raise AssertionError("a full cache loads no model")
 
-    monkeypatch.setattr(mcqflow.models, "load_base_model", no_model)
+    monkeypatch.setattr(mcqflow.modeling.models, "load_base_model", no_model)
     third = complete_all(prompts, local(tiny_dir), cache)
     assert all(r.cached for r in third) and [r.text for r in third] == [r.text for r in second]
     replay = complete_all(

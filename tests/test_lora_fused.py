@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from conftest import sample_records
-from mcqflow import lora_fused
-from mcqflow.lora_fused import _Fp8Weight, _LoraLinear, fuse_lora, quantize_rows
-from mcqflow.models import load_base_model, load_tokenizer
-from mcqflow.prompts import render_prompt
-from mcqflow.training import SFTParams, lora_config
+from mcqflow.core.prompts import render_prompt
+from mcqflow.modeling.models import load_base_model, load_tokenizer
+from mcqflow.train.fast import lora_fused
+from mcqflow.train.fast.lora_fused import _Fp8Weight, _LoraLinear, fuse_lora, quantize_rows
+from mcqflow.train.training import SFTParams, lora_config
 
 
 def _policy(tiny_dir, dropout):
@@ -102,8 +102,8 @@ def test_eval_and_no_grad_run_peft_s_own_forward(tiny_dir):
 
 
 def test_the_profile_lever_routes_sft_through_fused_layers(tiny_dir, tmp_path, monkeypatch):
-    from mcqflow import training
-    from mcqflow.profiles import PROFILES
+    from mcqflow.train import training
+    from mcqflow.train.profiles import PROFILES
 
     seen = []
     real = training.fuse_lora
@@ -144,7 +144,7 @@ def test_rows_quantise_to_e4m3_with_power_of_two_scales():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="Triton needs a CUDA GPU")
 def test_the_triton_quantiser_gives_quantize_rows_bits():
-    from mcqflow.lora_fused import _triton_quantizer
+    from mcqflow.train.fast.lora_fused import _triton_quantizer
 
     torch.manual_seed(0)
     quantize = _triton_quantizer()
@@ -236,8 +236,8 @@ def test_fp8_base_trains_close_to_the_bf16_base(tiny_dir, monkeypatch):
 
 
 def test_fp8_is_off_without_a_gpu_and_by_train_fp8():
-    from mcqflow.models import fp8_supported
-    from mcqflow.profiles import PROFILES, profile_from_params, use_fp8
+    from mcqflow.modeling.models import fp8_supported
+    from mcqflow.train.profiles import PROFILES, profile_from_params, use_fp8
 
     assert PROFILES["fast"].fp8_base and use_fp8(PROFILES["fast"]) == fp8_supported()  # False on a CPU
     assert not use_fp8(PROFILES["vanilla"])
@@ -276,7 +276,8 @@ def test_the_shared_input_cache_keeps_no_graph_alive():
 )
 def test_fp8_stays_off_where_the_weights_are_sharded(monkeypatch, env, on):
     """On an FP8 card: FSDP and ZeRO-3 shard the weights after the layers are fused, so no FP8 copies there."""
-    from mcqflow import models, profiles
+    from mcqflow.modeling import models
+    from mcqflow.train import profiles
 
     monkeypatch.setattr(profiles, "fp8_supported", lambda: True)
     monkeypatch.setattr(models, "on_gpu", lambda: True)

@@ -2,10 +2,10 @@ import pytest
 import torch
 
 from conftest import sample_records
-from mcqflow.merged import MergedCopy
-from mcqflow.models import load_base_model, load_tokenizer
-from mcqflow.prompts import render_prompt
-from mcqflow.training import SFTParams, lora_config
+from mcqflow.core.prompts import render_prompt
+from mcqflow.modeling.models import load_base_model, load_tokenizer
+from mcqflow.train.fast.merged import MergedCopy
+from mcqflow.train.training import SFTParams, lora_config
 
 
 @pytest.fixture
@@ -87,7 +87,7 @@ def test_liger_sampling_falls_back_to_the_plain_copy_where_it_cannot_run(policy,
     tok = load_tokenizer(tiny_dir, padding_side="left")
     prompts = [render_prompt(tok, r, "plain") for r in sample_records("dev")[:3]]
     before = _qwen2_globals()
-    with caplog.at_level("INFO", logger="mcqflow.merged"):
+    with caplog.at_level("INFO", logger="mcqflow.train.fast.merged"):
         copy = MergedCopy(policy, liger=True)
     assert not copy.liger and "GPU only" in caplog.text
     copy.sync()

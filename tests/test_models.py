@@ -4,10 +4,10 @@ from pathlib import Path
 import pytest
 
 from conftest import SMALL_TINY, sample_records
-from mcqflow.errors import UserError
-from mcqflow.models import build_tiny, load_base_model, load_tokenizer, resolve_base, tiny_corpus
-from mcqflow.predict import letter_token_ids
-from mcqflow.prompts import render_prompt
+from mcqflow.core.errors import UserError
+from mcqflow.core.prompts import render_prompt
+from mcqflow.evaluation.predict import letter_token_ids
+from mcqflow.modeling.models import build_tiny, load_base_model, load_tokenizer, resolve_base, tiny_corpus
 
 
 def _digest(d: Path) -> dict:

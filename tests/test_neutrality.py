@@ -1,6 +1,6 @@
 import pytest
 
-from mcqflow.neutrality import analyse, neutrality_score
+from mcqflow.quality.neutrality import analyse, neutrality_score
 
 
 @pytest.mark.parametrize(

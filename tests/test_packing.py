@@ -6,9 +6,9 @@ import json
 import torch
 
 from conftest import sample_records
-from mcqflow import packing
-from mcqflow.profiles import PROFILES
-from mcqflow.training import SFTParams, train_sft
+from mcqflow.train.fast import packing
+from mcqflow.train.profiles import PROFILES
+from mcqflow.train.training import SFTParams, train_sft
 
 
 def _ragged_records():

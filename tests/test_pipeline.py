@@ -133,8 +133,8 @@ def test_validate_quarantines_a_broken_row_and_stops_on_a_skewed_dataset(repo):
     """Changed Chinese rows have no English version yet, so translate asks a model: the loopback one."""
     import yaml
 
+    from conftest import fake_translator
     from llm_server import FakeLLM
-    from test_translate import fake_translator
 
     root, env = repo
     train, params_file = root / "data/sample/train.csv", root / "params.yaml"

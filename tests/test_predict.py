@@ -5,17 +5,17 @@ import pytest
 import torch
 
 from conftest import counting, sample_records
-from mcqflow.metrics import evaluate, wilson_interval
-from mcqflow.models import load_for_inference
-from mcqflow.predict import (
+from mcqflow.core.prompts import render_prompt
+from mcqflow.evaluation.metrics import evaluate, wilson_interval
+from mcqflow.evaluation.predict import (
     Prediction,
     generate,
     letter_probs,
     predict_records,
     shared_prefix,
 )
-from mcqflow.prompts import render_prompt
-from mcqflow.submission import write_submission
+from mcqflow.evaluation.submission import write_submission
+from mcqflow.modeling.models import load_for_inference
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +137,7 @@ def test_evaluate():
 def test_generation_stops_at_a_stop_string(tiny_dir):
     """Reasoning outputs are cut at </output>; shown here with a stop string taken from what the model
     writes freely, since an untrained model never writes the tag itself."""
-    from mcqflow.predict import STOP_STRINGS
+    from mcqflow.evaluation.predict import STOP_STRINGS
 
     model, tok = load_for_inference(tiny_dir)
     prompt = render_prompt(tok, sample_records("dev")[0], "reasoning")
@@ -150,8 +150,8 @@ def test_generation_stops_at_a_stop_string(tiny_dir):
 
 
 def test_degenerate_runs_are_warned_about():
-    from mcqflow.metrics import degenerate_warnings, evaluate
-    from mcqflow.predict import Prediction
+    from mcqflow.evaluation.metrics import degenerate_warnings, evaluate
+    from mcqflow.evaluation.predict import Prediction
 
     constant = [Prediction(f"q{i}", "A", "letter-logits", "", None, "ABCD"[i % 4]) for i in range(8)]
     assert evaluate(constant)["max_letter_share"] == 1.0 and evaluate(constant)["max_letter"] == "A"
@@ -165,7 +165,7 @@ def test_degenerate_runs_are_warned_about():
 
 
 def test_prompts_past_the_context_are_cut_from_the_start_and_counted(model_tok):
-    from mcqflow.metrics import degenerate_warnings, evaluate
+    from mcqflow.evaluation.metrics import degenerate_warnings, evaluate
 
     model, tok = model_tok
     recs = sample_records("dev")[:2]
@@ -179,7 +179,7 @@ def test_prompts_past_the_context_are_cut_from_the_start_and_counted(model_tok):
 
 
 def test_a_stopped_run_resumes_from_its_journal_and_asks_only_for_the_rest(model_tok, tmp_path):
-    from mcqflow.predict import AnswerJournal, Prediction, predict_resumable, run_fingerprint
+    from mcqflow.evaluation.predict import AnswerJournal, Prediction, predict_resumable, run_fingerprint
 
     model, tok = model_tok
     recs = sample_records("dev")[:10]
@@ -208,7 +208,7 @@ def test_a_stopped_run_resumes_from_its_journal_and_asks_only_for_the_rest(model
 def test_a_journal_answer_that_is_no_letter_is_asked_again(model_tok, tmp_path):
     """A damaged journal row ("E", or empty) is not an answer: it and what follows are asked again, and the
     submission is written (it was an AssertionError)."""
-    from mcqflow.predict import AnswerJournal, Prediction, predict_resumable, run_fingerprint
+    from mcqflow.evaluation.predict import AnswerJournal, Prediction, predict_resumable, run_fingerprint
 
     model, tok = model_tok
     recs = sample_records("dev")[:6]

@@ -2,9 +2,9 @@ import pytest
 import torch
 
 from conftest import sample_records
-from mcqflow.errors import UserError
-from mcqflow.profiles import PROFILES, profile_from_params, resolve_profile
-from mcqflow.training import SFTParams, sft_config, train_sft
+from mcqflow.core.errors import UserError
+from mcqflow.train.profiles import PROFILES, profile_from_params, resolve_profile
+from mcqflow.train.training import SFTParams, sft_config, train_sft
 
 
 def test_auto_is_fast_on_a_gpu_and_leaves_the_cpu_default_alone():
@@ -73,7 +73,7 @@ def test_bf16_lora_inputs_drop_the_fp32_copy_and_compute_exactly_the_same(tiny_d
     from peft.tuners.lora import LoraLayer
     from transformers import AutoModelForCausalLM
 
-    from mcqflow.training import keep_adapter_inputs_in_compute_dtype, lora_config
+    from mcqflow.train.training import keep_adapter_inputs_in_compute_dtype, lora_config
 
     model = AutoModelForCausalLM.from_pretrained(tiny_dir, dtype=torch.bfloat16)
     p = SFTParams()

@@ -1,6 +1,6 @@
 import pytest
 
-from mcqflow.reasoning import TAGS, ChainError, build_chain, parse_chain
+from mcqflow.core.reasoning import TAGS, ChainError, build_chain, parse_chain
 
 
 def test_build_then_parse():

@@ -1,6 +1,6 @@
-from mcqflow.predict import Prediction
-from mcqflow.report import build, plot_rows, render
-from mcqflow.schema import Record
+from mcqflow.core.schema import Record
+from mcqflow.evaluation.predict import Prediction
+from mcqflow.evaluation.report import build, plot_rows, render
 
 
 def _rec(i, topic):

@@ -2,9 +2,9 @@ import random
 
 import pytest
 
-from mcqflow.errors import UserError
-from mcqflow.reasoning import build_chain
-from mcqflow.rewards import (
+from mcqflow.core.errors import UserError
+from mcqflow.core.reasoning import build_chain
+from mcqflow.train.rewards import (
     build_rewards,
     correctness,
     format_reward,

@@ -2,9 +2,9 @@ import random
 from collections import Counter
 
 from conftest import sample_records
-from mcqflow.reasoning import parse_chain
-from mcqflow.shuffle import remap_letters, shuffle_all, shuffle_options
-from mcqflow.split import stratified_subset
+from mcqflow.core.reasoning import parse_chain
+from mcqflow.data.shuffle import remap_letters, shuffle_all, shuffle_options
+from mcqflow.data.split import stratified_subset
 
 
 def test_shuffle_keeps_the_right_text_right():
@@ -64,7 +64,7 @@ def test_split_stage_writes_what_sft_trains_on(tmp_path):
     import yaml
 
     from conftest import ROOT
-    from mcqflow.schema import read_records, write_jsonl
+    from mcqflow.core.schema import read_records, write_jsonl
 
     recs = sample_records("train")
     for lang in ("zh", "en"):

@@ -3,8 +3,8 @@ import random
 
 import pytest
 
-from mcqflow.errors import UserError
-from mcqflow.stats import compare, mcnemar_exact, paired_bootstrap, read_correct
+from mcqflow.core.errors import UserError
+from mcqflow.evaluation.stats import compare, mcnemar_exact, paired_bootstrap, read_correct
 
 
 def test_mcnemar_exact_on_known_tables():

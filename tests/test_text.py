@@ -3,11 +3,11 @@ extraction and the LLM client."""
 
 import pytest
 
-from mcqflow.extract import extract_answer
-from mcqflow.ingest import normalize_answer
-from mcqflow.llm import interpret
-from mcqflow.reasoning import parse_chain
-from mcqflow.text import letter_of
+from mcqflow.core.reasoning import parse_chain
+from mcqflow.core.text import letter_of
+from mcqflow.data.ingest import normalize_answer
+from mcqflow.data.llm import interpret
+from mcqflow.evaluation.extract import extract_answer
 
 
 @pytest.mark.parametrize(

@@ -4,11 +4,11 @@ from pathlib import Path
 import pytest
 
 from conftest import sample_records
-from mcqflow.errors import UserError
-from mcqflow.models import load_for_inference, load_tokenizer, read_meta
-from mcqflow.predict import predict_records
-from mcqflow.prompts import render_prompt
-from mcqflow.training import SFTParams, build_dataset, sft_config, train_sft
+from mcqflow.core.errors import UserError
+from mcqflow.core.prompts import render_prompt
+from mcqflow.evaluation.predict import predict_records
+from mcqflow.modeling.models import load_for_inference, load_tokenizer, read_meta
+from mcqflow.train.training import SFTParams, build_dataset, sft_config, train_sft
 
 
 @pytest.mark.parametrize("mode", ["plain", "reasoning"])
@@ -77,7 +77,7 @@ def test_lora_adapter_trains_saves_and_predicts(tiny_dir, tmp_path):
 
 
 def test_max_examples_draws_a_seeded_subset_in_order():
-    from mcqflow.training import subset
+    from mcqflow.train.training import subset
 
     recs = sample_records("train")
     a, b = subset(recs, 20, seed=1), subset(recs, 20, seed=1)
@@ -93,7 +93,7 @@ def test_tracked_curves_leave_out_what_varies_run_to_run(tmp_path):
     """Wall-clock rates and counters would change dvc.lock on every run; the curves that matter stay."""
     from transformers import TrainerControl, TrainerState, TrainingArguments
 
-    from mcqflow.training import live_callback
+    from mcqflow.train.training import live_callback
 
     cb = live_callback(tmp_path / "live")
     args = TrainingArguments(output_dir=str(tmp_path / "o"), report_to="none", use_cpu=True)
@@ -124,7 +124,7 @@ def test_curves_are_indexed_by_optimizer_step_and_not_written_twice(tmp_path):
     repeats the last log's values at the same step, adds only what is new (train/loss)."""
     from transformers import TrainerControl, TrainerState, TrainingArguments
 
-    from mcqflow.training import live_callback
+    from mcqflow.train.training import live_callback
 
     cb = live_callback(tmp_path / "live")
     args = TrainingArguments(output_dir=str(tmp_path / "o"), report_to="none", use_cpu=True)
@@ -152,8 +152,8 @@ def test_sft_and_grpo_set_their_shared_trainer_arguments_alike(tmp_path):
     each step's own params (lr, logging) reach TRL under TRL's names."""
     import warnings
 
-    from mcqflow.grpo import GRPOParams, grpo_config
-    from mcqflow.training import SFTParams, sft_config
+    from mcqflow.train.grpo import GRPOParams, grpo_config
+    from mcqflow.train.training import SFTParams, sft_config
 
     with warnings.catch_warnings():  # no deprecated argument names (a FutureWarning a user cannot act on)
         warnings.simplefilter("error", FutureWarning)

@@ -3,13 +3,13 @@ from dataclasses import replace
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, fake_translator
 from llm_server import FakeLLM
-from mcqflow.errors import UserError
-from mcqflow.llm import LLMParams, ResponseCache
-from mcqflow.reasoning import build_chain, parse_chain
-from mcqflow.schema import Record
-from mcqflow.translate import (
+from mcqflow.core.errors import UserError
+from mcqflow.core.reasoning import build_chain, parse_chain
+from mcqflow.core.schema import Record
+from mcqflow.data.llm import LLMParams, ResponseCache
+from mcqflow.data.translate import (
     TranslateParams,
     check_complete,
     normalise_script,
@@ -18,26 +18,6 @@ from mcqflow.translate import (
 )
 
 PROMPT = ROOT / "prompts/translate.txt"
-
-
-def fake_translator(text: str) -> str:
-    """A stand-in for a good model: 'translates' every value by tagging it, keeps tags and letters.
-    [flip] in a question makes it change the chain's answer, [merge] makes two options the same."""
-    src = json.loads(text[text.index("{") : text.rindex("}") + 1])
-    out = {
-        "question": f"EN({src['question']})",
-        "options": {k: f"EN({v})" for k, v in src["options"].items()},
-    }
-    if "[merge]" in src["question"]:
-        out["options"]["B"] = out["options"]["A"]
-    if "reasoning" in src:
-        letter = parse_chain(src["reasoning"]).output_letter()
-        if "[flip]" in src["question"]:
-            letter = "D" if letter != "D" else "A"
-        out["reasoning"] = build_chain(
-            out["question"], "think", ["read", "compare A-D"], "neutral", "none", letter
-        )
-    return "```json\n" + json.dumps(out, ensure_ascii=False) + "\n```"
 
 
 def rec(i, q="下列哪一項正確？", answer="B", chain=True, split="train"):

@@ -7,9 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT, sample_records
-from mcqflow.reasoning import build_chain
-from mcqflow.schema import Record
-from mcqflow.validation import Settings, build_data_docs, gx_context, script_of, validate
+from mcqflow.core.reasoning import build_chain
+from mcqflow.core.schema import Record
+from mcqflow.quality.validation import Settings, build_data_docs, gx_context, script_of, validate
 
 S = Settings()
 TRAIN = sample_records("train")

@@ -6,9 +6,9 @@ import sys
 
 import torch
 
-from mcqflow.ingest import ingest_split
-from mcqflow.models import load_for_inference
-from mcqflow.predict import generate
+from mcqflow.data.ingest import ingest_split
+from mcqflow.evaluation.predict import generate
+from mcqflow.modeling.models import load_for_inference
 
 torch.manual_seed(0)
 model, tok = load_for_inference("embedded", dtype="bfloat16")

@@ -5,10 +5,10 @@ import json
 import opencc
 import torch
 
-from mcqflow.ingest import ingest_split
-from mcqflow.models import load_for_inference
-from mcqflow.predict import generate
-from mcqflow.prompts import render_prompt
+from mcqflow.core.prompts import render_prompt
+from mcqflow.data.ingest import ingest_split
+from mcqflow.evaluation.predict import generate
+from mcqflow.modeling.models import load_for_inference
 
 torch.manual_seed(1)
 model, tok = load_for_inference("embedded", dtype="bfloat16")

@@ -6,7 +6,7 @@ extraction check after round 6's changes. Writes id, style, options, text a line
 
 from sampling import body, chat, run_round
 
-from mcqflow.prompts import render_prompt
+from mcqflow.core.prompts import render_prompt
 
 STYLES = [  # (style, language, prompt, temperature)
     ("zh-hans-step", "zh", lambda tok, r: chat(tok, body(r) + "\n\n请一步一步思考，然后给出答案。"), 0.7),

@@ -6,8 +6,8 @@ import json
 
 import torch
 
-from mcqflow.ingest import ingest_split
-from mcqflow.models import load_for_inference
+from mcqflow.data.ingest import ingest_split
+from mcqflow.modeling.models import load_for_inference
 
 
 def body(r) -> str:

@@ -10,12 +10,12 @@ from collections import Counter
 from functools import partial
 from pathlib import Path
 
-from mcqflow.errors import UserError, run_stage
+from mcqflow.core.errors import UserError, run_stage
 
 
 def cmd_ingest(a: argparse.Namespace) -> None:
-    from mcqflow.ingest import ingest_to
-    from mcqflow.io import check_distinct, check_writable, claim
+    from mcqflow.core.io import check_distinct, check_writable, claim
+    from mcqflow.data.ingest import ingest_to
 
     rejected = a.rejected or str(Path(a.output).with_suffix("")) + ".rejected.jsonl"
     check_distinct(**{"--input": a.input, "--output": a.output, "--rejected": rejected})
@@ -44,10 +44,10 @@ def _labels_line(removed: dict) -> str:
 def cmd_predict(a: argparse.Namespace) -> None:
     # What needs no torch comes first: a wrong flag, an unreadable input or a formula ID is one line at once,
     # and so is a mistyped model folder, before the seconds of imports a model needs.
-    from mcqflow.ingest import ingest_split
-    from mcqflow.io import check_distinct, check_writable, claim
-    from mcqflow.locate import check_folder
-    from mcqflow.submission import check_submission_ids, write_submission
+    from mcqflow.core.io import check_distinct, check_writable, claim
+    from mcqflow.core.locate import check_folder
+    from mcqflow.data.ingest import ingest_split
+    from mcqflow.evaluation.submission import check_submission_ids, write_submission
 
     # the answer journal (<output>.partial.jsonl) is removed once the outputs are in: no output may be it
     journal_path = f"{a.output}.partial.jsonl"
@@ -64,9 +64,9 @@ def cmd_predict(a: argparse.Namespace) -> None:
         raise UserError(f"{a.input}: no questions to answer (a header and nothing else?)")
     check_submission_ids([r.id for r in records], a.csv_formulas, a.input)
     check_folder(a.model, "--model")
-    from mcqflow.metrics import degenerate_warnings, evaluate
-    from mcqflow.models import load_for_inference, read_meta, resolve_base
-    from mcqflow.predict import AnswerJournal, predict_resumable, run_fingerprint, write_details
+    from mcqflow.evaluation.metrics import degenerate_warnings, evaluate
+    from mcqflow.evaluation.predict import AnswerJournal, predict_resumable, run_fingerprint, write_details
+    from mcqflow.modeling.models import load_for_inference, read_meta, resolve_base
 
     model, tokenizer = load_for_inference(a.model, a.adapter, a.quantization, a.dtype, param="--model")
     meta = read_meta(a.adapter or resolve_base(a.model))
@@ -136,9 +136,9 @@ def run_record(a: argparse.Namespace, prompt_mode: str) -> dict:
 
 def cmd_evaluate(a: argparse.Namespace) -> None:
     # What needs no torch comes first (as in cmd_predict), the model folder last before the imports.
-    from mcqflow.ingest import ingest_split
-    from mcqflow.io import check_distinct, check_writable, claim, user_cache_dir, write_text_atomic
-    from mcqflow.locate import check_folder
+    from mcqflow.core.io import check_distinct, check_writable, claim, user_cache_dir, write_text_atomic
+    from mcqflow.core.locate import check_folder
+    from mcqflow.data.ingest import ingest_split
 
     check_distinct(
         **{"--input": a.input, "--details": a.details, "--metrics": a.metrics, "--report": a.report}
@@ -161,9 +161,9 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
             )
         )
     check_folder(a.model, "--model")
-    from mcqflow.evaluate import as_prediction, journal_for, score_resumable, summarize
-    from mcqflow.models import load_for_inference, read_meta, resolve_base
-    from mcqflow.predict import run_fingerprint, write_details
+    from mcqflow.evaluation.evaluate import as_prediction, journal_for, score_resumable, summarize
+    from mcqflow.evaluation.predict import run_fingerprint, write_details
+    from mcqflow.modeling.models import load_for_inference, read_meta, resolve_base
 
     for r in res.rejected[:REJECTED_SHOWN]:
         print(f"rejected: {r.line()}", file=sys.stderr)
@@ -215,7 +215,7 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     if a.metrics:
         write_text_atomic(a.metrics, json.dumps(m, indent=2) + "\n")
     if a.report:
-        from mcqflow.report import build, write_html
+        from mcqflow.evaluation.report import build, write_html
 
         first = [as_prediction(s) for s in scored if s.rotation == rotations[0]]
         name = f"{Path(a.input).name}: {a.model}, {a.protocol}{' circular' if a.circular else ''}, {a.shots}-shot"
@@ -224,8 +224,8 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
 
 
 def cmd_extract(a: argparse.Namespace) -> None:
-    from mcqflow.extract import extract_answer
-    from mcqflow.schema import loads
+    from mcqflow.core.schema import loads
+    from mcqflow.evaluation.extract import extract_answer
 
     for i, line in enumerate(sys.stdin, 1):
         if not line.strip():
@@ -249,8 +249,8 @@ def cmd_extract(a: argparse.Namespace) -> None:
 
 def cmd_validate(a: argparse.Namespace) -> None:
     from mcqflow.config import load_params
-    from mcqflow.ingest import ingest, ingest_split
-    from mcqflow.validation import Settings, build_data_docs, gx_context, summary_table, validate
+    from mcqflow.data.ingest import ingest, ingest_split
+    from mcqflow.quality.validation import Settings, build_data_docs, gx_context, summary_table, validate
 
     params = load_params(a.params)["validate"] if Path(a.params).exists() else {}
     settings = Settings.from_params(params)
@@ -284,8 +284,8 @@ def cmd_validate(a: argparse.Namespace) -> None:
 
 
 def cmd_compare(a: argparse.Namespace) -> None:
-    from mcqflow.io import check_distinct, write_text_atomic
-    from mcqflow.stats import compare, read_correct, summary_line
+    from mcqflow.core.io import check_distinct, write_text_atomic
+    from mcqflow.evaluation.stats import compare, read_correct, summary_line
 
     if a.json:  # an output that is an input would overwrite it
         check_distinct(A=a.a, **{"--json": a.json})
@@ -299,13 +299,13 @@ def cmd_compare(a: argparse.Namespace) -> None:
 
 
 def cmd_exps(a: argparse.Namespace) -> None:
-    from mcqflow.exps import show
+    from mcqflow.evaluation.exps import show
 
     print(show("significance" if a.significance else "accuracy"))
 
 
 def cmd_pull(a: argparse.Namespace) -> None:
-    from mcqflow.share import pull
+    from mcqflow.data.share import pull
 
     missing = pull(a.remote)
     for m in missing:
@@ -322,8 +322,8 @@ def _names(csv_arg: str | None) -> list[str] | None:
 def cmd_bench(a: argparse.Namespace) -> None:
     import tempfile
 
-    from mcqflow.bench import Shapes, ensure_weights, markdown, run
-    from mcqflow.launch import TrainParams, is_main_process, launched, run_under_accelerate
+    from mcqflow.benchmark.bench import Shapes, ensure_weights, markdown, run
+    from mcqflow.train.launch import TrainParams, is_main_process, launched, run_under_accelerate
 
     only = tuple(a.only.split(","))
     unknown = set(only) - {"sft", "predict", "grpo"}
@@ -515,8 +515,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--remote", help="DVC remote name (default: the default remote)")
     p.set_defaults(fn=cmd_pull)
 
-    from mcqflow.architectures import ARCHITECTURES
-    from mcqflow.extract import RULES
+    from mcqflow.evaluation.extract import RULES
+    from mcqflow.modeling.architectures import ARCHITECTURES
 
     p = sub.add_parser(
         "bench", help="time sft, predict and grpo against the vanilla recipe on random-init weights"
@@ -566,7 +566,7 @@ def build_parser() -> argparse.ArgumentParser:
         'Input: one JSON object a line on stdin, {"text": OUTPUT} or {"text": OUTPUT, "options": {"A": ..., '
         '"B": ..., "C": ..., "D": ...}} (the options let an output that names an option\'s text count). '
         'Output: one line each, {"answer": "A".."D" or null, "method": the rule that decided}. Rules, in '
-        "order: " + ", ".join(RULES) + " (mcqflow/extract.py explains each).",
+        "order: " + ", ".join(RULES) + " (mcqflow/evaluation/extract.py explains each).",
         epilog='example:\n  echo \'{"text": "<think>A?</think>排除A和B……最終選擇D"}\' | mcqflow extract-answer\n'
         '  {"answer": "D", "method": "zh-phrase"}',
     )

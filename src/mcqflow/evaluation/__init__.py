@@ -1,0 +1,1 @@
+"""Predict and compare: inference, answer extraction, metrics, statistics, reports."""

@@ -1,0 +1,1 @@
+"""The validate gate: Great Expectations suites, duplicates, neutrality, instruction filter (CPU)."""

@@ -15,12 +15,7 @@ from mcqflow.core.schema import read_records
 from mcqflow.core.skip import reason, say
 from mcqflow.evaluation.evaluate import score, summarize
 from mcqflow.evaluation.metrics import degenerate_warnings, evaluate
-from mcqflow.evaluation.predict import (
-    AnswerJournal,
-    predict_resumable,
-    run_fingerprint,
-    write_details,
-)
+from mcqflow.evaluation.predict import answer_resumably, write_details
 from mcqflow.evaluation.report import build, plot_rows, write_html
 from mcqflow.evaluation.submission import check_submission_ids, write_submission
 from mcqflow.modeling.models import DTYPES, load_for_inference, read_meta, resolve_base
@@ -81,21 +76,14 @@ def main() -> None:
     for split in ("dev", "test"):
         records = read_records(Path(a.data, a.lang, f"{split}.jsonl"))
         # Answers are journalled as they come (beside the outputs, not one of them): a killed run resumes.
-        journal = AnswerJournal(
-            Path(a.details, f".{a.name}-{a.lang}-{split}.partial.jsonl"),
-            run_fingerprint(
-                records, model=model_path, base=base, inference=inference, prompt=prompt_mode,
-                max_new_tokens=p["max_new_tokens"], repetition_penalty=penalty, dtype=dtype,
-                share_prefix=profile.share_prefix,
-            ),
-        )  # fmt: skip
-        preds = predict_resumable(
-            records, journal, chunk=8 * p["batch_size"], model=model, tokenizer=tokenizer, inference=inference,
-            prompt_mode=prompt_mode, batch_size=p["batch_size"], max_new_tokens=p["max_new_tokens"],
-            repetition_penalty=penalty, share_prefix=profile.share_prefix,
+        journal = Path(a.details, f".{a.name}-{a.lang}-{split}.partial.jsonl")
+        preds = answer_resumably(
+            records, journal, {"model": model_path, "base": base, "dtype": dtype}, model=model,
+            tokenizer=tokenizer, inference=inference, prompt_mode=prompt_mode, batch_size=p["batch_size"],
+            max_new_tokens=p["max_new_tokens"], repetition_penalty=penalty, share_prefix=profile.share_prefix,
         )  # fmt: skip
         write_details(preds, Path(a.details, f"{a.name}-{a.lang}-{split}.jsonl"))
-        journal.path.unlink()
+        journal.unlink()
         if split == "dev":
             metrics = evaluate(preds)
             rotations = None

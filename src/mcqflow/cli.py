@@ -66,7 +66,7 @@ def cmd_predict(a: argparse.Namespace) -> None:
     check_submission_ids([r.id for r in records], a.csv_formulas, a.input)
     check_folder(a.model, "--model")
     from mcqflow.evaluation.metrics import degenerate_warnings, evaluate
-    from mcqflow.evaluation.predict import AnswerJournal, predict_resumable, run_fingerprint, write_details
+    from mcqflow.evaluation.predict import answer_resumably, write_details
     from mcqflow.modeling.models import load_for_inference, read_meta, resolve_base
 
     model, tokenizer = load_for_inference(a.model, a.adapter, a.quantization, a.dtype, param="--model")
@@ -75,23 +75,17 @@ def cmd_predict(a: argparse.Namespace) -> None:
     prompt_mode = a.prompt or meta.get("mode") or ("reasoning" if a.mode == "generate" else "plain")
     inference = a.mode or ("generate" if prompt_mode == "reasoning" else "letter")
     # Answers go to <output>.partial.jsonl as they come: a stopped run, started again, resumes there.
-    journal = AnswerJournal(
-        journal_path,
-        run_fingerprint(
-            records, model=a.model, adapter=a.adapter, quantization=a.quantization, dtype=a.dtype,
-            inference=inference, prompt=prompt_mode, max_new_tokens=a.max_new_tokens,
-            repetition_penalty=a.repetition_penalty,
-        ),
-    )  # fmt: skip
-    preds = predict_resumable(
-        records, journal, chunk=8 * a.batch_size, log=lambda m: print(m, file=sys.stderr), model=model,
-        tokenizer=tokenizer, inference=inference, prompt_mode=prompt_mode, batch_size=a.batch_size,
+    preds = answer_resumably(
+        records, journal_path,
+        {"model": a.model, "adapter": a.adapter, "quantization": a.quantization, "dtype": a.dtype},
+        model=model, tokenizer=tokenizer, inference=inference, prompt_mode=prompt_mode, batch_size=a.batch_size,
         max_new_tokens=a.max_new_tokens, repetition_penalty=a.repetition_penalty,
+        log=lambda m: print(m, file=sys.stderr),
     )  # fmt: skip
     write_submission(preds, a.output, a.csv_formulas)
     if a.details:
         write_details(preds, a.details)
-    journal.path.unlink()
+    Path(journal_path).unlink()
     m = evaluate(preds)
     for line in degenerate_warnings(preds, str(a.output)):
         print(f"mcqflow: warning: {line}", file=sys.stderr)

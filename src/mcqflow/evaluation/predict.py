@@ -315,3 +315,33 @@ def predict_resumable(
     (batched and one-by-one scoring and greedy generation agree: tests/test_predict.py)."""
     done = journal.resume(records, lambda r: [r.id], chunk, lambda part: predict_records(part, **kwargs), log)
     return [done[r.id] for r in records]
+
+
+def answer_resumably(
+    records: list[Record],
+    journal_path: str | Path,
+    weights: dict,
+    *,
+    model,
+    tokenizer,
+    inference: str,
+    prompt_mode: str,
+    batch_size: int,
+    max_new_tokens: int,
+    repetition_penalty: float = 1.0,
+    share_prefix: bool = False,
+    log=print,
+) -> list[Prediction]:
+    """The predict runner the predict stage and `mcqflow predict` both call: every record answered, eight
+    batches at a time, through an answer journal at `journal_path`, so a stopped run started again resumes.
+    `weights` names what was loaded (model, adapter, base, quantization, dtype); with the read-out settings
+    it is the run's fingerprint, so a journal is taken up only by the same run. The caller removes the
+    journal once its own outputs are written."""
+    readout = {"inference": inference, "prompt": prompt_mode, "max_new_tokens": max_new_tokens,
+               "repetition_penalty": repetition_penalty, "share_prefix": share_prefix}  # fmt: skip
+    journal = AnswerJournal(journal_path, run_fingerprint(records, **weights, **readout))
+    return predict_resumable(
+        records, journal, chunk=8 * batch_size, log=log, model=model, tokenizer=tokenizer, inference=inference,
+        prompt_mode=prompt_mode, batch_size=batch_size, max_new_tokens=max_new_tokens,
+        repetition_penalty=repetition_penalty, share_prefix=share_prefix,
+    )  # fmt: skip

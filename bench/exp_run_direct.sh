@@ -8,14 +8,15 @@
 # generate-mode predicts) is not run. Not through `dvc repro --single-item`: that refuses a stage with a
 # missing dep, and grpo lists both SFT models although it reads only the one grpo.init names.
 # After each stage what exists is packed into OUTDIR/direct.tar.gz, so a call cut off by its time limit
-# still returns what finished.
+# still returns what finished. The work happens in WORK (default /tmp/mcqflow-direct), made once: a later call
+# on the same machine continues with what the last one left there.
 #
 # Prepare, on a CPU, in a copy of the tree (e.g. one made by `git worktree add`):
 #   dvc exp run -n NAME <the plan line's -S arguments> split_50pct tiny_model
 #   mkdir -p PREP && cp -a params.yaml data models PREP/    (data/validated, data/split, models/tiny)
 #   and metrics/predict/base-<lang>.json from an earlier run of the same base and data (predict reads it)
 # On the GPU machine (wheels and weights sent ahead as bench/exp_run_embedded.sh says), carrying PREP:
-#   WHEELS=.whl-exp GGUF_PARTS=/tmp/gguf PREP=.lean bash bench/exp_run_direct.sh $OUT NAME STAGE...
+#   [WORK=/tmp/mcqflow-direct] WHEELS=.whl-exp GGUF_PARTS=/tmp/gguf PREP=.lean bash bench/exp_run_direct.sh $OUT NAME STAGE...
 # What comes back is runs/NAME/ as bench/embedded_report.py reads it (metrics, predictions, dvclive,
 # params.yaml, reports, logs/<stage>.log, times.tsv).
 set -uo pipefail
@@ -32,21 +33,32 @@ export DVC_NO_ANALYTICS=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
 export PYTORCH_CUDA_ALLOC_CONF=${PYTORCH_CUDA_ALLOC_CONF:-expandable_segments:True}
 # shellcheck source=bench/gpu_image_setup.sh
 . "$SRC/bench/gpu_image_setup.sh" || exit 1
-export PYTHONPATH=$SRC/src${PYTHONPATH:+:$PYTHONPATH}
 
-# The tree's committed outputs are the tiny default's, not this experiment's: none may be packed as its own
-rm -rf metrics predictions dvclive reports plots submissions
-cp -a "$PREP"/. . || exit 1  # params.yaml and the data stages' outputs (and their metrics), over the tree's
-if [ ! -d .git ]; then  # DVC reads dvc.yaml inside a repository; the tree as received is one commit
-  git init -q && git config user.email run@mcqflow.invalid && git config user.name "mcqflow run" \
-    && printf '/.whl*/\n/.emb/\n/%s/\n' "$PREP" >>.git/info/exclude && git add -A && git commit -qm "as carried" \
-    || { say "git init failed"; exit 1; }
+# The work happens in WORK, made once from the tree and PREP; a later call on the same machine continues there
+# (a call re-sends the tree, which would put the committed params.yaml and metrics back over this run's)
+WORK=${WORK:-/tmp/mcqflow-direct}
+if [ ! -d "$WORK/.git" ]; then
+  say "working copy in $WORK"
+  rm -rf "$WORK" && mkdir -p "$WORK" || exit 1
+  if [ -d .git ]; then  # a checkout: what a fresh clone has (tracked and new files), not the builds
+    git ls-files -co --exclude-standard -z | tar --null -T - -cf - | tar -xf - -C "$WORK"
+  else  # the tree as the GPU machine received it
+    cp -a . "$WORK"/ && rm -rf "$WORK"/.whl* "$WORK"/.emb
+  fi
+  # The tree's committed outputs are the tiny default's, not this experiment's: none may be packed as its own
+  (cd "$WORK" && rm -rf metrics predictions dvclive reports plots submissions) || exit 1
+  cp -a "$PREP"/. "$WORK"/ || exit 1  # params.yaml and the data stages' outputs (and their metrics)
+  # DVC reads dvc.yaml inside a repository
+  (cd "$WORK" && git init -q && git config user.email run@mcqflow.invalid && git config user.name "mcqflow run" \
+    && git add -A && git commit -qm "the tree and $PREP") || { say "git init failed"; exit 1; }
 fi
+cd "$WORK" || exit 1
+export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH}
 RUN=runs/$NAME
 mkdir -p "$RUN/logs"
 say "python $(python -c 'import torch; print(torch.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU")' 2>&1 | tail -1); dvc $(dvc --version 2>&1 | tail -1)"
 nvidia-smi -L >"$RUN/logs/gpus.txt" 2>&1
-printf 'stage\tseconds\texit\n' >"$RUN/times.tsv"
+[ -f "$RUN/times.tsv" ] || printf 'stage\tseconds\texit\n' >"$RUN/times.tsv"
 
 pack() {
   rm -rf "$RUN/metrics" "$RUN/predictions" "$RUN/dvclive" "$RUN/reports"

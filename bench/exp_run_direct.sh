@@ -55,7 +55,7 @@ fi
 cd "$WORK" || exit 1
 export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH}
 RUN=runs/$NAME
-mkdir -p "$RUN/logs"
+mkdir -p "$RUN/logs" && rm -f "$RUN/done"  # done: every stage this call named finished
 say "python $(python -c 'import torch; print(torch.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU")' 2>&1 | tail -1); dvc $(dvc --version 2>&1 | tail -1)"
 nvidia-smi -L >"$RUN/logs/gpus.txt" 2>&1
 [ -f "$RUN/times.tsv" ] || printf 'stage\tseconds\texit\n' >"$RUN/times.tsv"

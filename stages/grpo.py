@@ -3,11 +3,11 @@
 import argparse
 from pathlib import Path
 
-from mcqflow.config import choose, load_params
+from mcqflow.config import load_params, section
 from mcqflow.core.errors import run_stage
 from mcqflow.core.schema import read_records
 from mcqflow.core.skip import reason, say, skipped_live, write_marker
-from mcqflow.modeling.models import DTYPES, resolve_base
+from mcqflow.modeling.models import resolve_base
 from mcqflow.train.grpo import GRPOParams, train_grpo
 from mcqflow.train.launch import is_main_process, relaunch_under_accelerate
 from mcqflow.train.profiles import profile_from_params
@@ -29,10 +29,9 @@ def main() -> None:
     ap.add_argument("--live", required=True)
     a = ap.parse_args()
     g, sft = GRPOParams.from_params(params["grpo"]), SFTParams.from_params(params["sft"])
-    model = params["model"]
-    quantization = choose(model["quantization"], ("none", "nf4"), "model.quantization")
+    model = section(params, "model")
     if g.init == "base":
-        init = resolve_base(model["base"], a.tiny_dir)
+        init = resolve_base(model.base, a.tiny_dir)
     else:
         init = str(Path(a.models, f"{g.init}-{a.lang}"))
     records = read_records(a.train)
@@ -54,10 +53,10 @@ def main() -> None:
         seed=params["seed"],
         finetune=sft.finetune,
         lora_config=lora_config(sft),
-        quantization=quantization,
+        quantization=model.quantization,
         live_dir=a.live,
         profile=profile_from_params(params),
-        dtype=choose(model.get("dtype", "auto"), DTYPES, "model.dtype"),
+        dtype=model.dtype,
     )
     if not is_main_process():
         return

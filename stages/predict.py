@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from mcqflow.config import choose, load_params
+from mcqflow.config import load_params, section
 from mcqflow.core.errors import run_stage
 from mcqflow.core.io import claim, write_text_atomic
 from mcqflow.core.schema import read_records
@@ -18,7 +18,7 @@ from mcqflow.evaluation.metrics import degenerate_warnings, evaluate
 from mcqflow.evaluation.predict import answer_resumably, write_details
 from mcqflow.evaluation.report import build, plot_rows, write_html
 from mcqflow.evaluation.submission import check_submission_ids, write_submission
-from mcqflow.modeling.models import DTYPES, load_for_inference, read_meta, resolve_base
+from mcqflow.modeling.models import load_for_inference, read_meta, resolve_base
 from mcqflow.train.profiles import profile_from_params
 
 
@@ -48,15 +48,14 @@ def main() -> None:
     details = {f"--details ({s})": Path(a.details, f"{a.name}-{a.lang}-{s}.jsonl") for s in ("dev", "test")}
     claim(**{"--submission": a.submission, "--metrics": a.metrics, "--report": a.report, **details})
     params = load_params()
-    p, profile = params["predict"], profile_from_params(params)
-    dtype = choose(params["model"].get("dtype", "auto"), DTYPES, "model.dtype")
+    p, profile = section(params, "predict"), profile_from_params(params)
+    dtype = section(params, "model").dtype
     if a.name == "base":
-        base = params["model"]["base"]
+        base = section(params, "model").base
         model_path, prompt_mode = resolve_base(base, a.tiny_dir), "plain"
     else:
         model_path = str(Path(a.models, f"{a.name}-{a.lang}"))
-    formulas = p.get("csv_formulas", "refuse")
-    penalty = p.get("repetition_penalty", 1.0)  # its range is checked with the section (mcqflow.config)
+    formulas, penalty = p.csv_formulas, p.repetition_penalty
     test_ids = [r.id for r in read_records(Path(a.data, a.lang, "test.jsonl"))]
     dev_empty = not read_records(Path(a.data, a.lang, "dev.jsonl"))
     why = (reason(model_path) if a.name != "base" else None) or (
@@ -69,7 +68,7 @@ def main() -> None:
         return
     if a.name != "base":
         base, prompt_mode = read_meta(model_path).get("base"), read_meta(model_path)["mode"]
-    inference = p["inference"][prompt_mode]
+    inference = p.inference[prompt_mode]
     check_submission_ids(test_ids, formulas, str(Path(a.data, a.lang, "test.jsonl")))  # before any work
     model, tokenizer = load_for_inference(model_path, dtype=dtype)
     metrics, report, test_metrics = {}, {}, None
@@ -79,8 +78,8 @@ def main() -> None:
         journal = Path(a.details, f".{a.name}-{a.lang}-{split}.partial.jsonl")
         preds = answer_resumably(
             records, journal, {"model": model_path, "base": base, "dtype": dtype}, model=model,
-            tokenizer=tokenizer, inference=inference, prompt_mode=prompt_mode, batch_size=p["batch_size"],
-            max_new_tokens=p["max_new_tokens"], repetition_penalty=penalty, share_prefix=profile.share_prefix,
+            tokenizer=tokenizer, inference=inference, prompt_mode=prompt_mode, batch_size=p.batch_size,
+            max_new_tokens=p.max_new_tokens, repetition_penalty=penalty, share_prefix=profile.share_prefix,
         )  # fmt: skip
         write_details(preds, Path(a.details, f"{a.name}-{a.lang}-{split}.jsonl"))
         journal.unlink()
@@ -89,7 +88,7 @@ def main() -> None:
             rotations = None
             if inference == "letter":  # the four rotations of the options: position bias as a number
                 circ = summarize(score(records, model, tokenizer, "letter", (0, 1, 2, 3), None, prompt_mode,
-                                       p["batch_size"]), (0, 1, 2, 3))  # fmt: skip
+                                       p.batch_size), (0, 1, 2, 3))  # fmt: skip
                 rotations = circ["rotation_accuracy"]
                 metrics.update({k: circ[k] for k in ("circular_accuracy", "rotation_accuracy")})
             title = (

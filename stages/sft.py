@@ -3,12 +3,12 @@
 import argparse
 from pathlib import Path
 
-from mcqflow.config import choose, load_params
+from mcqflow.config import load_params, section
 from mcqflow.core.errors import run_stage
 from mcqflow.core.prompts import MODES
 from mcqflow.core.schema import read_records
 from mcqflow.core.skip import say, skipped_live, write_marker
-from mcqflow.modeling.models import DTYPES, resolve_base
+from mcqflow.modeling.models import resolve_base
 from mcqflow.train.launch import is_main_process, relaunch_under_accelerate
 from mcqflow.train.profiles import profile_from_params
 from mcqflow.train.training import SFTParams, train_sft
@@ -24,8 +24,7 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--live", required=True, help="DVCLive folder for curves and metrics")
     a = ap.parse_args()
-    model = params["model"]
-    quantization = choose(model["quantization"], ("none", "nf4"), "model.quantization")
+    model = section(params, "model")
     records = read_records(a.train)
     if not records:  # a language the dataset lacks (mcqflow.core.skip)
         why = f"{a.train} has no rows (the branch is skipped upstream: metrics/validate.json)"
@@ -36,14 +35,14 @@ def main() -> None:
     metrics = train_sft(
         records,
         a.mode,
-        base=resolve_base(model["base"], a.tiny_dir),
+        base=resolve_base(model.base, a.tiny_dir),
         out_dir=a.out,
         params=SFTParams.from_params(params["sft"]),
         seed=params["seed"],
-        quantization=quantization,
+        quantization=model.quantization,
         live_dir=a.live,
         profile=profile_from_params(params),
-        dtype=choose(model.get("dtype", "auto"), DTYPES, "model.dtype"),
+        dtype=model.dtype,
     )
     if not is_main_process():
         return

@@ -8,7 +8,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from mcqflow.config import load_params
+from mcqflow.config import load_params, section
 from mcqflow.core.errors import run_stage
 from mcqflow.core.io import write_text_atomic
 from mcqflow.core.schema import read_records, write_jsonl
@@ -24,8 +24,8 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     params = load_params()
-    fraction, seed = params["split"]["fraction"], params["seed"]
-    sft_sees = params["split"].get("sft_sees", "all")
+    split, seed = section(params, "split"), params["seed"]
+    fraction, sft_sees = split.fraction, split.sft_sees
     first = read_records(Path(a.data, a.langs[0], "train.jsonl"))
     chosen = stratified_subset(first, fraction, seed)
     ids = {r.id for r in chosen}

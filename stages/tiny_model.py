@@ -1,8 +1,9 @@
 """Stage tiny_model: build the tiny default model (seeded Qwen2 + tokenizer trained on our corpus)."""
 
 import argparse
+from dataclasses import asdict
 
-from mcqflow.config import load_params
+from mcqflow.config import load_params, section
 from mcqflow.core.errors import run_stage
 from mcqflow.core.schema import read_records
 from mcqflow.modeling.models import build_tiny, tiny_corpus
@@ -17,7 +18,7 @@ def main() -> None:
     a = ap.parse_args()
     params = load_params()
     records = [r for path in a.corpus for r in read_records(path)]
-    out = build_tiny(tiny_corpus(records), a.out, seed=params["seed"], **params["tiny"])
+    out = build_tiny(tiny_corpus(records), a.out, seed=params["seed"], **asdict(section(params, "tiny")))
     print(f"tiny model written to {out}")
 
 

@@ -340,6 +340,12 @@ def choose(value: str, allowed: tuple[str, ...], key: str) -> str:
     return value
 
 
+def section(params: dict, name: str):
+    """Section `name` of params load_params returned, as its typed dataclass (this file's sections; their
+    values were checked at load): stages read fields, not dict keys."""
+    return build(LOCAL_SECTIONS[name], params.get(name) or {}, name)
+
+
 def build(cls, d: dict, section: str):
     """A params dataclass from its params.yaml section: unknown keys, choices and shadowing checked
     (check_section) as one line each, never a TypeError."""

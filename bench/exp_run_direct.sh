@@ -39,12 +39,7 @@ export PYTORCH_CUDA_ALLOC_CONF=${PYTORCH_CUDA_ALLOC_CONF:-expandable_segments:Tr
 WORK=${WORK:-/tmp/mcqflow-direct}
 if [ ! -d "$WORK/.git" ]; then
   say "working copy in $WORK"
-  rm -rf "$WORK" && mkdir -p "$WORK" || exit 1
-  if [ -d .git ]; then  # a checkout: what a fresh clone has (tracked and new files), not the builds
-    git ls-files -co --exclude-standard -z | tar --null -T - -cf - | tar -xf - -C "$WORK"
-  else  # the tree as the GPU machine received it
-    cp -a . "$WORK"/ && rm -rf "$WORK"/.whl* "$WORK"/.emb
-  fi
+  copy_tree "$WORK" || exit 1
   # The tree's committed outputs are the tiny default's, not this experiment's: none may be packed as its own
   (cd "$WORK" && rm -rf metrics predictions dvclive reports plots submissions) || exit 1
   cp -a "$PREP"/. "$WORK"/ || exit 1  # params.yaml and the data stages' outputs (and their metrics)

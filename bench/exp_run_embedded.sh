@@ -34,12 +34,7 @@ export PYTORCH_CUDA_ALLOC_CONF=${PYTORCH_CUDA_ALLOC_CONF:-expandable_segments:Tr
 
 if [ ! -d "$WORK/.git" ]; then
   say "working copy in $WORK"
-  rm -rf "$WORK" && mkdir -p "$WORK" || exit 1
-  if [ -d .git ]; then  # a checkout: what a fresh clone has (tracked and new files), not the builds
-    git ls-files -co --exclude-standard -z | tar --null -T - -cf - | tar -xf - -C "$WORK"
-  else  # the tree as the GPU machine received it
-    cp -a . "$WORK"/ && rm -rf "$WORK"/.whl* "$WORK"/.emb
-  fi
+  copy_tree "$WORK" || exit 1
   (cd "$WORK" && git init -q && echo "/.whl*/" >>.git/info/exclude && git config user.email run@mcqflow.invalid \
     && git config user.name "mcqflow run" && git add -A && git commit -qm "working tree as carried") \
     || { say "git init failed"; exit 1; }

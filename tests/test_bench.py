@@ -35,6 +35,17 @@ def test_smoke_run_measures_every_path_against_vanilla_and_writes_results(tmp_pa
     assert rows[("sft", "fast-bf16-ragged")]["padding_free"] is True
     assert abs(rows[("sft", "fast-bf16-ragged")]["loss_vs_padded"]) < 1e-3
     assert rows[("grpo", "fast-ragged")]["new_tokens"] == Shapes.smoke().grpo_ragged_max
+    # The sampled tokens are counted, not assumed: forced ends drawn from [min, max] average inside it
+    smoke = Shapes.smoke()
+    ragged = rows[("grpo", "fast-ragged")]
+    assert smoke.grpo_ragged_min <= ragged["mean_completion_tokens"] <= smoke.grpo_ragged_max
+    assert ragged["completion_tokens_per_s"] > 0
+    assert rows[("grpo", "fast")]["mean_completion_tokens"] == smoke.grpo_new_tokens  # random: to the cap
+    assert rows[("predict", "fast-letter")]["prompt_tokens"] > 0
+    letter = rows[("predict", "fast-letter")]
+    assert letter["prompt_tokens_per_s"] == pytest.approx(
+        letter["questions_per_s"] * letter["prompt_tokens"], rel=0.01
+    )
     split = rows[("grpo", "fast")]["split_s"]
     assert split["generation"] > 0 and split["forward_backward"] > 0
     assert abs(sum(v for k, v in split.items() if k != "total") - split["total"]) < 0.01
@@ -204,3 +215,38 @@ def test_a_restarted_training_is_timed_from_its_own_start():
     assert len(timer.marks) == 4 and timer.marks[0] >= now
     rate, step = timer.rate(0, per_step=10.0)
     assert rate > 10.0 / 1.0 and step < 1.0  # microseconds a step, not the 100 s of the failed attempt
+
+
+def test_real_weights_run_both_grpo_modes_to_the_policys_own_ends(tmp_path, tiny_dir):
+    """--weights: a model folder instead of random weights; GRPO in plain and reasoning mode, each completion
+    as long as the policy makes it (counted), against TRL's default at the same mode; files named for it."""
+    from mcqflow.core.errors import UserError
+
+    smoke = Shapes.smoke()
+    res = run(
+        "qwen2.5-7b", tmp_path / "results", tmp_path / "work", only=("grpo",), shapes=smoke,
+        log=lambda _: None, weights=tiny_dir,
+        grpo_variants=["vanilla-plain", "fast-plain", "vanilla-reasoning", "fast-reasoning"],
+    )  # fmt: skip
+    rows = {r["variant"]: r for r in res.rows}
+    assert set(rows) == {"vanilla-plain", "fast-plain", "vanilla-reasoning", "fast-reasoning"}
+    assert {r["mode"] for r in res.rows} == {"plain", "reasoning"}
+    assert rows["fast-reasoning"]["new_tokens"] == smoke.grpo_reasoning_new_tokens
+    for r in res.rows:
+        assert 1 <= r["mean_completion_tokens"] <= r["new_tokens"]
+        assert r["completion_tokens_per_step"] == pytest.approx(
+            r["mean_completion_tokens"] * r["completions_per_step"], abs=0.1
+        )
+    assert res.weights == tiny_dir and res.arch == Path(tiny_dir).name and res.checks == []
+    saved = list((tmp_path / "results").glob("*.json"))
+    assert len(saved) == 1 and Path(tiny_dir).name in saved[0].name
+    page = saved[0].with_suffix(".md").read_text()
+    assert "(real weights)" in page and "| fast-reasoning | reasoning |" in page
+    assert "| grpo | fast-plain |" in page and "x |" in page  # against vanilla-plain
+    # Without real weights the policy-ended modes would only run to the cap: refused, saying why
+    with pytest.raises(UserError, match="random weights never end a completion"):
+        run("tiny", tmp_path / "r2", tmp_path / "w2", only=("grpo",), shapes=smoke, log=lambda _: None,
+            grpo_variants=["fast-plain"])  # fmt: skip
+    with pytest.raises(UserError, match="not a model folder"):
+        run("tiny", tmp_path / "r3", tmp_path / "w3", only=("grpo",), shapes=smoke, log=lambda _: None,
+            weights=str(tmp_path / "nothing-here"))  # fmt: skip

@@ -333,13 +333,14 @@ def cmd_bench(a: argparse.Namespace) -> None:
         work = a.work or tmp
         if a.processes > 1 and not launched():
             # The weights are built once, here, before the processes start; then each runs the benches.
-            ensure_weights(a.arch, work)
+            ensure_weights(a.arch, work, weights=a.weights)
             t = TrainParams(launcher="accelerate", num_processes=a.processes, accelerate_config=a.config)
             os.environ["MCQFLOW_ACCELERATE_CONFIG"] = a.config  # named in the results
             run_under_accelerate(t, ["--module", "mcqflow.cli", *sys.argv[1:], "--work", work])
         res = run(
             a.arch, a.out, work, only, shapes, a.profile, sft_variants=_names(a.sft_variants),
             grpo_variants=_names(a.grpo_variants), baseline=a.baseline, previous=a.continue_from,
+            weights=a.weights,
         )  # fmt: skip
     if is_main_process():
         print(markdown(res))
@@ -504,13 +505,20 @@ def build_parser() -> argparse.ArgumentParser:
     from mcqflow.modeling.architectures import ARCHITECTURES
 
     p = sub.add_parser(
-        "bench", help="time sft, predict and grpo against the vanilla recipe on random-init weights"
+        "bench", help="time sft, predict and grpo against the vanilla recipe on random-init or real weights"
     )
     p.add_argument(
         "--arch",
         default="qwen2.5-7b",
         choices=[*ARCHITECTURES, "tiny"],
         help="random-init weights of this architecture",
+    )
+    p.add_argument(
+        "--weights",
+        metavar="NAME_OR_DIR",
+        help="real weights instead of random ones: `embedded` (the real Qwen2.5-Coder-0.5B-Instruct of the "
+        "`embedded` extra) or a model folder; GRPO then runs the pipeline's plain and reasoning modes, each "
+        "completion ending where the model ends it (default: random weights of --arch)",
     )
     p.add_argument("--out", default="bench/results", help="where the JSON and markdown results go")
     p.add_argument("--work", help="where the random weights and outputs go (default: a temporary folder)")

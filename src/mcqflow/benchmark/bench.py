@@ -1,5 +1,6 @@
 """`mcqflow bench`: the project's own sft, predict and grpo code paths against the vanilla recipe, side by
-side in one run on one device, on random-init weights of a named architecture.
+side in one run on one device, on random-init weights of a named architecture, or on real weights
+(`--weights embedded` or a model folder), where GRPO's completions end where the policy ends them.
 
 Every figure comes from the code the pipeline runs (train_sft, predict_records, train_grpo) with the
 profile under test; `vanilla` is the same code with TRL's defaults (train.profile=vanilla), plus plain
@@ -24,7 +25,15 @@ from pathlib import Path
 
 import torch
 
-from mcqflow.benchmark.bench_report import BenchResult, check_targets, markdown, padded_twin, scaling, write
+from mcqflow.benchmark.bench_report import (
+    REAL_SHAPES,
+    BenchResult,
+    check_targets,
+    markdown,
+    padded_twin,
+    scaling,
+    write,
+)
 from mcqflow.benchmark.bench_shapes import (
     Shapes,
     corpus,
@@ -221,6 +230,7 @@ def bench_predict(model_dir: str, shapes: Shapes, profile: Profile) -> list[dict
     model, tok = load_for_inference(model_dir)
     records = make_records(tok, shapes.predict_questions, shapes.predict_tokens)
     prompts = [render_prompt(tok, r, "plain") for r in records]
+    prompt_tokens = statistics.mean(len(tok(p, add_special_tokens=False).input_ids) for p in prompts)
     rows = []
 
     @torch.inference_mode()
@@ -272,6 +282,10 @@ def bench_predict(model_dir: str, shapes: Shapes, profile: Profile) -> list[dict
                 "variant": name,
                 "batch": batch,
                 "questions_per_s": round(len(prompts) / dt, 1),
+                # one prompt's tokens (chat template included) and the rate they are read at (a rotation or
+                # an option scored is not counted again: per question, as `questions_per_s`)
+                "prompt_tokens": round(prompt_tokens, 1),
+                "prompt_tokens_per_s": round(len(prompts) * prompt_tokens / dt),
                 "peak_gib": _peak_gib(),
             }
         )
@@ -281,7 +295,10 @@ def bench_predict(model_dir: str, shapes: Shapes, profile: Profile) -> list[dict
 def bench_grpo(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: list[tuple]):
     """Each variant trains `grpo_steps` GRPO steps. `fixed`: every completion runs to grpo_new_tokens (random
     weights never choose the end token). `ragged`: each completion ends at a length drawn from the reasoning
-    range, forced through the end token, the same lengths in the same order for every ragged variant."""
+    range, forced through the end token, the same lengths in the same order for every ragged variant.
+    `plain` and `reasoning` (real weights only): the pipeline's two GRPO modes, each completion ending where
+    the policy ends it (at most grpo_new_tokens, grpo_reasoning_new_tokens); their rows give the sampled
+    completion tokens a step and per second."""
     from mcqflow.train.grpo import GRPOParams, StepSplit, train_grpo
     from mcqflow.train.training import SFTParams, lora_config
 
@@ -291,7 +308,10 @@ def bench_grpo(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: 
         per_step = prompts_per_step * shapes.grpo_num_generations
         records = make_records(tokenizer, prompts_per_step * (shapes.grpo_steps + 1), 160)
         ragged = shape == "ragged"
-        new_tokens = shapes.grpo_ragged_max if ragged else shapes.grpo_new_tokens
+        mode = shape if shape in REAL_SHAPES else "plain"
+        new_tokens = {"ragged": shapes.grpo_ragged_max, "reasoning": shapes.grpo_reasoning_new_tokens}.get(
+            shape, shapes.grpo_new_tokens
+        )
         end_lengths = None
         if ragged:
             import random
@@ -304,7 +324,7 @@ def bench_grpo(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: 
 
         params = GRPOParams(
             init="base",
-            mode="plain",
+            mode=mode,
             learning_rate=1e-6,
             max_steps=shapes.grpo_steps,
             prompts_per_step=prompts_per_step,
@@ -330,11 +350,13 @@ def bench_grpo(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: 
             yield {"bench": "grpo", "variant": name, "skipped": f"CUDA out of memory at micro-batch {micro}"}
             continue
         cps, step_s = timer.rate(shapes.grpo_warmup, per_step=per_step)
+        sampled = split.tokens_per_s(shapes.grpo_warmup)
         yield (
             {
                 "bench": "grpo",
                 "variant": name,
                 "shape": shape,
+                "mode": mode,
                 "profile": profile.name,
                 "levers": dataclasses.asdict(profile),
                 "fp8": use_fp8(profile),
@@ -345,6 +367,16 @@ def bench_grpo(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: 
                 "completions_per_s": round(cps, 3),
                 "step_s": round(step_s, 2),
                 "split_s": split.mean(shapes.grpo_warmup),
+                # sampled completion tokens (end token included): a step's, per completion, and per second
+                **(
+                    {
+                        "completion_tokens_per_step": round(sampled[0], 1),
+                        "mean_completion_tokens": round(sampled[0] / per_step, 1),
+                        "completion_tokens_per_s": round(sampled[1], 1),
+                    }
+                    if sampled
+                    else {}
+                ),
                 **_peaks(),
                 "distributed": _distributed(),
             }
@@ -418,6 +450,14 @@ SFT_DEFAULT = ["vanilla-qlora", "{p}-bf16-padded", "{p}-bf16", "{p}-bf16-padded-
 
 GRPO_DEFAULT = ["vanilla", "{p}-hf-generate", "{p}", "{p}-micro16", "{p}-hf-generate-ragged", "{p}-ragged"]
 
+# Real weights (`--weights`): no NF4 base (the small real model is trained in bf16, as the pipeline's
+# experiments do), and GRPO in the pipeline's two modes with the policy's own end tokens.
+SFT_REAL = ["vanilla-bf16", "{p}-bf16-padded", "{p}-bf16", "{p}-bf16-padded-ragged", "{p}-bf16-ragged"]
+GRPO_REAL = [
+    "vanilla-plain", "{p}-hf-generate-plain", "{p}-plain",
+    "vanilla-reasoning", "{p}-hf-generate-reasoning", "{p}-reasoning",
+]  # fmt: skip
+
 
 def known_grpo_variants(ours: Profile, shapes: Shapes) -> dict[str, tuple]:
     """GRPO variants by name: (profile, prompts per step, micro-batch, shape). `-hf-generate` samples with
@@ -441,6 +481,13 @@ def known_grpo_variants(ours: Profile, shapes: Shapes) -> dict[str, tuple]:
         f"{fp8.name}-ragged": (fp8, big, shapes.grpo_ragged_micro_batch, "ragged"),
         f"{hf.name}-ragged": (hf, big, shapes.grpo_ragged_micro_batch, "ragged"),
         f"{ours.name}-ragged": (ours, big, shapes.grpo_ragged_micro_batch, "ragged"),
+        # real weights only: the policy ends its completions (plain: a letter; reasoning: a chain)
+        "vanilla-plain": (PROFILES["vanilla"], shapes.grpo_vanilla_prompts, micro, "plain"),
+        f"{hf.name}-plain": (hf, big, micro, "plain"),
+        f"{ours.name}-plain": (ours, big, micro, "plain"),
+        "vanilla-reasoning": (PROFILES["vanilla"], shapes.grpo_vanilla_prompts, micro, "reasoning"),
+        f"{hf.name}-reasoning": (hf, big, shapes.grpo_ragged_micro_batch, "reasoning"),
+        f"{ours.name}-reasoning": (ours, big, shapes.grpo_ragged_micro_batch, "reasoning"),
     }
 
 
@@ -483,8 +530,17 @@ def _results_file(path: str | Path, option: str, keys: tuple[str, ...]) -> dict:
     return res
 
 
-def ensure_weights(arch: str, work: str | Path, log=print) -> str:
-    """The random-init model of `arch` under `work` (built once; reused by later runs on that folder)."""
+def ensure_weights(arch: str, work: str | Path, log=print, weights: str | None = None) -> str:
+    """The model the bench runs: `weights` (real ones: `embedded`, converted once, or a model folder), else
+    the random-init model of `arch` under `work` (built once; reused by later runs on that folder)."""
+    if weights:
+        from mcqflow.modeling import embedded
+
+        if embedded.is_embedded(weights):
+            return embedded.ensure()
+        if not (Path(weights) / "config.json").is_file():
+            raise UserError(f"--weights {weights}: not a model folder (no config.json) and not `embedded`")
+        return str(weights)
     model_dir = Path(work) / f"random-{arch}"
     if not (model_dir / "config.json").exists():
         if arch == "tiny":
@@ -496,6 +552,11 @@ def ensure_weights(arch: str, work: str | Path, log=print) -> str:
             _reset_memory()  # built on the GPU: hand the memory back (under --processes, to rank 0's card)
         log(f"bench: random-init {arch} in {model_dir}")
     return str(model_dir)
+
+
+def label(arch: str, weights: str | None) -> str:
+    """What a results file is named for: the architecture, or the real weights (`embedded`, a folder's name)."""
+    return (Path(weights).name or "weights") if weights else arch
 
 
 def run(
@@ -510,6 +571,7 @@ def run(
     grpo_variants: list[str] | None = None,
     baseline: str | Path | None = None,
     previous: str | Path | None = None,
+    weights: str | None = None,
 ) -> BenchResult:
     """Build random weights of `arch` under `work`, run the benches, write JSON and markdown to `out_dir`.
 
@@ -517,7 +579,9 @@ def run(
     benches with N times the global batch, and rank 0 alone writes; `baseline`, a single-process results
     file, gives the scaling figure of each SFT variant both runs have. `previous`, a results file of the same
     architecture, device and process count, is continued: its rows are kept and its variants not run again
-    (but for those it skipped)."""
+    (but for those it skipped). `weights` runs real weights instead (`embedded` or a model folder): the
+    defaults are then the bf16 SFT variants and GRPO in the pipeline's plain and reasoning modes, whose
+    completions end where the policy ends them."""
     shapes = shapes or Shapes()
     work = Path(work)
     ours = PROFILES[profile]
@@ -525,25 +589,31 @@ def run(
     main = is_main_process()
     log = log if main else (lambda _: None)
     res = BenchResult(
-        arch, device_name(), _versions(), dataclasses.asdict(shapes), processes=world_size(),
+        label(arch, weights), device_name(), _versions(), dataclasses.asdict(shapes), processes=world_size(),
         started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         baseline=str(baseline) if baseline else None, config=config,
-        distributed=_distributed() if world_size() > 1 else "NO",
+        distributed=_distributed() if world_size() > 1 else "NO", weights=weights,
     )  # fmt: skip
     base_rows = _read_rows(baseline) if baseline else []
     if previous:
         res.rows = _continue(previous, res)
     done = {(r["bench"], r["variant"]) for r in res.rows}
     prior = res.seconds
-    default = [v.format(p=ours.name) for v in SFT_DEFAULT]
+    default = [v.format(p=ours.name) for v in (SFT_REAL if weights else SFT_DEFAULT)]
     sft_list = _pick(known_sft_variants(ours), sft_variants, default, "sft") if "sft" in only else []
     known = known_grpo_variants(ours, shapes)
-    default = [v.format(p=ours.name) for v in GRPO_DEFAULT]
+    default = [v.format(p=ours.name) for v in (GRPO_REAL if weights else GRPO_DEFAULT)]
     grpo_list = _pick(known, grpo_variants, default, "grpo") if "grpo" in only else []
+    real = [v[0] for v in grpo_list if v[-1] in REAL_SHAPES]
+    if real and not weights:
+        raise UserError(
+            f"grpo variant(s) {', '.join(real)}: random weights never end a completion; give --weights "
+            f"(embedded or a model folder)"
+        )
     sft_list = [v for v in sft_list if ("sft", v[0]) not in done]
     grpo_list = [v for v in grpo_list if ("grpo", v[0]) not in done]
     t0 = time.perf_counter()
-    model_dir = ensure_weights(arch, work, log)
+    model_dir = ensure_weights(arch, work, log, weights)
     from mcqflow.modeling.models import load_tokenizer
 
     tokenizer = load_tokenizer(model_dir)
@@ -552,7 +622,7 @@ def run(
         if not main:
             return
         res.seconds = round(prior + time.perf_counter() - t0, 1)
-        res.checks = check_targets(res.rows, base_rows) if arch == "qwen2.5-7b" else []
+        res.checks = check_targets(res.rows, base_rows) if arch == "qwen2.5-7b" and not weights else []
         res.scaling = scaling(res.rows, base_rows)
         write(res, out_dir)
 

@@ -33,6 +33,7 @@ class BenchResult:
     distributed: str = "NO"  # what accelerate ran the processes as (MULTI_GPU is DDP; FSDP; ...)
     config: str | None = None  # the accelerate config under --processes
     scaling: list[dict] = field(default_factory=list)
+    weights: str | None = None  # real weights (`embedded` or a model folder); None: random-init `arch`
 
 
 def padded_twin(variant: str) -> str:
@@ -147,7 +148,7 @@ def scaling(rows: list[dict], base_rows: list[dict]) -> list[dict]:
 
 def markdown(res: BenchResult) -> str:
     lines = [
-        f"# mcqflow bench: {res.arch} on {res.device}"
+        f"# mcqflow bench: {res.arch}{' (real weights)' if res.weights else ''} on {res.device}"
         + (
             f" x {res.processes} processes ({_KIND.get(res.distributed, res.distributed)})"
             if res.processes > 1
@@ -163,20 +164,44 @@ def markdown(res: BenchResult) -> str:
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     unit = {"sft": "tokens_per_s", "predict": "questions_per_s", "grpo": "completions_per_s"}
-    base = {"sft": "vanilla-qlora", "predict": "vanilla-forward", "grpo": "vanilla"}
     for r in res.rows:
         if "skipped" in r:
             lines.append(f"| {r['bench']} | {r['variant']} | | skipped: {r['skipped']} | | | | |")
             continue
         key = unit[r["bench"]]
-        ref = _get(res.rows, r["bench"], base[r["bench"]], key)
-        ratio = f"{r[key] / ref:.2f}x" if ref and r.get("shape", "fixed") == "fixed" else ""
+        ref = _get(res.rows, r["bench"], _vanilla_of(res.rows, r), key)
+        ratio = f"{r[key] / ref:.2f}x" if ref and r.get("shape", "fixed") in ("fixed", *REAL_SHAPES) else ""
         step = f"{r['step_s']} s" if "step_s" in r else ""
         use = f"{r['mfu']:.0%}" if r.get("mfu") else ""
         lines.append(
             f"| {r['bench']} | {r['variant']} | {_batch(r)} | {r[key]:,} {key.replace('_per_s', '/s')} | {step} "
             f"| {_peak(r)} | {ratio} | {use} |"
         )
+    prompts = [r for r in res.rows if r["bench"] == "predict" and "prompt_tokens" in r]
+    if prompts:
+        lines += [
+            "",
+            f"Predict prompts are {prompts[0]['prompt_tokens']:g} tokens each (chat template included); read at:",
+            "",
+            "| predict variant | questions/s | prompt tokens/s |",
+            "| --- | --- | --- |",
+            *(
+                f"| {r['variant']} | {r['questions_per_s']:,} | {r['prompt_tokens_per_s']:,} |"
+                for r in prompts
+            ),
+        ]
+    sampled = [r for r in res.rows if "completion_tokens_per_s" in r]
+    if sampled:
+        lines += [
+            "",
+            "| grpo variant | mode | completions/s | sampled tokens a completion | completion tokens/s |",
+            "| --- | --- | --- | --- | --- |",
+            *(
+                f"| {r['variant']} | {r.get('mode', 'plain')} | {r['completions_per_s']:,} | "
+                f"{r['mean_completion_tokens']:g} | {r['completion_tokens_per_s']:,} |"
+                for r in sampled
+            ),
+        ]
     if any(r.get("mfu") for r in res.rows):
         lines += [
             "",
@@ -207,6 +232,19 @@ def markdown(res: BenchResult) -> str:
             for c in res.checks
         ]
     return "\n".join(lines) + "\n"
+
+
+REAL_SHAPES = ("plain", "reasoning")  # GRPO shapes whose completions the (real) policy ends
+
+
+def _vanilla_of(rows: list[dict], r: dict) -> str:
+    """The vanilla row a row is compared with: QLoRA SFT (bf16 where no QLoRA row ran, as on real weights),
+    HF forward for predict, TRL's GRPO at the same shape (a real-weights mode: its vanilla twin)."""
+    if r["bench"] == "sft":
+        return "vanilla-qlora" if _get(rows, "sft", "vanilla-qlora", "tokens_per_s") else "vanilla-bf16"
+    if r["bench"] == "grpo" and r.get("shape") in REAL_SHAPES:
+        return f"vanilla-{r['shape']}"
+    return {"predict": "vanilla-forward", "grpo": "vanilla"}[r["bench"]]
 
 
 def _peak(r: dict) -> str:

@@ -47,6 +47,9 @@ class Shapes:
     grpo_ragged_min: int = 140
     grpo_ragged_max: int = 740
     grpo_ragged_micro_batch: int = 4  # 8 completions of up to 900 tokens do not fit an 80 GB card
+    # Real weights (`--weights`): the policy stops where it chooses; reasoning-mode chains are capped here
+    # (the real-weights experiment's grpo.max_completion_length), plain-mode answers at grpo_new_tokens.
+    grpo_reasoning_new_tokens: int = 512
 
     def replace(self, pairs: list[str]) -> Shapes:
         """These shapes with `KEY=INT` pairs (`mcqflow bench --shape sft_batch=4`) put in."""
@@ -68,7 +71,7 @@ class Shapes:
             predict_batch=8, predict_tokens=140, predict_questions=16, predict_new_tokens=4,
             grpo_new_tokens=8, grpo_num_generations=4, grpo_vanilla_prompts=1, grpo_prompts=2,
             grpo_micro_batch=4, grpo_steps=2, grpo_warmup=1, sft_ragged_min=160, sft_ragged_max=240,
-            grpo_ragged_min=2, grpo_ragged_max=8, grpo_ragged_micro_batch=4,
+            grpo_ragged_min=2, grpo_ragged_max=8, grpo_ragged_micro_batch=4, grpo_reasoning_new_tokens=8,
         )  # fmt: skip
 
 

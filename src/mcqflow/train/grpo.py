@@ -226,15 +226,23 @@ class StepSplit:
     W + BA into the merged sampling copy), scoring (rewards, advantages and any extra log-prob pass, the rest
     of TRL's `_generate_and_score_completions`), forward_backward (the loss's forward and backward over every
     micro-batch) and other (optimizer step, scheduler, logging, callbacks). Parts are exclusive: a part's
-    time excludes the parts timed inside it. Each boundary synchronises the GPU, so only benchmarks use it."""
+    time excludes the parts timed inside it. Each boundary synchronises the GPU, so only benchmarks use it.
+    Beside the times, `tokens` holds each step's sampled completion tokens (the end token counted), so a
+    policy that stops where it likes (real weights) has its tokens/s measured, not assumed."""
 
     PARTS = ("generation", "merge", "scoring", "forward_backward", "other")
 
     def __init__(self):
         self.steps: list[dict[str, float]] = []
+        self.tokens: list[int] = []
         self._open: dict[str, float] = {}
         self._stack: list[float] = []
         self._step_start: float | None = None
+        self._tokens = 0
+
+    def sampled(self, completion_ids: list[list[int]]) -> None:
+        """Count one generation's completions (lists of token ids, as TRL's generation returns them)."""
+        self._tokens += sum(len(c) for c in completion_ids)
 
     @contextmanager
     def part(self, name: str):
@@ -270,7 +278,8 @@ class StepSplit:
                 parts = {p: round(split._open.get(p, 0.0), 4) for p in split.PARTS[:-1]}
                 parts["other"] = round(total - sum(parts.values()), 4)
                 split.steps.append({**parts, "total": round(total, 4)})
-                split._open, split._step_start = {}, now
+                split.tokens.append(split._tokens)
+                split._open, split._step_start, split._tokens = {}, now, 0
 
         return Boundaries()
 
@@ -279,6 +288,17 @@ class StepSplit:
         steps = self.steps[warmup:] or self.steps
         keys = [*self.PARTS, "total"]
         return {k: round(sum(s[k] for s in steps) / len(steps), 3) for k in keys} if steps else {}
+
+    def tokens_per_s(self, warmup: int) -> tuple[float, float] | None:
+        """(completion tokens a step, completion tokens/s) over the steps after `warmup`; None before any."""
+        pairs = list(zip(self.tokens, self.steps, strict=False))[warmup:] or list(
+            zip(self.tokens, self.steps, strict=False)
+        )
+        seconds = sum(s["total"] for _, s in pairs)
+        if not pairs or seconds <= 0:
+            return None
+        n = sum(k for k, _ in pairs)
+        return n / len(pairs), n / seconds
 
 
 def _timed(split: StepSplit | None, name: str):
@@ -303,7 +323,10 @@ def trainer_class(merged_generation: bool, graph_decode: bool = False, liger_sam
 
         def _generate_single_turn(self, *args, **kwargs):
             with _timed(self.step_split, "generation"):
-                return super()._generate_single_turn(*args, **kwargs)
+                out = super()._generate_single_turn(*args, **kwargs)
+            if self.step_split is not None:
+                self.step_split.sampled(out[0])
+            return out
 
         def _generate_and_score_completions(self, *args, **kwargs):
             with _timed(self.step_split, "scoring"):
@@ -339,7 +362,10 @@ def trainer_class(merged_generation: bool, graph_decode: bool = False, liger_sam
                     prompt_ids, images, multimodal_fields, num_generations, **kwargs
                 )
             with _timed(self.step_split, "generation"):
-                return self._merged_generation(model, prompt_ids)
+                out = self._merged_generation(model, prompt_ids)
+            if self.step_split is not None:
+                self.step_split.sampled(out[0])
+            return out
 
         def _merged_generation(self, model, prompt_ids):
             if self._merged is None:

@@ -17,6 +17,7 @@
 #   f       SFT (fixed and ragged) and GRPO with and without the fused LoRA layers (`fused_lora`)
 #   e       SFT (fixed and ragged) and GRPO (micro-batch 16) with and without the FP8 base (`fp8_base`)
 #   z       the fixed shapes against vanilla in one run: SFT, GRPO at micro-batches 8 and 16
+#   k       GRPO on the ragged shape with and without compaction of the decode batch (`compact_decode`)
 #
 # Usage: WHEELS=.whl bench/speed_gpu.sh OUTDIR WORK STEP [STEP ...]
 set -uo pipefail
@@ -78,6 +79,9 @@ for step in "$@"; do
   z)
     run 590 "final" python3 -m mcqflow.cli bench --arch qwen2.5-7b --only sft,grpo --out "$WORK/results" \
       --work "$WORK" --sft-variants vanilla-qlora,fast-bf16 --grpo-variants vanilla,fast,fast-micro16 ;;
+  k)
+    run ${LIMIT:-590} "compaction, ragged" python3 -m mcqflow.cli bench --arch qwen2.5-7b --only grpo \
+      --out "$WORK/results" --work "$WORK" --grpo-variants fast-no-compact-decode-ragged,fast-ragged ;;
   *) say "unknown step $step"; exit 2 ;;
   esac
 done

@@ -115,6 +115,64 @@ def test_a_second_call_reuses_the_buffers_and_gives_the_same_tokens(lm):
     assert torch.equal(short, hf)
 
 
+@pytest.fixture
+def compacting(monkeypatch):
+    """Compaction at the tests' scale: a check every two steps, down to one row."""
+    import mcqflow.train.fast.decode as decode
+
+    monkeypatch.setattr(decode, "CHECK_EVERY", 2)
+    monkeypatch.setattr(decode, "MIN_ROWS", 1)
+
+
+def test_compaction_gives_generate_s_greedy_tokens_over_fewer_rows(lm, compacting):
+    """Rows that end leave the batch (5 -> 2 -> 1 rows here); greedy tokens stay generate's, every row in
+    its own place, and a second call on the same buffers gives them again."""
+    model, tok, enc = lm
+    end_at = torch.tensor([3, 12, 1, 6, 20])
+    gc = _config(tok, do_sample=False, max_new_tokens=40)
+    hf, plain = _both(lm, gc, end_at=end_at)
+    assert torch.equal(plain, hf)
+    dec = Decoder(model, compact=True)
+    for _ in range(2):
+        ours = dec.generate(enc.input_ids, enc.attention_mask, gc, end_at=end_at)
+        assert torch.equal(ours, hf)
+    (run,) = dec.runs.values()
+    assert sorted(run.views) == [1, 2]  # the batch went on over 2 rows, then 1
+    # Without forced ends nothing finishes early: no view is made
+    free = Decoder(model, compact=True)
+    assert torch.equal(
+        free.generate(enc.input_ids, enc.attention_mask, gc), model.generate(**enc, generation_config=gc)
+    )
+    assert not next(iter(free.runs.values())).views
+
+
+def test_compaction_keeps_sampled_rows_whole_and_in_place(lm, compacting):
+    """Sampling over fewer rows draws other random numbers than generate, but each row still ends where it
+    must, pads after, and no row's tokens land in another's (the prompts differ, so do the rows)."""
+    model, tok, enc = lm
+    eos = tok.convert_tokens_to_ids("<|im_end|>")
+    end_at = torch.tensor([3, 12, 1, 6, 20])
+    gc = _config(tok, do_sample=True, max_new_tokens=40)
+    torch.manual_seed(0)
+    ours = Decoder(model, compact=True).generate(enc.input_ids, enc.attention_mask, gc, end_at=end_at)
+    assert torch.equal(ours[:, : enc.input_ids.shape[1]], enc.input_ids)
+    completions = ours[:, enc.input_ids.shape[1] :]
+    assert completions.shape[1] == 20
+    for row, n in zip(completions.tolist(), end_at.tolist(), strict=True):
+        assert row[n - 1] == eos and eos not in row[: n - 1]
+        assert set(row[n:]) <= {tok.pad_token_id}
+
+
+def test_compaction_buckets_halve_while_the_running_rows_fit():
+    from mcqflow.train.fast.decode import MIN_ROWS
+
+    bucket = Decoder._bucket
+    assert bucket(100, 128) == 128  # more than half still running: no copy
+    assert bucket(64, 128) == 64 and bucket(33, 128) == 64 and bucket(32, 128) == 32
+    assert bucket(1, 128) == MIN_ROWS == 8  # never below MIN_ROWS
+    assert bucket(3, 8) == 8
+
+
 def test_configs_it_cannot_sample_exactly_stay_with_generate(lm):
     tok = lm[1]
     assert supports(_config(tok, do_sample=True, top_k=0))

@@ -305,10 +305,16 @@ def _timed(split: StepSplit | None, name: str):
     return split.part(name) if split is not None else nullcontext()
 
 
-def trainer_class(merged_generation: bool, graph_decode: bool = False, liger_sampling: bool = False):
+def trainer_class(
+    merged_generation: bool,
+    graph_decode: bool = False,
+    liger_sampling: bool = False,
+    compact_decode: bool = False,
+):
     """TRL's GRPOTrainer, or one that samples through a merged copy of the LoRA policy (`merged.py`), with
-    `graph_decode` through a static cache and a CUDA-graph decode step (`decode.py`), with `liger_sampling`
-    through Liger's RMSNorm, SwiGLU and RoPE kernels in the copy (GPU only).
+    `graph_decode` through a static cache and a CUDA-graph decode step (`decode.py`), with `compact_decode`
+    that step over the rows still running (where it is a graph: GPU), with `liger_sampling` through Liger's
+    RMSNorm, SwiGLU and RoPE kernels in the copy (GPU only).
 
     Only the sampling changes: TRL's own code does the rest (rewards, advantages, loss), and it already
     recomputes the log-probabilities of the sampled tokens through the policy, so the update is the same.
@@ -371,7 +377,8 @@ def trainer_class(merged_generation: bool, graph_decode: bool = False, liger_sam
             if self._merged is None:
                 self._merged = MergedCopy(model, liger=liger_sampling)
                 if graph_decode:
-                    self._decoder = Decoder(self._merged.model)
+                    # compact: None is the decoder's own choice, on wherever its step is a graph
+                    self._decoder = Decoder(self._merged.model, compact=None if compact_decode else False)
             device = self.accelerator.device
             pad_id = self._tokenizer.pad_token_id
             tensors = [torch.tensor(ids) for ids in prompt_ids]
@@ -480,7 +487,9 @@ def train_grpo(
     callbacks = [start, *(callbacks or []), *([step_split.callback()] if step_split else [])]
     if live_dir is not None and main:  # curves logged once
         callbacks.append(live_callback(live_dir, resume=bool(resume)))
-    trainer = trainer_class(profile.merged_generation, profile.graph_decode, profile.liger_sampling)(
+    trainer = trainer_class(
+        profile.merged_generation, profile.graph_decode, profile.liger_sampling, profile.compact_decode
+    )(
         model=model,
         reward_funcs=funcs,
         args=grpo_config(params, str(ckpt_dir), seed, weights, profile, world_size(), dtype),

@@ -11,7 +11,8 @@ precision choice like the vanilla recipe's 4-bit base: `train.fp8: false` turns 
   a fused LM head that never holds the whole logits.)
 - fast: no activation recomputation, Liger kernels, bf16 LoRA inputs, the whole effective SFT batch in one
   micro-batch (OOM back-off halves it until it fits), GRPO generation through a merged copy of the
-  policy with a static KV cache and the decode step replayed as a CUDA graph, Liger's RMSNorm, SwiGLU and
+  policy with a static KV cache and the decode step replayed as a CUDA graph over the rows still running,
+  Liger's RMSNorm, SwiGLU and
   RoPE kernels in that copy (float rounding differs from HF's modules in bf16), whole-step generation
   batches trained in micro-batches, padding-free SFT batches with variable-length attention, and each LoRA
   layer as one autograd function in training (`lora_fused.py`: same masks, same result to float rounding),
@@ -57,13 +58,16 @@ class Profile:
     # SFT and GRPO training on GPUs with FP8 (compute capability >= 8.9): the frozen base's products inside
     # the fused LoRA layers in FP8, row-wise scales (lora_fused.py); a precision choice, off by train.fp8
     fp8_base: bool = False
+    # GRPO graph decoding: rows still running moved to the front and the step run over them alone, as rows
+    # end (decode.py); GPU only (on a CPU the decoder keeps generate's exact samples)
+    compact_decode: bool = False
 
 
 PROFILES = {
     "vanilla": Profile("vanilla", True, False, False, False, False, False, False),
     "memory": Profile("memory", True, True, False, True, True, True, False),
-    # fast: the last five are graph_decode, padding_free, liger_sampling, fused_lora, fp8_base
-    "fast": Profile("fast", False, True, True, True, True, True, True, True, True, True, True, True),
+    # fast: the last six are graph_decode, padding_free, liger_sampling, fused_lora, fp8_base, compact_decode
+    "fast": Profile("fast", False, True, True, True, True, True, True, True, True, True, True, True, True),
     "cpu": Profile("cpu", False, False, False, False, False, False, False),
 }
 

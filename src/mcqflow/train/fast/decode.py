@@ -14,12 +14,22 @@ Same samples: a step is HF's own sampling (HF's temperature / top-k / top-p warp
 step runs eagerly) the tokens equal `generate`'s from the same seed (tests/test_decode.py). On a GPU the
 graph draws from the same distribution with its own Philox offsets.
 
+Compaction (`compact`, on with the graph): a batch runs to its longest row, and a real policy's rows end
+far apart (reasoning-mode chains of the real 0.5B: ~120 tokens on average, the longest ~500). At each check
+where the rows still running fit in half the batch or less, they are moved to the front of every buffer
+(the KV cache included) and the step goes on over the first rows only, by a graph captured over views of
+the same buffers (batch B, B/2, B/4, ... down to `MIN_ROWS`), so finished rows stop costing matmuls and
+attention. Greedy tokens are the same either way (a CPU test); sampled rows draw from the same
+distribution, but a smaller batch takes different random numbers, so compaction is off where the decoder
+must reproduce `generate`'s samples (CPU, by default).
+
 `supports()` says which generation configs this covers (TRL's GRPO sampling: temperature, top-k, top-p);
 anything else (repetition penalty, min-p, beams, ...) stays with `generate`.
 """
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections import OrderedDict
 from contextlib import contextmanager
@@ -29,6 +39,7 @@ import torch
 ATTENTION = "mcqflow_decode"
 CHECK_EVERY = 16  # decode steps between checks that every row has ended (each check is one host sync)
 GRAPHS_KEPT = 2  # captured (batch, cache length) shapes kept; each holds its own KV cache
+MIN_ROWS = 8  # compaction's smallest batch: below it a step costs about the same however few rows run
 _NEUTRAL = {  # generation-config fields this decoder leaves out, and the values that mean "off"
     "num_beams": (None, 1),
     "repetition_penalty": (None, 1.0),
@@ -159,6 +170,41 @@ class _Run:
         self.sampling = False
         self.graph: torch.cuda.CUDAGraph | None = None
         self.signature = None  # what the captured step baked in: warpers, ends, pad, forced ends
+        self.rows = batch
+        self.views: dict[int, _Run] = {}  # compaction: this run's first rows, by their number
+
+    ROW_BUFFERS = ("token", "position", "mask", "out", "finished", "end_at")
+
+    def first(self, rows: int) -> _Run:
+        """This run over its first `rows` rows: views of the same buffers and KV cache (no copy), with its
+        own captured step. The step counters, the cache's write positions and the end tokens are shared."""
+        if rows == self.rows:
+            return self
+        if rows not in self.views:
+            view = copy.copy(self)
+            for name in self.ROW_BUFFERS:
+                setattr(view, name, getattr(self, name)[:rows])
+            view.cache = copy.copy(self.cache)
+            view.cache.layers = []
+            for layer in self.cache.layers:
+                part = copy.copy(layer)  # every attribute shared (cumulative_length too) but the tensors
+                part.keys, part.values = layer.keys[:rows], layer.values[:rows]
+                if hasattr(part, "batch_size"):
+                    part.batch_size = rows
+                view.cache.layers.append(part)
+            view.rows, view.views, view.graph, view.signature = rows, {}, None, None
+            self.views[rows] = view
+        return self.views[rows]
+
+    def move_to_front(self, keep: torch.Tensor) -> None:
+        """Rows `keep` (indices, ascending) become rows 0..len(keep)-1 of every buffer and of the cache."""
+        n = keep.numel()
+        for name in self.ROW_BUFFERS:
+            buf = getattr(self, name)
+            buf[:n] = buf.index_select(0, keep)
+        for layer in self.cache.layers:
+            layer.keys[:n] = layer.keys.index_select(0, keep)
+            layer.values[:n] = layer.values.index_select(0, keep)
 
     def forward(self, input_ids, position_ids, mask):
         kwargs = {self.cache_arg: self.cache}
@@ -205,9 +251,10 @@ class Decoder:
     CUDA graph on a GPU. Built once per model; the model's weights may change in place between calls
     (the merged GRPO policy is rewritten before each generation): the graph reads them where they are."""
 
-    def __init__(self, model, use_graph: bool | None = None):
+    def __init__(self, model, use_graph: bool | None = None, compact: bool | None = None):
         self.model = model
         self.use_graph = model.device.type == "cuda" if use_graph is None else use_graph
+        self.compact = self.use_graph if compact is None else compact  # see the module's docstring
         params = inspect.signature(model.forward).parameters
         self.cache_arg = "cache" if "cache" in params else "past_key_values"  # transformers >= 5.2x: cache
         self.runs: OrderedDict[tuple[int, int], _Run] = OrderedDict()
@@ -291,20 +338,51 @@ class Decoder:
         if self.use_graph and (run.graph is None or run.signature != signature):
             run.graph = self._capture(run, warpers, eos, pad, forced)
             run.signature = signature
+        # Compaction's bookkeeping: which batch row each buffer row holds, how many buffer rows are real (the
+        # rest of a view fills its bucket, marked finished), and the finished rows' completions, set aside
+        where = torch.arange(batch, device=input_ids.device)
+        real, cur = batch, run
+        completed = torch.full((batch, run.out.shape[1]), pad, dtype=run.out.dtype, device=run.out.device)
         done = 1
         while done < new:
-            if run.graph is not None:
-                run.graph.replay()
+            if cur.graph is not None:
+                cur.graph.replay()
             else:
-                run.decode_step(warpers, eos, pad, forced)
+                cur.decode_step(warpers, eos, pad, forced)
             done += 1
-            if done % CHECK_EVERY == 0 and bool(run.finished.all()):
+            if done % CHECK_EVERY:
+                continue
+            running = ~cur.finished[:real]
+            live = int(running.sum())  # the check's one host sync
+            if live == 0:
                 break
-        out = run.out[:, :done]
+            rows = self._bucket(live, cur.rows) if self.compact else cur.rows
+            if rows < cur.rows:
+                ended = (~running).nonzero().squeeze(1)
+                completed[where[ended], :done] = cur.out[ended, :done]
+                keep = running.nonzero().squeeze(1)
+                run.move_to_front(keep)
+                where[:live] = where[keep].clone()
+                real, cur = live, run.first(rows)
+                cur.finished[live:] = True  # filler rows: pad out, never counted as running
+                if self.use_graph and (cur.graph is None or cur.signature != signature):
+                    cur.graph = self._capture(cur, warpers, eos, pad, forced)
+                    cur.signature = signature
+        completed[where[:real], :done] = cur.out[:real, :done]
+        out = completed[:, :done]
         ended = torch.isin(out, run.eos)
         if eos and bool(ended.any(1).all()):  # generate stops at the step where the last row ended
             out = out[:, : int(ended.int().argmax(1).max()) + 1]
         return torch.cat([input_ids, out], dim=1)
+
+    @staticmethod
+    def _bucket(live: int, rows: int) -> int:
+        """The batch to go on with: the smallest of rows/2, rows/4, ... (not under MIN_ROWS) that holds the
+        rows still running, or `rows` when half of it does not."""
+        best = rows
+        while best // 2 >= max(live, MIN_ROWS):
+            best //= 2
+        return best
 
     def _capture(self, run: _Run, warpers, eos, pad, forced) -> torch.cuda.CUDAGraph:
         """Capture `decode_step` after warm-up steps on a side stream, leaving every buffer (and the cache's

@@ -18,6 +18,8 @@
 #   e       SFT (fixed and ragged) and GRPO (micro-batch 16) with and without the FP8 base (`fp8_base`)
 #   z       the fixed shapes against vanilla in one run: SFT, GRPO at micro-batches 8 and 16
 #   k       GRPO on the ragged shape with and without compaction of the decode batch (`compact_decode`)
+#           and without micro-batches of like length cut to their longest row (`length_batches`)
+#   m       GRPO on the ragged shape at micro-batch 8 (what `length_batches` leaves room for)
 #
 # Usage: WHEELS=.whl bench/speed_gpu.sh OUTDIR WORK STEP [STEP ...]
 set -uo pipefail
@@ -81,7 +83,11 @@ for step in "$@"; do
       --work "$WORK" --sft-variants vanilla-qlora,fast-bf16 --grpo-variants vanilla,fast,fast-micro16 ;;
   k)
     run ${LIMIT:-590} "compaction, ragged" python3 -m mcqflow.cli bench --arch qwen2.5-7b --only grpo \
-      --out "$WORK/results" --work "$WORK" --grpo-variants fast-no-compact-decode-ragged,fast-ragged ;;
+      --out "$WORK/results" --work "$WORK" \
+      --grpo-variants fast-no-length-batches-ragged,fast-ragged,fast-no-compact-decode-ragged ;;
+  m)
+    run ${LIMIT:-590} "ragged, micro-batch 8" python3 -m mcqflow.cli bench --arch qwen2.5-7b --only grpo \
+      --out "$WORK/results" --work "$WORK" --grpo-variants fast-ragged --shape grpo_ragged_micro_batch=8 ;;
   *) say "unknown step $step"; exit 2 ;;
   esac
 done

@@ -226,3 +226,85 @@ def test_micro_batched_step_trains_the_same_weights_as_one_batch(tiny_dir, tmp_p
     assert moved > 1e-4  # the steps did train
     for k in start:
         torch.testing.assert_close(out[2][k], out[0][k], atol=1e-5, rtol=1e-4)
+
+
+def test_length_batches_train_the_same_adapter_on_shorter_micro_batches(tiny_dir, tmp_path, monkeypatch):
+    """`length_batches`: each micro-batch holds completions of like length and is cut to its own longest
+    row. The dapo loss normalises over the whole step, so two LoRA steps from one seed end with the same
+    adapter either way (the shuffle's random numbers are drawn as before; LoRA dropout off, since its masks
+    draw as many numbers as a micro-batch has elements), while the micro-batches that reach the model are
+    narrower and ordered longest first."""
+    import dataclasses
+
+    import torch
+    from safetensors.torch import load_file
+    from trl import GRPOTrainer
+
+    from conftest import sample_records
+    from mcqflow.train.grpo import train_grpo
+    from mcqflow.train.profiles import PROFILES
+    from mcqflow.train.training import SFTParams, lora_config
+
+    recs = sample_records("train")[:8]
+    params = GRPOParams(
+        mode="plain", learning_rate=1e-2, max_steps=2, prompts_per_step=2, num_generations=4, micro_batch=2,
+        max_completion_length=12, shuffle_options=False, save_steps=100,
+        rewards={"correctness": 1.0, "neutrality": 1.0},
+    )  # fmt: skip
+    widths: list[int] = []
+    real = GRPOTrainer._compute_loss
+    monkeypatch.setattr(
+        GRPOTrainer,
+        "_compute_loss",
+        lambda self, model, inputs: (
+            widths.append(inputs["completion_ids"].shape[1]) or real(self, model, inputs)
+        ),
+    )
+    lora = lora_config(SFTParams(finetune="lora", lora={**SFTParams().lora, "dropout": 0.0}))
+    out, seen = {}, {}
+    for grouped in (False, True):
+        widths.clear()
+        profile = dataclasses.replace(
+            PROFILES["cpu"], merged_generation=True, graph_decode=True, length_batches=grouped
+        )
+        train_grpo(recs, tiny_dir, tmp_path / f"m{grouped}", tmp_path / f"c{grouped}", params, seed=0,
+                   finetune="lora", lora_config=lora, profile=profile,
+                   end_lengths=lambda n: torch.tensor([1 + (i * 5) % 12 for i in range(n)]))  # fmt: skip
+        out[grouped], seen[grouped] = (
+            load_file(tmp_path / f"m{grouped}" / "adapter_model.safetensors"),
+            list(widths),
+        )
+    assert seen[False] == [12] * 8  # every micro-batch padded to the step's longest completion
+    assert len(seen[True]) == 8 and max(seen[True]) == 12 and sum(seen[True]) < sum(seen[False])
+    assert seen[True][:4] == sorted(seen[True][:4], reverse=True)  # one step's micro-batches, longest first
+    moved = [k for k in out[True] if "lora_B" in k and out[True][k].abs().max() > 0]
+    assert moved
+    for k in out[True]:
+        torch.testing.assert_close(out[True][k], out[False][k], atol=1e-5, rtol=1e-4)
+
+
+def test_trim_padding_drops_only_columns_that_are_padding_in_every_row():
+    import torch
+
+    from mcqflow.train.grpo import by_length, trim_padding
+
+    inputs = {
+        "prompt_ids": torch.tensor([[0, 0, 5, 6], [0, 0, 0, 7]]),
+        "prompt_mask": torch.tensor([[0, 0, 1, 1], [0, 0, 0, 1]]),
+        "completion_ids": torch.tensor([[8, 9, 0, 0, 0], [8, 0, 0, 0, 0]]),
+        "completion_mask": torch.tensor([[1, 1, 0, 0, 0], [1, 0, 0, 0, 0]]),
+        "old_per_token_logps": torch.zeros(2, 5),
+        "advantages": torch.tensor([1.0, -1.0]),
+        "num_items_in_batch": torch.tensor(3),
+    }
+    out = trim_padding(inputs)
+    assert out["prompt_ids"].tolist() == [[5, 6], [0, 7]] and out["prompt_mask"].tolist() == [[1, 1], [0, 1]]
+    assert out["completion_ids"].tolist() == [[8, 9], [8, 0]] and out["old_per_token_logps"].shape == (2, 2)
+    assert (
+        out["advantages"] is inputs["advantages"]
+        and out["num_items_in_batch"] is inputs["num_items_in_batch"]
+    )
+    torch.manual_seed(0)
+    ordered = by_length({**inputs, "labels": ["a", "b"]})
+    assert ordered["completion_mask"].sum(1).tolist() == [2, 1] and ordered["labels"] == ["a", "b"]
+    assert ordered["num_items_in_batch"] is inputs["num_items_in_batch"]

@@ -465,6 +465,7 @@ def known_grpo_variants(ours: Profile, shapes: Shapes) -> dict[str, tuple]:
     hf = dataclasses.replace(ours, name=f"{ours.name}-hf-generate", graph_decode=False)
     kernels, fused = _flipped(ours, "liger_sampling"), _flipped(ours, "fused_lora")
     fp8, compact = _flipped(ours, "fp8_base"), _flipped(ours, "compact_decode")
+    lengths = _flipped(ours, "length_batches")
     big, micro = shapes.grpo_prompts, shapes.grpo_micro_batch
     return {
         "vanilla": (PROFILES["vanilla"], shapes.grpo_vanilla_prompts, micro, "fixed"),
@@ -482,6 +483,7 @@ def known_grpo_variants(ours: Profile, shapes: Shapes) -> dict[str, tuple]:
         f"{hf.name}-ragged": (hf, big, shapes.grpo_ragged_micro_batch, "ragged"),
         f"{ours.name}-ragged": (ours, big, shapes.grpo_ragged_micro_batch, "ragged"),
         f"{compact.name}-ragged": (compact, big, shapes.grpo_ragged_micro_batch, "ragged"),
+        f"{lengths.name}-ragged": (lengths, big, shapes.grpo_ragged_micro_batch, "ragged"),
         # real weights only: the policy ends its completions (plain: a letter; reasoning: a chain)
         "vanilla-plain": (PROFILES["vanilla"], shapes.grpo_vanilla_prompts, micro, "plain"),
         f"{hf.name}-plain": (hf, big, micro, "plain"),
@@ -490,6 +492,7 @@ def known_grpo_variants(ours: Profile, shapes: Shapes) -> dict[str, tuple]:
         f"{hf.name}-reasoning": (hf, big, shapes.grpo_ragged_micro_batch, "reasoning"),
         f"{ours.name}-reasoning": (ours, big, shapes.grpo_ragged_micro_batch, "reasoning"),
         f"{compact.name}-reasoning": (compact, big, shapes.grpo_ragged_micro_batch, "reasoning"),
+        f"{lengths.name}-reasoning": (lengths, big, shapes.grpo_ragged_micro_batch, "reasoning"),
     }
 
 

@@ -305,16 +305,71 @@ def _timed(split: StepSplit | None, name: str):
     return split.part(name) if split is not None else nullcontext()
 
 
+# Per-token tensors of TRL's GRPO inputs (one column a completion position), and the loss types whose
+# gradient does not depend on which completions share a micro-batch: their normaliser is the whole generation
+# batch's token count (dapo), a constant (dr_grpo), or a per-sequence mean over micro-batches of equal size
+# (grpo); bnpo and the others normalise by each micro-batch's own tokens.
+COMPLETION_KEYS = (
+    "completion_ids", "completion_mask", "old_per_token_logps", "sampling_per_token_logps",
+    "ref_per_token_logps", "tool_mask", "importance_sampling_ratio",
+)  # fmt: skip
+GROUPING_NEUTRAL_LOSSES = ("dapo", "dr_grpo", "grpo")
+
+
+def by_length(batch: dict) -> dict:
+    """TRL's shuffle of the generation batch (`shuffle_sequence_dict`: the same random permutation, drawn
+    the same way) followed by a stable sort on completion length, longest first: micro-batches then hold
+    completions of like length, rows of one length stay in shuffled order, and the random stream is the
+    one the plain shuffle leaves."""
+    n = len(next(v for v in batch.values() if v is not None))
+    perm = torch.randperm(n)
+    lengths = batch["completion_mask"].sum(1).cpu()[perm]
+    order = perm[torch.argsort(lengths, descending=True, stable=True)]
+
+    def permute(v):
+        if v is None or (isinstance(v, torch.Tensor) and v.ndim == 0):
+            return v
+        if isinstance(v, torch.Tensor):
+            return v[order.to(v.device)]
+        return [v[i] for i in order]
+
+    return {k: permute(v) for k, v in batch.items()}
+
+
+def trim_padding(inputs: dict) -> dict:
+    """A micro-batch cut to its own longest rows: prompt columns that are padding in every row (prompts are
+    padded on the left) and completion columns past every row's end (completions on the right) dropped. The
+    loss is the same up to float rounding: a completion token never attends to later positions, and RoPE
+    attention depends on position differences alone."""
+    if any(k in inputs for k in ("pixel_values", "image_grid_thw", "num_images")):
+        return inputs
+    prompt_cols = inputs["prompt_mask"].any(0).nonzero()
+    used = inputs["completion_mask"].any(0).nonzero()
+    start = int(prompt_cols[0]) if prompt_cols.numel() else 0
+    end = int(used[-1]) + 1 if used.numel() else 1
+    width = inputs["completion_ids"].shape[1]
+    out = dict(inputs)
+    out["prompt_ids"], out["prompt_mask"] = inputs["prompt_ids"][:, start:], inputs["prompt_mask"][:, start:]
+    for k in COMPLETION_KEYS:
+        v = inputs.get(k)
+        if isinstance(v, torch.Tensor) and v.dim() == 2 and v.shape[1] == width:
+            out[k] = v[:, :end]
+    return out
+
+
 def trainer_class(
     merged_generation: bool,
     graph_decode: bool = False,
     liger_sampling: bool = False,
     compact_decode: bool = False,
+    length_batches: bool = False,
 ):
     """TRL's GRPOTrainer, or one that samples through a merged copy of the LoRA policy (`merged.py`), with
     `graph_decode` through a static cache and a CUDA-graph decode step (`decode.py`), with `compact_decode`
     that step over the rows still running (where it is a graph: GPU), with `liger_sampling` through Liger's
-    RMSNorm, SwiGLU and RoPE kernels in the copy (GPU only).
+    RMSNorm, SwiGLU and RoPE kernels in the copy (GPU only). With `length_batches` the training side changes
+    too: micro-batches of completions of like length (where the loss type makes grouping neutral), each cut
+    to its own longest rows instead of the whole step's.
 
     Only the sampling changes: TRL's own code does the rest (rewards, advantages, loss), and it already
     recomputes the log-probabilities of the sampled tokens through the policy, so the update is the same.
@@ -341,6 +396,20 @@ def trainer_class(
         def training_step(self, *args, **kwargs):
             with _timed(self.step_split, "forward_backward"):
                 return super().training_step(*args, **kwargs)
+
+        def _prepare_inputs(self, generation_batch):
+            if not (length_batches and self.model.training):
+                return super()._prepare_inputs(generation_batch)
+            import trl.trainer.grpo_trainer as trl_grpo
+
+            if self.loss_type not in GROUPING_NEUTRAL_LOSSES:
+                return trim_padding(super()._prepare_inputs(generation_batch))
+            shuffle = trl_grpo.shuffle_sequence_dict
+            trl_grpo.shuffle_sequence_dict = by_length  # read by TRL's _prepare_inputs, this call only
+            try:
+                return trim_padding(super()._prepare_inputs(generation_batch))
+            finally:
+                trl_grpo.shuffle_sequence_dict = shuffle
 
     if not merged_generation:
         return TimedGRPOTrainer
@@ -488,7 +557,11 @@ def train_grpo(
     if live_dir is not None and main:  # curves logged once
         callbacks.append(live_callback(live_dir, resume=bool(resume)))
     trainer = trainer_class(
-        profile.merged_generation, profile.graph_decode, profile.liger_sampling, profile.compact_decode
+        profile.merged_generation,
+        profile.graph_decode,
+        profile.liger_sampling,
+        profile.compact_decode,
+        profile.length_batches,
     )(
         model=model,
         reward_funcs=funcs,

@@ -12,9 +12,9 @@ precision choice like the vanilla recipe's 4-bit base: `train.fp8: false` turns 
 - fast: no activation recomputation, Liger kernels, bf16 LoRA inputs, the whole effective SFT batch in one
   micro-batch (OOM back-off halves it until it fits), GRPO generation through a merged copy of the
   policy with a static KV cache and the decode step replayed as a CUDA graph over the rows still running,
-  Liger's RMSNorm, SwiGLU and
-  RoPE kernels in that copy (float rounding differs from HF's modules in bf16), whole-step generation
-  batches trained in micro-batches, padding-free SFT batches with variable-length attention, and each LoRA
+  Liger's RMSNorm, SwiGLU and RoPE kernels in that copy (float rounding differs from HF's modules in bf16),
+  whole-step generation batches trained in micro-batches of completions of like length, each cut to its
+  own longest rows, padding-free SFT batches with variable-length attention, and each LoRA
   layer as one autograd function in training (`lora_fused.py`: same masks, same result to float rounding),
   and on GPUs with FP8 (H100, H200, Ada) the frozen base's products in those layers in FP8 (e4m3, a
   power-of-two scale a row; docs/speed.md has what it changes).
@@ -61,13 +61,19 @@ class Profile:
     # GRPO graph decoding: rows still running moved to the front and the step run over them alone, as rows
     # end (decode.py); GPU only (on a CPU the decoder keeps generate's exact samples)
     compact_decode: bool = False
+    # GRPO training: micro-batches of completions of like length, each cut to its own longest rows
+    # instead of padded to the step's longest (grpo.py `length_batches`)
+    length_batches: bool = False
 
 
 PROFILES = {
     "vanilla": Profile("vanilla", True, False, False, False, False, False, False),
     "memory": Profile("memory", True, True, False, True, True, True, False),
-    # fast: the last six are graph_decode, padding_free, liger_sampling, fused_lora, fp8_base, compact_decode
-    "fast": Profile("fast", False, True, True, True, True, True, True, True, True, True, True, True, True),
+    # fast: the last seven are graph_decode, padding_free, liger_sampling, fused_lora, fp8_base,
+    # compact_decode, length_batches
+    "fast": Profile(
+        "fast", False, True, True, True, True, True, True, True, True, True, True, True, True, True
+    ),
     "cpu": Profile("cpu", False, False, False, False, False, False, False),
 }
 

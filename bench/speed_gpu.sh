@@ -17,9 +17,9 @@
 #   f       SFT (fixed and ragged) and GRPO with and without the fused LoRA layers (`fused_lora`)
 #   e       SFT (fixed and ragged) and GRPO (micro-batch 16) with and without the FP8 base (`fp8_base`)
 #   z       the fixed shapes against vanilla in one run: SFT, GRPO at micro-batches 8 and 16
-#   k       GRPO on the ragged shape with and without compaction of the decode batch (`compact_decode`)
-#           and without micro-batches of like length cut to their longest row (`length_batches`)
-#   m       GRPO on the ragged shape at micro-batch 8 (what `length_batches` leaves room for)
+#   k       GRPO on the ragged shape with and without compaction of the decode batch (`compact_decode`),
+#           and with micro-batches of like length cut to their longest row (`length_batches`)
+#   m       GRPO on the ragged shape at micro-batch 8 with `length_batches` (the room it leaves)
 #
 # Usage: WHEELS=.whl bench/speed_gpu.sh OUTDIR WORK STEP [STEP ...]
 set -uo pipefail
@@ -84,10 +84,11 @@ for step in "$@"; do
   k)
     run ${LIMIT:-590} "compaction, ragged" python3 -m mcqflow.cli bench --arch qwen2.5-7b --only grpo \
       --out "$WORK/results" --work "$WORK" \
-      --grpo-variants fast-no-length-batches-ragged,fast-ragged,fast-no-compact-decode-ragged ;;
+      --grpo-variants fast-ragged,fast-length-batches-ragged,fast-no-compact-decode-ragged ;;
   m)
     run ${LIMIT:-590} "ragged, micro-batch 8" python3 -m mcqflow.cli bench --arch qwen2.5-7b --only grpo \
-      --out "$WORK/results" --work "$WORK" --grpo-variants fast-ragged --shape grpo_ragged_micro_batch=8 ;;
+      --out "$WORK/results" --work "$WORK" --grpo-variants fast-length-batches-ragged \
+      --shape grpo_ragged_micro_batch=8 ;;
   *) say "unknown step $step"; exit 2 ;;
   esac
 done

@@ -13,9 +13,8 @@ precision choice like the vanilla recipe's 4-bit base: `train.fp8: false` turns 
   micro-batch (OOM back-off halves it until it fits), GRPO generation through a merged copy of the
   policy with a static KV cache and the decode step replayed as a CUDA graph over the rows still running,
   Liger's RMSNorm, SwiGLU and RoPE kernels in that copy (float rounding differs from HF's modules in bf16),
-  whole-step generation batches trained in micro-batches of completions of like length, each cut to its
-  own longest rows, padding-free SFT batches with variable-length attention, and each LoRA
-  layer as one autograd function in training (`lora_fused.py`: same masks, same result to float rounding),
+  whole-step generation batches trained in micro-batches, padding-free SFT batches with variable-length
+  attention, and each LoRA layer as one autograd function in training (`lora_fused.py`: same masks, same result to float rounding),
   and on GPUs with FP8 (H100, H200, Ada) the frozen base's products in those layers in FP8 (e4m3, a
   power-of-two scale a row; docs/speed.md has what it changes).
 - auto: `fast` on a GPU; on a CPU none of the levers (the tiny default runs as it always has).
@@ -62,18 +61,16 @@ class Profile:
     # end (decode.py); GPU only (on a CPU the decoder keeps generate's exact samples)
     compact_decode: bool = False
     # GRPO training: micro-batches of completions of like length, each cut to its own longest rows
-    # instead of padded to the step's longest (grpo.py `length_batches`)
+    # instead of padded to the step's longest (grpo.py `length_batches`). Not in `fast`: measured slower on
+    # the 7B (forward+backward 10.1 -> 14.2 s a ragged step, H100, docs/speed.md)
     length_batches: bool = False
 
 
 PROFILES = {
     "vanilla": Profile("vanilla", True, False, False, False, False, False, False),
     "memory": Profile("memory", True, True, False, True, True, True, False),
-    # fast: the last seven are graph_decode, padding_free, liger_sampling, fused_lora, fp8_base,
-    # compact_decode, length_batches
-    "fast": Profile(
-        "fast", False, True, True, True, True, True, True, True, True, True, True, True, True, True
-    ),
+    # fast: the last six are graph_decode, padding_free, liger_sampling, fused_lora, fp8_base, compact_decode
+    "fast": Profile("fast", False, True, True, True, True, True, True, True, True, True, True, True, True),
     "cpu": Profile("cpu", False, False, False, False, False, False, False),
 }
 

@@ -16,7 +16,7 @@ os.environ["CUDA_VISIBLE_DEVICES"] = ""  # the CPU, as on a machine without a GP
 import torch  # noqa: E402
 import transformers  # noqa: E402
 
-from mcqflow.config import load_params  # noqa: E402
+from mcqflow.config.schema import load_params  # noqa: E402
 from mcqflow.core.schema import read_records  # noqa: E402
 from mcqflow.train.profiles import profile_from_params  # noqa: E402
 from mcqflow.train.training import SFTParams, train_sft  # noqa: E402

@@ -5,7 +5,7 @@ import json
 import shutil
 from pathlib import Path
 
-from mcqflow.config import load_params
+from mcqflow.config.schema import load_params
 from mcqflow.core.errors import run_stage
 from mcqflow.core.io import write_text_atomic
 from mcqflow.core.schema import read_records, write_jsonl

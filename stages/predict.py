@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from mcqflow.config import load_params, section
+from mcqflow.config.schema import load_params, section
 from mcqflow.core.errors import run_stage
 from mcqflow.core.io import claim, write_text_atomic
 from mcqflow.core.schema import read_records

@@ -3,7 +3,7 @@
 import argparse
 from pathlib import Path
 
-from mcqflow.config import load_params, section
+from mcqflow.config.schema import load_params, section
 from mcqflow.core.errors import run_stage
 from mcqflow.core.prompts import MODES
 from mcqflow.core.schema import read_records

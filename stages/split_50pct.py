@@ -8,7 +8,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from mcqflow.config import load_params, section
+from mcqflow.config.schema import load_params, section
 from mcqflow.core.errors import run_stage
 from mcqflow.core.io import write_text_atomic
 from mcqflow.core.schema import read_records, write_jsonl

@@ -3,7 +3,7 @@
 import argparse
 from dataclasses import asdict
 
-from mcqflow.config import load_params, section
+from mcqflow.config.schema import load_params, section
 from mcqflow.core.errors import run_stage
 from mcqflow.core.schema import read_records
 from mcqflow.modeling.models import build_tiny, tiny_corpus

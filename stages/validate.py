@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from mcqflow.config import load_params
+from mcqflow.config.schema import load_params
 from mcqflow.core.errors import UserError, run_stage
 from mcqflow.core.io import write_text_atomic
 from mcqflow.core.schema import read_records, write_jsonl
@@ -14,7 +14,7 @@ from mcqflow.core.skip import say
 from mcqflow.data.datasets import load_dataset
 from mcqflow.data.ingest import SPLITS
 from mcqflow.quality.validation import (
-    Settings,
+    ValidateParams,
     build_data_docs,
     gx_context,
     leakage_line,
@@ -34,7 +34,7 @@ def main() -> None:
     ap.add_argument("--docs", required=True, help="folder for the GX Data Docs site")
     ap.add_argument("--source", required=True, help="the dataset folder (data.source): its script")
     a = ap.parse_args()
-    s = Settings.from_params(load_params()["validate"])
+    s = ValidateParams.from_params(load_params()["validate"])
     script = load_dataset(a.source).script
     context = gx_context()
     metrics, failures = {}, []

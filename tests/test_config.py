@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from mcqflow.config import load_params
+from mcqflow.config.schema import load_params
 from mcqflow.core.errors import UserError
 from mcqflow.params import check_params, defaults
 
@@ -57,15 +57,14 @@ def test_the_check_runs_alone_as_one_line(tmp_path):
 
 
 def test_the_section_names_load_params_knows_are_the_schema():
-    from mcqflow.config import SECTION_NAMES
-    from mcqflow.params import sections
+    from mcqflow.config.schema import SECTION_NAMES, sections
 
     assert list(SECTION_NAMES) == ["seed", *sections()]
 
 
-def test_each_stage_checks_its_own_sections_without_importing_the_others():
-    """load_params checks what config.py holds; a stage's dataclass checks its section (build), with the
-    same one-line messages, so a stage's imports (its dvc.yaml deps) stay its own."""
+def test_a_section_checks_itself_with_the_same_one_line_messages():
+    """load_params checks every section (config/*); a section's own dataclass, built by hand or by
+    `section()`, checks its keys the same way, one line each."""
     from mcqflow.train.training import SFTParams
 
     with pytest.raises(UserError, match=r"unknown key sft.warmup_step; did you mean sft.warmup_steps\?"):
@@ -146,6 +145,28 @@ def test_absurd_values_are_one_line_naming_key_value_and_what_is_allowed(tmp_pat
         assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
+@pytest.mark.parametrize(
+    ("section", "key", "value", "says"),
+    [
+        ("grpo", "learning_rate", "fast", "grpo.learning_rate='fast': expected a number"),
+        ("llm", "backend", "opena1", "llm.backend='opena1': expected one of"),
+        ("split", "fraction", 1.5, "split.fraction=1.5"),
+        ("sft", "num_train_epochs", "three", "sft.num_train_epochs='three'"),
+    ],
+    ids=["grpo-lr", "llm-backend", "split-fraction", "sft-epochs"],
+)
+def test_every_stage_refuses_a_bad_value_in_any_section_at_load(tmp_path, section, key, value, says):
+    """load_params, which every stage calls first, checks the whole file: ingest refuses a bad GRPO
+    learning rate before anything runs, not GRPO after the SFT stages have."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    params[section][key] = value
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(UserError, match=re.escape(says)):
+        load_params(path)
+    assert load_params(ROOT / "params.yaml")["grpo"]["learning_rate"] == 1e-5  # the file as committed
+
+
 def test_a_seed_that_is_no_whole_number_and_yaml_aliases_are_refused(tmp_path):
     text = (ROOT / "params.yaml").read_text(encoding="utf-8")
     path = tmp_path / "params.yaml"
@@ -163,9 +184,9 @@ def test_train_profile_choices_are_the_profiles():
     from mcqflow.train.profiles import PROFILE_NAMES
 
     for name in PROFILE_NAMES:
-        TrainParams.from_params({"train": {"profile": name}})
+        TrainParams.from_params({"profile": name})
     with pytest.raises(UserError):
-        TrainParams.from_params({"train": {"profile": "turbo"}})
+        TrainParams.from_params({"profile": "turbo"})
 
 
 def test_a_value_trl_refuses_is_one_line_at_the_stage():

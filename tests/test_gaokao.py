@@ -17,7 +17,7 @@ from mcqflow.data.datasets import load_dataset, split_of_year
 from mcqflow.data.gaokao import analysis_letter, parse_example, read_file, split_inline, tidy
 from mcqflow.data.generate import GenerateParams, chain_from_analysis, generate
 from mcqflow.data.llm import LLMParams, ResponseCache
-from mcqflow.quality.validation import Settings, leakage, resolve_option, validate
+from mcqflow.quality.validation import ValidateParams, leakage, resolve_option, validate
 
 STATEMENTS = (
     "5．（ 4分）从2013年开始，某市在社区推动基层党组织和自治组织代表、社区\n居民代表 、相关社会组织代表等组成民情理事会 。"
@@ -314,11 +314,11 @@ def test_leakage_gate_stops_above_the_configured_share():
         rec(f"e{i}", f"開發題目第{i}題沒有洩漏的答案", [f"辛{i}", f"壬{i}", f"癸{i}", f"子{i}"], "B")
         for i in range(4)
     ]
-    strict = Settings(max_answer_leak_share=0.25, max_letter_share=1.0)
+    strict = ValidateParams(max_answer_leak_share=0.25, max_letter_share=1.0)
     rep = validate(dev, "dev", "mcq", strict, train=train, source="dev.jsonl")
     assert rep.metrics["leakage"]["gold_in_train_answers_share"] == 0.5
     assert any("gold_in_train_answers" in f for f in rep.failures)
-    loose = validate(dev, "dev", "mcq", Settings(max_letter_share=1.0), train=train, source="dev.jsonl")
+    loose = validate(dev, "dev", "mcq", ValidateParams(max_letter_share=1.0), train=train, source="dev.jsonl")
     assert not loose.failures and loose.metrics["leakage"]["gold_in_train_answers_share"] == 0.5
 
 
@@ -332,5 +332,5 @@ def test_the_gate_expects_the_dataset_script():
         )
         for i in range(8)
     ]
-    assert any("script" in f for f in validate(hans, "dev", "mcq", Settings(), script="hant").failures)
-    assert not validate(hans, "dev", "mcq", Settings(), script="hans").failures
+    assert any("script" in f for f in validate(hans, "dev", "mcq", ValidateParams(), script="hant").failures)
+    assert not validate(hans, "dev", "mcq", ValidateParams(), script="hans").failures

@@ -31,9 +31,9 @@ def test_an_effective_batch_that_cannot_split_is_one_line():
 def test_train_params_are_checked():
     assert TrainParams.from_params({}).launcher == "python"
     with pytest.raises(UserError, match="train.launcher='mpi'"):
-        TrainParams.from_params({"train": {"launcher": "mpi"}})
+        TrainParams.from_params({"launcher": "mpi"})
     with pytest.raises(UserError, match="num_processes=0"):
-        TrainParams.from_params({"train": {"num_processes": 0}})
+        TrainParams.from_params({"num_processes": 0})
     with pytest.raises(UserError, match="no such file"):
         launch_command(TrainParams(accelerate_config="nope.yaml"), ["x.py"], gpu=True)
 

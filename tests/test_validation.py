@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 from conftest import ROOT, sample_records
 from mcqflow.core.reasoning import build_chain
 from mcqflow.core.schema import Record
-from mcqflow.quality.validation import Settings, build_data_docs, gx_context, script_of, validate
+from mcqflow.quality.validation import ValidateParams, build_data_docs, gx_context, script_of, validate
 
-S = Settings()
+S = ValidateParams()
 TRAIN = sample_records("train")
 TEST = sample_records("test")
 

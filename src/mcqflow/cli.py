@@ -10,7 +10,7 @@ from collections import Counter
 from functools import partial
 from pathlib import Path
 
-from mcqflow.config import PredictParams
+from mcqflow.config.predict import PredictParams
 from mcqflow.core.errors import UserError, run_stage
 
 
@@ -243,12 +243,18 @@ def cmd_extract(a: argparse.Namespace) -> None:
 
 
 def cmd_validate(a: argparse.Namespace) -> None:
-    from mcqflow.config import load_params
+    from mcqflow.config.schema import load_params
     from mcqflow.data.ingest import ingest, ingest_split
-    from mcqflow.quality.validation import Settings, build_data_docs, gx_context, summary_table, validate
+    from mcqflow.quality.validation import (
+        ValidateParams,
+        build_data_docs,
+        gx_context,
+        summary_table,
+        validate,
+    )
 
     params = load_params(a.params)["validate"] if Path(a.params).exists() else {}
-    settings = Settings.from_params(params)
+    settings = ValidateParams.from_params(params)
     if a.docs:  # before any work: GX reports a folder it cannot write as tracebacks in its log, not an error
         docs = Path(a.docs)
         if docs.exists() and not docs.is_dir():

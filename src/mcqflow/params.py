@@ -1,7 +1,8 @@
 """The whole of params.yaml checked at once: `python -m mcqflow.params [params.yaml]`.
 
-`sections()` is the schema (section -> dataclass). It imports every section's module, which is why it is
-here and not in mcqflow.config: a stage imports config, and its dvc.yaml deps are its import closure.
+The schema is `mcqflow.config.schema.sections()` (section -> dataclass, one module each under
+mcqflow/config/); `load_params` already checks all of it, so this is that check as a command, plus the
+dataclass defaults shaped like params.yaml (`defaults`, which a test holds equal to the file).
 """
 
 from __future__ import annotations
@@ -10,39 +11,8 @@ import sys
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 
-from mcqflow.config import (
-    LOCAL_SECTIONS,
-    check_keys,
-    check_section,
-    load_params,
-)
+from mcqflow.config.schema import check_keys, check_section, load_params, sections
 from mcqflow.core.errors import UserError
-
-
-def sections() -> dict[str, type]:
-    """The schema of params.yaml: section -> dataclass (imported here: their modules import this one)."""
-    from mcqflow.data.generate import GenerateParams
-    from mcqflow.data.llm import LLMParams
-    from mcqflow.data.translate import TranslateParams
-    from mcqflow.quality.validation import Settings
-    from mcqflow.train.grpo import GRPOParams
-    from mcqflow.train.launch import TrainParams
-    from mcqflow.train.training import SFTParams
-
-    return {
-        "data": LOCAL_SECTIONS["data"],
-        "model": LOCAL_SECTIONS["model"],
-        "llm": LLMParams,
-        "generate": GenerateParams,
-        "translate": TranslateParams,
-        "validate": Settings,
-        "tiny": LOCAL_SECTIONS["tiny"],
-        "train": TrainParams,
-        "sft": SFTParams,
-        "split": LOCAL_SECTIONS["split"],
-        "grpo": GRPOParams,
-        "predict": LOCAL_SECTIONS["predict"],
-    }
 
 
 def check_params(params: dict, source: str = "params.yaml") -> None:
@@ -56,9 +26,7 @@ def check_params(params: dict, source: str = "params.yaml") -> None:
             continue
         check_section(cls, params[name], name, source)
         # and what each section's own reader checks beyond the schema (llm.backend, grpo.mode, ...)
-        if name == "train":
-            cls.from_params(params)
-        elif hasattr(cls, "from_params"):
+        if hasattr(cls, "from_params"):
             cls.from_params(params[name])
 
 

@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from mcqflow.config import build, choose
+from mcqflow.config.translate import OPENCC_MODES, TranslateParams  # noqa: F401
 from mcqflow.core.errors import UserError
 from mcqflow.core.reasoning import ChainError, parse_chain
 from mcqflow.core.schema import LETTERS, Record, Rejected
@@ -30,25 +30,7 @@ from mcqflow.data.llm import (
     unanswered,
 )
 
-OPENCC_MODES = ("keep", "t2s", "s2t")
 SPLITS = ("train", "dev", "test")
-
-
-@dataclass
-class TranslateParams:
-    """params.yaml `translate:`."""
-
-    opencc: str = "keep"  # script of the Chinese source before it is sent: keep | t2s | s2t
-    reference: bool = True  # use existing English rows (same id and gold letter) instead of the LLM
-    # a dataset with no English rows at all (GAOKAO): skip the en branch, or translate it all through llm:
-    without_reference: str = "skip"  # skip | llm
-
-    @classmethod
-    def from_params(cls, d: dict) -> TranslateParams:
-        p = build(cls, d, "translate")
-        choose(p.opencc, OPENCC_MODES, "translate.opencc")
-        choose(p.without_reference, ("skip", "llm"), "translate.without_reference")
-        return p
 
 
 def normalise_script(rec: Record, mode: str) -> Record:

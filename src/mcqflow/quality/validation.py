@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 
+from mcqflow.config.validate import ValidateParams
 from mcqflow.core.errors import UserError
 from mcqflow.core.reasoning import ChainError, parse_chain
 from mcqflow.core.schema import LETTERS, Record, Rejected
@@ -28,32 +29,6 @@ from mcqflow.quality.neutrality import neutrality_score
 KINDS = ("mcq", "reasoning")
 ROW, DATASET = "row", "dataset"
 _PREFIX = r"^\s*" + LABEL
-
-
-@dataclass
-class Settings:
-    """params.yaml `validate:`."""
-
-    question_length: tuple[int, int] = (4, 2000)
-    option_length: tuple[int, int] = (1, 500)
-    min_steps: int = 2
-    neutrality_threshold: float = 0.35
-    max_letter_share: float = 0.4
-    near_duplicate_threshold: float = 0.9
-    max_other_script_share: float = 0.2  # zh: questions in the other script than the dataset's (dataset.yaml)
-    # dev/test: share of questions whose gold option's text is a train gold answer (leakage); 1.0 reports only
-    max_answer_leak_share: float = 1.0
-    min_pass_rate: float = 0.9
-    train_kind: str = "reasoning"  # suite for the train split: reasoning (chains checked) or mcq
-    max_chain_length: int = 4000  # characters a reasoning chain may have (LLM-written ones can run away)
-
-    @classmethod
-    def from_params(cls, d: dict) -> Settings:
-        from mcqflow.config import build
-
-        s = build(cls, d, "validate")
-        s.question_length, s.option_length = tuple(s.question_length), tuple(s.option_length)
-        return s
 
 
 @dataclass
@@ -115,7 +90,10 @@ def gx_context():
 
 
 def build_frame(
-    records: list[Record], reference: list[Record] | None, s: Settings, leak_rows: list[dict] | None = None
+    records: list[Record],
+    reference: list[Record] | None,
+    s: ValidateParams,
+    leak_rows: list[dict] | None = None,
 ):
     import pandas as pd
 
@@ -212,7 +190,7 @@ def expectations(
     labelled: bool,
     has_reference: bool,
     lang: str,
-    s: Settings,
+    s: ValidateParams,
     has_train: bool = False,
     script: str = "hant",
 ) -> list[tuple[str, object]]:
@@ -324,7 +302,7 @@ def validate(
     records: list[Record],
     split: str,
     kind: str,
-    s: Settings,
+    s: ValidateParams,
     reference: list[Record] | None = None,
     quarantine: bool = True,
     source: str = "",

@@ -13,33 +13,10 @@ import math
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
-from mcqflow.config import build, choose
+from mcqflow.config.train import LAUNCHERS, TrainParams  # noqa: F401  (importable from here too)
 from mcqflow.core.errors import UserError
-
-LAUNCHERS = ("python", "accelerate")
-
-
-@dataclass
-class TrainParams:
-    """params.yaml `train:`: how sft, grpo and predict run; what they learn is under `sft:` and `grpo:`."""
-
-    profile: str = "auto"
-    launcher: str = "python"
-    num_processes: int = 1
-    accelerate_config: str = "configs/accelerate/ddp.yaml"
-    fp8: bool = True  # the fast profile's FP8 base products on GPUs that have them; false keeps them bf16
-
-    @classmethod
-    def from_params(cls, params: dict) -> TrainParams:
-        t = build(cls, params.get("train") or {}, "train")
-        choose(t.launcher, LAUNCHERS, "train.launcher")
-        choose(
-            t.profile, ("auto", "vanilla", "memory", "fast"), "train.profile"
-        )  # mcqflow.train.profiles' names
-        return t
 
 
 def world_size() -> int:
@@ -68,7 +45,7 @@ def launch_command(t: TrainParams, argv: list[str], gpu: bool) -> list[str]:
 def relaunch_under_accelerate(params: dict) -> None:
     """Run this stage script again under `accelerate launch` and exit with its status, when params ask for
     it and this process is not already one of the launched ones."""
-    t = TrainParams.from_params(params)
+    t = TrainParams.from_params(params.get("train") or {})
     if t.launcher != "accelerate" or launched():
         return
     run_under_accelerate(t, [sys.argv[0], *sys.argv[1:]])

@@ -27,10 +27,9 @@ import logging
 import os
 from dataclasses import dataclass
 
-from mcqflow.config import choose
+from mcqflow.config.schema import choose
+from mcqflow.config.train import PROFILE_NAMES, TrainParams
 from mcqflow.modeling.models import fp8_supported, on_gpu, under_fsdp
-
-PROFILE_NAMES = ("auto", "vanilla", "memory", "fast")
 
 # Liger-Kernel's import warns, twice per process, that its optional CuTe-DSL and Ascend backends are missing:
 # nothing a CUDA user can act on (its CUDA kernels are there). Its errors still show.
@@ -93,9 +92,7 @@ def liger_available() -> bool:
 
 def profile_from_params(params: dict) -> Profile:
     """The profile params.yaml's `train.profile` names (`auto` when the section is absent)."""
-    from mcqflow.train.launch import TrainParams
-
-    t = TrainParams.from_params(params)
+    t = TrainParams.from_params(params.get("train") or {})
     profile = resolve_profile(t.profile)
     return profile if t.fp8 else dataclasses.replace(profile, fp8_base=False)
 

@@ -1,14 +1,13 @@
-"""params.yaml: loaded, checked, then each stage takes its slice.
+"""params.yaml: loaded and checked whole, then each stage takes its sections as typed objects.
 
-Each section has a dataclass (fields, defaults equal to params.yaml, a comment per field): those of
-`model`, `tiny`, `split` and `predict` live here, the others beside the code that reads them (SFTParams in
-training.py, ...). `load_params` checks the section names and the sections held here; a stage's
-`from_params` (through `build`) checks its own. Either way an unknown or misspelt key is one line naming
-the closest valid key (a key renamed to TRL's name is answered with it), a value outside a `Literal[...]`
-field's choices is one line listing them, and a `trainer:` key may not shadow a key of the section. Keys
-that are TRL config fields carry TRL's names (`learning_rate`, `num_train_epochs`, ...). `python -m mcqflow.params
-[params.yaml]` checks the whole file at once (mcqflow.params imports every section's module, which no
-stage should: a stage's dvc.yaml deps are its import closure).
+Every section is a dataclass in its own module of this package (`mcqflow.config.sft.SFTParams`, ...): fields,
+defaults equal to params.yaml's (a test holds them so), a comment per field. `load_params` checks the whole
+file, every section, as `python -m mcqflow.params` does: an unknown or misspelt key is one line naming the
+closest valid key (a key renamed to TRL's name is answered with it), a value of the wrong type or outside
+its range or a `Literal[...]`'s choices is one line naming key and value (`1e-06`, which `dvc exp run -S`
+writes and YAML reads as a string, is a number), and a `trainer:` key may not shadow a key of the section.
+Keys that are TRL config fields carry TRL's names (`learning_rate`, `num_train_epochs`, ...). A stage then
+reads `section(params, "sft")`, never a raw dict.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ import difflib
 import functools
 import types
 import typing
-from dataclasses import dataclass, field, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Literal
 
@@ -44,94 +43,49 @@ def load_params(path: str | Path = "params.yaml") -> dict:
     seed = params.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise UserError(f"{path}: seed={seed!r}: expected a whole number, 0 or more")
-    # Here, what needs no other module: the section names and the sections defined in this file. Each
-    # stage's own sections are checked by their dataclasses' from_params (build below), so a stage's
-    # imports, and so its dvc.yaml deps, stay its own; `python -m mcqflow.params` checks everything.
     check_keys(params, list(SECTION_NAMES), "", str(path))
-    for name, cls in LOCAL_SECTIONS.items():
+    for name, cls in sections().items():
         if params.get(name) is not None:
             params[name] = check_section(cls, params[name], name, str(path))
+            if hasattr(cls, "from_params"):  # and the choices a section checks beyond its fields' types
+                cls.from_params(params[name])
     return params
 
 
-@dataclass
-class DataParams:
-    """params.yaml `data:`: which dataset every stage runs on."""
+def sections() -> dict[str, type]:
+    """The schema of params.yaml: section -> its dataclass, in params.yaml's order. (Imported here, not at
+    the top: each section's module imports this one for `build` and `choose`.)"""
+    from mcqflow.config.data import DataParams
+    from mcqflow.config.generate import GenerateParams
+    from mcqflow.config.grpo import GRPOParams
+    from mcqflow.config.llm import LLMParams
+    from mcqflow.config.model import ModelParams
+    from mcqflow.config.predict import PredictParams
+    from mcqflow.config.sft import SFTParams
+    from mcqflow.config.split import SplitParams
+    from mcqflow.config.tiny import TinyParams
+    from mcqflow.config.train import TrainParams
+    from mcqflow.config.translate import TranslateParams
+    from mcqflow.config.validate import ValidateParams
 
-    # a folder with a dataset.yaml (mcqflow.data.datasets): data/sample | data/gaokao
-    source: str = "data/sample"
-    # split by exam year (datasets with split_by: year): {split: [first year, last year]}
-    years: dict = field(
-        default_factory=lambda: {"train": [2010, 2018], "dev": [2019, 2020], "test": [2021, 2022]}
-    )
-
-    def checked_years(self) -> dict:
-        """`years` as {split: (first, last)}; one line for anything else."""
-        out = {}
-        for split in ("train", "dev", "test"):
-            v = (self.years or {}).get(split)
-            if not (isinstance(v, list | tuple) and len(v) == 2 and all(isinstance(y, int) for y in v)):
-                raise UserError(f"params.yaml: data.years.{split}={v!r}: expected [first year, last year]")
-            out[split] = (v[0], v[1])
-        spans = sorted(out.values())
-        for (_, hi), (lo, _) in zip(spans, spans[1:], strict=False):
-            if lo <= hi:
-                raise UserError(f"params.yaml: data.years: {out}: the splits' years overlap")
-        return out
-
-
-@dataclass
-class ModelParams:
-    """params.yaml `model:`: the base every stage starts from."""
-
-    base: str = "tiny"  # tiny | embedded | a Hugging Face id | a local directory
-    quantization: Literal["none", "nf4"] = "none"  # nf4: 4-bit NF4 through bitsandbytes (GPU only)
-    dtype: Literal["auto", "bfloat16", "float32"] = "auto"  # auto: bf16 on a GPU, fp32 on a CPU
-
-
-@dataclass
-class TinyParams:
-    """params.yaml `tiny:`: the architecture of the random-init default."""
-
-    vocab_size: int = 3000
-    hidden_size: int = 128
-    intermediate_size: int = 384
-    num_hidden_layers: int = 2
-    num_attention_heads: int = 4
-    num_key_value_heads: int = 2
-    max_position_embeddings: int = 2048
-
-
-@dataclass
-class SplitParams:
-    """params.yaml `split:`."""
-
-    fraction: float = 0.5  # share of the training data GRPO sees, stratified by topic x gold letter
-    # what the SFT stages train on: all of train, or the rest (train minus GRPO's share), so that GRPO's
-    # prompts are questions its starting model was never fitted to
-    sft_sees: Literal["all", "rest"] = "all"
-
-
-@dataclass
-class PredictParams:
-    """params.yaml `predict:`."""
-
-    batch_size: int = 32
-    max_new_tokens: int = 512  # generate mode: room for a whole six-tag chain (GAOKAO's reach 547 tokens)
-    repetition_penalty: float = 1.0  # generate mode: HF's penalty on tokens already written (1.0 = off)
-    csv_formulas: Literal["refuse", "escape", "raw"] = "refuse"  # test IDs starting with = + - @
-    inference: dict = field(default_factory=lambda: {"plain": "letter", "reasoning": "generate"})
+    return {
+        "data": DataParams,
+        "model": ModelParams,
+        "llm": LLMParams,
+        "generate": GenerateParams,
+        "translate": TranslateParams,
+        "validate": ValidateParams,
+        "tiny": TinyParams,
+        "train": TrainParams,
+        "sft": SFTParams,
+        "split": SplitParams,
+        "grpo": GRPOParams,
+        "predict": PredictParams,
+    }
 
 
 SECTION_NAMES = ("seed", "data", "model", "llm", "generate", "translate", "validate", "tiny", "train", "sft", "split",
                  "grpo", "predict")  # fmt: skip
-LOCAL_SECTIONS = {
-    "data": DataParams,
-    "model": ModelParams,
-    "tiny": TinyParams,
-    "split": SplitParams,
-    "predict": PredictParams,
-}
 
 # Keys of nested dicts that are checked too (the rest of a dict field is free, like sft.trainer).
 NESTED = {
@@ -340,9 +294,11 @@ def choose(value: str, allowed: tuple[str, ...], key: str) -> str:
 
 
 def section(params: dict, name: str):
-    """Section `name` of params load_params returned, as its typed dataclass (this file's sections; their
-    values were checked at load): stages read fields, not dict keys."""
-    return build(LOCAL_SECTIONS[name], params.get(name) or {}, name)
+    """Section `name` of params load_params returned, as its typed dataclass (checked again, as a
+    section's own `from_params` does, for params built by hand): stages read fields, not dict keys."""
+    cls = sections()[name]
+    d = params.get(name) or {}
+    return cls.from_params(d) if hasattr(cls, "from_params") else build(cls, d, name)
 
 
 def build(cls, d: dict, section: str):

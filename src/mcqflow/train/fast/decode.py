@@ -335,9 +335,7 @@ class Decoder:
             forced,
             run.sampling,
         )
-        if self.use_graph and (run.graph is None or run.signature != signature):
-            run.graph = self._capture(run, warpers, eos, pad, forced)
-            run.signature = signature
+        self._graph(run, signature, warpers, eos, pad, forced)
         # Compaction's bookkeeping: which batch row each buffer row holds, how many buffer rows are real (the
         # rest of a view fills its bucket, marked finished), and the finished rows' completions, set aside
         where = torch.arange(batch, device=input_ids.device)
@@ -362,12 +360,10 @@ class Decoder:
                 completed[where[ended], :done] = cur.out[ended, :done]
                 keep = running.nonzero().squeeze(1)
                 run.move_to_front(keep)
-                where[:live] = where[keep].clone()
+                where[:live] = where[keep]
                 real, cur = live, run.first(rows)
                 cur.finished[live:] = True  # filler rows: pad out, never counted as running
-                if self.use_graph and (cur.graph is None or cur.signature != signature):
-                    cur.graph = self._capture(cur, warpers, eos, pad, forced)
-                    cur.signature = signature
+                self._graph(cur, signature, warpers, eos, pad, forced)
         completed[where[:real], :done] = cur.out[:real, :done]
         out = completed[:, :done]
         ended = torch.isin(out, run.eos)
@@ -383,6 +379,12 @@ class Decoder:
         while best // 2 >= max(live, MIN_ROWS):
             best //= 2
         return best
+
+    def _graph(self, run: _Run, signature, warpers, eos, pad, forced) -> None:
+        """Capture `run`'s step (on a GPU) unless its graph already bakes in this `signature`."""
+        if self.use_graph and (run.graph is None or run.signature != signature):
+            run.graph = self._capture(run, warpers, eos, pad, forced)
+            run.signature = signature
 
     def _capture(self, run: _Run, warpers, eos, pad, forced) -> torch.cuda.CUDAGraph:
         """Capture `decode_step` after warm-up steps on a side stream, leaving every buffer (and the cache's

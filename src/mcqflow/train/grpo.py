@@ -258,9 +258,8 @@ class StepSplit:
 
     def tokens_per_s(self, warmup: int) -> tuple[float, float] | None:
         """(completion tokens a step, completion tokens/s) over the steps after `warmup`; None before any."""
-        pairs = list(zip(self.tokens, self.steps, strict=False))[warmup:] or list(
-            zip(self.tokens, self.steps, strict=False)
-        )
+        pairs = list(zip(self.tokens, self.steps, strict=False))
+        pairs = pairs[warmup:] or pairs
         seconds = sum(s["total"] for _, s in pairs)
         if not pairs or seconds <= 0:
             return None

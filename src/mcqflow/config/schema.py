@@ -43,10 +43,16 @@ def load_params(path: str | Path = "params.yaml") -> dict:
     seed = params.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise UserError(f"{path}: seed={seed!r}: expected a whole number, 0 or more")
-    check_keys(params, list(SECTION_NAMES), "", str(path))
+    return check_sections(params, str(path))
+
+
+def check_sections(params: dict, source: str) -> dict:
+    """Every section of `params` against its dataclass, one line for the first mistake; the params with
+    their values coerced (`1e-06` a float)."""
+    check_keys(params, list(SECTION_NAMES), "", source)
     for name, cls in sections().items():
         if params.get(name) is not None:
-            params[name] = check_section(cls, params[name], name, str(path))
+            params[name] = check_section(cls, params[name], name, source)
             if hasattr(cls, "from_params"):  # and the choices a section checks beyond its fields' types
                 cls.from_params(params[name])
     return params

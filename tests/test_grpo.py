@@ -304,6 +304,10 @@ def test_trim_padding_drops_only_columns_that_are_padding_in_every_row():
         out["advantages"] is inputs["advantages"]
         and out["num_items_in_batch"] is inputs["num_items_in_batch"]
     )
+    bucketed = trim_padding(inputs, bucket=3)  # widths rounded up to 3, within the padded widths
+    assert bucketed["prompt_ids"].tolist() == [[0, 5, 6], [0, 0, 7]]
+    assert bucketed["completion_ids"].tolist() == [[8, 9, 0], [8, 0, 0]]
+    assert trim_padding(inputs, bucket=8)["completion_ids"].shape == (2, 5)
     torch.manual_seed(0)
     ordered = by_length({**inputs, "labels": ["a", "b"]})
     assert ordered["completion_mask"].sum(1).tolist() == [2, 1] and ordered["labels"] == ["a", "b"]

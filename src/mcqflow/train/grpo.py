@@ -302,18 +302,26 @@ def by_length(batch: dict) -> dict:
     return {k: permute(v) for k, v in batch.items()}
 
 
-def trim_padding(inputs: dict) -> dict:
+# Widths a cut micro-batch is rounded up to (prompt and completion each): a few shapes a step, not one per
+# micro-batch, so that kernels specialised or tuned per shape are reused (length_batches).
+TRIM_BUCKET = 64
+
+
+def trim_padding(inputs: dict, bucket: int = 1) -> dict:
     """A micro-batch cut to its own longest rows: prompt columns that are padding in every row (prompts are
-    padded on the left) and completion columns past every row's end (completions on the right) dropped. The
-    loss is the same up to float rounding: a completion token never attends to later positions, and RoPE
-    attention depends on position differences alone."""
+    padded on the left) and completion columns past every row's end (completions on the right) dropped,
+    each width then rounded up to a multiple of `bucket` (within the padded width). The loss is the same up
+    to float rounding: a completion token never attends to later positions, and RoPE attention depends on
+    position differences alone."""
     if any(k in inputs for k in ("pixel_values", "image_grid_thw", "num_images")):
         return inputs
     prompt_cols = inputs["prompt_mask"].any(0).nonzero()
     used = inputs["completion_mask"].any(0).nonzero()
     start = int(prompt_cols[0]) if prompt_cols.numel() else 0
     end = int(used[-1]) + 1 if used.numel() else 1
-    width = inputs["completion_ids"].shape[1]
+    width, prompt_width = inputs["completion_ids"].shape[1], inputs["prompt_ids"].shape[1]
+    end = min(width, -(-end // bucket) * bucket)
+    start = prompt_width - min(prompt_width, -(-(prompt_width - start) // bucket) * bucket)
     out = dict(inputs)
     out["prompt_ids"], out["prompt_mask"] = inputs["prompt_ids"][:, start:], inputs["prompt_mask"][:, start:]
     for k in COMPLETION_KEYS:
@@ -369,11 +377,11 @@ def trainer_class(
             import trl.trainer.grpo_trainer as trl_grpo
 
             if self.loss_type not in GROUPING_NEUTRAL_LOSSES:
-                return trim_padding(super()._prepare_inputs(generation_batch))
+                return trim_padding(super()._prepare_inputs(generation_batch), TRIM_BUCKET)
             shuffle = trl_grpo.shuffle_sequence_dict
             trl_grpo.shuffle_sequence_dict = by_length  # read by TRL's _prepare_inputs, this call only
             try:
-                return trim_padding(super()._prepare_inputs(generation_batch))
+                return trim_padding(super()._prepare_inputs(generation_batch), TRIM_BUCKET)
             finally:
                 trl_grpo.shuffle_sequence_dict = shuffle
 

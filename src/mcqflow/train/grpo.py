@@ -343,7 +343,7 @@ def trainer_class(
     that step over the rows still running (where it is a graph: GPU), with `liger_sampling` through Liger's
     RMSNorm, SwiGLU and RoPE kernels in the copy (GPU only). With `length_batches` the training side changes
     too: micro-batches of completions of like length (where the loss type makes grouping neutral), each cut
-    to its own longest rows instead of the whole step's (measured slower on the 7B: not in `fast`).
+    to its own longest rows (widths in buckets of TRIM_BUCKET) instead of the whole step's (not in `fast`).
 
     Only the sampling changes: TRL's own code does the rest (rewards, advantages, loss), and it already
     recomputes the log-probabilities of the sampled tokens through the policy, so the update is the same.

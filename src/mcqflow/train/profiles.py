@@ -59,9 +59,9 @@ class Profile:
     # GRPO graph decoding: rows still running moved to the front and the step run over them alone, as rows
     # end (decode.py); GPU only (on a CPU the decoder keeps generate's exact samples)
     compact_decode: bool = False
-    # GRPO training: micro-batches of completions of like length, each cut to its own longest rows
-    # instead of padded to the step's longest (grpo.py `length_batches`). Not in `fast`: measured slower on
-    # the 7B (forward+backward 10.1 -> 14.2 s a ragged step, H100, docs/speed.md)
+    # GRPO training: micro-batches of completions of like length, each cut to its own longest rows (widths
+    # in 64-column buckets) instead of padded to the step's longest (grpo.py `length_batches`). Not in `fast`:
+    # 10.68 -> 9.89 s forward+backward a ragged 7B step in one run, within the spread of repeats (docs/speed.md)
     length_batches: bool = False
 
 

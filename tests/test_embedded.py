@@ -159,7 +159,7 @@ def test_lora_sft_on_real_weights_changes_the_answers(tmp_path):
 
 @pytest.mark.slow
 def test_grpo_completion_ends_with_the_template_end_token_and_the_reward_reads_it(tmp_path, monkeypatch):
-    from mcqflow.evaluation.extract import extract_answer
+    from mcqflow.evaluation.extract.rules import extract_answer
     from mcqflow.modeling.models import load_tokenizer
     from mcqflow.train import rewards
     from mcqflow.train.grpo import GRPOParams, train_grpo

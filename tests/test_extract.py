@@ -1,10 +1,13 @@
 import hashlib
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from mcqflow.evaluation.extract import Extraction, extract_answer
+from mcqflow.evaluation.extract.clean import clean
+from mcqflow.evaluation.extract.phrases import TABLES, bounded
+from mcqflow.evaluation.extract.rules import EXAMPLE_OPTIONS, RULES, Extraction, extract_answer
 
 OPTS = {"A": "經濟發展", "B": "環境保護", "C": "言論自由", "D": "司法獨立"}
 
@@ -29,23 +32,43 @@ def test_extract(case):
         assert got.method == case["rule"], (case["text"], got)
 
 
-def test_every_rule_decides_some_case_and_no_null_case_gets_a_letter():
-    methods = {extract_answer(c["text"]).method for c in CASES}
-    assert {
-        "tag",
-        "letter",
-        "zh-phrase",
-        "en-phrase",
-        "boxed",
-        "verdicts",
-        "leading-letter",
-        "refusal",
-        "conclusion",
-        "chances",
-    } <= methods
-    assert {"contradiction", "chances-tie", "verdicts-unfinished", "think-unfinished", "no-answer"} <= methods
-    refusals = [c for c in CASES if extract_answer(c["text"]).method == "refusal"]
+def test_every_rule_decides_some_case_and_every_method_is_a_rule():
+    names = [r.name for r in RULES]
+    assert len(set(names)) == len(names)
+    methods = Counter(extract_answer(c["text"], c.get("options")).method for c in CASES)
+    assert set(methods) <= set(names), "a method that is no rule's name"
+    assert [n for n in names if not methods[n]] == [], "rules no case exercises"
+    refusals = [c for c in CASES if extract_answer(c["text"], c.get("options")).method == "refusal"]
     assert refusals and all(c["answer"] is None for c in refusals)
+
+
+@pytest.mark.parametrize("rule", RULES, ids=[r.name for r in RULES])
+def test_each_rule_reads_its_example(rule):
+    got = extract_answer(rule.example, EXAMPLE_OPTIONS if rule.with_options else None)
+    assert got == Extraction(rule.reads, rule.name)
+
+
+PHRASES = [(name, p) for name, table in TABLES.items() for p in table]
+
+
+@pytest.mark.parametrize(("table", "phrase"), PHRASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(PHRASES)])
+def test_each_phrase_reads_its_example(table, phrase):
+    m = bounded(phrase.pattern).search(clean(phrase.example))
+    assert m and m.group(1).upper() == phrase.reads, phrase.example
+    assert extract_answer(phrase.example) == Extraction(phrase.reads, table)
+
+
+def test_rules_run_in_the_order_the_help_lists_them(capsys):
+    from mcqflow.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["extract-answer", "--help"])
+    out = capsys.readouterr().out
+    listed = [
+        line.split()[0]
+        for line in out.split("rules, in the order they run:")[1].split("\n\n")[0].splitlines()[1:]
+    ]
+    assert listed == [r.name for r in RULES]
 
 
 def test_none_and_blank_are_empty():

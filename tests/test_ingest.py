@@ -169,7 +169,7 @@ def test_chat_rows_with_problems_are_rejected_with_reason(write):
     reasons = [r.reason for r in res.rejected]
     assert "option lines for AB of A-D" in reasons[0]
     assert reasons[1].startswith("invalid JSON")
-    assert "no readable answer" in reasons[2]
+    assert "states no answer letter" in reasons[2]
 
 
 def test_chat_content_parts_are_read(write):

@@ -4,10 +4,10 @@ extraction and the LLM client."""
 import pytest
 
 from mcqflow.core.reasoning import parse_chain
-from mcqflow.core.text import letter_of
+from mcqflow.core.text import letter_of, stated_letter
 from mcqflow.data.ingest import normalize_answer
 from mcqflow.data.llm import interpret
-from mcqflow.evaluation.extract import extract_answer
+from mcqflow.evaluation.extract.rules import extract_answer
 
 
 @pytest.mark.parametrize(
@@ -46,3 +46,22 @@ def test_one_refusal_list_for_model_answers_and_teacher_responses():
     # a chain that quotes such words after its opening is an answer, not a refusal
     chain = "<question>…</question><think>" + "史料" * 120 + "無法提供確切數字</think><output>A</output>"
     assert interpret(response(chain), "k", False).error is None
+
+
+@pytest.mark.parametrize(
+    ("reply", "want"),
+    [
+        ("答案：C", "C"),
+        ("(b).", "B"),
+        ("最終答案是Ａ。", "A"),
+        ("The answer is D", "D"),
+        ("<think>想</think><reasoning>step 1: x</reasoning><output>d</output>", "D"),
+        ("<think>A?</think>C", "C"),
+        ("我認為應該是環境保護", None),  # prose: a model output for extraction, not a training label
+        ("答案：A和B", None),
+        ("<output>A", None),  # a chain cut off inside its answer
+        ("我不知道", None),
+    ],
+)
+def test_a_chat_reply_states_its_letter_or_none(reply, want):
+    assert stated_letter(reply) == want

@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from mcqflow.evaluation.extract import extract_answer
+from mcqflow.evaluation.extract.rules import extract_answer
 
 
 def main() -> None:

@@ -220,7 +220,7 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
 
 def cmd_extract(a: argparse.Namespace) -> None:
     from mcqflow.core.schema import loads
-    from mcqflow.evaluation.extract import extract_answer
+    from mcqflow.evaluation.extract.rules import extract_answer
 
     for i, line in enumerate(sys.stdin, 1):
         if not line.strip():
@@ -507,7 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--remote", help="DVC remote name (default: the default remote)")
     p.set_defaults(fn=cmd_pull)
 
-    from mcqflow.evaluation.extract import RULES
+    from mcqflow.evaluation.extract.rules import RULES
     from mcqflow.modeling.architectures import ARCHITECTURES
 
     p = sub.add_parser(
@@ -564,9 +564,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Read the answer letter out of model outputs, the way predict and the GRPO rewards do. "
         'Input: one JSON object a line on stdin, {"text": OUTPUT} or {"text": OUTPUT, "options": {"A": ..., '
         '"B": ..., "C": ..., "D": ...}} (the options let an output that names an option\'s text count). '
-        'Output: one line each, {"answer": "A".."D" or null, "method": the rule that decided}. Rules, in '
-        "order: " + ", ".join(RULES) + " (mcqflow/evaluation/extract.py explains each).",
-        epilog='example:\n  echo \'{"text": "<think>A?</think>排除A和B……最終選擇D"}\' | mcqflow extract-answer\n'
+        'Output: one line each, {"answer": "A".."D" or null, "method": the rule that decided}. The first '
+        "rule that applies decides (mcqflow/evaluation/extract/rules.py).",
+        epilog="rules, in the order they run:\n"
+        + "\n".join(f"  {r.name:<22}{'none: ' if r.reads is None else ''}{r.says}" for r in RULES)
+        + '\n\nexample:\n  echo \'{"text": "<think>A?</think>排除A和B……最終選擇D"}\' | mcqflow extract-answer\n'
         '  {"answer": "D", "method": "zh-phrase"}',
     )
     p.set_defaults(fn=cmd_extract)

@@ -31,8 +31,7 @@ from mcqflow.core.errors import UserError
 from mcqflow.core.io import atomic_open
 from mcqflow.core.reasoning import TAGS
 from mcqflow.core.schema import LETTERS, Record, Rejected, loads, record_from_dict
-from mcqflow.core.text import letter_of
-from mcqflow.evaluation.extract import extract_answer
+from mcqflow.core.text import letter_of, stated_letter
 
 # canonical field -> header names that mean it (compared after strip + casefold)
 _ALIASES = {
@@ -509,11 +508,11 @@ def parse_chat(obj: dict, default_id: str, source: str) -> Record:
     answer, reasoning = None, None
     if assistant:
         reply = assistant[-1]
-        answer = extract_answer(reply).answer
+        answer = stated_letter(reply)
         if any(f"<{t}>" in reply for t in TAGS[:-1]):
             reasoning = reply.strip()
         if answer is None and reply.strip():
-            raise ValueError(f"assistant reply has no readable answer: {reply[:60]!r}")
+            raise ValueError(f"assistant reply states no answer letter: {reply[:60]!r}")
     rec = _make_record(
         {"id": str(obj.get("id", "")), "question": question, "answer": answer or ""}
         | {k: v for k, (_, v) in found.items()},

@@ -17,7 +17,7 @@ from mcqflow.core.errors import UserError
 from mcqflow.core.io import atomic_open
 from mcqflow.core.prompts import render_prompt
 from mcqflow.core.schema import LETTERS, Record, loads
-from mcqflow.evaluation.extract import extract_answer
+from mcqflow.evaluation.extract.rules import extract_answer
 
 INFERENCE_MODES = ("letter", "generate")
 

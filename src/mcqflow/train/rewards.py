@@ -8,7 +8,7 @@ letters. The weights live in params.yaml (`grpo.rewards`).
 from __future__ import annotations
 
 from mcqflow.core.reasoning import TAGS, ChainError, parse_chain
-from mcqflow.evaluation.extract import extract_answer
+from mcqflow.evaluation.extract.rules import extract_answer
 from mcqflow.quality.neutrality import neutrality_score
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One experiment's model stages on a GPU machine, stage by stage (dvc.yaml's own commands), for a lease
 # whose device time does not cover `dvc exp run` of the whole pipeline (bench/exp_run_embedded.sh, ~13
-# minutes a fresh experiment). The data stages (ingest .. split_50pct, tiny_model) need no GPU: they are
+# minutes a fresh experiment). The data stages (ingest .. split, tiny_model) need no GPU: they are
 # built beforehand on a CPU with the experiment's params, and carried in PREP with that params.yaml. Only the
 # stages named run, in the order given, each by its command as DVC resolves it from dvc.yaml; a stage the
 # measurement does not need (the English branch, sft-reasoning when GRPO starts from sft-plain,
@@ -12,7 +12,7 @@
 # on the same machine continues with what the last one left there.
 #
 # Prepare, on a CPU, in a copy of the tree (e.g. one made by `git worktree add`):
-#   dvc exp run -n NAME <the plan line's -S arguments> split_50pct tiny_model
+#   dvc exp run -n NAME <the plan line's -S arguments> split tiny_model
 #   mkdir -p PREP && cp -a params.yaml data models PREP/    (data/validated, data/split, models/tiny)
 #   and metrics/predict/base-<lang>.json from an earlier run of the same base and data (predict reads it)
 # On the GPU machine (wheels and weights sent ahead as bench/exp_run_embedded.sh says), carrying PREP:

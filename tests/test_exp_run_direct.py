@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 def test_chosen_stages_run_over_two_calls_and_come_back_packed(tmp_path):
     root, env = make_clone(tmp_path / "clone")
     sets = ["-S", "grpo.init=sft-plain", "-S", "grpo.mode=plain"]
-    dvc_in(root, env, "exp", "run", *sets, "split_50pct", "tiny_model", "predict_base@zh")
+    dvc_in(root, env, "exp", "run", *sets, "split", "tiny_model", "predict_base@zh")
     prep = tmp_path / "prep"
     (prep / "metrics/predict").mkdir(parents=True)
     for part in ("params.yaml", "data", "models"):

@@ -75,7 +75,7 @@ def test_split_stage_writes_what_sft_trains_on(tmp_path):
     for sees in ("all", "rest"):
         params["split"]["sft_sees"] = sees
         (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
-        r = subprocess.run([sys.executable, ROOT / "stages/split_50pct.py", "--data", "validated", "--langs", "zh",
+        r = subprocess.run([sys.executable, ROOT / "stages/split.py", "--data", "validated", "--langs", "zh",
                             "en", "--out", f"split-{sees}"], cwd=tmp_path, capture_output=True, text=True)  # fmt: skip
         assert r.returncode == 0, r.stderr
         split = tmp_path / f"split-{sees}"

@@ -1,4 +1,4 @@
-"""Stage split_50pct: a seeded subset of the training data, stratified by topic x gold letter; the same ids
+"""Stage split: a seeded subset of the training data, stratified by topic x gold letter; the same ids
 in every language, so Chinese and English GRPO runs see the same questions. It also writes what the SFT
 stages train on (`sft/<lang>.jsonl`): all of train (split.sft_sees=all), or the rest, so that GRPO starts
 from a model that never saw its prompts (rest)."""

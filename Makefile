@@ -47,11 +47,11 @@ exp:
 compare:
 	mcqflow exps
 
-# The real-weights run's GRPO curves (results/embedded-gpu/plots.yaml), as HTML in dvc_plots/real-weights/.
+# The real-weights run's GRPO curves (experiments/embedded-gpu/plots.yaml), as HTML in dvc_plots/real-weights/.
 real-weights-plots:
-	mkdir -p dvc_plots/real-weights && cp results/embedded-gpu/plots.yaml results/embedded-gpu/dvc.yaml
+	mkdir -p dvc_plots/real-weights && cp experiments/embedded-gpu/plots.yaml experiments/embedded-gpu/dvc.yaml
 	dvc plots show -o dvc_plots/real-weights real-grpo-correctness real-grpo-zero-std real-grpo-entropy \
-	  real-grpo-length; rc=$$?; rm -f results/embedded-gpu/dvc.yaml; exit $$rc
+	  real-grpo-length; rc=$$?; rm -f experiments/embedded-gpu/dvc.yaml; exit $$rc
 
 # Paired comparisons (metrics/compare/): B - A with its paired bootstrap interval and McNemar's p.
 significance:

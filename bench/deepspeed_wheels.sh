@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # DeepSpeed for the GPU image, which lacks it: PyPI has only its source (0.19.8), so build a pure-Python wheel
 # here (DS_BUILD_OPS=0: its CUDA ops compile just in time where they are used; the ZeRO-2/3 runs in
-# bench/results used none) and fetch its dependencies as wheels into ./.whl-ds; ./.whl-ds/opt holds pydantic,
+# experiments/bench used none) and fetch its dependencies as wheels into ./.whl-ds; ./.whl-ds/opt holds pydantic,
 # installed there only if the image lacks it. Run from the project root with the project's venv active.
 # Then: WHEELS=.whl WHEELS_DS=.whl-ds bench/fsdp_gpus.sh OUT WORK ARCH zero   (carry .whl and .whl-ds)
 set -euo pipefail

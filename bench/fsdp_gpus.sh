@@ -77,7 +77,7 @@ EOF
       --processes 2 --config $FSDP --only sft $V --work "$WORK"
     ;;
   sft4)
-    base=$(ls "$R"/*"$ARCH"*-x2*.json bench/results/*"$ARCH"*-x2*.json 2>/dev/null | tail -1)
+    base=$(ls "$R"/*"$ARCH"*-x2*.json experiments/bench/*"$ARCH"*-x2*.json 2>/dev/null | tail -1)
     run 240 "sft $ARCH x4" $B --arch "$ARCH" --processes 4 --config $FSDP --only sft $V --work "$WORK" \
       ${base:+--baseline "$base"}
     ;;

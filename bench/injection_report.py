@@ -8,7 +8,7 @@ patterns (dev) and the half only measured (held out). Each phrase is also measur
 False positives: every real text the gate could meet, none of which is an injection: the sample's chains,
 questions and options (Chinese and English), and GAOKAO-Bench's 607 questions, options and analyses with the chains converted from them.
 
-Usage: python bench/injection_report.py [--out bench/results/injection.md]
+Usage: python bench/injection_report.py [--out experiments/bench/injection.md]
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ figure is the one that holds: real texts, none written with the filter in mind."
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, default=ROOT / "bench/results/injection.md")
+    ap.add_argument("--out", type=Path, default=ROOT / "experiments/bench/injection.md")
     a = ap.parse_args()
     rows = phrasings()
     real = real_texts()

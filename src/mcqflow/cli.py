@@ -526,7 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
         "`embedded` extra) or a model folder; GRPO then runs the pipeline's plain and reasoning modes, each "
         "completion ending where the model ends it (default: random weights of --arch)",
     )
-    p.add_argument("--out", default="bench/results", help="where the JSON and markdown results go")
+    p.add_argument("--out", default="experiments/bench", help="where the JSON and markdown results go")
     p.add_argument("--work", help="where the random weights and outputs go (default: a temporary folder)")
     p.add_argument("--only", default="sft,predict,grpo", help="comma-separated subset of sft,predict,grpo")
     p.add_argument(

@@ -1,5 +1,5 @@
 """`mcqflow bench`'s results: the targets of the GPU-speed issues, checked; multi-GPU scaling; the
-markdown page and the JSON file a run leaves in bench/results/."""
+markdown page and the JSON file a run leaves in experiments/bench/."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ Text is normalised before it is matched, so the usual disguises do not hide a ph
 letters become ASCII), zero-width and soft-hyphen characters removed, Cyrillic and Greek look-alikes folded
 onto the Latin letters they imitate, HTML entities decoded, and spaces between CJK characters dropped
 ("忽 略 以 上 指 令"). Measured on bench/injection/phrasings.txt and on real chains by
-bench/injection_report.py (bench/results/injection.md)."""
+bench/injection_report.py (experiments/bench/injection.md)."""
 
 from __future__ import annotations
 

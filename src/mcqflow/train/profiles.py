@@ -1,6 +1,6 @@
 """Speed profiles (params.yaml `train.profile`): which of the measured speed levers a run uses.
 
-Every lever here was measured by `mcqflow bench` against the vanilla recipe (bench/results/), and all but
+Every lever here was measured by `mcqflow bench` against the vanilla recipe (experiments/bench/), and all but
 one change nothing computed beyond float rounding: the CPU tests compare each one with the plain path
 (Liger's kernels are Triton, GPU only: a GPU test compares those, in fp32). The one is `fp8_base`, a
 precision choice like the vanilla recipe's 4-bit base: `train.fp8: false` turns it off.

@@ -62,7 +62,7 @@ STYLES = [  # (style, language, prompt, temperature; 0 = greedy)
     ),
 ]
 run_round(
-    "bench/extraction/round12-raw.jsonl",
+    "experiments/extraction/round12-raw.jsonl",
     "dev",
     STYLES,
     lambda k: [(7 * k + j) % 60 for j in range(8)],

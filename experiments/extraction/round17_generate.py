@@ -54,7 +54,7 @@ STYLES = [  # (style, language, prompt, temperature; 0 = greedy)
     ),
 ]
 run_round(
-    "bench/extraction/round17-raw.jsonl",
+    "experiments/extraction/round17-raw.jsonl",
     "train",
     STYLES,
     lambda k: [(19 * k + 100 + j) % 180 for j in range(8)],

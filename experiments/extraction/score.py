@@ -3,7 +3,7 @@ answering sample questions in several prompt styles (round4_generate.py, round5_
 labelled by hand (`label`: the letter the output commits to, null when it commits to none) before it was
 scored. Prints each round's rate and its misses.
 
-Usage: python bench/extraction/score.py [bench/extraction/round4.jsonl ...]"""
+Usage: python experiments/extraction/score.py [experiments/extraction/round4.jsonl ...]"""
 
 import json
 import sys

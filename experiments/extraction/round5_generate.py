@@ -41,7 +41,7 @@ STYLES = [
         lambda r: chat(body(r) + "\n\nAnswer in markdown: a short analysis, then a heading '## Answer'."),
     ),
 ]
-out = open("bench/extraction/round5-raw.jsonl", "w", encoding="utf-8")  # noqa: SIM115
+out = open("experiments/extraction/round5-raw.jsonl", "w", encoding="utf-8")  # noqa: SIM115
 for k, (style, lang, make) in enumerate(STYLES):
     recs = (zh if lang == "zh" else en)[20 * k : 20 * k + 8]
     texts = generate(model, tok, [make(r) for r in recs], batch_size=8, max_new_tokens=256)

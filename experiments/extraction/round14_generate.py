@@ -56,7 +56,7 @@ STYLES = [  # (style, language, prompt, temperature; 0 = greedy)
     ),
 ]
 run_round(
-    "bench/extraction/round14-raw.jsonl",
+    "experiments/extraction/round14-raw.jsonl",
     "train",
     STYLES,
     lambda k: [(23 * k + 11 + j) % 180 for j in range(8)],

@@ -53,7 +53,7 @@ STYLES = [  # (style, language, prompt, temperature; 0 = greedy)
     ("en-one-word", "en", lambda tok, r: chat(tok, body(r) + "\n\nAnswer in one word."), 0.0),
 ]
 run_round(
-    "bench/extraction/round13-raw.jsonl",
+    "experiments/extraction/round13-raw.jsonl",
     "test",
     STYLES,
     lambda k: [(5 * k + 3 + j) % 62 for j in range(8)],

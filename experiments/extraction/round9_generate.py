@@ -34,7 +34,7 @@ STYLES = [  # (style, language, prompt, temperature; 0 = greedy)
     ("en-terse", "en", lambda tok, r: chat(tok, body(r), "Answer multiple-choice questions tersely."), 0.7),
 ]
 run_round(
-    "bench/extraction/round9-raw.jsonl",
+    "experiments/extraction/round9-raw.jsonl",
     "train",
     STYLES,
     lambda k: ROWS[8 * (k % 4) : 8 * (k % 4) + 8],

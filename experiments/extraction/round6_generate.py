@@ -45,7 +45,7 @@ STYLES = [
         lambda r: chat(body(r), "You are a careful exam taker. Show your reasoning, then answer."),
     ),
 ]
-with open("bench/extraction/round6-raw.jsonl", "w", encoding="utf-8") as out:
+with open("experiments/extraction/round6-raw.jsonl", "w", encoding="utf-8") as out:
     for k, (style, lang, make) in enumerate(STYLES):
         recs = (zh if lang == "zh" else en)[10 * k : 10 * k + 8]
         texts = generate(model, tok, [make(r) for r in recs], batch_size=8, max_new_tokens=256)

@@ -49,7 +49,7 @@ STYLES = [  # (style, language, prompt, temperature; 0 = greedy)
     ),
 ]
 run_round(
-    "bench/extraction/round16-raw.jsonl",
+    "experiments/extraction/round16-raw.jsonl",
     "test",
     STYLES,
     lambda k: [(7 * k + 30 + j) % 62 for j in range(8)],

@@ -58,7 +58,7 @@ STYLES = [  # (style, language, prompt, temperature; 0 = greedy)
     ),
 ]
 run_round(
-    "bench/extraction/round10-raw.jsonl",
+    "experiments/extraction/round10-raw.jsonl",
     "train",
     STYLES,
     lambda k: ROWS[8 * (k % 2) : 8 * (k % 2) + 8],

@@ -35,7 +35,7 @@ STYLES = {
     ),
 }
 n = int(sys.argv[1]) if len(sys.argv) > 1 else 8
-out = open(sys.argv[2] if len(sys.argv) > 2 else "bench/extraction/round4-raw.jsonl", "w", encoding="utf-8")  # noqa: SIM115
+out = open(sys.argv[2] if len(sys.argv) > 2 else "experiments/extraction/round4-raw.jsonl", "w", encoding="utf-8")  # noqa: SIM115
 for style, (lang, tmpl) in STYLES.items():
     recs = (
         (zh if lang == "zh" else en)[:n]

@@ -44,5 +44,5 @@ STYLES = [  # (style, language, prompt, temperature)
     ("en-plain-t1", "en", lambda tok, r: chat(tok, body(r)), 1.0),
 ]
 run_round(
-    "bench/extraction/round7-raw.jsonl", "train", STYLES, lambda k: range(20 * k + 8, 20 * k + 16), seed=3
+    "experiments/extraction/round7-raw.jsonl", "train", STYLES, lambda k: range(20 * k + 8, 20 * k + 16), seed=3
 )  # round 5 took rows [20k, 20k + 8)

@@ -48,7 +48,7 @@ STYLES = [  # (style, language, prompt, temperature; 0 = greedy)
     ("en-quiz", "en", lambda tok, r: chat(tok, body(r) + "\n\nAnswer as a quiz-show contestant would."), 0.0),
 ]
 run_round(
-    "bench/extraction/round11-raw.jsonl",
+    "experiments/extraction/round11-raw.jsonl",
     "test",
     STYLES,
     lambda k: ROWS[6 * (k % 2) : 6 * (k % 2) + 8],

@@ -51,7 +51,7 @@ STYLES = [  # (style, language, prompt, temperature; 0 = greedy)
     ),
 ]
 run_round(
-    "bench/extraction/round15-raw.jsonl",
+    "experiments/extraction/round15-raw.jsonl",
     "dev",
     STYLES,
     lambda k: [(11 * k + 5 + j) % 60 for j in range(8)],

@@ -44,7 +44,7 @@ STYLES = [  # (style, language, prompt, temperature; 0 = greedy)
     ),
 ]
 run_round(
-    "bench/extraction/round8-raw.jsonl",
+    "experiments/extraction/round8-raw.jsonl",
     "dev",
     STYLES,
     lambda k: range(24 + 8 * (k % 4), 32 + 8 * (k % 4)),

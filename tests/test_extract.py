@@ -217,3 +217,26 @@ def test_long_restated_options_are_read_in_linear_time(shape):
     assert a.method == b.method and a.answer == b.answer  # the same reading at either length
     if shape.startswith("restated"):  # the issue's bound (0.3-0.4 s here)
         assert took(100_000)[0] < 1.0
+
+
+def test_each_extraction_round_in_rounds_yaml_asks_the_questions_its_kept_file_lists():
+    """experiments/extraction/rounds.yaml is the rounds as data: each round's styles and rows give the outputs
+    its labelled file holds, in order, with the options those outputs were shown."""
+    import importlib.util
+
+    from conftest import ROOT
+
+    folder = ROOT / "experiments/extraction"
+    spec = importlib.util.spec_from_file_location("rounds_generate", folder / "generate.py")
+    generate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generate)
+    rounds = generate.load_rounds()
+    assert sorted(rounds) == sorted(p.stem for p in folder.glob("round*.jsonl"))
+    for name, plan in rounds.items():
+        kept = [
+            json.loads(line) for line in (folder / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()
+        ]
+        planned = [(style, r) for style, recs in generate.questions(plan) for r in recs]
+        assert [(k["id"], k["style"]) for k in kept] == [(r.id, s["name"]) for s, r in planned], name
+        for k, (s, r) in zip(kept, planned, strict=True):
+            assert s.get("script") == "t2s" or k["options"] == r.options, (name, k["id"])

@@ -1,5 +1,5 @@
 """Answer extraction on real model outputs nobody tuned the rules for: the embedded Qwen2.5-Coder-0.5B-Instruct
-answering sample questions in several prompt styles (round4_generate.py, round5_generate.py), each output
+answering sample questions in the prompt styles of rounds.yaml (generate.py), each output
 labelled by hand (`label`: the letter the output commits to, null when it commits to none) before it was
 scored. Prints each round's rate and its misses.
 

@@ -261,6 +261,7 @@ def test_length_batches_train_the_same_adapter_on_shorter_micro_batches(tiny_dir
         ),
     )
     lora = lora_config(SFTParams(finetune="lora", lora={**SFTParams().lora, "dropout": 0.0}))
+    monkeypatch.setattr("mcqflow.train.grpo.TRIM_BUCKET", 4)  # 64 columns would hide the cut at these widths
     out, seen = {}, {}
     for grouped in (False, True):
         widths.clear()
@@ -276,6 +277,7 @@ def test_length_batches_train_the_same_adapter_on_shorter_micro_batches(tiny_dir
         )
     assert seen[False] == [12] * 8  # every micro-batch padded to the step's longest completion
     assert len(seen[True]) == 8 and max(seen[True]) == 12 and sum(seen[True]) < sum(seen[False])
+    assert all(w % 4 == 0 for w in seen[True])  # each cut width rounded up to the bucket
     assert seen[True][:4] == sorted(seen[True][:4], reverse=True)  # one step's micro-batches, longest first
     moved = [k for k in out[True] if "lora_B" in k and out[True][k].abs().max() > 0]
     assert moved

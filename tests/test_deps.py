@@ -63,3 +63,17 @@ def test_grpo_fingerprint_hashes_the_grpo_stage_closure():
     stage = {p.name for p in closure(ROOT / "stages/grpo.py")}
     assert {p.name for p in objective_files()} == stage - {"skip.py"}
     assert Path(ROOT / "src/mcqflow/train/training.py").resolve() in {p.resolve() for p in objective_files()}
+
+
+def test_sync_deps_script_leaves_a_true_dvc_yaml_as_it_is():
+    """scripts/sync_deps.py rewrites each stage's module deps from the import closure; on a dvc.yaml the
+    tests above pass, it changes nothing."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sync_deps", ROOT / "scripts/sync_deps.py")
+    sync_deps = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sync_deps)
+    text = (ROOT / "dvc.yaml").read_text(encoding="utf-8")
+    assert sync_deps.sync(text) == text
+    stale = text.replace("      - src/mcqflow/train/rewards.py\n", "", 1)
+    assert stale != text and sync_deps.sync(stale) == text

@@ -81,7 +81,7 @@ def _right_once(r: Reading) -> str | None:
     return v.right[0] if v is not None and len(v.right) == 1 else None
 
 
-def _verdicts(r: Reading) -> str | None:
+def _judged_right(r: Reading) -> str | None:
     letter = _right_once(r)
     v = r.open_verdicts
     if letter and (letter in v.ranked or not v.unfinished(r.options)):  # type: ignore[union-attr]
@@ -187,7 +187,7 @@ BODY = (
     ),
     Rule(
         "verdicts",
-        _verdicts,
+        _judged_right,
         "an analysis that judges the options in turn and exactly one right, finished or ranking it first",
         "A. 錯誤，過於片面。B. 正確，兼顧各方。C. 錯誤。D. 錯誤。",
         "B",

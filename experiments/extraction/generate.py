@@ -9,6 +9,7 @@ Usage: python experiments/extraction/generate.py ROUND [--out PATH] [--rounds ro
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from pathlib import Path
 
@@ -57,12 +58,15 @@ def questions(spec: dict) -> list[tuple[dict, list]]:
 
 def plan(tok, spec: dict) -> list[tuple[dict, list, list[str]]]:
     """Each style with its records and their prompts, in the order the round generates them."""
-    t2s = None
-    if any(s.get("script") == "t2s" for s in spec["styles"]):
-        import opencc
-
-        t2s = opencc.OpenCC("t2s")
+    t2s = _t2s() if any(s.get("script") == "t2s" for s in spec["styles"]) else None
     return [(style, rows, [prompt(tok, style, r, t2s) for r in rows]) for style, rows in questions(spec)]
+
+
+@functools.cache
+def _t2s():
+    import opencc
+
+    return opencc.OpenCC("t2s")
 
 
 def _sampled(model, tok, prompts: list[str], temperature: float, max_new_tokens: int) -> list[str]:
@@ -79,7 +83,6 @@ def _sampled(model, tok, prompts: list[str], temperature: float, max_new_tokens:
 
 
 def run(spec: dict, out_path: Path) -> None:
-    import opencc
     import torch
 
     from mcqflow.evaluation.predict import generate
@@ -89,7 +92,6 @@ def run(spec: dict, out_path: Path) -> None:
     model, tok = load_for_inference("embedded", dtype="bfloat16")
     if spec["decoding"] == "sample":
         tok.padding_side = "left"
-    t2s = opencc.OpenCC("t2s")
     with open(out_path, "w", encoding="utf-8") as out:
         for style, recs, prompts in plan(tok, spec):
             if spec["decoding"] == "predict":
@@ -99,7 +101,7 @@ def run(spec: dict, out_path: Path) -> None:
             for r, t in zip(recs, texts, strict=True):
                 options = r.options
                 if style.get("script") == "t2s":
-                    options = {k: t2s.convert(v) for k, v in options.items()}
+                    options = {k: _t2s().convert(v) for k, v in options.items()}
                 row = {"id": r.id, "style": style["name"], "options": options}
                 row |= {"gold": r.answer} if spec.get("gold") else {}
                 out.write(json.dumps(row | {"text": t}, ensure_ascii=False) + "\n")

@@ -436,7 +436,6 @@ class Reading:
     def __init__(self, raw: str | None, options: dict[str, str] | None = None, text: str | None = None):
         self.raw = raw
         self.options = options
-        self.memo: dict[str, object] = {}  # what the rules compute from other rules (rules.py)
         if text is not None:
             self.__dict__["text"] = text
 

@@ -40,8 +40,8 @@ _GOOD_ZH = r"(?:正確|正确|合適|合适|恰當|恰当|佳|準確|准确|合�
 _CLAUSE_END = r"\s*(?=[。！!.，,；;]|$)"
 _PARTICLE_END = r"\s*(?:吧|啦|了)?" + _CLAUSE_END
 
-# Decisions in Chinese: the first pattern that reads a letter in a span is not what counts; the decision
-# that ends last in the output is (rules.py).
+# Decisions in Chinese. Where several match, the one that ends last in the output decides
+# (analysis.Reading.phrases), whichever pattern read it.
 ZH = (
     # 答案是 C / 最終答案：B / 正確答案應為（D）/ 答案選A
     Phrase(

@@ -55,17 +55,12 @@ def extract_answer(text: str | None, options: dict[str, str] | None = None) -> E
 
 def _body(r: Reading) -> Extraction:
     """The reading of the rules from `letter` on: what the output says apart from its last line."""
-    if "body" not in r.memo:
-        r.memo["body"] = apply(BODY, r)
-    return r.memo["body"]  # type: ignore[return-value]
+    return apply(BODY, r)
 
 
 def _tagged(r: Reading) -> Extraction | None:
-    if r.tag is None:
-        return None
-    if "tag" not in r.memo:
-        r.memo["tag"] = apply(BODY, Reading(None, r.options, text=r.tag))
-    return r.memo["tag"]  # type: ignore[return-value]
+    """The reading of the rules from `letter` on over the content of the output's answer tag."""
+    return None if r.tag is None else apply(BODY, Reading(None, r.options, text=r.tag))
 
 
 def _decided(method: str) -> Callable[[Reading], str | None]:

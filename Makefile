@@ -41,9 +41,10 @@ exp:
 	@dvc exp run $(ARGS) $(foreach s,$(S),-S $(s)) || { rc=$$?; cp .dvc/tmp/params.before-exp.yaml params.yaml; \
 	  echo "make exp: the run failed (exit $$rc); params.yaml is as it was before it" >&2; exit $$rc; }
 
-# Per experiment (mcqflow.evaluation.exps, from `dvc exp show --json`): dev and labelled-test accuracy of the untrained
-# base and each training stage, Chinese vs English, beside the share of outputs with no readable answer and
-# the largest letter share (a constant letter scores 0.25); then the params each experiment changed.
+# Per experiment (mcqflow.evaluation.exps: the experiments from `dvc exp show --json`, their numbers from
+# metrics/predict/ at each one's commit): dev and labelled-test accuracy of the untrained base and each
+# training stage, Chinese vs English, beside the share of outputs with no readable answer and the largest
+# letter share (a constant letter scores 0.25); then the params each experiment changed.
 compare:
 	mcqflow exps
 

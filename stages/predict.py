@@ -14,7 +14,7 @@ from mcqflow.core.io import claim, write_text_atomic
 from mcqflow.core.schema import read_records
 from mcqflow.core.skip import reason, say
 from mcqflow.evaluation.evaluate import score, summarize
-from mcqflow.evaluation.metrics import degenerate_warnings, evaluate
+from mcqflow.evaluation.metrics import degenerate_warnings, evaluate, headline
 from mcqflow.evaluation.predict import answer_resumably, write_details
 from mcqflow.evaluation.report import build, plot_rows, write_html
 from mcqflow.evaluation.submission import check_submission_ids, write_submission
@@ -33,7 +33,10 @@ def main() -> None:
     ap.add_argument("--data", required=True)
     ap.add_argument("--submission", required=True)
     ap.add_argument("--details", required=True, help="folder for <name>-<lang>-{dev,test}.jsonl")
-    ap.add_argument("--metrics", required=True)
+    ap.add_argument("--metrics", required=True, help="the whole dev (and labelled test) record, JSON")
+    ap.add_argument(
+        "--headline", required=True, help="the DVC metric: dev accuracy, interval, no-answer share (JSON)"
+    )
     ap.add_argument("--report", required=True, help="the dev report, HTML (mcqflow.evaluation.report)")
     ap.add_argument("--plots", required=True, help="folder for <name>-<lang>-{confusion,topics}.json")
     ap.add_argument(
@@ -46,7 +49,13 @@ def main() -> None:
         ap.error(f"--name {a.name} needs --models")
     # two runs writing these at once (two workspaces on one checkout, a stage and a CLI run) are refused
     details = {f"--details ({s})": Path(a.details, f"{a.name}-{a.lang}-{s}.jsonl") for s in ("dev", "test")}
-    claim(**{"--submission": a.submission, "--metrics": a.metrics, "--report": a.report, **details})
+    outs = {
+        "--submission": a.submission,
+        "--metrics": a.metrics,
+        "--headline": a.headline,
+        "--report": a.report,
+    }
+    claim(**outs, **details)
     params = load_params()
     p, profile = section(params, "predict"), profile_from_params(params)
     model_params = section(params, "model")
@@ -131,6 +140,7 @@ def main() -> None:
         )
         metrics = {**metrics, "test": test_metrics}
     write_text_atomic(a.metrics, json.dumps({a.lang: metrics}, indent=2) + "\n")
+    write_text_atomic(a.headline, json.dumps(headline(metrics), indent=2) + "\n")
     write_html(report, a.report)
     for kind, rows in plot_rows(report).items():
         write_text_atomic(
@@ -146,6 +156,7 @@ def write_skipped(a, why: str) -> None:
     for split in ("dev", "test"):
         write_text_atomic(Path(a.details, f"{a.name}-{a.lang}-{split}.jsonl"), "")
     write_text_atomic(a.metrics, json.dumps({a.lang: {"skipped": why}}, ensure_ascii=False, indent=2) + "\n")
+    write_text_atomic(a.headline, json.dumps(headline({"skipped": why})) + "\n")
     title = escape(f"{a.name} ({a.lang}): skipped")
     write_text_atomic(
         a.report,

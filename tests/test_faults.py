@@ -194,7 +194,7 @@ def test_two_writers_of_one_output_never_interleave(tmp_path, monkeypatch):
     with held(metrics) as pid:
         r = subprocess.run(
             [sys.executable, ROOT / "stages/predict.py", "--name", "sft-plain", "--lang", "zh", "--models", "m",
-             "--data", "d", "--submission", "s.csv", "--details", "det", "--metrics", metrics, "--report",
+             "--data", "d", "--submission", "s.csv", "--details", "det", "--metrics", metrics, "--headline", "h.json", "--report",
              "r.html", "--plots", "p"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         one_line_error(r, "--metrics", f"pid {pid}", "another mcqflow run")

@@ -89,6 +89,9 @@ def test_repro_builds_every_output(repo):
 
 
 def test_exp_run_and_show_compare_languages_and_stages(repo):
+    from mcqflow.evaluation.exps import accuracy_table, attach, git_records, read
+    from mcqflow.evaluation.metrics import HEADLINE
+
     dvc(repo, "exp", "run", "-n", "lr-high", "-S", "sft.learning_rate=0.002")
     table = json.loads(dvc(repo, "exp", "show", "--json"))
     exps = [e for rev in table for e in (rev.get("experiments") or [])]
@@ -97,10 +100,24 @@ def test_exp_run_and_show_compare_languages_and_stages(repo):
     lr_high = next(run for e in exps for run in e["revs"] if run["name"] == "lr-high")
     data = lr_high["data"]
     assert data["params"]["params.yaml"]["data"]["sft"]["learning_rate"] == 0.002
+    # the DVC metrics are the headline: the same few keys for every model and language
+    assert sorted(data["metrics"]) == sorted(
+        f"metrics/dev/{name}-{lang}.json" for name in ("base", "sft-plain", "sft-reasoning", "grpo") for lang in ("zh", "en")
+    )  # fmt: skip
+    for path, m in data["metrics"].items():
+        assert {"accuracy", "ci95_low", "ci95_high", "n"} <= set(m["data"]) <= set(HEADLINE), path
+    # the whole records are committed with the experiment: make compare reads them at its commit
+    shown = attach(read(table), git_records(repo[0]))
+    lr = next(e for e in shown if e.name == "lr-high")
     for name in ("base", "sft-plain", "sft-reasoning", "grpo"):
         for lang in ("zh", "en"):
-            m = data["metrics"][f"metrics/predict/{name}-{lang}.json"]["data"]
-            assert "accuracy" in m[lang] and "accuracy_ci95_low" in m[lang]
+            m = lr.records[f"metrics/predict/{name}-{lang}.json"][lang]
+            assert m["accuracy"] == data["metrics"][f"metrics/dev/{name}-{lang}.json"]["data"]["accuracy"]
+    assert len([r for r in accuracy_table(shown).splitlines() if r.startswith("| lr-high |")]) == 8
+    # `dvc metrics show`: a row per model and language, within a 120-column terminal
+    lines = dvc(repo, "metrics", "show").splitlines()
+    assert len([line for line in lines if line.startswith("metrics/dev/")]) == 8
+    assert max(map(len, lines)) <= 120, lines[0]
 
 
 def test_plots_show_draws_training_loss_and_the_reports_offline(repo):

@@ -1,10 +1,13 @@
 """DVC's experiments as tables a person can read in a terminal (`make compare`, `make significance`).
 
-`dvc exp show` gives every metric and parameter a column of its own: for this pipeline 31 columns and
-about 1,500 characters a line. Here each experiment is a block of rows, one per model and language (or per
-comparison), with the few numbers that matter side by side, and the parameters an experiment changed in a
-table of their own. The input is `dvc exp show --json` (DVC's own serialisation: a baseline commit, the
-workspace, and the experiments derived from the baseline).
+`dvc exp show` gives every metric and parameter a column of its own. Here each experiment is a block of
+rows, one per model and language (or per comparison), with the few numbers that matter side by side, and
+the parameters an experiment changed in a table of their own. The experiments, their commits and params
+come from `dvc exp show --json` (DVC's own serialisation: the workspace, the baseline commit, and the
+experiments derived from it). The numbers come from the predict and compare stages' whole records
+(`metrics/predict/`, `metrics/compare/`): plain outputs kept in git, so each experiment's are read at its
+own commit (`git show <rev>:<path>`), the workspace's from disk. Only the headline (`metrics/dev/`) is a
+DVC metric (mcqflow.evaluation.metrics).
 """
 
 from __future__ import annotations
@@ -12,20 +15,28 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from mcqflow.core.errors import UserError
 
 MODELS = ("base", "sft-plain", "sft-reasoning", "grpo")
 PREDICT = re.compile(r"(?:^|/)metrics/predict/(?P<model>[\w-]+)-(?P<lang>[a-z]{2})\.json$")
 COMPARE = re.compile(r"(?:^|/)metrics/compare/(?P<key>[\w-]+)\.json$")
+RECORDS = (
+    "metrics/predict",
+    "metrics/compare",
+)  # the stages' whole records, read at each experiment's commit
 
 
 @dataclass
 class Exp:
     name: str
     params: dict[str, object] = field(default_factory=dict)  # flattened: "grpo.learning_rate" -> 1e-5
-    metrics: dict[str, dict] = field(default_factory=dict)  # metrics file -> its data
+    metrics: dict[str, dict] = field(default_factory=dict)  # DVC metrics file -> its data (the headline)
+    rev: str = "workspace"  # the experiment's commit, or "workspace"
+    records: dict[str, dict] = field(default_factory=dict)  # file under RECORDS -> its data, at rev
 
 
 def read(doc: list[dict]) -> list[Exp]:
@@ -39,7 +50,7 @@ def read(doc: list[dict]) -> list[Exp]:
         for result in (data.get("params") or {}).values():
             params.update(_flatten((result or {}).get("data") or {}))
         metrics = {path: (r or {}).get("data") or {} for path, r in (data.get("metrics") or {}).items()}
-        out.append(Exp(name, params, metrics))
+        out.append(Exp(name, params, metrics, state.get("rev") or data.get("rev") or "workspace"))
 
     for base in doc:
         rev = base.get("rev", "")
@@ -48,6 +59,47 @@ def read(doc: list[dict]) -> list[Exp]:
             for state in group.get("revs") or []:
                 add(state, state.get("name") or group.get("name") or state.get("rev", "")[:7])
     return out
+
+
+Loader = Callable[[str], dict[str, dict]]  # rev -> {path: data} of the JSON files under RECORDS
+
+
+def git_records(root: str | Path = ".") -> Loader:
+    """Read RECORDS in the project at `root`: from disk for the workspace, else from git at the commit."""
+    root = Path(root)
+
+    def load(rev: str) -> dict[str, dict]:
+        if rev == "workspace":
+            paths = sorted(p.relative_to(root).as_posix() for d in RECORDS for p in (root / d).glob("*.json"))
+            texts = {p: (root / p).read_text(encoding="utf-8") for p in paths}
+        else:
+            listed = _git(root, "ls-tree", "-r", "--name-only", rev, "--", *RECORDS)
+            texts = {p: _git(root, "show", f"{rev}:{p}") for p in listed.splitlines() if p.endswith(".json")}
+        out = {}
+        for path, text in texts.items():
+            try:
+                out[path] = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise UserError(f"{path} (at {rev[:12]}): not JSON ({e})") from None
+        return out
+
+    return load
+
+
+def _git(root: Path, *args: str) -> str:
+    r = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+    if r.returncode != 0:
+        last = (r.stderr.strip().splitlines() or ["no output"])[-1]
+        raise UserError(f"git {' '.join(args[:2])}: {last}")
+    return r.stdout
+
+
+def attach(exps: list[Exp], load: Loader) -> list[Exp]:
+    """Each experiment's records, at its commit; an experiment with no metrics yet (queued, failed) has
+    none, so a queued run's commit does not show the baseline's numbers as its own."""
+    for e in exps:
+        e.records = load(e.rev) if e.metrics else {}
+    return exps
 
 
 def _flatten(d: dict, prefix: str = "") -> dict[str, object]:
@@ -83,7 +135,7 @@ def accuracy_table(exps: list[Exp]) -> str:
     rows = []
     for e in exps:
         found = []
-        for path, data in e.metrics.items():
+        for path, data in e.records.items():
             m = PREDICT.search(path)
             if m and m["model"] in MODELS:
                 key = (MODELS.index(m["model"]), m["lang"] != "zh", m["lang"])  # Chinese first
@@ -116,7 +168,7 @@ def significance_table(exps: list[Exp]) -> str:
     difference B − A with its paired bootstrap interval, McNemar's p, and the discordant counts."""
     rows = []
     for e in exps:
-        for path, d in sorted(e.metrics.items()):
+        for path, d in sorted(e.records.items()):
             m = COMPARE.search(path)
             if not m:
                 continue
@@ -156,8 +208,9 @@ def params_table(exps: list[Exp]) -> str:
     return _table([f"experiment (vs {base.name})", "changed params"], rows) if rows else ""
 
 
-def show(kind: str = "accuracy", dvc: str = "dvc") -> str:
-    """`dvc exp show --json`, read and rendered: kind is accuracy or significance."""
+def show(kind: str = "accuracy", dvc: str = "dvc", load: Loader | None = None) -> str:
+    """`dvc exp show --json`, read, each experiment's records attached, and rendered: kind is accuracy or
+    significance."""
     r = subprocess.run([dvc, "exp", "show", "--json", "--no-pager"], capture_output=True, text=True)
     if r.returncode != 0:
         last = (r.stderr.strip().splitlines() or ["no output"])[-1]
@@ -166,6 +219,7 @@ def show(kind: str = "accuracy", dvc: str = "dvc") -> str:
         exps = read(json.loads(r.stdout))
     except (json.JSONDecodeError, AttributeError, TypeError) as e:
         raise UserError(f"dvc exp show --json: unexpected output ({e})") from None
+    attach(exps, load or git_records())
     body = accuracy_table(exps) if kind == "accuracy" else significance_table(exps)
     params = params_table(exps)
     return body + ("\n\n" + params if params else "")

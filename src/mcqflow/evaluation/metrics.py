@@ -1,4 +1,12 @@
-"""Dev-set metrics for `dvc exp show`: accuracy with a 95% Wilson interval, extraction failures, letter shares."""
+"""Dev-set metrics: accuracy with a 95% Wilson interval, extraction failures, letter shares.
+
+Two files per predict stage. `evaluate` gives the whole record (`metrics/predict/<model>-<lang>.json`:
+letter shares, rotations, the labelled test split), a plain output of the stage. `headline` gives the few
+numbers DVC tabulates (`metrics/dev/<model>-<lang>.json`, the stage's DVC metric): DVC draws one column per
+metric key across every metrics file, so `dvc metrics show`, `dvc metrics diff` and `dvc exp show` stay
+readable only while every metrics file shares these seven keys. The test split is left out of them on
+purpose: experiments are chosen on dev.
+"""
 
 from __future__ import annotations
 
@@ -40,6 +48,27 @@ def evaluate(preds: list[Prediction]) -> dict:
         "max_letter_share": round(top_n / len(preds), 4) if preds else 0.0,
         "max_letter": top,
     }
+
+
+HEADLINE = ("accuracy", "ci95_low", "ci95_high", "circular", "no_answer", "top_share", "n")
+
+
+def headline(m: dict) -> dict:
+    """The DVC metric of one predict stage, from `evaluate`'s record (with `circular_accuracy` where the
+    stage measured it): dev accuracy and its interval, circular accuracy, the share of outputs with no
+    readable answer, the largest letter's share and the number of questions. A skipped branch is `n: 0`."""
+    if "skipped" in m or "accuracy" not in m:
+        return {"n": 0}
+    out = {
+        "accuracy": m["accuracy"],
+        "ci95_low": m["accuracy_ci95_low"],
+        "ci95_high": m["accuracy_ci95_high"],
+        "circular": m.get("circular_accuracy"),
+        "no_answer": m["invalid_extraction_rate"],
+        "top_share": m["max_letter_share"],
+        "n": m["n"],
+    }
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def degenerate_warnings(preds: list[Prediction], what: str) -> list[str]:

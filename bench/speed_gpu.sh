@@ -20,6 +20,8 @@
 #   k       GRPO on the ragged shape with and without compaction of the decode batch (`compact_decode`),
 #           and with micro-batches of like length cut to their longest row (`length_batches`)
 #   m       GRPO on the ragged shape at micro-batch 8 with `length_batches` (the room it leaves)
+#   g       GRPO on the ragged shape with each micro-batch packed into one row (`packed_grpo`) and without
+#   h       the packed variant alone at micro-batches 8 and 16 (the room packing leaves), one file each
 #
 # Usage: WHEELS=.whl bench/speed_gpu.sh OUTDIR WORK STEP [STEP ...]
 set -uo pipefail
@@ -89,6 +91,15 @@ for step in "$@"; do
     run ${LIMIT:-590} "ragged, micro-batch 8" python3 -m mcqflow.cli bench --arch qwen2.5-7b --only grpo \
       --out "$WORK/results" --work "$WORK" --grpo-variants fast-length-batches-ragged \
       --shape grpo_ragged_micro_batch=8 ;;
+  g)
+    run ${LIMIT:-590} "packed GRPO, ragged" python3 -m mcqflow.cli bench --arch qwen2.5-7b --only grpo \
+      --out "$WORK/results" --work "$WORK" --grpo-variants fast-ragged,fast-packed-grpo-ragged ;;
+  h)
+    for micro in 8 16; do
+      run ${LIMIT:-590} "packed GRPO, ragged, micro-batch $micro" python3 -m mcqflow.cli bench --arch qwen2.5-7b \
+        --only grpo --out "$WORK/results" --work "$WORK" --grpo-variants fast-packed-grpo-ragged \
+        --shape grpo_ragged_micro_batch=$micro
+    done ;;
   *) say "unknown step $step"; exit 2 ;;
   esac
 done

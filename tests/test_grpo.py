@@ -314,3 +314,72 @@ def test_trim_padding_drops_only_columns_that_are_padding_in_every_row():
     ordered = by_length({**inputs, "labels": ["a", "b"]})
     assert ordered["completion_mask"].sum(1).tolist() == [2, 1] and ordered["labels"] == ["a", "b"]
     assert ordered["num_items_in_batch"] is inputs["num_items_in_batch"]
+
+
+def test_pack_rows_keeps_each_rows_tokens_and_scores_only_completions():
+    import torch
+
+    from mcqflow.train.fast.packing import pack_rows, unpack_rows
+
+    ids = torch.tensor([[0, 0, 5, 6, 8, 9, 0], [0, 4, 5, 6, 8, 0, 0]])  # 4 prompt columns, 3 completion
+    mask = torch.tensor([[0, 0, 1, 1, 1, 1, 0], [0, 1, 1, 1, 1, 0, 0]])
+    rows = pack_rows(ids, mask, logits_to_keep=3)
+    assert rows["input_ids"].tolist() == [[5, 6, 8, 9, 4, 5, 6, 8]]
+    assert rows["labels"].tolist() == [[-100, -100, 8, 9, -100, -100, -100, 8]]
+    assert rows["position_ids"].tolist() == [[0, 1, 2, 3, 0, 1, 2, 3]]
+    assert rows["cu_seq_lens_q"].tolist() == [0, 4, 8] and rows["max_length_q"] == 4
+    # a causal LM's shifted output: the value at i belongs to token i + 1
+    shifted = torch.arange(2.0, 9.0).unsqueeze(0)  # tokens 1..7 of the packed row carry 2..8
+    back = unpack_rows(shifted, rows["keep"])
+    assert back.tolist() == [[0, 0, 2, 3, 4, 0], [0, 6, 7, 8, 0, 0]]  # [rows, width - 1], as padded
+    assert back[:, -3:].tolist() == [[3, 4, 0], [8, 0, 0]]  # the completion columns TRL keeps
+
+
+def test_packed_grpo_trains_the_same_adapter_as_the_padded_step(tiny_dir, tmp_path, monkeypatch):
+    """`packed_grpo`: the micro-batch's rows run end to end in one packed row (position ids restarting,
+    attention kept inside each row), and the per-token log-probabilities go back into TRL's padded layout.
+    Two LoRA steps end with the same adapter as the padded forward's, while the model never sees a pad."""
+    import dataclasses
+
+    import torch
+    from safetensors.torch import load_file
+
+    from conftest import sample_records
+    from mcqflow.train.grpo import train_grpo
+    from mcqflow.train.profiles import PROFILES
+    from mcqflow.train.training import SFTParams, lora_config
+
+    recs = sample_records("train")[:8]
+    params = GRPOParams(
+        mode="plain", learning_rate=1e-2, max_steps=2, prompts_per_step=2, num_generations=4, micro_batch=2,
+        max_completion_length=12, shuffle_options=False, save_steps=100,
+        rewards={"correctness": 1.0, "neutrality": 1.0},
+    )  # fmt: skip
+    from transformers.models.qwen2.modeling_qwen2 import Qwen2Model
+
+    shapes: list[tuple] = []
+    forward = Qwen2Model.forward
+
+    def watched(self, *args, **kwargs):  # the backbone's calls with gradients: the training forwards
+        if torch.is_grad_enabled():
+            shapes.append((tuple(kwargs["input_ids"].shape), "cu_seq_lens_q" in kwargs))
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(Qwen2Model, "forward", watched)
+    lora = lora_config(SFTParams(finetune="lora", lora={**SFTParams().lora, "dropout": 0.0}))
+    out = {}
+    for packed in (False, True):
+        shapes.clear()
+        profile = dataclasses.replace(
+            PROFILES["cpu"], merged_generation=True, graph_decode=True, packed_grpo=packed
+        )
+        train_grpo(recs, tiny_dir, tmp_path / f"m{packed}", tmp_path / f"c{packed}", params, seed=0,
+                   finetune="lora", lora_config=lora, profile=profile,
+                   end_lengths=lambda n: torch.tensor([1 + (i * 5) % 12 for i in range(n)]))  # fmt: skip
+        out[packed] = load_file(tmp_path / f"m{packed}" / "adapter_model.safetensors")
+        rows = 1 if packed else 2  # one packed row with its bounds, or the micro-batch's two padded rows
+        assert len(shapes) == 8 and all(s == (s[0], packed) and s[0][0] == rows for s in shapes), shapes
+    moved = [k for k in out[True] if "lora_B" in k and out[True][k].abs().max() > 0]
+    assert moved
+    for k in out[True]:
+        torch.testing.assert_close(out[True][k], out[False][k], atol=1e-5, rtol=1e-4)

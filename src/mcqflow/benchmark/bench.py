@@ -292,6 +292,46 @@ def bench_predict(model_dir: str, shapes: Shapes, profile: Profile) -> list[dict
     return rows
 
 
+def trace_step(out: Path, step: int):
+    """A callback that runs training step `step` (1-based) under torch.profiler and writes where its time
+    went to `out`: the GPU-busy share (kernel time over wall time) and the top operators by GPU and by CPU
+    time. Set by MCQFLOW_BENCH_TRACE=folder; the traced step is slower, so a traced run's rates are not
+    results."""
+    from torch.autograd import DeviceType
+    from transformers import TrainerCallback
+
+    class Trace(TrainerCallback):
+        prof = None
+        t0 = 0.0
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            if state.global_step + 1 == step:
+                from torch.profiler import ProfilerActivity, profile
+
+                synchronize()
+                self.prof = profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA])
+                self.prof.__enter__()
+                self.t0 = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.prof is None:
+                return
+            synchronize()
+            wall = time.perf_counter() - self.t0
+            self.prof.__exit__(None, None, None)
+            events = self.prof.key_averages()
+            # the kernels' own rows (an operator's row repeats the time of the kernels it launched)
+            busy = sum(e.self_device_time_total for e in events if e.device_type == DeviceType.CUDA) / 1e6
+            lines = [f"step {step}: wall {wall:.2f} s, GPU kernels {busy:.2f} s ({busy / wall:.0%} busy)", ""]
+            for key in ("self_device_time_total", "self_cpu_time_total"):
+                lines += [events.table(sort_by=key, row_limit=30, max_name_column_width=70), ""]
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text("\n".join(lines), encoding="utf-8")
+            self.prof = None
+
+    return Trace()
+
+
 def bench_grpo(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: list[tuple]):
     """Each variant trains `grpo_steps` GRPO steps. `fixed`: every completion runs to grpo_new_tokens (random
     weights never choose the end token). `ragged`: each completion ends at a length drawn from the reasoning
@@ -340,11 +380,13 @@ def bench_grpo(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: 
         timer = step_timer()
         split = StepSplit()
         _reset_memory()
+        trace = os.environ.get("MCQFLOW_BENCH_TRACE")  # a folder: one measured step under torch.profiler
+        traced = [trace_step(Path(trace) / f"grpo-{name}.txt", shapes.grpo_warmup + 1)] if trace else []
         try:
             train_grpo(
                 records, model_dir, work / f"grpo-{name}", work / f"grpo-{name}.ckpt", params,
                 finetune="lora", lora_config=lora_config(SFTParams(finetune="lora")), profile=profile,
-                callbacks=[timer], step_split=split, end_lengths=end_lengths,
+                callbacks=[timer, *traced], step_split=split, end_lengths=end_lengths,
             )  # fmt: skip
         except torch.OutOfMemoryError:
             yield {"bench": "grpo", "variant": name, "skipped": f"CUDA out of memory at micro-batch {micro}"}
@@ -465,7 +507,7 @@ def known_grpo_variants(ours: Profile, shapes: Shapes) -> dict[str, tuple]:
     hf = dataclasses.replace(ours, name=f"{ours.name}-hf-generate", graph_decode=False)
     kernels, fused = _flipped(ours, "liger_sampling"), _flipped(ours, "fused_lora")
     fp8, compact = _flipped(ours, "fp8_base"), _flipped(ours, "compact_decode")
-    lengths = _flipped(ours, "length_batches")
+    lengths, packed = _flipped(ours, "length_batches"), _flipped(ours, "packed_grpo")
     big, micro = shapes.grpo_prompts, shapes.grpo_micro_batch
     return {
         "vanilla": (PROFILES["vanilla"], shapes.grpo_vanilla_prompts, micro, "fixed"),
@@ -484,6 +526,8 @@ def known_grpo_variants(ours: Profile, shapes: Shapes) -> dict[str, tuple]:
         f"{ours.name}-ragged": (ours, big, shapes.grpo_ragged_micro_batch, "ragged"),
         f"{compact.name}-ragged": (compact, big, shapes.grpo_ragged_micro_batch, "ragged"),
         f"{lengths.name}-ragged": (lengths, big, shapes.grpo_ragged_micro_batch, "ragged"),
+        packed.name: (packed, big, micro, "fixed"),
+        f"{packed.name}-ragged": (packed, big, shapes.grpo_ragged_micro_batch, "ragged"),
         # real weights only: the policy ends its completions (plain: a letter; reasoning: a chain)
         "vanilla-plain": (PROFILES["vanilla"], shapes.grpo_vanilla_prompts, micro, "plain"),
         f"{hf.name}-plain": (hf, big, micro, "plain"),
@@ -493,6 +537,7 @@ def known_grpo_variants(ours: Profile, shapes: Shapes) -> dict[str, tuple]:
         f"{ours.name}-reasoning": (ours, big, shapes.grpo_ragged_micro_batch, "reasoning"),
         f"{compact.name}-reasoning": (compact, big, shapes.grpo_ragged_micro_batch, "reasoning"),
         f"{lengths.name}-reasoning": (lengths, big, shapes.grpo_ragged_micro_batch, "reasoning"),
+        f"{packed.name}-reasoning": (packed, big, shapes.grpo_ragged_micro_batch, "reasoning"),
     }
 
 

@@ -35,6 +35,7 @@ from mcqflow.modeling.models import (
     synchronize,
 )
 from mcqflow.train.fast.lora_fused import fuse_lora
+from mcqflow.train.fast.packing import available as packing_available
 from mcqflow.train.launch import is_main_process, world_size
 from mcqflow.train.profiles import Profile, resolve_profile, use_fp8
 from mcqflow.train.rewards import build_rewards
@@ -337,6 +338,7 @@ def trainer_class(
     liger_sampling: bool = False,
     compact_decode: bool = False,
     length_batches: bool = False,
+    packed: bool = False,
 ):
     """TRL's GRPOTrainer, or one that samples through a merged copy of the LoRA policy (`merged.py`), with
     `graph_decode` through a static cache and a CUDA-graph decode step (`decode.py`), with `compact_decode`
@@ -344,6 +346,8 @@ def trainer_class(
     RMSNorm, SwiGLU and RoPE kernels in the copy (GPU only). With `length_batches` the training side changes
     too: micro-batches of completions of like length (where the loss type makes grouping neutral), each cut
     to its own longest rows (widths in buckets of TRIM_BUCKET) instead of the whole step's (not in `fast`).
+    With `packed` each micro-batch's rows run end to end as one row through varlen attention (`packing.py`):
+    the forward sees no padding at all, and the log-probabilities go back into TRL's padded layout.
 
     Only the sampling changes: TRL's own code does the rest (rewards, advantages, loss), and it already
     recomputes the log-probabilities of the sampled tokens through the policy, so the update is the same.
@@ -370,6 +374,38 @@ def trainer_class(
         def training_step(self, *args, **kwargs):
             with _timed(self.step_split, "forward_backward"):
                 return super().training_step(*args, **kwargs)
+
+        def _get_per_token_logps_and_entropies(
+            self, model, input_ids, attention_mask, logits_to_keep, batch_size=None, compute_entropy=False,
+            compute_aux_loss=False, **extra,
+        ):  # fmt: skip
+            plain = not (
+                compute_aux_loss
+                or self.args.gradient_checkpointing
+                or any(v is not None for v in extra.values())
+            )
+            if not (packed and plain):  # recomputed activations would run without the packed bounds
+                return super()._get_per_token_logps_and_entropies(
+                    model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy,
+                    compute_aux_loss, **extra,
+                )  # fmt: skip
+            from mcqflow.train.fast import packing
+
+            batch_size = batch_size or input_ids.size(0)
+            logps, entropies = [], []
+            with packing.attention(self.accelerator.unwrap_model(model), packing.register()):
+                for start in range(0, input_ids.size(0), batch_size):
+                    rows = packing.pack_rows(
+                        input_ids[start : start + batch_size], attention_mask[start : start + batch_size],
+                        logits_to_keep,
+                    )  # fmt: skip
+                    keep = rows.pop("keep")
+                    with self.accelerator.autocast():
+                        out = model(**rows, fused_lm_head=True)
+                    logps.append(packing.unpack_rows(out.log_probs, keep)[:, -logits_to_keep:])
+                    if compute_entropy:
+                        entropies.append(packing.unpack_rows(out.entropy, keep)[:, -logits_to_keep:])
+            return torch.cat(logps), torch.cat(entropies) if compute_entropy else None, None
 
         def _prepare_inputs(self, generation_batch):
             if not (length_batches and self.model.training):
@@ -536,6 +572,7 @@ def train_grpo(
         profile.liger_sampling,
         profile.compact_decode,
         profile.length_batches,
+        profile.packed_grpo and packing_available("cuda" if on_gpu() else "cpu"),
     )(
         model=model,
         reward_funcs=funcs,

@@ -63,6 +63,10 @@ class Profile:
     # in 64-column buckets) instead of padded to the step's longest (grpo.py `length_batches`). Not in `fast`:
     # forward+backward a ragged 7B step 9.89 s against 10.68 padded in one run, 10.69 against 10.30 in its repeat
     length_batches: bool = False
+    # GRPO training: each micro-batch's rows end to end in one row, varlen attention (packing.py), so the
+    # forward computes no padding. Not in `fast`: on the ragged 7B step it cut GPU kernel time 15.6 -> 12.9 s
+    # but not the step (forward+backward 9.51 -> 9.21 s, 10.00 -> 10.53 in a repeat), which the CPU holds back
+    packed_grpo: bool = False
 
 
 PROFILES = {

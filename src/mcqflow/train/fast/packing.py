@@ -1,4 +1,4 @@
-"""Padding-free SFT batches (the `padding_free` lever of the `fast` profile).
+"""Padding-free batches: SFT's (the `padding_free` lever of the `fast` profile) and GRPO's (`packed_grpo`).
 
 A batch of ragged examples (reasoning chains run 300-900 tokens) padded to its longest row spends a large
 share of every matmul on padding. Padding-free, the batch's examples are laid end to end in one row (TRL's
@@ -11,12 +11,17 @@ loss as the padded batch (tests/test_packing.py on the tiny model; bench rows on
 
 Registered with transformers' AttentionInterface under `ATTENTION` and set on the model for training only:
 the saved model keeps its own attention implementation.
+
+GRPO's micro-batches come from TRL already padded (prompts on the left, completions on the right, to the
+step's longest): `pack_rows` lays each row's real tokens end to end and `unpack_rows` puts the per-token
+values the model returns back in TRL's padded layout, so TRL's loss runs unchanged.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+from contextlib import contextmanager
 
 import torch
 
@@ -102,3 +107,55 @@ def collator(tokenizer, multiple: int | None = None):
     return DataCollatorForLanguageModeling(
         pad_token_id=tokenizer.pad_token_id, padding_free=True, pad_to_multiple_of=multiple
     )
+
+
+def pack_rows(input_ids, attention_mask, logits_to_keep: int) -> dict:
+    """A padded GRPO micro-batch (input_ids/attention_mask [rows, width], the last `logits_to_keep` columns
+    the completions) as one packed row: `input_ids`, `labels` (the completion tokens; -100 elsewhere, so a
+    row's first token is never scored from the row before it), `position_ids` restarting at 0 in each row,
+    and the bounds varlen attention reads (`cu_seq_lens_q/k`, `max_length_q/k`). Each row's real tokens must
+    be contiguous, as TRL's are (prompt padded on the left, completion on the right). `keep` is the mask to
+    unpack with."""
+    keep = attention_mask.bool()
+    lengths = keep.sum(1)
+    rows, width = input_ids.shape
+    ids = input_ids[keep].unsqueeze(0)
+    cols = torch.arange(width, device=input_ids.device).expand(rows, width)
+    scored = (cols >= width - logits_to_keep)[keep].unsqueeze(0)
+    starts = torch.cumsum(lengths, 0) - lengths
+    positions = torch.arange(ids.shape[1], device=ids.device) - torch.repeat_interleave(starts, lengths)
+    cu = torch.nn.functional.pad(torch.cumsum(lengths, 0), (1, 0)).to(torch.int32)
+    longest = int(lengths.max())
+    return {
+        "input_ids": ids,
+        "labels": ids.masked_fill(~scored, -100),
+        "position_ids": positions.unsqueeze(0),
+        "cu_seq_lens_q": cu,
+        "cu_seq_lens_k": cu,
+        "max_length_q": longest,
+        "max_length_k": longest,
+        "keep": keep,
+    }
+
+
+def unpack_rows(per_token, keep):
+    """Per-token values of a packed row ([1, tokens - 1], the value at i belonging to token i + 1, as a
+    causal LM's shifted output is) back in the padded layout: [rows, width - 1], zero at padding and at each
+    row's first token (predicted from the row before it), as the padded forward returns them.
+    Differentiable."""
+    whole = torch.cat([per_token.new_zeros(1), per_token[0]])  # token t's value at t
+    lengths = keep.sum(1)
+    first = torch.zeros_like(whole, dtype=torch.bool)
+    first[torch.cumsum(lengths, 0) - lengths] = True
+    return per_token.new_zeros(keep.shape).masked_scatter(keep, whole.masked_fill(first, 0))[:, 1:]
+
+
+@contextmanager
+def attention(model, name: str):
+    """`model` (unwrapped from DDP/PEFT as needed) with attention `name` for the calls inside, its own after."""
+    own = model.config._attn_implementation
+    model.set_attn_implementation(name)
+    try:
+        yield
+    finally:
+        model.set_attn_implementation(own)

@@ -22,6 +22,8 @@
 #   m       GRPO on the ragged shape at micro-batch 8 with `length_batches` (the room it leaves)
 #   g       GRPO on the ragged shape with each micro-batch packed into one row (`packed_grpo`) and without
 #   h       the packed variant alone at micro-batches 8 and 16 (the room packing leaves), one file each
+#   i       `fast` on the ragged shape at micro-batches 4 and 2, one file each: what a micro-batch costs
+#           whatever it holds (twice the micro-batches of half the rows)
 #
 # Usage: WHEELS=.whl bench/speed_gpu.sh OUTDIR WORK STEP [STEP ...]
 set -uo pipefail
@@ -98,6 +100,12 @@ for step in "$@"; do
     for micro in 8 16; do
       run ${LIMIT:-590} "packed GRPO, ragged, micro-batch $micro" python3 -m mcqflow.cli bench --arch qwen2.5-7b \
         --only grpo --out "$WORK/results" --work "$WORK" --grpo-variants fast-packed-grpo-ragged \
+        --shape grpo_ragged_micro_batch=$micro
+    done ;;
+  i)
+    for micro in 4 2; do
+      run ${LIMIT:-590} "ragged GRPO, micro-batch $micro" python3 -m mcqflow.cli bench --arch qwen2.5-7b \
+        --only grpo --out "$WORK/results" --work "$WORK" --grpo-variants fast-ragged \
         --shape grpo_ragged_micro_batch=$micro
     done ;;
   *) say "unknown step $step"; exit 2 ;;

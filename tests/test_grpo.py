@@ -377,8 +377,12 @@ def test_packed_grpo_trains_the_same_adapter_as_the_padded_step(tiny_dir, tmp_pa
                    finetune="lora", lora_config=lora, profile=profile,
                    end_lengths=lambda n: torch.tensor([1 + (i * 5) % 12 for i in range(n)]))  # fmt: skip
         out[packed] = load_file(tmp_path / f"m{packed}" / "adapter_model.safetensors")
-        rows = 1 if packed else 2  # one packed row with its bounds, or the micro-batch's two padded rows
-        assert len(shapes) == 8 and all(s == (s[0], packed) and s[0][0] == rows for s in shapes), shapes
+        # 8 training forwards (2 steps x 4 micro-batches): one packed row with its bounds each, or the
+        # micro-batch's two padded rows without
+        rows = 1 if packed else 2
+        assert len(shapes) == 8 and all(shape[0] == rows and bounds == packed for shape, bounds in shapes), (
+            shapes
+        )
     moved = [k for k in out[True] if "lora_B" in k and out[True][k].abs().max() > 0]
     assert moved
     for k in out[True]:

@@ -24,10 +24,8 @@ from mcqflow.core.errors import UserError
 MODELS = ("base", "sft-plain", "sft-reasoning", "grpo")
 PREDICT = re.compile(r"(?:^|/)metrics/predict/(?P<model>[\w-]+)-(?P<lang>[a-z]{2})\.json$")
 COMPARE = re.compile(r"(?:^|/)metrics/compare/(?P<key>[\w-]+)\.json$")
-RECORDS = (
-    "metrics/predict",
-    "metrics/compare",
-)  # the stages' whole records, read at each experiment's commit
+# the predict and compare stages' whole records, read at each experiment's commit
+RECORDS = ("metrics/predict", "metrics/compare")
 
 
 @dataclass

@@ -34,8 +34,8 @@ from mcqflow.modeling.models import (
     resolve_base,
     synchronize,
 )
+from mcqflow.train.fast import packing
 from mcqflow.train.fast.lora_fused import fuse_lora
-from mcqflow.train.fast.packing import available as packing_available
 from mcqflow.train.launch import is_main_process, world_size
 from mcqflow.train.profiles import Profile, resolve_profile, use_fp8
 from mcqflow.train.rewards import build_rewards
@@ -379,18 +379,12 @@ def trainer_class(
             self, model, input_ids, attention_mask, logits_to_keep, batch_size=None, compute_entropy=False,
             compute_aux_loss=False, **extra,
         ):  # fmt: skip
-            plain = not (
-                compute_aux_loss
-                or self.args.gradient_checkpointing
-                or any(v is not None for v in extra.values())
-            )
-            if not (packed and plain):  # recomputed activations would run without the packed bounds
+            # text only (no images), no MoE load-balancing loss: otherwise TRL's padded forward
+            if not packed or compute_aux_loss or any(v is not None for v in extra.values()):
                 return super()._get_per_token_logps_and_entropies(
                     model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy,
                     compute_aux_loss, **extra,
                 )  # fmt: skip
-            from mcqflow.train.fast import packing
-
             batch_size = batch_size or input_ids.size(0)
             logps, entropies = [], []
             with packing.attention(self.accelerator.unwrap_model(model), packing.register()):
@@ -572,7 +566,10 @@ def train_grpo(
         profile.liger_sampling,
         profile.compact_decode,
         profile.length_batches,
-        profile.packed_grpo and packing_available("cuda" if on_gpu() else "cpu"),
+        # not with recomputed activations: the recompute would run attention without the packed bounds
+        profile.packed_grpo
+        and not profile.gradient_checkpointing
+        and packing.available("cuda" if on_gpu() else "cpu"),
     )(
         model=model,
         reward_funcs=funcs,

@@ -90,13 +90,11 @@ def _attention(model, name: str):
     its config with the policy being trained, so the switch lasts one generation.)"""
     from transformers import AttentionInterface
 
+    from mcqflow.train.fast.packing import attention
+
     AttentionInterface.register(name, decode_attention)
-    own = model.config._attn_implementation
-    model.set_attn_implementation(name)
-    try:
+    with attention(model, name):
         yield
-    finally:
-        model.set_attn_implementation(own)
 
 
 def supports(generation_config) -> bool:

@@ -152,7 +152,8 @@ def unpack_rows(per_token, keep):
 
 @contextmanager
 def attention(model, name: str):
-    """`model` (unwrapped from DDP/PEFT as needed) with attention `name` for the calls inside, its own after."""
+    """`model` with the attention registered as `name` for the calls inside, its own after (the model itself,
+    not a DDP wrapper: `accelerator.unwrap_model`)."""
     own = model.config._attn_implementation
     model.set_attn_implementation(name)
     try:

@@ -65,7 +65,7 @@ class Profile:
     length_batches: bool = False
     # GRPO training: each micro-batch's rows end to end in one row, varlen attention (packing.py), so the
     # forward computes no padding. Not in `fast`: on the ragged 7B step it cut GPU kernel time 15.6 -> 12.9 s
-    # but not the step (forward+backward 9.51 -> 9.21 s, 10.00 -> 10.53 in a repeat), which the CPU holds back
+    # but not the step (forward+backward 9.51 -> 9.21 s, 10.00 -> 10.53 in a repeat; docs/speed.md, 7th round)
     packed_grpo: bool = False
 
 

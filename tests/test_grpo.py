@@ -228,29 +228,51 @@ def test_micro_batched_step_trains_the_same_weights_as_one_batch(tiny_dir, tmp_p
         torch.testing.assert_close(out[2][k], out[0][k], atol=1e-5, rtol=1e-4)
 
 
-def test_length_batches_train_the_same_adapter_on_shorter_micro_batches(tiny_dir, tmp_path, monkeypatch):
-    """`length_batches`: each micro-batch holds completions of like length and is cut to its own longest
-    row. The dapo loss normalises over the whole step, so two LoRA steps from one seed end with the same
-    adapter either way (the shuffle's random numbers are drawn as before; LoRA dropout off, since its masks
-    draw as many numbers as a micro-batch has elements), while the micro-batches that reach the model are
-    narrower and ordered longest first."""
+def _two_lora_steps_each_way(tiny_dir, tmp_path, lever: str, after_run) -> dict:
+    """Two plain-mode LoRA GRPO steps from one seed (4 micro-batches of 2 a step, LoRA dropout off, since its
+    masks draw as many numbers as a micro-batch has elements, so the two runs draw alike), once with the
+    profile lever `lever` off and once on; `after_run(on)` is called after each. Returns the two adapters by
+    the lever's value, after checking that the steps trained and that both runs end with the same adapter."""
     import dataclasses
 
     import torch
     from safetensors.torch import load_file
-    from trl import GRPOTrainer
 
     from conftest import sample_records
     from mcqflow.train.grpo import train_grpo
     from mcqflow.train.profiles import PROFILES
     from mcqflow.train.training import SFTParams, lora_config
 
-    recs = sample_records("train")[:8]
     params = GRPOParams(
         mode="plain", learning_rate=1e-2, max_steps=2, prompts_per_step=2, num_generations=4, micro_batch=2,
         max_completion_length=12, shuffle_options=False, save_steps=100,
         rewards={"correctness": 1.0, "neutrality": 1.0},
     )  # fmt: skip
+    lora = lora_config(SFTParams(finetune="lora", lora={**SFTParams().lora, "dropout": 0.0}))
+    out = {}
+    for on in (False, True):
+        profile = dataclasses.replace(
+            PROFILES["cpu"], merged_generation=True, graph_decode=True, **{lever: on}
+        )
+        train_grpo(sample_records("train")[:8], tiny_dir, tmp_path / f"m{on}", tmp_path / f"c{on}", params,
+                   seed=0, finetune="lora", lora_config=lora, profile=profile,
+                   end_lengths=lambda n: torch.tensor([1 + (i * 5) % 12 for i in range(n)]))  # fmt: skip
+        out[on] = load_file(tmp_path / f"m{on}" / "adapter_model.safetensors")
+        after_run(on)
+    moved = [k for k in out[True] if "lora_B" in k and out[True][k].abs().max() > 0]
+    assert moved
+    for k in out[True]:
+        torch.testing.assert_close(out[True][k], out[False][k], atol=1e-5, rtol=1e-4)
+    return out
+
+
+def test_length_batches_train_the_same_adapter_on_shorter_micro_batches(tiny_dir, tmp_path, monkeypatch):
+    """`length_batches`: each micro-batch holds completions of like length and is cut to its own longest
+    row. The dapo loss normalises over the whole step, so two LoRA steps from one seed end with the same
+    adapter either way (the shuffle's random numbers are drawn as before), while the micro-batches that
+    reach the model are narrower and ordered longest first."""
+    from trl import GRPOTrainer
+
     widths: list[int] = []
     real = GRPOTrainer._compute_loss
     monkeypatch.setattr(
@@ -260,29 +282,18 @@ def test_length_batches_train_the_same_adapter_on_shorter_micro_batches(tiny_dir
             widths.append(inputs["completion_ids"].shape[1]) or real(self, model, inputs)
         ),
     )
-    lora = lora_config(SFTParams(finetune="lora", lora={**SFTParams().lora, "dropout": 0.0}))
     monkeypatch.setattr("mcqflow.train.grpo.TRIM_BUCKET", 4)  # 64 columns would hide the cut at these widths
-    out, seen = {}, {}
-    for grouped in (False, True):
+    seen = {}
+
+    def keep_widths(grouped):
+        seen[grouped] = list(widths)
         widths.clear()
-        profile = dataclasses.replace(
-            PROFILES["cpu"], merged_generation=True, graph_decode=True, length_batches=grouped
-        )
-        train_grpo(recs, tiny_dir, tmp_path / f"m{grouped}", tmp_path / f"c{grouped}", params, seed=0,
-                   finetune="lora", lora_config=lora, profile=profile,
-                   end_lengths=lambda n: torch.tensor([1 + (i * 5) % 12 for i in range(n)]))  # fmt: skip
-        out[grouped], seen[grouped] = (
-            load_file(tmp_path / f"m{grouped}" / "adapter_model.safetensors"),
-            list(widths),
-        )
+
+    _two_lora_steps_each_way(tiny_dir, tmp_path, "length_batches", keep_widths)
     assert seen[False] == [12] * 8  # every micro-batch padded to the step's longest completion
     assert len(seen[True]) == 8 and max(seen[True]) == 12 and sum(seen[True]) < sum(seen[False])
     assert all(w % 4 == 0 for w in seen[True])  # each cut width rounded up to the bucket
     assert seen[True][:4] == sorted(seen[True][:4], reverse=True)  # one step's micro-batches, longest first
-    moved = [k for k in out[True] if "lora_B" in k and out[True][k].abs().max() > 0]
-    assert moved
-    for k in out[True]:
-        torch.testing.assert_close(out[True][k], out[False][k], atol=1e-5, rtol=1e-4)
 
 
 def test_trim_padding_drops_only_columns_that_are_padding_in_every_row():
@@ -339,22 +350,7 @@ def test_packed_grpo_trains_the_same_adapter_as_the_padded_step(tiny_dir, tmp_pa
     """`packed_grpo`: the micro-batch's rows run end to end in one packed row (position ids restarting,
     attention kept inside each row), and the per-token log-probabilities go back into TRL's padded layout.
     Two LoRA steps end with the same adapter as the padded forward's, while the model never sees a pad."""
-    import dataclasses
-
     import torch
-    from safetensors.torch import load_file
-
-    from conftest import sample_records
-    from mcqflow.train.grpo import train_grpo
-    from mcqflow.train.profiles import PROFILES
-    from mcqflow.train.training import SFTParams, lora_config
-
-    recs = sample_records("train")[:8]
-    params = GRPOParams(
-        mode="plain", learning_rate=1e-2, max_steps=2, prompts_per_step=2, num_generations=4, micro_batch=2,
-        max_completion_length=12, shuffle_options=False, save_steps=100,
-        rewards={"correctness": 1.0, "neutrality": 1.0},
-    )  # fmt: skip
     from transformers.models.qwen2.modeling_qwen2 import Qwen2Model
 
     shapes: list[tuple] = []
@@ -365,25 +361,14 @@ def test_packed_grpo_trains_the_same_adapter_as_the_padded_step(tiny_dir, tmp_pa
             shapes.append((tuple(kwargs["input_ids"].shape), "cu_seq_lens_q" in kwargs))
         return forward(self, *args, **kwargs)
 
-    monkeypatch.setattr(Qwen2Model, "forward", watched)
-    lora = lora_config(SFTParams(finetune="lora", lora={**SFTParams().lora, "dropout": 0.0}))
-    out = {}
-    for packed in (False, True):
-        shapes.clear()
-        profile = dataclasses.replace(
-            PROFILES["cpu"], merged_generation=True, graph_decode=True, packed_grpo=packed
-        )
-        train_grpo(recs, tiny_dir, tmp_path / f"m{packed}", tmp_path / f"c{packed}", params, seed=0,
-                   finetune="lora", lora_config=lora, profile=profile,
-                   end_lengths=lambda n: torch.tensor([1 + (i * 5) % 12 for i in range(n)]))  # fmt: skip
-        out[packed] = load_file(tmp_path / f"m{packed}" / "adapter_model.safetensors")
+    def check_rows(packed):
         # 8 training forwards (2 steps x 4 micro-batches): one packed row with its bounds each, or the
         # micro-batch's two padded rows without
         rows = 1 if packed else 2
         assert len(shapes) == 8 and all(shape[0] == rows and bounds == packed for shape, bounds in shapes), (
             shapes
         )
-    moved = [k for k in out[True] if "lora_B" in k and out[True][k].abs().max() > 0]
-    assert moved
-    for k in out[True]:
-        torch.testing.assert_close(out[True][k], out[False][k], atol=1e-5, rtol=1e-4)
+        shapes.clear()
+
+    monkeypatch.setattr(Qwen2Model, "forward", watched)
+    _two_lora_steps_each_way(tiny_dir, tmp_path, "packed_grpo", check_rows)

@@ -24,6 +24,14 @@
 #   h       the packed variant alone at micro-batches 8 and 16 (the room packing leaves), one file each
 #   i       `fast` on the ragged shape at micro-batches 4 and 2, one file each: what a micro-batch costs
 #           whatever it holds (twice the micro-batches of half the rows)
+#   n       GRPO on the ragged shape: `fast`, `fast` with the host running ahead of the GPU (no loss read back
+#           after each micro-batch: `host_runs_ahead`), and that with packed micro-batches (`packed_grpo`,
+#           packing now worked out on the host), one run
+#   t       the same `fast` and packed variants with a Chrome trace of three micro-batches each
+#           (MCQFLOW_BENCH_TIMELINE) and bench/timeline_gaps.py's account of the GPU's idle time; rates
+#           of a traced run are not results
+#   o       the packed variant with the host running ahead at micro-batch 8 (what the masks no longer kept
+#           leave room for)
 #
 # Usage: WHEELS=.whl bench/speed_gpu.sh OUTDIR WORK STEP [STEP ...]
 set -uo pipefail
@@ -108,6 +116,19 @@ for step in "$@"; do
         --only grpo --out "$WORK/results" --work "$WORK" --grpo-variants fast-ragged \
         --shape grpo_ragged_micro_batch=$micro
     done ;;
+  n)
+    run ${LIMIT:-590} "host ahead, packed, ragged" python3 -m mcqflow.cli bench --arch qwen2.5-7b --only grpo \
+      --out "$WORK/results" --work "$WORK" \
+      --grpo-variants fast-ragged,fast-host-runs-ahead-ragged,fast-packed-grpo-host-runs-ahead-ragged ;;
+  t)
+    MCQFLOW_BENCH_TIMELINE=$OUTDIR/timeline run ${LIMIT:-590} "timelines, ragged" python3 -m mcqflow.cli bench \
+      --arch qwen2.5-7b --only grpo --out "$WORK/traced" --work "$WORK" \
+      --grpo-variants fast-ragged,fast-packed-grpo-host-runs-ahead-ragged
+    python3 bench/timeline_gaps.py "$OUTDIR"/timeline/*.json.gz >>"$LOG" 2>&1 ;;
+  o)
+    run ${LIMIT:-590} "packed, host ahead, ragged, micro-batch 8" python3 -m mcqflow.cli bench --arch qwen2.5-7b \
+      --only grpo --out "$WORK/results" --work "$WORK" --grpo-variants fast-packed-grpo-host-runs-ahead-ragged \
+      --shape grpo_ragged_micro_batch=8 ;;
   *) say "unknown step $step"; exit 2 ;;
   esac
 done

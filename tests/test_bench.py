@@ -250,3 +250,37 @@ def test_real_weights_run_both_grpo_modes_to_the_policys_own_ends(tmp_path, tiny
     with pytest.raises(UserError, match="not a model folder"):
         run("tiny", tmp_path / "r3", tmp_path / "w3", only=("grpo",), shapes=smoke, log=lambda _: None,
             weights=str(tmp_path / "nothing-here"))  # fmt: skip
+
+
+def test_timeline_gaps_finds_the_gpus_idle_time_and_what_the_host_did_meanwhile(tmp_path):
+    """bench/timeline_gaps.py on a Chrome trace made by hand: kernels with a 30 µs gap while the host ran
+    `aten::mm` inside the forward, and a 200 µs gap while it ran `_LoraLinearBackward` outside it."""
+    import gzip
+
+    def ev(cat, name, ts, dur, tid=1):
+        return {"ph": "X", "cat": cat, "name": name, "ts": ts, "dur": dur, "pid": 1, "tid": tid}
+
+    events = [
+        ev("kernel", "k1", 0, 100, tid=7),
+        ev("kernel", "k2", 130, 70, tid=7),
+        ev("gpu_memcpy", "copy", 150, 100, tid=8),  # overlaps k2 on another stream: busy until 250
+        ev("kernel", "k3", 450, 50, tid=7),
+        ev("user_annotation", "mcqflow::forward_and_loss", 0, 140),
+        ev("cpu_op", "aten::linear", 90, 45),
+        ev("cpu_op", "aten::mm", 100, 30),
+        ev("cpu_op", "_LoraLinearBackward", 240, 220, tid=2),  # autograd's own thread
+        ev("cuda_runtime", "cudaStreamSynchronize", 10, 5),
+    ]
+    path = tmp_path / "grpo-x.json.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        json.dump({"traceEvents": events}, f)
+    out = subprocess.run(
+        [sys.executable, "bench/timeline_gaps.py", str(path)],
+        cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert "window 0.5 ms: GPU busy 0.3 ms (54%), idle 0.2 ms in 2 gaps" in out
+    assert "1 synchronize calls" in out
+    phase = out.split("outermost host operator")[1].split("innermost")[0]
+    assert "0.2 ms  _LoraLinearBackward" in phase and "0.0 ms  mcqflow::forward_and_loss" in phase
+    inner = out.split("innermost host operator:")[1]
+    assert "aten::mm" in inner and "aten::linear" not in inner

@@ -327,21 +327,24 @@ def test_trim_padding_drops_only_columns_that_are_padding_in_every_row():
     assert ordered["num_items_in_batch"] is inputs["num_items_in_batch"]
 
 
-def test_pack_rows_keeps_each_rows_tokens_and_scores_only_completions():
+@pytest.mark.parametrize("on_host", [False, True])
+def test_pack_rows_keeps_each_rows_tokens_and_scores_only_completions(on_host):
+    """The same packing worked out from the mask on the device or from the rows' lengths on the host."""
     import torch
 
     from mcqflow.train.fast.packing import pack_rows, unpack_rows
 
     ids = torch.tensor([[0, 0, 5, 6, 8, 9, 0], [0, 4, 5, 6, 8, 0, 0]])  # 4 prompt columns, 3 completion
     mask = torch.tensor([[0, 0, 1, 1, 1, 1, 0], [0, 1, 1, 1, 1, 0, 0]])
-    rows = pack_rows(ids, mask, logits_to_keep=3)
+    lengths = torch.tensor([[2, 2], [3, 1]]) if on_host else None  # (prompt, completion) tokens a row
+    rows = pack_rows(ids, mask, logits_to_keep=3, lengths=lengths)
     assert rows["input_ids"].tolist() == [[5, 6, 8, 9, 4, 5, 6, 8]]
     assert rows["labels"].tolist() == [[-100, -100, 8, 9, -100, -100, -100, 8]]
     assert rows["position_ids"].tolist() == [[0, 1, 2, 3, 0, 1, 2, 3]]
     assert rows["cu_seq_lens_q"].tolist() == [0, 4, 8] and rows["max_length_q"] == 4
     # a causal LM's shifted output: the value at i belongs to token i + 1
     shifted = torch.arange(2.0, 9.0).unsqueeze(0)  # tokens 1..7 of the packed row carry 2..8
-    back = unpack_rows(shifted, rows["keep"])
+    back = unpack_rows(shifted, rows["index"], rows["first"], ids.shape)
     assert back.tolist() == [[0, 0, 2, 3, 4, 0], [0, 6, 7, 8, 0, 0]]  # [rows, width - 1], as padded
     assert back[:, -3:].tolist() == [[3, 4, 0], [8, 0, 0]]  # the completion columns TRL keeps
 
@@ -370,5 +373,17 @@ def test_packed_grpo_trains_the_same_adapter_as_the_padded_step(tiny_dir, tmp_pa
         )
         shapes.clear()
 
+    from mcqflow.train.fast import packing
+
+    packed_with, pack = [], packing.pack_rows
+
+    def pack_rows(*args, **kwargs):  # training packs from the host's lengths, never from the device's mask
+        packed_with.append(args[3] if len(args) > 3 else kwargs.get("lengths"))
+        return pack(*args, **kwargs)
+
     monkeypatch.setattr(Qwen2Model, "forward", watched)
+    monkeypatch.setattr(packing, "pack_rows", pack_rows)
     _two_lora_steps_each_way(tiny_dir, tmp_path, "packed_grpo", check_rows)
+    assert len(packed_with) == 8 and all(
+        isinstance(v, torch.Tensor) and v.shape == (2, 2) for v in packed_with
+    )

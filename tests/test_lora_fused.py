@@ -286,3 +286,45 @@ def test_fp8_stays_off_where_the_weights_are_sharded(monkeypatch, env, on):
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     assert profiles.use_fp8(profiles.PROFILES["fast"]) is on
+
+
+@pytest.mark.parametrize("dev", ["cpu", "cuda"])
+def test_dropout_keeps_no_mask_and_backward_draws_the_same_one_again(dev):
+    """With dropout a layer keeps for backward exactly what it keeps without (the mask is drawn again from
+    the generator's state, not saved), its gradients are those of the kept mask, and backward leaves the
+    generator where forward left it."""
+    if dev == "cuda" and not torch.cuda.is_available():
+        pytest.skip("no GPU")
+    torch.manual_seed(2)
+    m, k, n, r, p = 24, 32, 16, 4, 0.3
+    x = torch.randn(m, k, device=dev, requires_grad=True)
+    w = torch.randn(n, k, device=dev)
+    a = torch.randn(r, k, device=dev, requires_grad=True)
+    b = torch.randn(n, r, device=dev, requires_grad=True)
+    g = torch.randn(m, n, device=dev)
+
+    state = torch.cuda.get_rng_state if dev == "cuda" else torch.get_rng_state
+
+    def run(p):
+        kept = []
+        x.grad = a.grad = b.grad = None
+        torch.manual_seed(7)
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: kept.append(t) or t, lambda t: t):
+            out = _LoraLinear.apply(x, w, None, a, b, 2.0, p, torch.float32, None)
+        after_forward = state()
+        out.backward(g)
+        return kept, torch.equal(state(), after_forward), (x.grad, a.grad, b.grad)
+
+    kept_plain, _, _ = run(0.0)
+    kept, generator_untouched, grads = run(p)
+    assert [t.shape for t in kept] == [t.shape for t in kept_plain]  # no mask among them
+    assert generator_untouched
+
+    torch.manual_seed(7)  # the mask forward drew, as F.dropout draws it
+    keep = torch.nn.functional.dropout(torch.ones(m, k, device=dev), p) != 0
+    xd = x.detach() * keep / (1 - p)
+    u = xd @ a.detach().t()
+    bs = b.detach() * 2.0
+    torch.testing.assert_close(grads[1], (g @ bs).t() @ xd)
+    torch.testing.assert_close(grads[2], 2.0 * g.t() @ u)
+    torch.testing.assert_close(grads[0], g @ w + ((g @ bs) @ a.detach()) * keep / (1 - p))

@@ -25,6 +25,25 @@ def test_profile_maps_onto_sft_config_and_the_users_trainer_keys_win(tmp_path):
     assert (c.max_steps, c.logging_steps) == (3, 7)
 
 
+def test_host_runs_ahead_drops_the_per_micro_batch_loss_read_back_only(tmp_path):
+    """transformers reads every micro-batch's loss back to filter NaN/inf from the log: a wait for the GPU
+    each micro-batch. `host_runs_ahead` turns that filter off, in SFT and GRPO alike, and nothing else."""
+    import dataclasses
+
+    from mcqflow.train.grpo import GRPOParams, grpo_config
+
+    base = PROFILES["fast"]
+    for flag in (False, True):
+        profile = dataclasses.replace(base, host_runs_ahead=flag)
+        sft = sft_config(SFTParams(), str(tmp_path), 0, profile)
+        grpo = grpo_config(GRPOParams(), str(tmp_path), 0, [1.0], profile)
+        assert sft.logging_nan_inf_filter is grpo.logging_nan_inf_filter is (not flag)
+    same = sft_config(SFTParams(), str(tmp_path), 0, dataclasses.replace(base, host_runs_ahead=True))
+    other = sft_config(SFTParams(), str(tmp_path), 0, dataclasses.replace(base, host_runs_ahead=False))
+    differ = {k for k, v in same.to_dict().items() if other.to_dict()[k] != v}
+    assert differ == {"logging_nan_inf_filter"}
+
+
 def test_oom_backoff_halves_the_micro_batch_and_keeps_the_effective_batch(tiny_dir, tmp_path):
     """A CUDA OOM (raised here by a callback whenever a micro-batch is above 2) restarts the run with half
     the micro-batch and twice the accumulation, until it fits."""

@@ -332,6 +332,46 @@ def trace_step(out: Path, step: int):
     return Trace()
 
 
+def trace_micro_batches(out: Path, step: int, first: int = 2, last: int = 4):
+    """A callback that records training step `step`'s micro-batches `first`..`last` (1-based; the first one
+    also generates) as a Chrome trace, `out` (gzipped JSON; `bench/timeline_gaps.py` reads it): where the GPU
+    waits between kernels and what the host is doing meanwhile. Set by MCQFLOW_BENCH_TIMELINE=folder; a few
+    micro-batches only, because a whole step is about a million events. The traced step is slower, so a
+    traced run's rates are not results."""
+    import gzip
+
+    from transformers import TrainerCallback
+
+    class Timeline(TrainerCallback):
+        prof = None
+        seen = 0
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            self.seen = 0
+
+        def on_substep_end(self, args, state, control, **kwargs):
+            self.seen += 1
+            if state.global_step + 1 != step:
+                return
+            if self.seen == first - 1:
+                from torch.profiler import ProfilerActivity, profile
+
+                self.prof = profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA])
+                self.prof.__enter__()
+            elif self.seen == last and self.prof is not None:
+                synchronize()
+                self.prof.__exit__(None, None, None)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                raw = out.with_suffix("")  # name.json
+                self.prof.export_chrome_trace(str(raw))
+                with raw.open("rb") as src, gzip.open(out, "wb") as dst:
+                    dst.write(src.read())
+                raw.unlink()
+                self.prof = None
+
+    return Timeline()
+
+
 def bench_grpo(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: list[tuple]):
     """Each variant trains `grpo_steps` GRPO steps. `fixed`: every completion runs to grpo_new_tokens (random
     weights never choose the end token). `ragged`: each completion ends at a length drawn from the reasoning
@@ -382,6 +422,11 @@ def bench_grpo(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: 
         _reset_memory()
         trace = os.environ.get("MCQFLOW_BENCH_TRACE")  # a folder: one measured step under torch.profiler
         traced = [trace_step(Path(trace) / f"grpo-{name}.txt", shapes.grpo_warmup + 1)] if trace else []
+        timeline = os.environ.get("MCQFLOW_BENCH_TIMELINE")  # a folder: a few micro-batches' Chrome trace
+        if timeline:
+            traced.append(
+                trace_micro_batches(Path(timeline) / f"grpo-{name}.json.gz", shapes.grpo_warmup + 1)
+            )
         try:
             train_grpo(
                 records, model_dir, work / f"grpo-{name}", work / f"grpo-{name}.ckpt", params,
@@ -508,6 +553,11 @@ def known_grpo_variants(ours: Profile, shapes: Shapes) -> dict[str, tuple]:
     kernels, fused = _flipped(ours, "liger_sampling"), _flipped(ours, "fused_lora")
     fp8, compact = _flipped(ours, "fp8_base"), _flipped(ours, "compact_decode")
     lengths, packed = _flipped(ours, "length_batches"), _flipped(ours, "packed_grpo")
+    ahead = _flipped(ours, "host_runs_ahead")
+    packed_ahead = dataclasses.replace(
+        packed, name=f"{packed.name}-{ahead.name.removeprefix(ours.name + '-')}"
+    )
+    packed_ahead = dataclasses.replace(packed_ahead, host_runs_ahead=ahead.host_runs_ahead)
     big, micro = shapes.grpo_prompts, shapes.grpo_micro_batch
     return {
         "vanilla": (PROFILES["vanilla"], shapes.grpo_vanilla_prompts, micro, "fixed"),
@@ -528,6 +578,8 @@ def known_grpo_variants(ours: Profile, shapes: Shapes) -> dict[str, tuple]:
         f"{lengths.name}-ragged": (lengths, big, shapes.grpo_ragged_micro_batch, "ragged"),
         packed.name: (packed, big, micro, "fixed"),
         f"{packed.name}-ragged": (packed, big, shapes.grpo_ragged_micro_batch, "ragged"),
+        f"{ahead.name}-ragged": (ahead, big, shapes.grpo_ragged_micro_batch, "ragged"),
+        f"{packed_ahead.name}-ragged": (packed_ahead, big, shapes.grpo_ragged_micro_batch, "ragged"),
         # real weights only: the policy ends its completions (plain: a letter; reasoning: a chain)
         "vanilla-plain": (PROFILES["vanilla"], shapes.grpo_vanilla_prompts, micro, "plain"),
         f"{hf.name}-plain": (hf, big, micro, "plain"),

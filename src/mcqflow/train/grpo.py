@@ -281,6 +281,9 @@ COMPLETION_KEYS = (
     "ref_per_token_logps", "tool_mask", "importance_sampling_ratio",
 )  # fmt: skip
 GROUPING_NEUTRAL_LOSSES = ("dapo", "dr_grpo", "grpo")
+# packed_grpo: the generation batch's real prompt and completion tokens a row ([rows, 2], on the host), carried
+# through TRL's shuffle and split beside its tensors, so that packing a micro-batch never waits for the GPU
+LENGTHS = "mcqflow_lengths"
 
 
 def by_length(batch: dict) -> dict:
@@ -367,13 +370,18 @@ def trainer_class(
                 self.step_split.sampled(out[0])
             return out
 
-        def _generate_and_score_completions(self, *args, **kwargs):
-            with _timed(self.step_split, "scoring"):
-                return super()._generate_and_score_completions(*args, **kwargs)
-
         def training_step(self, *args, **kwargs):
             with _timed(self.step_split, "forward_backward"):
                 return super().training_step(*args, **kwargs)
+
+        def compute_loss(self, model, inputs, *args, **kwargs):
+            # a label for profiler timelines (the rest of a training step is mostly backward)
+            self._packing_lengths = inputs.get(LENGTHS)
+            try:
+                with torch.profiler.record_function("mcqflow::forward_and_loss"):
+                    return super().compute_loss(model, inputs, *args, **kwargs)
+            finally:
+                self._packing_lengths = None
 
         def _get_per_token_logps_and_entropies(
             self, model, input_ids, attention_mask, logits_to_keep, batch_size=None, compute_entropy=False,
@@ -386,20 +394,37 @@ def trainer_class(
                     compute_aux_loss, **extra,
                 )  # fmt: skip
             batch_size = batch_size or input_ids.size(0)
+            lengths = self._packing_lengths  # this micro-batch's, on the host (compute_loss), else None
+            if lengths is not None and len(lengths) != input_ids.size(0):
+                lengths = None
             logps, entropies = [], []
             with packing.attention(self.accelerator.unwrap_model(model), packing.register()):
                 for start in range(0, input_ids.size(0), batch_size):
+                    part = slice(start, start + batch_size)
                     rows = packing.pack_rows(
-                        input_ids[start : start + batch_size], attention_mask[start : start + batch_size],
-                        logits_to_keep,
+                        input_ids[part], attention_mask[part], logits_to_keep,
+                        None if lengths is None else lengths[part],
                     )  # fmt: skip
-                    keep = rows.pop("keep")
+                    index, first = rows.pop("index"), rows.pop("first")
                     with self.accelerator.autocast():
                         out = model(**rows, fused_lm_head=True)
-                    logps.append(packing.unpack_rows(out.log_probs, keep)[:, -logits_to_keep:])
+                    shape = input_ids[part].shape
+                    logps.append(packing.unpack_rows(out.log_probs, index, first, shape)[:, -logits_to_keep:])
                     if compute_entropy:
-                        entropies.append(packing.unpack_rows(out.entropy, keep)[:, -logits_to_keep:])
+                        whole = packing.unpack_rows(out.entropy, index, first, shape)
+                        entropies.append(whole[:, -logits_to_keep:])
             return torch.cat(logps), torch.cat(entropies) if compute_entropy else None, None
+
+        _packing_lengths = None
+
+        def _generate_and_score_completions(self, *args, **kwargs):
+            with _timed(self.step_split, "scoring"):
+                out = super()._generate_and_score_completions(*args, **kwargs)
+            if packed:  # each row's real prompt and completion tokens, on the host once a generation
+                out[LENGTHS] = torch.stack(
+                    [out["prompt_mask"].sum(1), out["completion_mask"].sum(1)], 1
+                ).cpu()
+            return out
 
         def _prepare_inputs(self, generation_batch):
             if not (length_batches and self.model.training):

@@ -67,6 +67,10 @@ class Profile:
     # forward computes no padding. Not in `fast`: on the ragged 7B step it cut GPU kernel time 15.6 -> 12.9 s
     # but not the step (forward+backward 9.51 -> 9.21 s, 10.00 -> 10.53 in a repeat; docs/speed.md, 7th round)
     packed_grpo: bool = False
+    # SFT and GRPO training: the host queues the next micro-batch while this one's backward runs, instead of
+    # waiting for it (transformers' NaN/inf filter of the logged loss reads every micro-batch's loss back;
+    # off, a NaN loss is logged as NaN). Training itself is unchanged.
+    host_runs_ahead: bool = False
 
 
 PROFILES = {

@@ -61,6 +61,7 @@ def trainer_kwargs(
         # unused ones (transformers' default without gradient checkpointing) is an autograd pass for nothing.
         ddp_find_unused_parameters=False,
         report_to="none",
+        logging_nan_inf_filter=not profile.host_runs_ahead,
     )
 
 

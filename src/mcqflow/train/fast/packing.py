@@ -109,45 +109,78 @@ def collator(tokenizer, multiple: int | None = None):
     )
 
 
-def pack_rows(input_ids, attention_mask, logits_to_keep: int) -> dict:
+def pack_rows(input_ids, attention_mask, logits_to_keep: int, lengths: torch.Tensor | None = None) -> dict:
     """A padded GRPO micro-batch (input_ids/attention_mask [rows, width], the last `logits_to_keep` columns
     the completions) as one packed row: `input_ids`, `labels` (the completion tokens; -100 elsewhere, so a
     row's first token is never scored from the row before it), `position_ids` restarting at 0 in each row,
     and the bounds varlen attention reads (`cu_seq_lens_q/k`, `max_length_q/k`). Each row's real tokens must
-    be contiguous, as TRL's are (prompt padded on the left, completion on the right). `keep` is the mask to
-    unpack with."""
-    keep = attention_mask.bool()
-    lengths = keep.sum(1)
+    be contiguous, as TRL's are (prompt padded on the left, completion on the right). `index` says where
+    each packed token sits in the flattened micro-batch, `first` which packed tokens begin a row: what
+    `unpack_rows` needs.
+
+    `lengths` ([rows, 2] on the host): each row's real prompt and completion tokens, as the masks say. With
+    them the packing is worked out on the host and copied over, so the host never waits for the GPU (which
+    would let the GPU run dry while the host then queues the forward); without them it is worked out from
+    `attention_mask` on the device, which waits four times."""
     rows, width = input_ids.shape
-    ids = input_ids[keep].unsqueeze(0)
-    cols = torch.arange(width, device=input_ids.device).expand(rows, width)
-    scored = (cols >= width - logits_to_keep)[keep].unsqueeze(0)
-    starts = torch.cumsum(lengths, 0) - lengths
-    positions = torch.arange(ids.shape[1], device=ids.device) - torch.repeat_interleave(starts, lengths)
-    cu = torch.nn.functional.pad(torch.cumsum(lengths, 0), (1, 0)).to(torch.int32)
-    longest = int(lengths.max())
+    device = input_ids.device
+    if lengths is not None:
+        lengths = lengths.to("cpu", torch.long)
+        prompt_width = width - logits_to_keep
+        sizes = lengths.sum(1)
+        starts = torch.cumsum(sizes, 0) - sizes
+        row = torch.repeat_interleave(torch.arange(rows), sizes)
+        offset = torch.arange(int(sizes.sum())) - starts[row]  # each token's place in its row
+        col = (prompt_width - lengths[:, 0])[row] + offset
+        first = torch.zeros(len(row), dtype=torch.bool)
+        first[starts[sizes > 0]] = True
+        host = {"index": row * width + col, "scored": col >= prompt_width, "position": offset, "first": first}
+        host["cu"] = torch.nn.functional.pad(torch.cumsum(sizes, 0), (1, 0)).to(torch.int32)
+        if device.type == "cuda":
+            host = {k: v.pin_memory() for k, v in host.items()}
+        dev = {k: v.to(device, non_blocking=True) for k, v in host.items()}
+        index, scored, positions, first, cu = (
+            dev["index"],
+            dev["scored"],
+            dev["position"],
+            dev["first"],
+            dev["cu"],
+        )
+        longest = int(sizes.max()) if rows else 0
+    else:
+        keep = attention_mask.bool()
+        sizes = keep.sum(1)
+        cols = torch.arange(width, device=device).expand(rows, width)
+        index = (torch.arange(rows, device=device)[:, None] * width + cols)[keep]
+        scored = (cols >= width - logits_to_keep)[keep]
+        starts = torch.cumsum(sizes, 0) - sizes
+        positions = torch.arange(index.shape[0], device=device) - torch.repeat_interleave(starts, sizes)
+        first = torch.zeros(index.shape[0], dtype=torch.bool, device=device)
+        first[starts[sizes > 0]] = True
+        cu = torch.nn.functional.pad(torch.cumsum(sizes, 0), (1, 0)).to(torch.int32)
+        longest = int(sizes.max())
+    ids = input_ids.reshape(-1).index_select(0, index).unsqueeze(0)
     return {
         "input_ids": ids,
-        "labels": ids.masked_fill(~scored, -100),
+        "labels": ids.masked_fill(~scored.unsqueeze(0), -100),
         "position_ids": positions.unsqueeze(0),
         "cu_seq_lens_q": cu,
         "cu_seq_lens_k": cu,
         "max_length_q": longest,
         "max_length_k": longest,
-        "keep": keep,
+        "index": index,
+        "first": first,
     }
 
 
-def unpack_rows(per_token, keep):
+def unpack_rows(per_token, index, first, shape):
     """Per-token values of a packed row ([1, tokens - 1], the value at i belonging to token i + 1, as a
-    causal LM's shifted output is) back in the padded layout: [rows, width - 1], zero at padding and at each
-    row's first token (predicted from the row before it), as the padded forward returns them.
-    Differentiable."""
-    whole = torch.cat([per_token.new_zeros(1), per_token[0]])  # token t's value at t
-    lengths = keep.sum(1)
-    first = torch.zeros_like(whole, dtype=torch.bool)
-    first[torch.cumsum(lengths, 0) - lengths] = True
-    return per_token.new_zeros(keep.shape).masked_scatter(keep, whole.masked_fill(first, 0))[:, 1:]
+    causal LM's shifted output is) back in the padded layout of a micro-batch of `shape` ([rows, width]):
+    [rows, width - 1], zero at padding and at each row's first token (predicted from the row before it), as
+    the padded forward returns them. `index` and `first` as `pack_rows` gives them. Differentiable."""
+    whole = torch.cat([per_token.new_zeros(1), per_token[0]]).masked_fill(first, 0)  # token t's value at t
+    rows, width = shape
+    return per_token.new_zeros(rows * width).index_copy(0, index, whole).view(rows, width)[:, 1:]
 
 
 @contextmanager

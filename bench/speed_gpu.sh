@@ -32,6 +32,8 @@
 #           of a traced run are not results
 #   o       the packed variant with the host running ahead at micro-batch 8 (what the masks no longer kept
 #           leave room for)
+#   q       GRPO on the ragged shape: `fast`, packed, Liger's kernels in the policy being trained
+#           (`liger_training`), and both, one run; then packed with Liger at micro-batch 8, its own file
 #
 # Usage: WHEELS=.whl bench/speed_gpu.sh OUTDIR WORK STEP [STEP ...]
 set -uo pipefail
@@ -129,6 +131,13 @@ for step in "$@"; do
     run ${LIMIT:-590} "packed, host ahead, ragged, micro-batch 8" python3 -m mcqflow.cli bench --arch qwen2.5-7b \
       --only grpo --out "$WORK/results" --work "$WORK" --grpo-variants fast-packed-grpo-host-runs-ahead-ragged \
       --shape grpo_ragged_micro_batch=8 ;;
+  q)
+    run ${LIMIT:-590} "packed, liger training, ragged" python3 -m mcqflow.cli bench --arch qwen2.5-7b --only grpo \
+      --out "$WORK/results" --work "$WORK" --grpo-variants \
+      fast-ragged,fast-packed-grpo-ragged,fast-liger-training-ragged,fast-packed-grpo-liger-training-ragged
+    run ${LIMIT:-590} "packed, liger training, ragged, micro-batch 8" python3 -m mcqflow.cli bench \
+      --arch qwen2.5-7b --only grpo --out "$WORK/results" --work "$WORK" \
+      --grpo-variants fast-packed-grpo-liger-training-ragged --shape grpo_ragged_micro_batch=8 ;;
   *) say "unknown step $step"; exit 2 ;;
   esac
 done

@@ -125,3 +125,37 @@ def test_liger_sampling_computes_the_plain_copy_s_logits_and_leaves_transformers
     real = enc.attention_mask.bool()  # pad positions attend to nothing real: left out
     torch.testing.assert_close(got[real], want[real], rtol=1e-3, atol=1e-3)  # fp32, other summation orders
     assert got_tokens == want_tokens
+
+
+def test_liger_training_gives_the_plain_policy_s_loss_and_adapter_gradients(tiny_dir):
+    """`liger_training` (GPU, fp32 so that only float rounding may differ): the policy with Liger's RMSNorm
+    and SwiGLU on its modules and Liger's RoPE in its forward gives the plain policy's loss and LoRA
+    gradients, through the fused LoRA layers too; on a CPU nothing is changed."""
+    from mcqflow.train.fast.lora_fused import fuse_lora
+    from mcqflow.train.fast.merged import liger_kernels, liger_rope
+
+    if not torch.cuda.is_available():
+        policy = _policy(tiny_dir)
+        assert not liger_kernels(policy.get_base_model(), "training")
+        return
+    pytest.importorskip("liger_kernel")
+    tok = load_tokenizer(tiny_dir, padding_side="right")
+    enc = tok([render_prompt(tok, r, "plain") for r in sample_records("dev")[:4]], return_tensors="pt",
+              padding=True, add_special_tokens=False)  # fmt: skip
+    labels = enc.input_ids.masked_fill(enc.attention_mask == 0, -100)
+    out = []
+    for kernels in (False, True):
+        policy = _policy(tiny_dir, dtype="float32").train()
+        fuse_lora(policy)
+        if kernels:
+            assert liger_kernels(policy.get_base_model(), "training")
+        batch = {k: v.to(policy.device) for k, v in {**enc, "labels": labels}.items()}
+        torch.manual_seed(3)  # the same dropout masks
+        with liger_rope(kernels):
+            loss = policy(**batch).loss
+        loss.backward()
+        out.append((loss.item(), {n: p.grad for n, p in policy.named_parameters() if p.requires_grad}))
+    (want, want_grads), (got, got_grads) = out
+    assert got == pytest.approx(want, rel=1e-4)
+    for name, grad in want_grads.items():
+        torch.testing.assert_close(got_grads[name], grad, rtol=1e-3, atol=1e-4)

@@ -553,7 +553,8 @@ def known_grpo_variants(ours: Profile, shapes: Shapes) -> dict[str, tuple]:
     kernels, fused = _flipped(ours, "liger_sampling"), _flipped(ours, "fused_lora")
     fp8, compact = _flipped(ours, "fp8_base"), _flipped(ours, "compact_decode")
     lengths, packed = _flipped(ours, "length_batches"), _flipped(ours, "packed_grpo")
-    ahead = _flipped(ours, "host_runs_ahead")
+    ahead, liger = _flipped(ours, "host_runs_ahead"), _flipped(ours, "liger_training")
+    packed_liger = dataclasses.replace(liger, name=f"{packed.name}-liger-training", packed_grpo=True)
     packed_ahead = dataclasses.replace(
         packed, name=f"{packed.name}-{ahead.name.removeprefix(ours.name + '-')}"
     )
@@ -580,6 +581,8 @@ def known_grpo_variants(ours: Profile, shapes: Shapes) -> dict[str, tuple]:
         f"{packed.name}-ragged": (packed, big, shapes.grpo_ragged_micro_batch, "ragged"),
         f"{ahead.name}-ragged": (ahead, big, shapes.grpo_ragged_micro_batch, "ragged"),
         f"{packed_ahead.name}-ragged": (packed_ahead, big, shapes.grpo_ragged_micro_batch, "ragged"),
+        f"{liger.name}-ragged": (liger, big, shapes.grpo_ragged_micro_batch, "ragged"),
+        f"{packed_liger.name}-ragged": (packed_liger, big, shapes.grpo_ragged_micro_batch, "ragged"),
         # real weights only: the policy ends its completions (plain: a letter; reasoning: a chain)
         "vanilla-plain": (PROFILES["vanilla"], shapes.grpo_vanilla_prompts, micro, "plain"),
         f"{hf.name}-plain": (hf, big, micro, "plain"),

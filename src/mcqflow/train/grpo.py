@@ -36,6 +36,7 @@ from mcqflow.modeling.models import (
 )
 from mcqflow.train.fast import packing
 from mcqflow.train.fast.lora_fused import fuse_lora
+from mcqflow.train.fast.merged import liger_kernels, liger_rope
 from mcqflow.train.launch import is_main_process, world_size
 from mcqflow.train.profiles import Profile, resolve_profile, use_fp8
 from mcqflow.train.rewards import build_rewards
@@ -350,7 +351,9 @@ def trainer_class(
     too: micro-batches of completions of like length (where the loss type makes grouping neutral), each cut
     to its own longest rows (widths in buckets of TRIM_BUCKET) instead of the whole step's (not in `fast`).
     With `packed` each micro-batch's rows run end to end as one row through varlen attention (`packing.py`):
-    the forward sees no padding at all, and the log-probabilities go back into TRL's padded layout.
+    the forward sees no padding at all, and the log-probabilities go back into TRL's padded layout. Where
+    `train_grpo` put Liger's RMSNorm and SwiGLU on the policy (`liger_training`), its training forward runs
+    Liger's RoPE too.
 
     Only the sampling changes: TRL's own code does the rest (rewards, advantages, loss), and it already
     recomputes the log-probabilities of the sampled tokens through the policy, so the update is the same.
@@ -378,7 +381,7 @@ def trainer_class(
             # a label for profiler timelines (the rest of a training step is mostly backward)
             self._packing_lengths = inputs.get(LENGTHS)
             try:
-                with torch.profiler.record_function("mcqflow::forward_and_loss"):
+                with torch.profiler.record_function("mcqflow::forward_and_loss"), liger_rope(self._liger):
                     return super().compute_loss(model, inputs, *args, **kwargs)
             finally:
                 self._packing_lengths = None
@@ -416,6 +419,7 @@ def trainer_class(
             return torch.cat(logps), torch.cat(entropies) if compute_entropy else None, None
 
         _packing_lengths = None
+        _liger = False  # Liger's kernels on the policy (train_grpo sets it where they could be put on)
 
         def _generate_and_score_completions(self, *args, **kwargs):
             with _timed(self.step_split, "scoring"):
@@ -607,6 +611,9 @@ def train_grpo(
     trainer.step_split, trainer.end_lengths = step_split, end_lengths
     if profile.fused_lora:
         fuse_lora(trainer.model, fp8=use_fp8(profile))
+    if profile.liger_training:
+        unwrapped = trainer.accelerator.unwrap_model(trainer.model)
+        trainer._liger = liger_kernels(getattr(unwrapped, "get_base_model", lambda: unwrapped)(), "training")
     if resume:
         log.info("resuming from %s", resume)
     result = trainer.train(resume_from_checkpoint=resume)

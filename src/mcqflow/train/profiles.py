@@ -71,6 +71,9 @@ class Profile:
     # waiting for it (transformers' NaN/inf filter of the logged loss reads every micro-batch's loss back;
     # off, a NaN loss is logged as NaN). Training itself is unchanged.
     host_runs_ahead: bool = False
+    # GRPO training (GPU, Qwen2): Liger's RMSNorm, SwiGLU and RoPE in the policy being trained, as SFT has them
+    # through TRL (merged.py `liger_kernels`): fewer, fused kernels a layer, and fewer activations kept
+    liger_training: bool = False
 
 
 PROFILES = {

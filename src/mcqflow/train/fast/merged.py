@@ -29,15 +29,16 @@ log = logging.getLogger(__name__)
 _QWEN2_GLOBALS = ("Qwen2RMSNorm", "Qwen2MLP", "apply_rotary_pos_emb")
 
 
-def _liger_kernels(model) -> bool:
-    """Liger's RMSNorm and SwiGLU on `model`'s own modules; False (nothing changed) where they cannot run."""
+def liger_kernels(model, what: str = "sampling") -> bool:
+    """Liger's RMSNorm and SwiGLU on `model`'s own modules; False (nothing changed) where they cannot run.
+    `what` names the use in the log line."""
     if model.device.type != "cuda" or model.config.model_type != "qwen2":
-        log.info("liger sampling: a Qwen2 model on a GPU only; sampling with the plain modules")
+        log.info("liger %s: a Qwen2 model on a GPU only; running the plain modules", what)
         return False
     try:
         from liger_kernel.transformers import apply_liger_kernel_to_qwen2
     except ImportError:
-        log.warning("liger sampling wants liger-kernel: pip install liger-kernel (sampling without)")
+        log.warning("liger %s wants liger-kernel: pip install liger-kernel (running without)", what)
         return False
     from transformers.models.qwen2 import modeling_qwen2
 
@@ -51,6 +52,24 @@ def _liger_kernels(model) -> bool:
         for name, value in saved.items():
             setattr(modeling_qwen2, name, value)
     return True
+
+
+@contextmanager
+def liger_rope(on: bool = True):
+    """Liger's RoPE in place of transformers' Qwen2 one for the calls inside (a module-wide function, so
+    only for the duration; a CUDA graph captured inside keeps the kernels it captured)."""
+    if not on:
+        yield
+        return
+    from liger_kernel.transformers.rope import liger_rotary_pos_emb
+    from transformers.models.qwen2 import modeling_qwen2
+
+    own = modeling_qwen2.apply_rotary_pos_emb
+    modeling_qwen2.apply_rotary_pos_emb = liger_rotary_pos_emb
+    try:
+        yield
+    finally:
+        modeling_qwen2.apply_rotary_pos_emb = own
 
 
 class MergedCopy:
@@ -84,24 +103,11 @@ class MergedCopy:
         copy.generation_config = base.generation_config
         copy.eval()
         self.model = copy
-        self.liger = liger and _liger_kernels(copy)
+        self.liger = liger and liger_kernels(copy)
 
-    @contextmanager
     def sampling(self):
-        """While the copy samples: Liger's RoPE in place of transformers' (a module-wide function, so only
-        for the duration; a CUDA graph captured inside keeps the kernels it captured)."""
-        if not self.liger:
-            yield
-            return
-        from liger_kernel.transformers.rope import liger_rotary_pos_emb
-        from transformers.models.qwen2 import modeling_qwen2
-
-        own = modeling_qwen2.apply_rotary_pos_emb
-        modeling_qwen2.apply_rotary_pos_emb = liger_rotary_pos_emb
-        try:
-            yield
-        finally:
-            modeling_qwen2.apply_rotary_pos_emb = own
+        """While the copy samples: Liger's RoPE in place of transformers' (`liger_rope`)."""
+        return liger_rope(self.liger)
 
     @staticmethod
     def supports(model) -> bool:

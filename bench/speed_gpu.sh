@@ -34,6 +34,7 @@
 #           leave room for)
 #   q       GRPO on the ragged shape: `fast`, packed, Liger's kernels in the policy being trained
 #           (`liger_training`), and both, one run; then packed with Liger at micro-batch 8, its own file
+#   u       the repeat: `fast` and packed with Liger at micro-batch 4, one run; packed with Liger at 8, its own
 #
 # Usage: WHEELS=.whl bench/speed_gpu.sh OUTDIR WORK STEP [STEP ...]
 set -uo pipefail
@@ -136,6 +137,13 @@ for step in "$@"; do
       --out "$WORK/results" --work "$WORK" --grpo-variants \
       fast-ragged,fast-packed-grpo-ragged,fast-liger-training-ragged,fast-packed-grpo-liger-training-ragged
     run ${LIMIT:-590} "packed, liger training, ragged, micro-batch 8" python3 -m mcqflow.cli bench \
+      --arch qwen2.5-7b --only grpo --out "$WORK/results" --work "$WORK" \
+      --grpo-variants fast-packed-grpo-liger-training-ragged --shape grpo_ragged_micro_batch=8 ;;
+  u)
+    run ${LIMIT:-590} "repeat: fast, packed + liger training, ragged" python3 -m mcqflow.cli bench \
+      --arch qwen2.5-7b --only grpo --out "$WORK/results" --work "$WORK" \
+      --grpo-variants fast-ragged,fast-packed-grpo-liger-training-ragged
+    run ${LIMIT:-590} "repeat: packed + liger training, ragged, micro-batch 8" python3 -m mcqflow.cli bench \
       --arch qwen2.5-7b --only grpo --out "$WORK/results" --work "$WORK" \
       --grpo-variants fast-packed-grpo-liger-training-ragged --shape grpo_ragged_micro_batch=8 ;;
   *) say "unknown step $step"; exit 2 ;;

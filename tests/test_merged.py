@@ -157,5 +157,6 @@ def test_liger_training_gives_the_plain_policy_s_loss_and_adapter_gradients(tiny
         out.append((loss.item(), {n: p.grad for n, p in policy.named_parameters() if p.requires_grad}))
     (want, want_grads), (got, got_grads) = out
     assert got == pytest.approx(want, rel=1e-4)
-    for name, grad in want_grads.items():
-        torch.testing.assert_close(got_grads[name], grad, rtol=1e-3, atol=1e-4)
+    for name, grad in want_grads.items():  # within float rounding of each gradient's own scale (this policy's
+        # weights are scaled up tenfold, so its gradients are large and their rounding too)
+        torch.testing.assert_close(got_grads[name], grad, rtol=1e-3, atol=1e-3 * float(grad.abs().max()))

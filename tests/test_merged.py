@@ -130,13 +130,27 @@ def test_liger_sampling_computes_the_plain_copy_s_logits_and_leaves_transformers
 def test_liger_training_gives_the_plain_policy_s_loss_and_adapter_gradients(tiny_dir):
     """`liger_training` (GPU, fp32 so that only float rounding may differ): the policy with Liger's RMSNorm
     and SwiGLU on its modules and Liger's RoPE in its forward gives the plain policy's loss and LoRA
-    gradients, through the fused LoRA layers too; on a CPU nothing is changed."""
+    gradients, through the fused LoRA layers too; on a CPU nothing is changed. (The tiny model as it is, an
+    adapter with B drawn: `_policy`'s tenfold weights make attention so sharp that rounding alone moves its
+    gradients by a fraction of a percent.)"""
+    from peft import get_peft_model
+
     from mcqflow.train.fast.lora_fused import fuse_lora
     from mcqflow.train.fast.merged import liger_kernels, liger_rope
 
+    def policy():
+        torch.manual_seed(0)
+        model = get_peft_model(
+            load_base_model(tiny_dir, dtype="float32"), lora_config(SFTParams(finetune="lora"))
+        )
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if "lora_B" in name:
+                    p.normal_(0, 0.1)
+        return model.train()
+
     if not torch.cuda.is_available():
-        policy = _policy(tiny_dir)
-        assert not liger_kernels(policy.get_base_model(), "training")
+        assert not liger_kernels(policy().get_base_model(), "training")
         return
     pytest.importorskip("liger_kernel")
     tok = load_tokenizer(tiny_dir, padding_side="right")
@@ -145,18 +159,17 @@ def test_liger_training_gives_the_plain_policy_s_loss_and_adapter_gradients(tiny
     labels = enc.input_ids.masked_fill(enc.attention_mask == 0, -100)
     out = []
     for kernels in (False, True):
-        policy = _policy(tiny_dir, dtype="float32").train()
-        fuse_lora(policy)
+        model = policy()
+        fuse_lora(model)
         if kernels:
-            assert liger_kernels(policy.get_base_model(), "training")
-        batch = {k: v.to(policy.device) for k, v in {**enc, "labels": labels}.items()}
+            assert liger_kernels(model.get_base_model(), "training")
+        batch = {k: v.to(model.device) for k, v in {**enc, "labels": labels}.items()}
         torch.manual_seed(3)  # the same dropout masks
         with liger_rope(kernels):
-            loss = policy(**batch).loss
+            loss = model(**batch).loss
         loss.backward()
-        out.append((loss.item(), {n: p.grad for n, p in policy.named_parameters() if p.requires_grad}))
+        out.append((loss.item(), {n: p.grad for n, p in model.named_parameters() if p.requires_grad}))
     (want, want_grads), (got, got_grads) = out
-    assert got == pytest.approx(want, rel=1e-4)
-    for name, grad in want_grads.items():  # within float rounding of each gradient's own scale (this policy's
-        # weights are scaled up tenfold, so its gradients are large and their rounding too)
-        torch.testing.assert_close(got_grads[name], grad, rtol=1e-3, atol=1e-3 * float(grad.abs().max()))
+    assert got == pytest.approx(want, rel=1e-5)
+    off = {n: float((got_grads[n] - g).abs().max() / g.abs().max()) for n, g in want_grads.items()}
+    assert max(off.values()) < 1e-4, sorted(off.items(), key=lambda kv: -kv[1])[:5]

@@ -35,6 +35,8 @@
 #   q       GRPO on the ragged shape: `fast`, packed, Liger's kernels in the policy being trained
 #           (`liger_training`), and both, one run; then packed with Liger at micro-batch 8, its own file
 #   u       the repeat: `fast` and packed with Liger at micro-batch 4, one run; packed with Liger at 8, its own
+#   v       the GPU tests of this round's levers (masks drawn again, Liger's kernels in training), then packed
+#           with Liger at micro-batches 8 and 16 (16: an H200's), one file each: what `fast` should take
 #
 # Usage: WHEELS=.whl bench/speed_gpu.sh OUTDIR WORK STEP [STEP ...]
 set -uo pipefail
@@ -146,6 +148,14 @@ for step in "$@"; do
     run ${LIMIT:-590} "repeat: packed + liger training, ragged, micro-batch 8" python3 -m mcqflow.cli bench \
       --arch qwen2.5-7b --only grpo --out "$WORK/results" --work "$WORK" \
       --grpo-variants fast-packed-grpo-liger-training-ragged --shape grpo_ragged_micro_batch=8 ;;
+  v)
+    run 240 "check: masks, liger training" python3 -m pytest -q -p no:cacheprovider tests/test_lora_fused.py \
+      tests/test_merged.py -k "mask or liger" || exit 1
+    for micro in 8 16; do
+      run ${LIMIT:-590} "packed + liger training, ragged, micro-batch $micro" python3 -m mcqflow.cli bench \
+        --arch qwen2.5-7b --only grpo --out "$WORK/results" --work "$WORK" \
+        --grpo-variants fast-ragged,fast-packed-grpo-liger-training-ragged --shape grpo_ragged_micro_batch=$micro
+    done ;;
   *) say "unknown step $step"; exit 2 ;;
   esac
 done

@@ -378,7 +378,8 @@ def trainer_class(
                 return super().training_step(*args, **kwargs)
 
         def compute_loss(self, model, inputs, *args, **kwargs):
-            # a label for profiler timelines (the rest of a training step is mostly backward)
+            # the forward and TRL's loss: this micro-batch's lengths for packing, Liger's RoPE where the policy
+            # has Liger's kernels, and a label for profiler timelines (the rest of a step is mostly backward)
             self._packing_lengths = inputs.get(LENGTHS)
             try:
                 with torch.profiler.record_function("mcqflow::forward_and_loss"), liger_rope(self._liger):

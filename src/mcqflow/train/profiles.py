@@ -64,15 +64,17 @@ class Profile:
     # forward+backward a ragged 7B step 9.89 s against 10.68 padded in one run, 10.69 against 10.30 in its repeat
     length_batches: bool = False
     # GRPO training: each micro-batch's rows end to end in one row, varlen attention (packing.py), so the
-    # forward computes no padding. Not in `fast`: on the ragged 7B step it cut GPU kernel time 15.6 -> 12.9 s
-    # but not the step (forward+backward 9.51 -> 9.21 s, 10.00 -> 10.53 in a repeat; docs/speed.md, 7th round)
+    # forward computes no padding. Not in `fast` yet: with the packing worked out on the host, forward+backward
+    # of the ragged 7B step -16% and -11%; with liger_training it lets micro-batch 8 fit an H100, -43% and -40%
+    # against `fast` at 4 (docs/speed.md, 8th round), pending that lever's GPU equality test
     packed_grpo: bool = False
     # SFT and GRPO training: the host queues the next micro-batch while this one's backward runs, instead of
     # waiting for it (transformers' NaN/inf filter of the logged loss reads every micro-batch's loss back;
-    # off, a NaN loss is logged as NaN). Training itself is unchanged.
+    # off, a NaN loss is logged as NaN). Training itself is unchanged. Not taken: no faster (8th round)
     host_runs_ahead: bool = False
     # GRPO training (GPU, Qwen2): Liger's RMSNorm, SwiGLU and RoPE in the policy being trained, as SFT has them
-    # through TRL (merged.py `liger_kernels`): fewer, fused kernels a layer, and fewer activations kept
+    # through TRL (merged.py `liger_kernels`): fewer, fused kernels a layer, and fewer activations kept.
+    # Not in `fast` yet: its GPU test (tests/test_merged.py) has not passed in its present form
     liger_training: bool = False
 
 

@@ -138,13 +138,8 @@ def pack_rows(input_ids, attention_mask, logits_to_keep: int, lengths: torch.Ten
         host["cu"] = torch.nn.functional.pad(torch.cumsum(sizes, 0), (1, 0)).to(torch.int32)
         if device.type == "cuda":
             host = {k: v.pin_memory() for k, v in host.items()}
-        dev = {k: v.to(device, non_blocking=True) for k, v in host.items()}
         index, scored, positions, first, cu = (
-            dev["index"],
-            dev["scored"],
-            dev["position"],
-            dev["first"],
-            dev["cu"],
+            host[k].to(device, non_blocking=True) for k in ("index", "scored", "position", "first", "cu")
         )
         longest = int(sizes.max()) if rows else 0
     else:

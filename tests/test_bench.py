@@ -284,3 +284,34 @@ def test_timeline_gaps_finds_the_gpus_idle_time_and_what_the_host_did_meanwhile(
     assert "0.2 ms  _LoraLinearBackward" in phase and "0.0 ms  mcqflow::forward_and_loss" in phase
     inner = out.split("innermost host operator:")[1]
     assert "aten::mm" in inner and "aten::linear" not in inner
+
+
+def test_the_timeline_callback_records_only_the_chosen_micro_batches_of_the_chosen_step(tmp_path):
+    """MCQFLOW_BENCH_TIMELINE's callback: a gzipped Chrome trace of step 2's micro-batches 2-3, holding the work
+    done between their ends and nothing from step 1 or from after (here on a CPU, where it has no kernels)."""
+    import gzip
+    from types import SimpleNamespace
+
+    import torch
+
+    from mcqflow.benchmark.bench import trace_micro_batches
+
+    out = tmp_path / "t" / "grpo-x.json.gz"
+    cb = trace_micro_batches(out, step=2, first=2, last=3)
+    state = SimpleNamespace(global_step=0)
+    for step in (1, 2):
+        state.global_step = step - 1
+        cb.on_step_begin(None, state, None)
+        for micro in (1, 2, 3, 4):
+            with torch.profiler.record_function(f"work-{step}-{micro}"):
+                torch.ones(8) @ torch.ones(8)
+            cb.on_substep_end(None, state, None)
+        assert out.exists() == (step == 2)
+    with gzip.open(out, "rt", encoding="utf-8") as f:
+        names = {e.get("name") for e in json.load(f)["traceEvents"]}
+    assert {n for n in names if str(n).startswith("work-")} == {"work-2-2", "work-2-3"}
+    report = subprocess.run(
+        [sys.executable, "bench/timeline_gaps.py", str(out)],
+        cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert "no GPU kernels" in report

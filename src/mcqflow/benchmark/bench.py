@@ -338,8 +338,6 @@ def trace_micro_batches(out: Path, step: int, first: int = 2, last: int = 4):
     waits between kernels and what the host is doing meanwhile. Set by MCQFLOW_BENCH_TIMELINE=folder; a few
     micro-batches only, because a whole step is about a million events. The traced step is slower, so a
     traced run's rates are not results."""
-    import gzip
-
     from transformers import TrainerCallback
 
     class Timeline(TrainerCallback):
@@ -356,17 +354,14 @@ def trace_micro_batches(out: Path, step: int, first: int = 2, last: int = 4):
             if self.seen == first - 1:
                 from torch.profiler import ProfilerActivity, profile
 
-                self.prof = profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA])
+                gpu = [ProfilerActivity.CUDA] if torch.cuda.is_available() else []
+                self.prof = profile(activities=[ProfilerActivity.CPU, *gpu])
                 self.prof.__enter__()
             elif self.seen == last and self.prof is not None:
                 synchronize()
                 self.prof.__exit__(None, None, None)
                 out.parent.mkdir(parents=True, exist_ok=True)
-                raw = out.with_suffix("")  # name.json
-                self.prof.export_chrome_trace(str(raw))
-                with raw.open("rb") as src, gzip.open(out, "wb") as dst:
-                    dst.write(src.read())
-                raw.unlink()
+                self.prof.export_chrome_trace(str(out))  # gzipped, for a name ending in .gz
                 self.prof = None
 
     return Timeline()
@@ -554,11 +549,7 @@ def known_grpo_variants(ours: Profile, shapes: Shapes) -> dict[str, tuple]:
     fp8, compact = _flipped(ours, "fp8_base"), _flipped(ours, "compact_decode")
     lengths, packed = _flipped(ours, "length_batches"), _flipped(ours, "packed_grpo")
     ahead, liger = _flipped(ours, "host_runs_ahead"), _flipped(ours, "liger_training")
-    packed_liger = dataclasses.replace(liger, name=f"{packed.name}-liger-training", packed_grpo=True)
-    packed_ahead = dataclasses.replace(
-        packed, name=f"{packed.name}-{ahead.name.removeprefix(ours.name + '-')}"
-    )
-    packed_ahead = dataclasses.replace(packed_ahead, host_runs_ahead=ahead.host_runs_ahead)
+    packed_ahead, packed_liger = _flipped(packed, "host_runs_ahead"), _flipped(packed, "liger_training")
     big, micro = shapes.grpo_prompts, shapes.grpo_micro_batch
     return {
         "vanilla": (PROFILES["vanilla"], shapes.grpo_vanilla_prompts, micro, "fixed"),

@@ -13,17 +13,22 @@ def policy(tiny_dir):
     return _policy(tiny_dir)
 
 
-def _policy(tiny_dir, dtype="auto"):
+def _policy(tiny_dir, dtype="auto", sharp=True):
+    """The tiny model with a trained-looking adapter (B is zero at init, which would hide a missing merge).
+    `sharp`: its layers' weights tenfold too, so that greedy tokens depend on every layer; without, only B is
+    drawn, and rounding stays small enough to compare gradients."""
     from peft import get_peft_model
 
     torch.manual_seed(0)
     model = get_peft_model(load_base_model(tiny_dir, dtype=dtype), lora_config(SFTParams(finetune="lora")))
-    with torch.no_grad():  # a trained-looking adapter: B is zero at init, which would hide a missing merge
+    with torch.no_grad():
         for name, p in model.named_parameters():
-            if "lora_" in name:
+            if sharp and "lora_" in name:
                 p.normal_(0, 0.5)
-            elif "layers" in name and "norm" not in name:
+            elif sharp and "layers" in name and "norm" not in name:
                 p.mul_(10)
+            elif not sharp and "lora_B" in name:
+                p.normal_(0, 0.1)
     model.eval()
     return model
 
@@ -133,21 +138,11 @@ def test_liger_training_gives_the_plain_policy_s_loss_and_adapter_gradients(tiny
     gradients, through the fused LoRA layers too; on a CPU nothing is changed. (The tiny model as it is, an
     adapter with B drawn: `_policy`'s tenfold weights make attention so sharp that rounding alone moves its
     gradients by a fraction of a percent.)"""
-    from peft import get_peft_model
-
     from mcqflow.train.fast.lora_fused import fuse_lora
     from mcqflow.train.fast.merged import liger_kernels, liger_rope
 
     def policy():
-        torch.manual_seed(0)
-        model = get_peft_model(
-            load_base_model(tiny_dir, dtype="float32"), lora_config(SFTParams(finetune="lora"))
-        )
-        with torch.no_grad():
-            for name, p in model.named_parameters():
-                if "lora_B" in name:
-                    p.normal_(0, 0.1)
-        return model.train()
+        return _policy(tiny_dir, dtype="float32", sharp=False).train()
 
     if not torch.cuda.is_available():
         assert not liger_kernels(policy().get_base_model(), "training")

@@ -120,40 +120,30 @@ def pack_rows(input_ids, attention_mask, logits_to_keep: int, lengths: torch.Ten
 
     `lengths` ([rows, 2] on the host): each row's real prompt and completion tokens, as the masks say. With
     them the packing is worked out on the host and copied over, so the host never waits for the GPU (which
-    would let the GPU run dry while the host then queues the forward); without them it is worked out from
-    `attention_mask` on the device, which waits four times."""
+    would let the GPU run dry while the host then queues the forward); without them they are read from
+    `attention_mask`, one wait."""
     rows, width = input_ids.shape
     device = input_ids.device
-    if lengths is not None:
-        lengths = lengths.to("cpu", torch.long)
-        prompt_width = width - logits_to_keep
-        sizes = lengths.sum(1)
-        starts = torch.cumsum(sizes, 0) - sizes
-        row = torch.repeat_interleave(torch.arange(rows), sizes)
-        offset = torch.arange(int(sizes.sum())) - starts[row]  # each token's place in its row
-        col = (prompt_width - lengths[:, 0])[row] + offset
-        first = torch.zeros(len(row), dtype=torch.bool)
-        first[starts[sizes > 0]] = True
-        host = {"index": row * width + col, "scored": col >= prompt_width, "position": offset, "first": first}
-        host["cu"] = torch.nn.functional.pad(torch.cumsum(sizes, 0), (1, 0)).to(torch.int32)
-        if device.type == "cuda":
-            host = {k: v.pin_memory() for k, v in host.items()}
-        index, scored, positions, first, cu = (
-            host[k].to(device, non_blocking=True) for k in ("index", "scored", "position", "first", "cu")
-        )
-        longest = int(sizes.max()) if rows else 0
-    else:
-        keep = attention_mask.bool()
-        sizes = keep.sum(1)
-        cols = torch.arange(width, device=device).expand(rows, width)
-        index = (torch.arange(rows, device=device)[:, None] * width + cols)[keep]
-        scored = (cols >= width - logits_to_keep)[keep]
-        starts = torch.cumsum(sizes, 0) - sizes
-        positions = torch.arange(index.shape[0], device=device) - torch.repeat_interleave(starts, sizes)
-        first = torch.zeros(index.shape[0], dtype=torch.bool, device=device)
-        first[starts[sizes > 0]] = True
-        cu = torch.nn.functional.pad(torch.cumsum(sizes, 0), (1, 0)).to(torch.int32)
-        longest = int(sizes.max())
+    prompt_width = width - logits_to_keep
+    if lengths is None:
+        mask = attention_mask.long()
+        lengths = torch.stack([mask[:, :prompt_width].sum(1), mask[:, prompt_width:].sum(1)], 1)
+    lengths = lengths.to("cpu", torch.long)
+    sizes = lengths.sum(1)
+    starts = torch.cumsum(sizes, 0) - sizes
+    row = torch.repeat_interleave(torch.arange(rows), sizes)
+    offset = torch.arange(int(sizes.sum())) - starts[row]  # each token's place in its row
+    col = (prompt_width - lengths[:, 0])[row] + offset
+    first = torch.zeros(len(row), dtype=torch.bool)
+    first[starts[sizes > 0]] = True
+    host = {"index": row * width + col, "scored": col >= prompt_width, "position": offset, "first": first}
+    host["cu"] = torch.nn.functional.pad(torch.cumsum(sizes, 0), (1, 0)).to(torch.int32)
+    if device.type == "cuda":
+        host = {k: v.pin_memory() for k, v in host.items()}
+    index, scored, positions, first, cu = (
+        host[k].to(device, non_blocking=True) for k in ("index", "scored", "position", "first", "cu")
+    )
+    longest = int(sizes.max()) if rows else 0
     ids = input_ids.reshape(-1).index_select(0, index).unsqueeze(0)
     return {
         "input_ids": ids,

@@ -36,7 +36,13 @@
 #           (`liger_training`), and both, one run; then packed with Liger at micro-batch 8, its own file
 #   u       the repeat: `fast` and packed with Liger at micro-batch 4, one run; packed with Liger at 8, its own
 #   v       the GPU tests of this round's levers (masks drawn again, Liger's kernels in training), then packed
-#           with Liger at micro-batches 8 and 16 (16: an H200's), one file each: what `fast` should take
+#           with Liger at micro-batches 8 and 16 (16: an H200's; MICROS="8" for one), one file each: what
+#           `fast` should take
+#
+# Variant names are those of today's `fast`, which has taken levers round by round (docs/speed.md): parts g-v
+# ran before it took `packed_grpo` and `liger_training` (9th round), when today's `fast-ragged` was
+# `fast-packed-grpo-liger-training-ragged`; g, h, i, q, u, v are written in today's names for the same profiles.
+# Parts n, t, o name host_runs_ahead variants of the 8th round's `fast`: run them at commit 7b7f546.
 #
 # Usage: WHEELS=.whl bench/speed_gpu.sh OUTDIR WORK STEP [STEP ...]
 set -uo pipefail
@@ -108,18 +114,19 @@ for step in "$@"; do
       --shape grpo_ragged_micro_batch=8 ;;
   g)
     run ${LIMIT:-590} "packed GRPO, ragged" python3 -m mcqflow.cli bench --arch qwen2.5-7b --only grpo \
-      --out "$WORK/results" --work "$WORK" --grpo-variants fast-ragged,fast-packed-grpo-ragged ;;
+      --out "$WORK/results" --work "$WORK" --shape grpo_ragged_micro_batch=4 \
+      --grpo-variants fast-no-packed-grpo-no-liger-training-ragged,fast-no-liger-training-ragged ;;
   h)
     for micro in 8 16; do
       run ${LIMIT:-590} "packed GRPO, ragged, micro-batch $micro" python3 -m mcqflow.cli bench --arch qwen2.5-7b \
-        --only grpo --out "$WORK/results" --work "$WORK" --grpo-variants fast-packed-grpo-ragged \
+        --only grpo --out "$WORK/results" --work "$WORK" --grpo-variants fast-no-liger-training-ragged \
         --shape grpo_ragged_micro_batch=$micro
     done ;;
   i)
     for micro in 4 2; do
       run ${LIMIT:-590} "ragged GRPO, micro-batch $micro" python3 -m mcqflow.cli bench --arch qwen2.5-7b \
-        --only grpo --out "$WORK/results" --work "$WORK" --grpo-variants fast-ragged \
-        --shape grpo_ragged_micro_batch=$micro
+        --only grpo --out "$WORK/results" --work "$WORK" --shape grpo_ragged_micro_batch=$micro \
+        --grpo-variants fast-no-packed-grpo-no-liger-training-ragged
     done ;;
   n)
     run ${LIMIT:-590} "host ahead, packed, ragged" python3 -m mcqflow.cli bench --arch qwen2.5-7b --only grpo \
@@ -136,25 +143,26 @@ for step in "$@"; do
       --shape grpo_ragged_micro_batch=8 ;;
   q)
     run ${LIMIT:-590} "packed, liger training, ragged" python3 -m mcqflow.cli bench --arch qwen2.5-7b --only grpo \
-      --out "$WORK/results" --work "$WORK" --grpo-variants \
-      fast-ragged,fast-packed-grpo-ragged,fast-liger-training-ragged,fast-packed-grpo-liger-training-ragged
+      --out "$WORK/results" --work "$WORK" --shape grpo_ragged_micro_batch=4 --grpo-variants \
+      fast-no-packed-grpo-no-liger-training-ragged,fast-no-liger-training-ragged,fast-no-packed-grpo-ragged,fast-ragged
     run ${LIMIT:-590} "packed, liger training, ragged, micro-batch 8" python3 -m mcqflow.cli bench \
       --arch qwen2.5-7b --only grpo --out "$WORK/results" --work "$WORK" \
-      --grpo-variants fast-packed-grpo-liger-training-ragged --shape grpo_ragged_micro_batch=8 ;;
+      --grpo-variants fast-ragged --shape grpo_ragged_micro_batch=8 ;;
   u)
     run ${LIMIT:-590} "repeat: fast, packed + liger training, ragged" python3 -m mcqflow.cli bench \
-      --arch qwen2.5-7b --only grpo --out "$WORK/results" --work "$WORK" \
-      --grpo-variants fast-ragged,fast-packed-grpo-liger-training-ragged
+      --arch qwen2.5-7b --only grpo --out "$WORK/results" --work "$WORK" --shape grpo_ragged_micro_batch=4 \
+      --grpo-variants fast-no-packed-grpo-no-liger-training-ragged,fast-ragged
     run ${LIMIT:-590} "repeat: packed + liger training, ragged, micro-batch 8" python3 -m mcqflow.cli bench \
       --arch qwen2.5-7b --only grpo --out "$WORK/results" --work "$WORK" \
-      --grpo-variants fast-packed-grpo-liger-training-ragged --shape grpo_ragged_micro_batch=8 ;;
+      --grpo-variants fast-ragged --shape grpo_ragged_micro_batch=8 ;;
   v)
     run 240 "check: masks, liger training" python3 -m pytest -q -p no:cacheprovider tests/test_lora_fused.py \
       tests/test_merged.py -k "mask or liger" || exit 1
-    for micro in 8 16; do
+    for micro in ${MICROS:-8 16}; do
       run ${LIMIT:-590} "packed + liger training, ragged, micro-batch $micro" python3 -m mcqflow.cli bench \
         --arch qwen2.5-7b --only grpo --out "$WORK/results" --work "$WORK" \
-        --grpo-variants fast-ragged,fast-packed-grpo-liger-training-ragged --shape grpo_ragged_micro_batch=$micro
+        --grpo-variants fast-no-packed-grpo-no-liger-training-ragged,fast-ragged \
+        --shape grpo_ragged_micro_batch=$micro
     done ;;
   *) say "unknown step $step"; exit 2 ;;
   esac

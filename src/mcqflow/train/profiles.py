@@ -13,9 +13,9 @@ precision choice like the vanilla recipe's 4-bit base: `train.fp8: false` turns 
   micro-batch (OOM back-off halves it until it fits), GRPO generation through a merged copy of the
   policy with a static KV cache and the decode step replayed as a CUDA graph over the rows still running,
   Liger's RMSNorm, SwiGLU and RoPE kernels in that copy (float rounding differs from HF's modules in bf16),
-  whole-step generation batches trained in micro-batches, padding-free SFT batches with variable-length
-  attention, and each LoRA layer as one autograd function in training (`lora_fused.py`: same masks, same result to float rounding),
-  and on GPUs with FP8 (H100, H200, Ada) the frozen base's products in those layers in FP8 (e4m3, a
+  whole-step generation batches trained in micro-batches (each packed into one row, with Liger's kernels in
+  the policy being trained), padding-free SFT batches with variable-length attention, each LoRA layer as
+  one autograd function in training (`lora_fused.py`: same masks, same result to float rounding), and on GPUs with FP8 (H100, H200, Ada) the frozen base's products in those layers in FP8 (e4m3, a
   power-of-two scale a row; docs/speed.md has what it changes).
 - auto: `fast` on a GPU; on a CPU none of the levers (the tiny default runs as it always has).
 """
@@ -64,25 +64,42 @@ class Profile:
     # forward+backward a ragged 7B step 9.89 s against 10.68 padded in one run, 10.69 against 10.30 in its repeat
     length_batches: bool = False
     # GRPO training: each micro-batch's rows end to end in one row, varlen attention (packing.py), so the
-    # forward computes no padding. Not in `fast` yet: with the packing worked out on the host, forward+backward
-    # of the ragged 7B step -16% and -11%; with liger_training it lets micro-batch 8 fit an H100, -43% and -40%
-    # against `fast` at 4 (docs/speed.md, 8th round), pending that lever's GPU equality test
+    # forward computes no padding; the packing is worked out on the host from the generation's lengths. In
+    # `fast`: with liger_training it lets micro-batch 8 fit an H100, forward+backward of the ragged 7B step
+    # -43% and -40% against both off at micro-batch 4 (docs/speed.md, 8th round)
     packed_grpo: bool = False
     # SFT and GRPO training: the host queues the next micro-batch while this one's backward runs, instead of
     # waiting for it (transformers' NaN/inf filter of the logged loss reads every micro-batch's loss back;
     # off, a NaN loss is logged as NaN). Training itself is unchanged. Not taken: no faster (8th round)
     host_runs_ahead: bool = False
     # GRPO training (GPU, Qwen2): Liger's RMSNorm, SwiGLU and RoPE in the policy being trained, as SFT has them
-    # through TRL (merged.py `liger_kernels`): fewer, fused kernels a layer, and fewer activations kept.
-    # Not in `fast` yet: its GPU test (tests/test_merged.py) has not passed in its present form
+    # through TRL (merged.py `liger_kernels`): fewer, fused kernels a layer, and fewer activations kept. In
+    # `fast`; its GPU test (tests/test_merged.py: loss and LoRA gradients against the plain policy's, fp32)
+    # passed on an H100 (9th round)
     liger_training: bool = False
 
 
 PROFILES = {
     "vanilla": Profile("vanilla", True, False, False, False, False, False, False),
     "memory": Profile("memory", True, True, False, True, True, True, False),
-    # fast: the last six are graph_decode, padding_free, liger_sampling, fused_lora, fp8_base, compact_decode
-    "fast": Profile("fast", False, True, True, True, True, True, True, True, True, True, True, True, True),
+    "fast": Profile(
+        "fast",
+        gradient_checkpointing=False,
+        liger=True,
+        merged_generation=True,
+        share_prefix=True,
+        oom_backoff=True,
+        bf16_adapter_inputs=True,
+        whole_batch=True,
+        graph_decode=True,
+        padding_free=True,
+        liger_sampling=True,
+        fused_lora=True,
+        fp8_base=True,
+        compact_decode=True,
+        packed_grpo=True,
+        liger_training=True,
+    ),
     "cpu": Profile("cpu", False, False, False, False, False, False, False),
 }
 

@@ -236,11 +236,11 @@ def _fp8_variant(how: str):
     backward's products too); returns the undo."""
     from mcqflow.train.fast import lora_fused
 
-    saved = lora_fused._quantizer, lora_fused._mm8
+    saved = lora_fused.row_quantizer, lora_fused._mm8
     if how.endswith("-eagerq"):
-        lora_fused._quantizer = lambda device_type: lora_fused.quantize_rows
+        lora_fused.row_quantizer = lambda device_type: lora_fused.quantize_rows
     if how.endswith("-compiled"):
-        lora_fused._quantizer = lambda device_type: _compiled_quantizer()
+        lora_fused.row_quantizer = lambda device_type: _compiled_quantizer()
     if how.endswith("-fastacc"):
 
         def fast_mm8(a, b8, sb):
@@ -250,7 +250,7 @@ def _fp8_variant(how: str):
         lora_fused._mm8 = fast_mm8
 
     def restore():
-        lora_fused._quantizer, lora_fused._mm8 = saved
+        lora_fused.row_quantizer, lora_fused._mm8 = saved
 
     return restore
 

@@ -38,6 +38,8 @@
 #   v       the GPU tests of this round's levers (masks drawn again, Liger's kernels in training), then packed
 #           with Liger at micro-batches 8 and 16 (16: an H200's; MICROS="8" for one), one file each: what
 #           `fast` should take
+#   w       the GPU tests of decode windows and the FP8 sampling copy, then GRPO on the ragged shape (micro-batch 8):
+#           `fast`, without decode windows (`decode_windows`), with the FP8 sampling copy (`fp8_sampling`), one run
 #
 # Variant names are those of today's `fast`, which has taken levers round by round (docs/speed.md): parts g-v
 # ran before it took `packed_grpo` and `liger_training` (9th round), when today's `fast-ragged` was
@@ -164,6 +166,12 @@ for step in "$@"; do
         --grpo-variants fast-no-packed-grpo-no-liger-training-ragged,fast-ragged \
         --shape grpo_ragged_micro_batch=$micro
     done ;;
+  w)
+    run 240 "check: windows, fp8 sampling" python3 -m pytest -q -p no:cacheprovider tests/test_decode.py \
+      tests/test_merged.py -k "window or fp8 or generate or compaction" || exit 1
+    run ${LIMIT:-590} "windows, fp8 sampling, ragged" python3 -m mcqflow.cli bench --arch qwen2.5-7b --only grpo \
+      --out "$WORK/results" --work "$WORK" \
+      --grpo-variants fast-ragged,fast-no-decode-windows-ragged,fast-fp8-sampling-ragged ;;
   *) say "unknown step $step"; exit 2 ;;
   esac
 done

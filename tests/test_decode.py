@@ -231,3 +231,53 @@ def test_grpo_with_graph_decoding_trains_the_same_adapter_and_splits_its_steps(
         assert set(step) == {*StepSplit.PARTS, "total"}
         assert step["generation"] > 0 and step["forward_backward"] > 0
         assert abs(sum(step[p] for p in StepSplit.PARTS) - step["total"]) < 1e-3
+
+
+def test_windows_give_generate_s_tokens_reading_only_the_slots_written(lm, compacting, monkeypatch):
+    """Each step attends to the smallest multiple of WINDOW slots that holds every slot written by the next
+    check: the same tokens as generate (greedy and from one seed), while the steps read windows that grow
+    with the completion instead of the whole cache; with compaction too."""
+    import mcqflow.train.fast.decode as decode
+
+    model, tok, enc = lm
+    monkeypatch.setattr(decode, "WINDOW", 4)
+    prompt = enc.input_ids.shape[1]
+    widths: list[int] = []
+    attend = decode.decode_attention
+
+    def watched(module, query, key, *args, **kwargs):
+        if query.shape[2] == 1 and decode._window[0] is not None:
+            widths.append(min(decode._window[0], key.shape[2]))
+        return attend(module, query, key, *args, **kwargs)
+
+    monkeypatch.setattr(decode, "decode_attention", watched)
+    end_at = torch.tensor([3, 12, 1, 6, 20])
+    for kw in ({"do_sample": False}, {"do_sample": True}):
+        gc = _config(tok, max_new_tokens=40, **kw)
+        hf, ours = _both(lm, gc)
+        assert torch.equal(ours, hf)
+        length = -(-(prompt + 40) // 64) * 64
+        assert widths and min(widths) == -(-(prompt + 1 + decode.CHECK_EVERY) // 4) * 4 < length
+        assert widths == sorted(widths)  # windows only grow within a generation
+        widths.clear()
+    gc = _config(tok, do_sample=False, max_new_tokens=40)
+    hf, _ = _both(lm, gc)
+    widths.clear()
+    assert torch.equal(Decoder(model, windows=False).generate(enc.input_ids, enc.attention_mask, gc), hf)
+    assert set(widths) == {length}  # without windows every step reads the whole cache
+    hf, _ = _both(lm, gc, end_at=end_at)
+    assert torch.equal(
+        Decoder(model, compact=True).generate(enc.input_ids, enc.attention_mask, gc, end_at=end_at), hf
+    )
+
+
+def test_window_grows_by_whole_windows_and_never_past_the_cache():
+    import mcqflow.train.fast.decode as decode
+
+    w, every = decode.WINDOW, decode.CHECK_EVERY
+    assert Decoder._window(100, 1, 1024) == -(-(101 + every) // w) * w
+    assert Decoder._window(100, 1, 1024) % w == 0
+    assert Decoder._window(1000, 500, 1536) == 1536  # the cache's own length at most
+    # every slot the next CHECK_EVERY steps write is inside
+    for prompt, done in [(17, 1), (17, 33), (250, 111)]:
+        assert Decoder._window(prompt, done, 4096) >= prompt + done - 1 + every

@@ -387,3 +387,34 @@ def test_packed_grpo_trains_the_same_adapter_as_the_padded_step(tiny_dir, tmp_pa
     assert len(packed_with) == 8 and all(
         isinstance(v, torch.Tensor) and v.shape == (2, 2) for v in packed_with
     )
+
+
+def test_fp8_sampling_samples_through_an_fp8_copy_where_the_card_has_fp8(tiny_dir, tmp_path, monkeypatch):
+    """`fp8_sampling` reaches the merged copy only where the card has FP8 matmuls, and `train.fp8: false`
+    turns it off with the FP8 base."""
+    import dataclasses
+
+    from conftest import sample_records
+    from mcqflow.train import profiles
+    from mcqflow.train.fast import merged
+    from mcqflow.train.grpo import train_grpo
+    from mcqflow.train.training import SFTParams, lora_config
+
+    built = []
+    real = merged.MergedCopy.__init__
+    monkeypatch.setattr(
+        merged.MergedCopy, "__init__", lambda self, m, **kw: built.append(kw["fp8"]) or real(self, m, **kw)
+    )
+    params = GRPOParams(**dict(GRPO_FAST, max_steps=1, prompts_per_step=2, num_generations=2, save_steps=100))
+    profile = dataclasses.replace(profiles.PROFILES["cpu"], merged_generation=True, fp8_sampling=True)
+    for card_has_fp8 in (False, True):
+        monkeypatch.setattr(profiles, "fp8_supported", lambda on=card_has_fp8: on)
+        train_grpo(sample_records("train")[:4], tiny_dir, tmp_path / f"m{card_has_fp8}",
+                   tmp_path / f"c{card_has_fp8}", params, seed=0, finetune="lora",
+                   lora_config=lora_config(SFTParams(finetune="lora")), profile=profile)  # fmt: skip
+    assert built == [False, True]
+    fast = dataclasses.replace(profiles.PROFILES["fast"], fp8_sampling=True)
+    monkeypatch.setitem(profiles.PROFILES, "fast", fast)
+    assert profiles.profile_from_params({"train": {"profile": "fast"}}).fp8_sampling
+    off = profiles.profile_from_params({"train": {"profile": "fast", "fp8": False}})
+    assert not off.fp8_sampling and not off.fp8_base

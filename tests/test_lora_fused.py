@@ -214,10 +214,10 @@ def test_fp8_base_trains_close_to_the_bf16_base(tiny_dir, monkeypatch):
     layers = fuse_lora(fp8, fp8=True)
     assert all(hasattr(m.get_base_layer(), "_fp8") for m in fp8.modules() if getattr(m, "_fused_lora", False))
     mm, quantised = [], []
-    real_mm, real_q = torch._scaled_mm, lora_fused._quantizer
+    real_mm, real_q = torch._scaled_mm, lora_fused.row_quantizer
     monkeypatch.setattr(torch, "_scaled_mm", lambda *a, **k: mm.append(1) or real_mm(*a, **k))
     monkeypatch.setattr(
-        lora_fused, "_quantizer", lambda d: lambda t: quantised.append(t.shape[-1]) or real_q(d)(t)
+        lora_fused, "row_quantizer", lambda d: lambda t: quantised.append(t.shape[-1]) or real_q(d)(t)
     )
     with torch.autocast(fp8.device.type, dtype=torch.bfloat16):
         got_loss, got = _loss_and_grads(fp8, batch, seed=0)

@@ -49,7 +49,7 @@ from mcqflow.core.schema import Record
 from mcqflow.modeling.architectures import ARCHITECTURES
 from mcqflow.modeling.models import build_random, on_gpu, synchronize, train_tokenizer
 from mcqflow.train.launch import is_main_process, world_size
-from mcqflow.train.profiles import PROFILES, Profile, use_fp8
+from mcqflow.train.profiles import PROFILES, Profile, use_fp8, use_fp8_sampling
 
 # ------------------------------------------------------------------------------------------ timing
 
@@ -442,6 +442,7 @@ def bench_grpo(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: 
                 "profile": profile.name,
                 "levers": dataclasses.asdict(profile),
                 "fp8": use_fp8(profile),
+                "fp8_sampling": use_fp8_sampling(profile),  # the lever asked for and the card has FP8
                 "processes": procs,
                 "completions_per_step": per_step,
                 "micro_batch": micro or per_step,
@@ -550,6 +551,7 @@ def known_grpo_variants(ours: Profile, shapes: Shapes) -> dict[str, tuple]:
     lengths, packed = _flipped(ours, "length_batches"), _flipped(ours, "packed_grpo")
     ahead, liger = _flipped(ours, "host_runs_ahead"), _flipped(ours, "liger_training")
     packed_ahead, packed_liger = _flipped(packed, "host_runs_ahead"), _flipped(packed, "liger_training")
+    fp8_sampling, windows = _flipped(ours, "fp8_sampling"), _flipped(ours, "decode_windows")
     big, micro = shapes.grpo_prompts, shapes.grpo_micro_batch
     return {
         "vanilla": (PROFILES["vanilla"], shapes.grpo_vanilla_prompts, micro, "fixed"),
@@ -574,6 +576,10 @@ def known_grpo_variants(ours: Profile, shapes: Shapes) -> dict[str, tuple]:
         f"{packed_ahead.name}-ragged": (packed_ahead, big, shapes.grpo_ragged_micro_batch, "ragged"),
         f"{liger.name}-ragged": (liger, big, shapes.grpo_ragged_micro_batch, "ragged"),
         f"{packed_liger.name}-ragged": (packed_liger, big, shapes.grpo_ragged_micro_batch, "ragged"),
+        fp8_sampling.name: (fp8_sampling, big, micro, "fixed"),
+        f"{fp8_sampling.name}-ragged": (fp8_sampling, big, shapes.grpo_ragged_micro_batch, "ragged"),
+        windows.name: (windows, big, micro, "fixed"),
+        f"{windows.name}-ragged": (windows, big, shapes.grpo_ragged_micro_batch, "ragged"),
         # real weights only: the policy ends its completions (plain: a letter; reasoning: a chain)
         "vanilla-plain": (PROFILES["vanilla"], shapes.grpo_vanilla_prompts, micro, "plain"),
         f"{hf.name}-plain": (hf, big, micro, "plain"),

@@ -38,7 +38,7 @@ from mcqflow.train.fast import packing
 from mcqflow.train.fast.lora_fused import fuse_lora
 from mcqflow.train.fast.merged import liger_kernels, liger_rope
 from mcqflow.train.launch import is_main_process, world_size
-from mcqflow.train.profiles import Profile, resolve_profile, use_fp8
+from mcqflow.train.profiles import Profile, resolve_profile, use_fp8, use_fp8_sampling
 from mcqflow.train.rewards import build_rewards
 from mcqflow.train.training import (
     live_callback,
@@ -343,6 +343,8 @@ def trainer_class(
     compact_decode: bool = False,
     length_batches: bool = False,
     packed: bool = False,
+    fp8_sampling: bool = False,
+    decode_windows: bool = False,
 ):
     """TRL's GRPOTrainer, or one that samples through a merged copy of the LoRA policy (`merged.py`), with
     `graph_decode` through a static cache and a CUDA-graph decode step (`decode.py`), with `compact_decode`
@@ -353,7 +355,8 @@ def trainer_class(
     With `packed` each micro-batch's rows run end to end as one row through varlen attention (`packing.py`):
     the forward sees no padding at all, and the log-probabilities go back into TRL's padded layout. Where
     `train_grpo` put Liger's RMSNorm and SwiGLU on the policy (`liger_training`), its training forward runs
-    Liger's RoPE too.
+    Liger's RoPE too. With `fp8_sampling` the copy's projections are FP8 (`merged.Fp8Linear`); with
+    `decode_windows` the graph decoder's attention reads only the cache slots written so far.
 
     Only the sampling changes: TRL's own code does the rest (rewards, advantages, loss), and it already
     recomputes the log-probabilities of the sampled tokens through the policy, so the update is the same.
@@ -478,10 +481,12 @@ def trainer_class(
 
         def _merged_generation(self, model, prompt_ids):
             if self._merged is None:
-                self._merged = MergedCopy(model, liger=liger_sampling)
+                self._merged = MergedCopy(model, liger=liger_sampling, fp8=fp8_sampling)
                 if graph_decode:
                     # compact: None is the decoder's own choice, on wherever its step is a graph
-                    self._decoder = Decoder(self._merged.model, compact=None if compact_decode else False)
+                    self._decoder = Decoder(
+                        self._merged.model, compact=None if compact_decode else False, windows=decode_windows
+                    )
             device = self.accelerator.device
             pad_id = self._tokenizer.pad_token_id
             tensors = [torch.tensor(ids) for ids in prompt_ids]
@@ -600,6 +605,8 @@ def train_grpo(
         profile.packed_grpo
         and not profile.gradient_checkpointing
         and packing.available("cuda" if on_gpu() else "cpu"),
+        use_fp8_sampling(profile),
+        profile.decode_windows,
     )(
         model=model,
         reward_funcs=funcs,

@@ -77,6 +77,13 @@ class Profile:
     # `fast`; its GPU test (tests/test_merged.py: loss and LoRA gradients against the plain policy's, fp32)
     # passed on an H100 (9th round)
     liger_training: bool = False
+    # GRPO sampling on GPUs with FP8: the merged copy's projections hold W + scale·B·A in FP8 (e4m3, a
+    # power-of-two scale a row, merged.py `Fp8Linear`), half the bytes a decode step reads; the precision
+    # choice fp8_base makes for training, off with it by train.fp8: false
+    fp8_sampling: bool = False
+    # GRPO graph decoding: a decode step's attention reads only the cache slots written so far (in windows of
+    # decode.WINDOW slots, a graph each), not the whole prompt + max_new_tokens cache; same tokens
+    decode_windows: bool = False
 
 
 PROFILES = {
@@ -99,6 +106,7 @@ PROFILES = {
         compact_decode=True,
         packed_grpo=True,
         liger_training=True,
+        decode_windows=True,
     ),
     "cpu": Profile("cpu", False, False, False, False, False, False, False),
 }
@@ -124,7 +132,12 @@ def profile_from_params(params: dict) -> Profile:
     """The profile params.yaml's `train.profile` names (`auto` when the section is absent)."""
     t = TrainParams.from_params(params.get("train") or {})
     profile = resolve_profile(t.profile)
-    return profile if t.fp8 else dataclasses.replace(profile, fp8_base=False)
+    return profile if t.fp8 else dataclasses.replace(profile, fp8_base=False, fp8_sampling=False)
+
+
+def use_fp8_sampling(profile: Profile) -> bool:
+    """The profile asks for an FP8 sampling copy and this machine's GPU has FP8 matmuls."""
+    return profile.merged_generation and profile.fp8_sampling and fp8_supported()
 
 
 def use_fp8(profile: Profile) -> bool:

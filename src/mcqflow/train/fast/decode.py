@@ -23,6 +23,13 @@ attention. Greedy tokens are the same either way (a CPU test); sampled rows draw
 distribution, but a smaller batch takes different random numbers, so compaction is off where the decoder
 must reproduce `generate`'s samples (CPU, by default).
 
+Windows: a one-token step attends only to the first `window` slots of the cache, the window the smallest
+multiple of `WINDOW` slots that holds every slot written up to the next check, and a graph is captured for
+each (rows, window) used. With a cache of prompt + max_new_tokens slots, every step otherwise reads every
+slot's keys and values, written or not (masked, so the result is the same): on the 7B at batch 128 with a
+~1,000-slot cache that is ~7 GB a step, and most steps have written far fewer. All of a decoder's graphs
+share one memory pool: a step's intermediates live only while it runs, and the steps run one at a time.
+
 `supports()` says which generation configs this covers (TRL's GRPO sampling: temperature, top-k, top-p);
 anything else (repetition penalty, min-p, beams, ...) stays with `generate`.
 """
@@ -40,6 +47,8 @@ ATTENTION = "mcqflow_decode"
 CHECK_EVERY = 16  # decode steps between checks that every row has ended (each check is one host sync)
 GRAPHS_KEPT = 2  # captured (batch, cache length) shapes kept; each holds its own KV cache
 MIN_ROWS = 8  # compaction's smallest batch: below it a step costs about the same however few rows run
+WINDOW = 128  # cache slots a decode step's attention reads, in multiples of this (see the module's docstring)
+_window: list[int | None] = [None]  # the window the steps run now read (None: the whole cache)
 _NEUTRAL = {  # generation-config fields this decoder leaves out, and the values that mean "off"
     "num_beams": (None, 1),
     "repetition_penalty": (None, 1.0),
@@ -74,6 +83,9 @@ def decode_attention(module, query, key, value, attention_mask, scaling=None, dr
     b, h, q_len, d = query.shape
     groups = h // key.shape[1]
     sdpa = torch.nn.functional.scaled_dot_product_attention
+    window = _window[0]
+    if q_len == 1 and window is not None and window < key.shape[2]:  # slots past it are unwritten, masked
+        key, value, attention_mask = key[:, :, :window], value[:, :, :window], attention_mask[..., :window]
     if q_len == 1 and groups > 1:
         q = query.reshape(b, key.shape[1], groups, d)
         out = sdpa(q, key, value, attn_mask=attention_mask, scale=scaling)  # mask [b, 1, 1, slots] broadcasts
@@ -166,8 +178,8 @@ class _Run:
         self.end_at = torch.zeros(batch, dtype=torch.long, device=device)
         self.eos = torch.zeros(0, dtype=torch.long, device=device)
         self.sampling = False
-        self.graph: torch.cuda.CUDAGraph | None = None
-        self.signature = None  # what the captured step baked in: warpers, ends, pad, forced ends
+        self.graphs: dict[int, torch.cuda.CUDAGraph] = {}  # the captured step, by attention window
+        self.signature = None  # what the captured steps baked in: warpers, ends, pad, forced ends
         self.rows = batch
         self.views: dict[int, _Run] = {}  # compaction: this run's first rows, by their number
 
@@ -190,7 +202,7 @@ class _Run:
                 if hasattr(part, "batch_size"):
                     part.batch_size = rows
                 view.cache.layers.append(part)
-            view.rows, view.views, view.graph, view.signature = rows, {}, None, None
+            view.rows, view.views, view.graphs, view.signature = rows, {}, {}, None
             self.views[rows] = view
         return self.views[rows]
 
@@ -249,13 +261,17 @@ class Decoder:
     CUDA graph on a GPU. Built once per model; the model's weights may change in place between calls
     (the merged GRPO policy is rewritten before each generation): the graph reads them where they are."""
 
-    def __init__(self, model, use_graph: bool | None = None, compact: bool | None = None):
+    def __init__(
+        self, model, use_graph: bool | None = None, compact: bool | None = None, windows: bool = True
+    ):
         self.model = model
+        self.windows = windows  # attention over the slots written only (see the module's docstring)
         self.use_graph = model.device.type == "cuda" if use_graph is None else use_graph
         self.compact = self.use_graph if compact is None else compact  # see the module's docstring
         params = inspect.signature(model.forward).parameters
         self.cache_arg = "cache" if "cache" in params else "past_key_values"  # transformers >= 5.2x: cache
         self.runs: OrderedDict[tuple[int, int], _Run] = OrderedDict()
+        self.pool = torch.cuda.graph_pool_handle() if self.use_graph else None  # shared by all its graphs
 
     def supports(self, generation_config) -> bool:
         return supports(self.resolve(generation_config))
@@ -282,7 +298,10 @@ class Decoder:
         """Prompt + completion ids, [batch, prompt + new tokens], as `generate` returns them: rows that ended
         are padded after their end token, and the width is that of the longest row (or max_new_tokens)."""
         with _attention(self.model, ATTENTION):
-            return self._generate(input_ids, attention_mask, generation_config, end_at)
+            try:
+                return self._generate(input_ids, attention_mask, generation_config, end_at)
+            finally:
+                _window[0] = None
 
     def _generate(self, input_ids, attention_mask, generation_config, end_at):
         gc = self.resolve(generation_config)
@@ -333,7 +352,8 @@ class Decoder:
             forced,
             run.sampling,
         )
-        self._graph(run, signature, warpers, eos, pad, forced)
+        window = self._window(prompt, 1, length) if self.windows else length
+        self._graph(run, window, signature, warpers, eos, pad, forced)
         # Compaction's bookkeeping: which batch row each buffer row holds, how many buffer rows are real (the
         # rest of a view fills its bucket, marked finished), and the finished rows' completions, set aside
         where = torch.arange(batch, device=input_ids.device)
@@ -341,8 +361,9 @@ class Decoder:
         completed = torch.full((batch, run.out.shape[1]), pad, dtype=run.out.dtype, device=run.out.device)
         done = 1
         while done < new:
-            if cur.graph is not None:
-                cur.graph.replay()
+            _window[0] = window
+            if window in cur.graphs:
+                cur.graphs[window].replay()
             else:
                 cur.decode_step(warpers, eos, pad, forced)
             done += 1
@@ -361,13 +382,20 @@ class Decoder:
                 where[:live] = where[keep]
                 real, cur = live, run.first(rows)
                 cur.finished[live:] = True  # filler rows: pad out, never counted as running
-                self._graph(cur, signature, warpers, eos, pad, forced)
+            window = self._window(prompt, done, length) if self.windows else length
+            self._graph(cur, window, signature, warpers, eos, pad, forced)  # (captured once a shape)
         completed[where[:real], :done] = cur.out[:real, :done]
         out = completed[:, :done]
         ended = torch.isin(out, run.eos)
         if eos and bool(ended.any(1).all()):  # generate stops at the step where the last row ended
             out = out[:, : int(ended.int().argmax(1).max()) + 1]
         return torch.cat([input_ids, out], dim=1)
+
+    @staticmethod
+    def _window(prompt: int, done: int, length: int) -> int:
+        """The slots the next `CHECK_EVERY` steps may attend to (after `done` sampled tokens, the next step
+        writes slot prompt + done - 1), rounded up to a multiple of `WINDOW`, at most the whole cache."""
+        return min(length, -(-(prompt + done + CHECK_EVERY) // WINDOW) * WINDOW)
 
     @staticmethod
     def _bucket(live: int, rows: int) -> int:
@@ -378,15 +406,20 @@ class Decoder:
             best //= 2
         return best
 
-    def _graph(self, run: _Run, signature, warpers, eos, pad, forced) -> None:
-        """Capture `run`'s step (on a GPU) unless its graph already bakes in this `signature`."""
-        if self.use_graph and (run.graph is None or run.signature != signature):
-            run.graph = self._capture(run, warpers, eos, pad, forced)
+    def _graph(self, run: _Run, window: int, signature, warpers, eos, pad, forced) -> None:
+        """Capture `run`'s step over `window` slots (on a GPU) unless a graph of it bakes in `signature`."""
+        if not self.use_graph:
+            return
+        if run.signature != signature:
+            run.graphs.clear()
             run.signature = signature
+        if window not in run.graphs:
+            _window[0] = window
+            run.graphs[window] = self._capture(run, warpers, eos, pad, forced)
 
     def _capture(self, run: _Run, warpers, eos, pad, forced) -> torch.cuda.CUDAGraph:
-        """Capture `decode_step` after warm-up steps on a side stream, leaving every buffer (and the cache's
-        write position) as it was before the warm-up."""
+        """Capture `decode_step` (over the window set now) after warm-up steps on a side stream, leaving every
+        buffer (and the cache's write position) as it was before the warm-up."""
         saved = [t.clone() for t in self._state(run)]
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
@@ -397,7 +430,7 @@ class Decoder:
         for t, s in zip(self._state(run), saved, strict=True):
             t.copy_(s)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph, pool=self.pool):
             run.decode_step(warpers, eos, pad, forced)
         return graph
 

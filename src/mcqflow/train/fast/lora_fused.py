@@ -57,7 +57,7 @@ def quantize_rows(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @functools.cache
-def _quantizer(device_type: str):
+def row_quantizer(device_type: str):
     """`quantize_rows` for tensors on `device_type`: on a GPU one Triton kernel (`_triton_quantizer`, the
     same bits), on a CPU the function itself."""
     if device_type != "cuda":
@@ -122,7 +122,7 @@ class _Fp8Weight:
 def _mm8(a: torch.Tensor, b8: torch.Tensor, sb: torch.Tensor) -> torch.Tensor:
     """`a @ b8ᵀ` (times b's row scales) in FP8, `a` quantised by row here, full-precision accumulation (as
     torchao's row-wise recipe does for gradients); bf16 out."""
-    a8, sa = _quantizer(a.device.type)(a)
+    a8, sa = row_quantizer(a.device.type)(a)
     return torch._scaled_mm(a8, b8.t(), sa, sb, out_dtype=torch.bfloat16)
 
 
@@ -136,7 +136,7 @@ def _quantized_input(x: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, t
     last = _shared_input[0]
     if last is not None and last[0]() is x and last[1] == x._version:
         return last[2]
-    q = _quantizer(x2.device.type)(x2)
+    q = row_quantizer(x2.device.type)(x2)
     _shared_input[0] = (weakref.ref(x), x._version, q)
     return q
 

@@ -15,6 +15,14 @@ Liger's Triton RMSNorm and SwiGLU, and its RoPE runs while it samples (`sampling
 of the 7B is ~11 ms, ~3 ms of it small elementwise, norm and copy kernels that these fuse (measured 11.55 →
 9.33 ms a step, bench/NOTES.md). Only the copy changes: the policy being trained keeps its own modules, and
 transformers' module-wide classes and functions are put back.
+
+With `fp8=True` (bf16 weights; the caller decides that the card has FP8 matmuls) each adapted projection of
+the copy holds W + scale·B·A in FP8 (`Fp8Linear`: e4m3, a power-of-two scale an output row, as the
+`fp8_base` training layers quantise W), and runs one `torch._scaled_mm` with its input quantised by row. A
+decode step of the 7B at batch 128 is mostly weight reads (~6 of its ~9 ms are the projections' matmuls):
+FP8 halves the bytes read, and the copy takes half the memory. This is the precision choice `fp8_base`
+already makes for the policy being trained (whose base products are FP8): the sampler rounds where that
+policy rounds, up to the adapter's term, which it rounds with W here and keeps in bf16 there.
 """
 
 from __future__ import annotations
@@ -24,6 +32,8 @@ from contextlib import contextmanager
 
 import torch
 from torch import nn
+
+from mcqflow.train.fast.lora_fused import FP8, row_quantizer
 
 log = logging.getLogger(__name__)
 _QWEN2_GLOBALS = ("Qwen2RMSNorm", "Qwen2MLP", "apply_rotary_pos_emb")
@@ -72,24 +82,66 @@ def liger_rope(on: bool = True):
         modeling_qwen2.apply_rotary_pos_emb = own
 
 
+class Fp8Linear(nn.Module):
+    """A sampling copy's projection held in FP8: its weight quantised by output row (`load`), its input by
+    row on each call, one `_scaled_mm` with full-precision accumulation, out in the input's dtype."""
+
+    def __init__(self, out_features: int, in_features: int, bias: torch.Tensor | None, device):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        shape = (out_features, in_features)
+        self.register_buffer("w8", torch.zeros(shape, dtype=FP8, device=device), persistent=False)
+        self.register_buffer("sw", torch.ones(1, out_features, device=device), persistent=False)
+        self.bias = bias  # the policy's own (shared), or None
+
+    @staticmethod
+    def fits(weight: torch.Tensor) -> bool:
+        """bf16 (what `_scaled_mm` gives out with row scales) and both widths multiples of 16."""
+        return weight.dtype == torch.bfloat16 and weight.shape[0] % 16 == 0 and weight.shape[1] % 16 == 0
+
+    @torch.no_grad()
+    def load(self, weight: torch.Tensor) -> None:
+        """Quantise `weight` into this layer's buffers, in place (a captured decode graph reads them there)."""
+        w8, sw = row_quantizer(weight.device.type)(weight)
+        self.w8.copy_(w8)
+        self.sw.copy_(sw.reshape(1, -1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x2 = x.reshape(-1, x.shape[-1])
+        x8, sx = row_quantizer(x.device.type)(x2)
+        b = None if self.bias is None else self.bias.to(x.dtype)
+        out = torch._scaled_mm(x8, self.w8.t(), sx, self.sw, bias=b, out_dtype=x.dtype)
+        return out.reshape(*x.shape[:-1], self.out_features)
+
+
 class MergedCopy:
     """A plain-model twin of `peft_model` (LoRA on an unquantized base) for sampling."""
 
-    def __init__(self, peft_model, liger: bool = False):
+    def __init__(self, peft_model, liger: bool = False, fp8: bool = False):
         from peft.tuners.lora import LoraLayer
 
         base = peft_model.get_base_model()
         with torch.device("meta"):
             copy = type(base)(base.config)
-        self.targets: list[tuple[LoraLayer, torch.Tensor]] = []
+        # (LoRA layer, where its merged weight goes: the copy's bf16 weight, or an Fp8Linear to load)
+        self.targets: list[tuple[LoraLayer, torch.Tensor | Fp8Linear]] = []
+        self._scratch: torch.Tensor | None = None  # FP8: one merge buffer, as large as the largest weight
         for name, mod in copy.named_modules():
             src = base.get_submodule(name) if name else base
             if isinstance(src, LoraLayer):
-                w = src.get_base_layer().weight
+                w, bias = src.get_base_layer().weight, src.get_base_layer().bias
+                if fp8 and Fp8Linear.fits(w):
+                    sink = Fp8Linear(w.shape[0], w.shape[1], bias, w.device)
+                    parent, _, leaf = name.rpartition(".")
+                    copy.get_submodule(parent).register_module(leaf, sink)
+                    if self._scratch is None or self._scratch.numel() < w.numel():
+                        self._scratch = torch.empty(w.numel(), dtype=w.dtype, device=w.device)
+                    self.targets.append((src, sink))
+                    continue
                 merged = torch.empty(w.shape, dtype=w.dtype, device=w.device)
                 mod.weight = nn.Parameter(merged, requires_grad=False)
                 if getattr(mod, "bias", None) is not None:
-                    mod.bias = src.get_base_layer().bias
+                    mod.bias = bias
                 self.targets.append((src, merged))
                 continue
             for pname, _ in list(mod.named_parameters(recurse=False)):
@@ -103,6 +155,7 @@ class MergedCopy:
         copy.generation_config = base.generation_config
         copy.eval()
         self.model = copy
+        self.fp8 = any(isinstance(sink, Fp8Linear) for _, sink in self.targets)
         self.liger = liger and liger_kernels(copy)
 
     def sampling(self):
@@ -131,11 +184,15 @@ class MergedCopy:
     @torch.no_grad()
     def sync(self) -> None:
         """Write W + scale·B·A of the active adapter(s) into the copy's projections."""
-        for layer, merged in self.targets:
-            merged.copy_(layer.get_base_layer().weight)
+        for layer, sink in self.targets:
+            w = layer.get_base_layer().weight
+            merged = sink if isinstance(sink, torch.Tensor) else self._scratch[: w.numel()].view(w.shape)
+            merged.copy_(w)
             for name in layer.active_adapters:
                 if name in layer.lora_A:
                     merged += layer.get_delta_weight(name).to(merged.dtype)
+            if isinstance(sink, Fp8Linear):
+                sink.load(merged)
 
     def generate(self, **kwargs):
         self.sync()

@@ -40,6 +40,7 @@
 #           `fast` should take
 #   w       the GPU tests of decode windows and the FP8 sampling copy, then GRPO on the ragged shape (micro-batch 8):
 #           `fast`, without decode windows (`decode_windows`), with the FP8 sampling copy (`fp8_sampling`), one run
+#   x       GRPO on the ragged shape at micro-batch 16 (an H200's): `fast` and with the FP8 sampling copy, one run
 #
 # Variant names are those of today's `fast`, which has taken levers round by round (docs/speed.md): parts g-v
 # ran before it took `packed_grpo` and `liger_training` (9th round), when today's `fast-ragged` was
@@ -172,6 +173,10 @@ for step in "$@"; do
     run ${LIMIT:-590} "windows, fp8 sampling, ragged" python3 -m mcqflow.cli bench --arch qwen2.5-7b --only grpo \
       --out "$WORK/results" --work "$WORK" \
       --grpo-variants fast-ragged,fast-no-decode-windows-ragged,fast-fp8-sampling-ragged ;;
+  x)
+    run ${LIMIT:-590} "fp8 sampling, ragged, micro-batch 16" python3 -m mcqflow.cli bench --arch qwen2.5-7b \
+      --only grpo --out "$WORK/results" --work "$WORK" --shape grpo_ragged_micro_batch=16 \
+      --grpo-variants fast-ragged,fast-fp8-sampling-ragged ;;
   *) say "unknown step $step"; exit 2 ;;
   esac
 done

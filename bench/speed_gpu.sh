@@ -41,11 +41,15 @@
 #   w       the GPU tests of decode windows and the FP8 sampling copy, then GRPO on the ragged shape (micro-batch 8):
 #           `fast`, without decode windows (`decode_windows`), with the FP8 sampling copy (`fp8_sampling`), one run
 #   x       GRPO on the ragged shape at micro-batch 16 (an H200's): `fast` and with the FP8 sampling copy, one run
+#   y       GRPO on the ragged shape (micro-batch 8): `fast` (which has taken both levers of part w), without the
+#           FP8 sampling copy, without decode windows, one run
 #
 # Variant names are those of today's `fast`, which has taken levers round by round (docs/speed.md): parts g-v
 # ran before it took `packed_grpo` and `liger_training` (9th round), when today's `fast-ragged` was
 # `fast-packed-grpo-liger-training-ragged`; g, h, i, q, u, v are written in today's names for the same profiles.
-# Parts n, t, o name host_runs_ahead variants of the 8th round's `fast`: run them at commit 7b7f546.
+# Parts n, t, o name host_runs_ahead variants of the 8th round's `fast`: run them at commit 7b7f546; parts w
+# and x name variants of the 9th round's `fast` before it took `fp8_sampling`: run them at commit ae33aad
+# with this file's part w check (ae33aad's also selected sampled tests, which hold on a CPU only).
 #
 # Usage: WHEELS=.whl bench/speed_gpu.sh OUTDIR WORK STEP [STEP ...]
 set -uo pipefail
@@ -169,7 +173,7 @@ for step in "$@"; do
     done ;;
   w)
     run 240 "check: windows, fp8 sampling" python3 -m pytest -q -p no:cacheprovider tests/test_decode.py \
-      tests/test_merged.py -k "window or fp8 or generate or compaction" || exit 1
+      tests/test_merged.py -k "window or fp8 or greedy or compaction" || exit 1
     run ${LIMIT:-590} "windows, fp8 sampling, ragged" python3 -m mcqflow.cli bench --arch qwen2.5-7b --only grpo \
       --out "$WORK/results" --work "$WORK" \
       --grpo-variants fast-ragged,fast-no-decode-windows-ragged,fast-fp8-sampling-ragged ;;
@@ -177,6 +181,10 @@ for step in "$@"; do
     run ${LIMIT:-590} "fp8 sampling, ragged, micro-batch 16" python3 -m mcqflow.cli bench --arch qwen2.5-7b \
       --only grpo --out "$WORK/results" --work "$WORK" --shape grpo_ragged_micro_batch=16 \
       --grpo-variants fast-ragged,fast-fp8-sampling-ragged ;;
+  y)
+    run ${LIMIT:-590} "fast, no fp8 sampling, no windows, ragged" python3 -m mcqflow.cli bench --arch qwen2.5-7b \
+      --only grpo --out "$WORK/results" --work "$WORK" \
+      --grpo-variants fast-ragged,fast-no-fp8-sampling-ragged,fast-no-decode-windows-ragged ;;
   *) say "unknown step $step"; exit 2 ;;
   esac
 done

@@ -252,7 +252,8 @@ def test_windows_give_generate_s_tokens_reading_only_the_slots_written(lm, compa
 
     monkeypatch.setattr(decode, "decode_attention", watched)
     end_at = torch.tensor([3, 12, 1, 6, 20])
-    for kw in ({"do_sample": False}, {"do_sample": True}):
+    # sampled: on a CPU only, where the steps run eagerly and draw generate's numbers (a graph draws its own)
+    for kw in [{"do_sample": False}, *([{"do_sample": True}] if model.device.type == "cpu" else [])]:
         gc = _config(tok, max_new_tokens=40, **kw)
         hf, ours = _both(lm, gc)
         assert torch.equal(ours, hf)

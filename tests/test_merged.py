@@ -245,6 +245,23 @@ def test_fp8_copy_follows_the_adapter_in_place_and_samples_close_to_the_bf16_cop
     assert kl(want1, got1) < moved / 10, (kl(want1, got1), moved)
 
 
-def test_fp8_copy_is_left_out_where_the_weights_are_not_bf16(policy):
-    copy = MergedCopy(policy, fp8=True)  # fp32 on a CPU: `_scaled_mm` gives bf16 out with row scales
+def test_fp8_copy_is_left_out_where_the_weights_are_not_bf16(tiny_dir):
+    policy = _policy(tiny_dir, dtype="float32")
+    copy = MergedCopy(policy, fp8=True)  # `_scaled_mm` gives bf16 out with row scales
     assert not copy.fp8 and not _fp8_layers(copy)
+
+
+def test_fp8_copy_quantises_each_input_once_for_the_projections_reading_it(tiny_dir, monkeypatch):
+    """q/k/v read one input and gate/up another: 4 quantisations a layer, not 7."""
+    from mcqflow.train.fast import lora_fused
+
+    policy = _policy(tiny_dir, dtype="bfloat16", sharp=False)
+    copy = MergedCopy(policy, fp8=True)
+    copy.sync()
+    seen = []
+    real = lora_fused.row_quantizer
+    monkeypatch.setattr(lora_fused, "row_quantizer", lambda d: lambda t: seen.append(t.shape) or real(d)(t))
+    x = torch.tensor([[5, 6, 7, 8]], device=policy.device)
+    with torch.no_grad():
+        copy.model(input_ids=x)
+    assert len(seen) == 4 * policy.get_base_model().config.num_hidden_layers

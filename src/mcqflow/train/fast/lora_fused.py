@@ -132,7 +132,11 @@ def _mm8(a: torch.Tensor, b8: torch.Tensor, sb: torch.Tensor) -> torch.Tensor:
 _shared_input: list = [None]
 
 
-def _quantized_input(x: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def quantized_input(x: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`x2` (x as rows) quantised by row, once for the projections that read the same `x` one after another
+    (q/k/v, gate/up): the last call's result is kept while `x` is the same tensor at the same version."""
+    if x.is_inference():  # (no version counter)
+        return row_quantizer(x2.device.type)(x2)
     last = _shared_input[0]
     if last is not None and last[0]() is x and last[1] == x._version:
         return last[2]
@@ -190,7 +194,7 @@ class _LoraLinear(torch.autograd.Function):
             u = xd @ a.t()
             b = None if bias is None else bias.to(dtype)
             if fp8 is not None:
-                x8, sx = _quantized_input(x, x2)
+                x8, sx = quantized_input(x, x2)
                 out = torch._scaled_mm(
                     x8, fp8.w8.t(), sx, fp8.sw, bias=b, out_dtype=dtype, use_fast_accum=x.is_cuda
                 )

@@ -33,7 +33,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from mcqflow.train.fast.lora_fused import FP8, row_quantizer
+from mcqflow.train.fast.lora_fused import FP8, quantized_input, row_quantizer
 
 log = logging.getLogger(__name__)
 _QWEN2_GLOBALS = ("Qwen2RMSNorm", "Qwen2MLP", "apply_rotary_pos_emb")
@@ -84,7 +84,8 @@ def liger_rope(on: bool = True):
 
 class Fp8Linear(nn.Module):
     """A sampling copy's projection held in FP8: its weight quantised by output row (`load`), its input by
-    row on each call, one `_scaled_mm` with full-precision accumulation, out in the input's dtype."""
+    row (once for the projections sharing it), one `_scaled_mm` with full-precision accumulation, out in the
+    input's dtype."""
 
     def __init__(self, out_features: int, in_features: int, bias: torch.Tensor | None, device):
         super().__init__()
@@ -108,7 +109,7 @@ class Fp8Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x2 = x.reshape(-1, x.shape[-1])
-        x8, sx = row_quantizer(x.device.type)(x2)
+        x8, sx = quantized_input(x, x2)  # once for q/k/v and once for gate/up
         b = None if self.bias is None else self.bias.to(x.dtype)
         out = torch._scaled_mm(x8, self.w8.t(), sx, self.sw, bias=b, out_dtype=x.dtype)
         return out.reshape(*x.shape[:-1], self.out_features)

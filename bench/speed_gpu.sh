@@ -41,8 +41,8 @@
 #   w       the GPU tests of decode windows and the FP8 sampling copy, then GRPO on the ragged shape (micro-batch 8):
 #           `fast`, without decode windows (`decode_windows`), with the FP8 sampling copy (`fp8_sampling`), one run
 #   x       GRPO on the ragged shape at micro-batch 16 (an H200's): `fast` and with the FP8 sampling copy, one run
-#   y       GRPO on the ragged shape (micro-batch 8): `fast` (which has taken both levers of part w), without the
-#           FP8 sampling copy, without decode windows, one run
+#   y       part w's GPU tests, then GRPO on the ragged shape (micro-batch 8): `fast` (which has taken both levers
+#           of part w), without the FP8 sampling copy, without decode windows, one run
 #
 # Variant names are those of today's `fast`, which has taken levers round by round (docs/speed.md): parts g-v
 # ran before it took `packed_grpo` and `liger_training` (9th round), when today's `fast-ragged` was
@@ -182,6 +182,8 @@ for step in "$@"; do
       --only grpo --out "$WORK/results" --work "$WORK" --shape grpo_ragged_micro_batch=16 \
       --grpo-variants fast-ragged,fast-fp8-sampling-ragged ;;
   y)
+    run 240 "check: windows, fp8 sampling" python3 -m pytest -q -p no:cacheprovider tests/test_decode.py \
+      tests/test_merged.py -k "window or fp8 or greedy or compaction" || exit 1
     run ${LIMIT:-590} "fast, no fp8 sampling, no windows, ragged" python3 -m mcqflow.cli bench --arch qwen2.5-7b \
       --only grpo --out "$WORK/results" --work "$WORK" \
       --grpo-variants fast-ragged,fast-no-fp8-sampling-ragged,fast-no-decode-windows-ragged ;;

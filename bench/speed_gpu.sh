@@ -43,6 +43,7 @@
 #   x       GRPO on the ragged shape at micro-batch 16 (an H200's): `fast` and with the FP8 sampling copy, one run
 #   y       part w's GPU tests, then GRPO on the ragged shape (micro-batch 8): `fast` (which has taken both levers
 #           of part w), without the FP8 sampling copy, without decode windows, one run
+#   s       GRPO on the fixed shape: `fast` at micro-batches 8 and 16, one run (whether 16 fits an H100)
 #
 # Variant names are those of today's `fast`, which has taken levers round by round (docs/speed.md): parts g-v
 # ran before it took `packed_grpo` and `liger_training` (9th round), when today's `fast-ragged` was
@@ -187,6 +188,9 @@ for step in "$@"; do
     run ${LIMIT:-590} "fast, no fp8 sampling, no windows, ragged" python3 -m mcqflow.cli bench --arch qwen2.5-7b \
       --only grpo --out "$WORK/results" --work "$WORK" \
       --grpo-variants fast-ragged,fast-no-fp8-sampling-ragged,fast-no-decode-windows-ragged ;;
+  s)
+    run ${LIMIT:-590} "fixed shape, micro-batches 8 and 16" python3 -m mcqflow.cli bench --arch qwen2.5-7b \
+      --only grpo --out "$WORK/results" --work "$WORK" --grpo-variants fast,fast-micro16 ;;
   *) say "unknown step $step"; exit 2 ;;
   esac
 done

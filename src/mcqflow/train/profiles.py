@@ -80,11 +80,11 @@ class Profile:
     # GRPO sampling on GPUs with FP8: the merged copy's projections hold W + scale·B·A in FP8 (e4m3, a
     # power-of-two scale a row, merged.py `Fp8Linear`), half the bytes a decode step reads; the precision
     # choice fp8_base makes for training, off with it by train.fp8: false. In `fast`: ragged 7B step,
-    # generation -5% and -5% and 5.5 GiB less (two H100 runs, docs/speed.md 9th round)
+    # generation -5%, -5% and -7%, 5.5-6.4 GiB less (three H100 runs, docs/speed.md 9th round)
     fp8_sampling: bool = False
     # GRPO graph decoding: a decode step's attention reads only the cache slots written so far (in windows of
     # decode.WINDOW slots, a graph each), not the whole prompt + max_new_tokens cache; same tokens. In `fast`:
-    # ragged 7B step, generation -6% and -6% (two H100 runs)
+    # ragged 7B step, generation -6%, -6% and -7% (three H100 runs)
     decode_windows: bool = False
 
 
@@ -109,6 +109,7 @@ PROFILES = {
         packed_grpo=True,
         liger_training=True,
         decode_windows=True,
+        fp8_sampling=True,
     ),
     "cpu": Profile("cpu", False, False, False, False, False, False, False),
 }

@@ -246,8 +246,8 @@ def test_windows_give_generate_s_tokens_reading_only_the_slots_written(lm, compa
     attend = decode.decode_attention
 
     def watched(module, query, key, *args, **kwargs):
-        if query.shape[2] == 1 and decode._window[0] is not None:
-            widths.append(min(decode._window[0], key.shape[2]))
+        if query.shape[2] == 1 and decode._current_window[0] is not None:
+            widths.append(min(decode._current_window[0], key.shape[2]))
         return attend(module, query, key, *args, **kwargs)
 
     monkeypatch.setattr(decode, "decode_attention", watched)

@@ -46,9 +46,9 @@ class Shapes:
     sft_ragged_max: int = 900
     grpo_ragged_min: int = 140
     grpo_ragged_max: int = 740
-    grpo_ragged_micro_batch: int = (
-        8  # fits an 80 GB card packed, with Liger in training (73 GiB); unpacked 4 does
-    )
+    # GRPO's ragged micro-batch: 8 fits an 80 GB card with packed micro-batches and Liger in training (73 GiB);
+    # without them only 4 does
+    grpo_ragged_micro_batch: int = 8
     # Real weights (`--weights`): the policy stops where it chooses; reasoning-mode chains are capped here
     # (the real-weights experiment's grpo.max_completion_length), plain-mode answers at grpo_new_tokens.
     grpo_reasoning_new_tokens: int = 512

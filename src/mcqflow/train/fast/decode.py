@@ -48,7 +48,7 @@ CHECK_EVERY = 16  # decode steps between checks that every row has ended (each c
 GRAPHS_KEPT = 2  # captured (batch, cache length) shapes kept; each holds its own KV cache
 MIN_ROWS = 8  # compaction's smallest batch: below it a step costs about the same however few rows run
 WINDOW = 128  # cache slots a decode step's attention reads, in multiples of this (see the module's docstring)
-_window: list[int | None] = [None]  # the window the steps run now read (None: the whole cache)
+_current_window: list[int | None] = [None]  # the window the steps run now read (None: the whole cache)
 _NEUTRAL = {  # generation-config fields this decoder leaves out, and the values that mean "off"
     "num_beams": (None, 1),
     "repetition_penalty": (None, 1.0),
@@ -83,7 +83,7 @@ def decode_attention(module, query, key, value, attention_mask, scaling=None, dr
     b, h, q_len, d = query.shape
     groups = h // key.shape[1]
     sdpa = torch.nn.functional.scaled_dot_product_attention
-    window = _window[0]
+    window = _current_window[0]
     if q_len == 1 and window is not None and window < key.shape[2]:  # slots past it are unwritten, masked
         key, value, attention_mask = key[:, :, :window], value[:, :, :window], attention_mask[..., :window]
     if q_len == 1 and groups > 1:
@@ -301,7 +301,7 @@ class Decoder:
             try:
                 return self._generate(input_ids, attention_mask, generation_config, end_at)
             finally:
-                _window[0] = None
+                _current_window[0] = None
 
     def _generate(self, input_ids, attention_mask, generation_config, end_at):
         gc = self.resolve(generation_config)
@@ -361,7 +361,7 @@ class Decoder:
         completed = torch.full((batch, run.out.shape[1]), pad, dtype=run.out.dtype, device=run.out.device)
         done = 1
         while done < new:
-            _window[0] = window
+            _current_window[0] = window
             if window in cur.graphs:
                 cur.graphs[window].replay()
             else:
@@ -414,7 +414,7 @@ class Decoder:
             run.graphs.clear()
             run.signature = signature
         if window not in run.graphs:
-            _window[0] = window
+            _current_window[0] = window
             run.graphs[window] = self._capture(run, warpers, eos, pad, forced)
 
     def _capture(self, run: _Run, warpers, eos, pad, forced) -> torch.cuda.CUDAGraph:

@@ -22,7 +22,9 @@ the copy holds W + scale·B·A in FP8 (`Fp8Linear`: e4m3, a power-of-two scale a
 decode step of the 7B at batch 128 is mostly weight reads (~6 of its ~9 ms are the projections' matmuls):
 FP8 halves the bytes read, and the copy takes half the memory. This is the precision choice `fp8_base`
 already makes for the policy being trained (whose base products are FP8): the sampler rounds where that
-policy rounds, up to the adapter's term, which it rounds with W here and keeps in bf16 there.
+policy rounds, up to the adapter's term, which it rounds with W here and keeps in bf16 there. TRL trains on
+the policy's own log-probabilities of these samples, as it does with any sampler that rounds otherwise (the
+bf16 copy's Liger kernels round elsewhere than HF's modules too); it does not reweight for the difference.
 """
 
 from __future__ import annotations

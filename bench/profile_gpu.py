@@ -18,8 +18,9 @@ fp8     the fused training step with the bf16 base and with the FP8 base (`fuse_
         variant `-fp8-fastacc`, fast accumulation in backward); each step's GPU-busy share (kernel time over wall time), to tell a GPU-bound step from one
         the CPU holds back. First each quantiser alone: CPU time a call (a small tensor) and GPU time (a
         large one), and whether its bits equal `quantize_rows`'.
+decode-fp8  decode with Liger's kernels in the copy, then the same with the FP8 copy (`MergedCopy(fp8=True)`)
 
-Usage: python bench/profile_gpu.py decode|train|liger|fused|fp8 [...]   (prints a report; JSON lines prefixed `ROW `)
+Usage: python bench/profile_gpu.py decode|train|liger|fused|fp8|decode-fp8 [...]   (prints a report; JSON lines prefixed `ROW `)
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ def decode(variants=("plain",)) -> None:
     gc = GenerationConfig(do_sample=True, temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=new,
                           eos_token_id=2, pad_token_id=0)  # fmt: skip
     for variant in variants:
-        copy = MergedCopy(policy, liger=variant == "liger")
+        copy = MergedCopy(policy, liger="liger" in variant, fp8="fp8" in variant)
         copy.sync()
         with copy.sampling():
             row(part="decode", variant=variant, **_decode_times(copy, ids, mask, gc))
@@ -122,6 +123,7 @@ def decode(variants=("plain",)) -> None:
 def _decode_times(copy, ids, mask, gc) -> dict:
     from torch.profiler import ProfilerActivity, profile
 
+    from mcqflow.train.fast import decode as decode_module
     from mcqflow.train.fast.decode import ATTENTION, Decoder, _attention
 
     dec = Decoder(copy.model)
@@ -142,8 +144,9 @@ def _decode_times(copy, ids, mask, gc) -> dict:
         t.sub_(60)
     torch.cuda.synchronize()
     t0 = time.perf_counter()
+    widest = run.graphs[max(run.graphs)]  # the last window's graph: it covers every slot written
     for _ in range(50):
-        run.graph.replay()
+        widest.replay()
     torch.cuda.synchronize()
     step_ms = (time.perf_counter() - t0) / 50 * 1e3
     # eager decode steps under the profiler: kernels by class
@@ -154,6 +157,7 @@ def _decode_times(copy, ids, mask, gc) -> dict:
     )  # the graph's cache length (448 slots), room for 5 more steps
     with _attention(copy.model, ATTENTION):
         eager._generate(ids, mask, short, None)
+        decode_module._current_window[0] = None  # the eager steps attend to the whole cache
         erun = next(iter(eager.runs.values()))
         torch.cuda.synchronize()
         with profile(activities=[ProfilerActivity.CUDA]) as prof:
@@ -329,6 +333,11 @@ def quantizers() -> None:
             big_gb_per_s=round(big.numel() * 3 / gpu_us / 1e3, 1), same_bits_as_eager=same)  # fmt: skip
 
 
+def decode_fp8() -> None:
+    """The decode step of the Liger sampling copy (`fast`'s before the 9th round) and of the FP8 one."""
+    decode(("liger", "liger-fp8"))
+
+
 def fp8() -> None:
     """The quantisers alone, then the fused training step with the bf16 base and the FP8 base (and variants
     of the FP8 path)."""
@@ -340,4 +349,5 @@ def fp8() -> None:
 
 if __name__ == "__main__":
     for part in sys.argv[1:] or ["decode", "train"]:
-        {"decode": decode, "train": train, "liger": liger, "fused": fused, "fp8": fp8}[part]()
+        parts = {"decode": decode, "train": train, "liger": liger, "fused": fused, "fp8": fp8}
+        {**parts, "decode-fp8": decode_fp8}[part]()

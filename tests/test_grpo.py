@@ -389,7 +389,7 @@ def test_packed_grpo_trains_the_same_adapter_as_the_padded_step(tiny_dir, tmp_pa
     )
 
 
-def test_fp8_sampling_samples_through_an_fp8_copy_where_the_card_has_fp8(tiny_dir, tmp_path, monkeypatch):
+def test_fp8_sampling_reaches_the_merged_copy_only_where_the_card_has_fp8(tiny_dir, tmp_path, monkeypatch):
     """`fp8_sampling` reaches the merged copy only where the card has FP8 matmuls, and `train.fp8: false`
     turns it off with the FP8 base."""
     import dataclasses

@@ -180,9 +180,7 @@ def test_fp8_copy_projections_are_the_scaled_products_of_the_quantised_merged_we
     """`fp8_sampling`: every adapted projection holds W + scale·B·A quantised by row and computes the
     product of its quantised input and that weight (CPUs run `_scaled_mm` too); nothing else is copied."""
     from mcqflow.train.fast.lora_fused import quantize_rows
-
-    def dequant(t8, scale):
-        return t8.float() * scale.reshape(-1, 1)
+    from test_lora_fused import _dequant as dequant
 
     policy = _policy(tiny_dir, dtype="bfloat16", sharp=False)
     copy = MergedCopy(policy, fp8=True)

@@ -11,12 +11,14 @@ precision choice like the vanilla recipe's 4-bit base: `train.fp8: false` turns 
   a fused LM head that never holds the whole logits.)
 - fast: no activation recomputation, Liger kernels, bf16 LoRA inputs, the whole effective SFT batch in one
   micro-batch (OOM back-off halves it until it fits), GRPO generation through a merged copy of the
-  policy with a static KV cache and the decode step replayed as a CUDA graph over the rows still running,
-  Liger's RMSNorm, SwiGLU and RoPE kernels in that copy (float rounding differs from HF's modules in bf16),
-  whole-step generation batches trained in micro-batches (each packed into one row, with Liger's kernels in
-  the policy being trained), padding-free SFT batches with variable-length attention, each LoRA layer as
-  one autograd function in training (`lora_fused.py`: same masks, same result to float rounding), and on GPUs with FP8 (H100, H200, Ada) the frozen base's products in those layers in FP8 (e4m3, a
-  power-of-two scale a row; docs/speed.md has what it changes).
+  policy with a static KV cache and the decode step replayed as a CUDA graph over the rows still running
+  and the cache slots written so far, Liger's RMSNorm, SwiGLU and RoPE kernels in that copy (float rounding
+  differs from HF's modules in bf16), whole-step generation batches trained in micro-batches (each packed
+  into one row, with Liger's kernels in the policy being trained), padding-free SFT batches with
+  variable-length attention, each LoRA layer as one autograd function in training (`lora_fused.py`: same
+  masks, same result to float rounding), and on GPUs with FP8 (H100, H200, Ada) the frozen base's products
+  in those layers and GRPO's sampling copy in FP8 (e4m3, a power-of-two scale a row; docs/speed.md has what
+  it changes).
 - auto: `fast` on a GPU; on a CPU none of the levers (the tiny default runs as it always has).
 """
 

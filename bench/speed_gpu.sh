@@ -44,6 +44,9 @@
 #   y       part w's GPU tests, then GRPO on the ragged shape (micro-batch 8): `fast` (which has taken both levers
 #           of part w), without the FP8 sampling copy, without decode windows, one run
 #   s       GRPO on the fixed shape: `fast` at micro-batches 8 and 16, one run (whether 16 fits an H100)
+#   j       where SFT's step goes: `fast` at 32 x 256 with one step's top operators (MCQFLOW_BENCH_TRACE) and
+#           the next step whole as a Chrome trace (MCQFLOW_BENCH_TIMELINE) read by bench/timeline_gaps.py;
+#           then bench/profile_gpu.py's decode-fp8 part (the FP8 sampling copy's decode step against Liger's)
 #
 # Variant names are those of today's `fast`, which has taken levers round by round (docs/speed.md): parts g-v
 # ran before it took `packed_grpo` and `liger_training` (9th round), when today's `fast-ragged` was
@@ -191,6 +194,13 @@ for step in "$@"; do
   s)
     run ${LIMIT:-590} "fixed shape, micro-batches 8 and 16" python3 -m mcqflow.cli bench --arch qwen2.5-7b \
       --only grpo --out "$WORK/results" --work "$WORK" --grpo-variants fast,fast-micro16 ;;
+  j)
+    MCQFLOW_BENCH_TRACE=$OUTDIR/trace MCQFLOW_BENCH_TIMELINE=$OUTDIR/timeline run ${LIMIT:-300} "sft traced" \
+      python3 -m mcqflow.cli bench --arch qwen2.5-7b --only sft --out "$WORK/traced" --work "$WORK" \
+      --sft-variants fast-bf16
+    python3 bench/timeline_gaps.py --top 25 "$OUTDIR"/timeline/sft-*.json.gz >>"$LOG" 2>&1
+    find "$OUTDIR"/timeline -name "*.json.gz" -size +15M -delete  # over what comes back; the report is in the log
+    PROFILE_PARTS=decode-fp8 run 300 profile python3 bench/profile_gpu.py decode-fp8 ;;
   *) say "unknown step $step"; exit 2 ;;
   esac
 done

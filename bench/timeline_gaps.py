@@ -83,6 +83,7 @@ def report(path: str, top: int = 15, min_us: float = 0.0) -> str:
     if not busy:
         return f"{path}: no GPU kernels in the trace"
     window = busy[-1][1] - busy[0][0]
+    span = max(float(e["ts"]) + float(e["dur"]) for e in events) - min(float(e["ts"]) for e in events)
     on = sum(b - a for a, b in busy)
     gaps = [g for g in gaps_of(busy) if g[1] - g[0] >= min_us]
     idle = sum(b - a for a, b in gaps)
@@ -96,8 +97,14 @@ def report(path: str, top: int = 15, min_us: float = 0.0) -> str:
         d = b - a
         sizes["< 10 µs" if d < 10 else "10-100 µs" if d < 100 else "0.1-1 ms" if d < 1000 else ">= 1 ms"] += d
     syncs = [e for e in events if e.get("cat") == "cuda_runtime" and "Synchronize" in e["name"]]
+    kernels, calls = Counter(), Counter()
+    for e in events:
+        if e.get("cat") in GPU_CATS:
+            kernels[e["name"][:90]] += float(e["dur"])
+            calls[e["name"][:90]] += 1
     lines = [
         f"{path}",
+        f"trace {span / 1e3:.1f} ms, host included: GPU busy {on / span:.0%} of it",
         f"window {window / 1e3:.1f} ms: GPU busy {on / 1e3:.1f} ms ({on / window:.0%}), "
         f"idle {idle / 1e3:.1f} ms in {len(gaps)} gaps",
         f"host waits for the GPU: {len(syncs)} synchronize calls, {sum(e['dur'] for e in syncs) / 1e3:.1f} ms",
@@ -108,6 +115,9 @@ def report(path: str, top: int = 15, min_us: float = 0.0) -> str:
         "",
         "idle by the innermost host operator:",
         *(f"  {v / 1e3:9.1f} ms  {k[:100]}" for k, v in inner.most_common(top)),
+        "",
+        "GPU time by kernel (calls):",
+        *(f"  {v / 1e3:9.1f} ms  {calls[k]:5d}  {k}" for k, v in kernels.most_common(top)),
     ]
     return "\n".join(lines)
 

@@ -279,6 +279,10 @@ def test_timeline_gaps_finds_the_gpus_idle_time_and_what_the_host_did_meanwhile(
         cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     assert "window 0.5 ms: GPU busy 0.3 ms (54%), idle 0.2 ms in 2 gaps" in out
+    assert "trace 0.5 ms, host included: GPU busy 54% of it" in out  # host events end by 500 µs too
+    kernels = out.split("GPU time by kernel (calls):")[1].strip().splitlines()
+    assert [line.split()[-1] for line in kernels] == ["k1", "copy", "k2", "k3"]  # longest first
+    assert kernels[0].split()[:3] == ["0.1", "ms", "1"]
     assert "1 synchronize calls" in out
     phase = out.split("outermost host operator")[1].split("innermost")[0]
     assert "0.2 ms  _LoraLinearBackward" in phase and "0.0 ms  mcqflow::forward_and_loss" in phase
@@ -315,3 +319,30 @@ def test_the_timeline_callback_records_only_the_chosen_micro_batches_of_the_chos
         cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     assert "no GPU kernels" in report
+
+
+def test_the_whole_step_timeline_spans_from_the_step_before_to_the_chosen_steps_end(tmp_path):
+    """SFT's MCQFLOW_BENCH_TIMELINE callback: step 3 whole, from step 2's end (so the loading of step 3's batch
+    is in it, as in the span `step_timer` times) to step 3's end, and nothing of steps 2 or 4."""
+    import gzip
+    from types import SimpleNamespace
+
+    import torch
+
+    from mcqflow.benchmark.bench import trace_whole_step
+
+    out = tmp_path / "t" / "sft-x.json.gz"
+    cb = trace_whole_step(out, step=3)
+    state = SimpleNamespace(global_step=0)
+    for step in (1, 2, 3, 4):
+        with torch.profiler.record_function(f"load-{step}"):
+            torch.ones(8) + 1
+        cb.on_step_begin(None, state, None)
+        with torch.profiler.record_function(f"work-{step}"):
+            torch.ones(8) @ torch.ones(8)
+        state.global_step = step  # the trainer counts the step before on_step_end
+        cb.on_step_end(None, state, None)
+        assert out.exists() == (step >= 3)
+    with gzip.open(out, "rt", encoding="utf-8") as f:
+        names = {e.get("name") for e in json.load(f)["traceEvents"]}
+    assert {n for n in names if str(n).startswith(("work-", "load-"))} == {"load-3", "work-3"}

@@ -179,10 +179,15 @@ def bench_sft(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: l
         )
         timer = step_timer()
         _reset_memory()
+        traced = []
+        if trace := os.environ.get("MCQFLOW_BENCH_TRACE"):  # a folder: one measured step's top operators
+            traced.append(trace_step(Path(trace) / f"sft-{name}.txt", shapes.sft_warmup + 1))
+        if timeline := os.environ.get("MCQFLOW_BENCH_TIMELINE"):  # a folder: the next step's Chrome trace
+            traced.append(trace_whole_step(Path(timeline) / f"sft-{name}.json.gz", shapes.sft_warmup + 2))
         try:
             metrics = train_sft(
                 records, "plain", model_dir, work / f"sft-{name}", params, quantization=quantization,
-                profile=profile, callbacks=[timer],
+                profile=profile, callbacks=[timer, *traced],
             )  # fmt: skip
         except (torch.OutOfMemoryError, UserError) as e:
             if "out of memory" not in str(e).lower() and not isinstance(e, torch.OutOfMemoryError):
@@ -362,6 +367,35 @@ def trace_micro_batches(out: Path, step: int, first: int = 2, last: int = 4):
                 self.prof.__exit__(None, None, None)
                 out.parent.mkdir(parents=True, exist_ok=True)
                 self.prof.export_chrome_trace(str(out))  # gzipped, for a name ending in .gz
+                self.prof = None
+
+    return Timeline()
+
+
+def trace_whole_step(out: Path, step: int):
+    """A callback that records training step `step` (1-based) whole as a Chrome trace, `out` (gzipped
+    JSON; `bench/timeline_gaps.py` reads it), from the end of the step before: the span `step_timer` times,
+    so the next batch's loading and the trainer's own work between steps are in it. For SFT, whose step is
+    one micro-batch under `whole_batch`. Set by MCQFLOW_BENCH_TIMELINE=folder; the traced step is slower, so
+    a traced run's rates are not results."""
+    from transformers import TrainerCallback
+
+    class Timeline(TrainerCallback):
+        prof = None
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == step - 1:
+                from torch.profiler import ProfilerActivity, profile
+
+                synchronize()
+                gpu = [ProfilerActivity.CUDA] if torch.cuda.is_available() else []
+                self.prof = profile(activities=[ProfilerActivity.CPU, *gpu])
+                self.prof.__enter__()
+            elif state.global_step == step and self.prof is not None:
+                synchronize()
+                self.prof.__exit__(None, None, None)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                self.prof.export_chrome_trace(str(out))
                 self.prof = None
 
     return Timeline()

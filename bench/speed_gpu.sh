@@ -44,6 +44,8 @@
 #   y       part w's GPU tests, then GRPO on the ragged shape (micro-batch 8): `fast` (which has taken both levers
 #           of part w), without the FP8 sampling copy, without decode windows, one run
 #   s       GRPO on the fixed shape: `fast` at micro-batches 8 and 16, one run (whether 16 fits an H100)
+#   final   issue 33's run: SFT (vanilla QLoRA, `fast` fixed and ragged) and GRPO (TRL's default, `fast` on the
+#           ragged shape at micro-batch MICRO, 16 unless set: an H200's) in one run
 #   j       where SFT's step goes: `fast` at 32 x 256 with one step's top operators (MCQFLOW_BENCH_TRACE) and
 #           the next step whole as a Chrome trace (MCQFLOW_BENCH_TIMELINE) read by bench/timeline_gaps.py;
 #           then bench/profile_gpu.py's decode-fp8 part (the FP8 sampling copy's decode step against Liger's)
@@ -194,6 +196,9 @@ for step in "$@"; do
   s)
     run ${LIMIT:-590} "fixed shape, micro-batches 8 and 16" python3 -m mcqflow.cli bench --arch qwen2.5-7b \
       --only grpo --out "$WORK/results" --work "$WORK" --grpo-variants fast,fast-micro16 ;;
+  final)
+    run 590 "final" $B --sft-variants vanilla-qlora,fast-bf16,fast-bf16-ragged --grpo-variants vanilla,fast-ragged \
+      --shape grpo_ragged_micro_batch=${MICRO:-16} ;;
   j)
     MCQFLOW_BENCH_TRACE=$OUTDIR/trace MCQFLOW_BENCH_TIMELINE=$OUTDIR/timeline run ${LIMIT:-300} "sft traced" \
       python3 -m mcqflow.cli bench --arch qwen2.5-7b --only sft --out "$WORK/traced" --work "$WORK" \

@@ -19,8 +19,11 @@ fp8     the fused training step with the bf16 base and with the FP8 base (`fuse_
         the CPU holds back. First each quantiser alone: CPU time a call (a small tensor) and GPU time (a
         large one), and whether its bits equal `quantize_rows`'.
 decode-fp8  decode with Liger's kernels in the copy, then the same with the FP8 copy (`MergedCopy(fp8=True)`)
+mm-decode   each projection shape of the 7B (and q/k/v, gate/up fused) at decode's 128, 64 and 16 rows, in a
+            CUDA graph over 28 distinct weights: bf16, FP8 with row scales, FP8 with one scale a tensor, and the
+            input's quantiser; microseconds a layer and weight GB/s
 
-Usage: python bench/profile_gpu.py decode|train|liger|fused|fp8|decode-fp8 [...]   (prints a report; JSON lines prefixed `ROW `)
+Usage: python bench/profile_gpu.py decode|train|liger|fused|fp8|decode-fp8|mm-decode [...]   (prints a report; JSON lines prefixed `ROW `)
 """
 
 from __future__ import annotations
@@ -338,6 +341,68 @@ def decode_fp8() -> None:
     decode(("liger", "liger-fp8"))
 
 
+def mm_decode(rows=(128, 64, 16), layers: int = 28) -> None:
+    """One projection of every layer at decode time, as a decode graph runs it: `layers` distinct weights
+    (so nothing is served from L2), replayed in a CUDA graph (no launch cost), for the 7B's projection
+    shapes and the fused q/k/v and gate/up ones. bf16 `mm`, FP8 `_scaled_mm` with row scales (the sampling
+    copy's `Fp8Linear`) and with one scale a tensor, and the row quantiser alone: microseconds a layer and
+    the weight bytes read a second."""
+    from mcqflow.train.fast.lora_fused import row_quantizer
+
+    quantize = row_quantizer("cuda")
+    shapes = {"q/o": (3584, 3584), "k/v": (512, 3584), "qkv": (4608, 3584), "gate/up": (18944, 3584),
+              "gate_up": (37888, 3584), "down": (3584, 18944)}  # fmt: skip
+    for name, (n, k) in shapes.items():
+        w = [torch.randn(n, k, device="cuda", dtype=torch.bfloat16) for _ in range(layers)]
+        w8 = [quantize(t) for t in w]
+        for m in rows:
+            for way, fn in _mm_ways(torch.randn(m, k, device="cuda", dtype=torch.bfloat16), w, w8, quantize):
+                try:
+                    us = _graph_us(fn) / layers
+                except RuntimeError as e:  # a kernel this torch has no FP8 path for
+                    row(part="mm-decode", shape=name, rows=m, way=way, error=str(e).splitlines()[0][:120])
+                    continue
+                nbytes = m * k * 3 if way == "quantise-input" else n * k * (2 if way == "bf16" else 1)
+                row(part="mm-decode", shape=name, n=n, k=k, rows=m, way=way, us=round(us, 2),
+                    gb_per_s=round(nbytes / us / 1e3, 1))  # fmt: skip
+        w.clear(), w8.clear()
+        torch.cuda.empty_cache()
+
+
+def _mm_ways(x, w, w8, quantize):
+    """(name, a function running one layer's product for every weight) for `mm_decode`."""
+    x8, sx = quantize(x)
+    one = torch.ones((), device=x.device)
+    bf16 = torch.bfloat16
+    yield "bf16", lambda: [x @ t.t() for t in w]
+    yield (
+        "fp8-row",
+        lambda: [torch._scaled_mm(x8, t.t(), sx, s.reshape(1, -1), out_dtype=bf16) for t, s in w8],
+    )
+    yield "fp8-tensor", lambda: [torch._scaled_mm(x8, t.t(), one, one, out_dtype=bf16) for t, _ in w8]
+    yield "quantise-input", lambda: [quantize(x) for _ in w]
+
+
+def _graph_us(fn, replays: int = 20) -> float:
+    """Microseconds one call of `fn` takes replayed in a CUDA graph (after a warm-up on a side stream)."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(2):
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    graph.replay()
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(replays):
+        graph.replay()
+    torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / replays * 1e6
+
+
 def fp8() -> None:
     """The quantisers alone, then the fused training step with the bf16 base and the FP8 base (and variants
     of the FP8 path)."""
@@ -350,4 +415,4 @@ def fp8() -> None:
 if __name__ == "__main__":
     for part in sys.argv[1:] or ["decode", "train"]:
         parts = {"decode": decode, "train": train, "liger": liger, "fused": fused, "fp8": fp8}
-        {**parts, "decode-fp8": decode_fp8}[part]()
+        {**parts, "decode-fp8": decode_fp8, "mm-decode": mm_decode}[part]()

@@ -205,7 +205,7 @@ for step in "$@"; do
       --sft-variants fast-bf16
     python3 bench/timeline_gaps.py --top 25 "$OUTDIR"/timeline/sft-*.json.gz >>"$LOG" 2>&1
     find "$OUTDIR"/timeline -name "*.json.gz" -size +15M -delete  # over what comes back; the report is in the log
-    PROFILE_PARTS=decode-fp8 run 300 profile python3 bench/profile_gpu.py decode-fp8 ;;
+    run 300 profile python3 bench/profile_gpu.py mm-decode decode-fp8 ;;
   *) say "unknown step $step"; exit 2 ;;
   esac
 done

@@ -44,6 +44,8 @@
 #   y       part w's GPU tests, then GRPO on the ragged shape (micro-batch 8): `fast` (which has taken both levers
 #           of part w), without the FP8 sampling copy, without decode windows, one run
 #   s       GRPO on the fixed shape: `fast` at micro-batches 8 and 16, one run (whether 16 fits an H100)
+#   dropout tests/test_lora_dropout.py on the GPU (compiled kernels), then SFT (32 x 256) and GRPO (ragged, micro-batch
+#           MICRO, 8 unless set) each with and without LoRA's dropout inside the adapter's products (`fused_dropout`)
 #   final   issue 33's run: SFT (vanilla QLoRA, `fast` fixed and ragged) and GRPO (TRL's default, `fast` on the
 #           ragged shape at micro-batch MICRO, 16 unless set: an H200's) in one run
 #   j       where SFT's step goes: `fast` at 32 x 256 with one step's top operators (MCQFLOW_BENCH_TRACE) and
@@ -196,6 +198,10 @@ for step in "$@"; do
   s)
     run ${LIMIT:-590} "fixed shape, micro-batches 8 and 16" python3 -m mcqflow.cli bench --arch qwen2.5-7b \
       --only grpo --out "$WORK/results" --work "$WORK" --grpo-variants fast,fast-micro16 ;;
+  dropout)
+    run 240 "check: fused dropout" python3 -m pytest -q -p no:cacheprovider tests/test_lora_dropout.py || exit 1
+    run ${LIMIT:-560} "fused dropout" $B --sft-variants fast-no-fused-dropout-bf16,fast-bf16 \
+      --grpo-variants fast-no-fused-dropout-ragged,fast-ragged --shape grpo_ragged_micro_batch=${MICRO:-8} ;;
   final)
     run 590 "final" $B --sft-variants vanilla-qlora,fast-bf16,fast-bf16-ragged --grpo-variants vanilla,fast-ragged \
       --shape grpo_ragged_micro_batch=${MICRO:-16} ;;

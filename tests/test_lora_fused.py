@@ -107,14 +107,19 @@ def test_the_profile_lever_routes_sft_through_fused_layers(tiny_dir, tmp_path, m
 
     seen = []
     real = training.fuse_lora
-    monkeypatch.setattr(training, "fuse_lora", lambda m, fp8: seen.append((real(m), fp8)) or seen[-1])
+    monkeypatch.setattr(
+        training,
+        "fuse_lora",
+        lambda m, fp8, fused_dropout: seen.append((real(m), fp8, fused_dropout)) or seen[-1],
+    )
     params = SFTParams(finetune="lora", trainer={"max_steps": 1})
-    profile = dataclasses.replace(PROFILES["cpu"], fused_lora=True)
+    profile = dataclasses.replace(PROFILES["cpu"], fused_lora=True, fused_dropout=True)
     training.train_sft(
         sample_records("train")[:8], "plain", tiny_dir, tmp_path / "m", params, profile=profile
     )
     assert seen and seen[0][0] > 0
     assert seen[0][1] is False  # no GPU with FP8 here: the base stays in the compute dtype
+    assert seen[0][2] is True  # the lever is passed on (the layers take its kernels on a GPU only)
 
 
 # FP8 base (`fp8_base`): CPUs run torch._scaled_mm too, so the layer's arithmetic is checked here; the GPU

@@ -530,6 +530,7 @@ def known_sft_variants(ours: Profile) -> dict[str, tuple]:
     no_liger = dataclasses.replace(ours, name=f"{ours.name}-no-liger", liger=False)
     padded = dataclasses.replace(ours, name=f"{ours.name}-padded", padding_free=False)
     fused, fp8 = _flipped(ours, "fused_lora"), _flipped(ours, "fp8_base")
+    dropout = _flipped(ours, "fused_dropout")
     return {
         "vanilla-qlora": (vanilla, "nf4", {}, "fixed"),
         "vanilla-bf16": (vanilla, "none", {}, "fixed"),
@@ -559,6 +560,8 @@ def known_sft_variants(ours: Profile) -> dict[str, tuple]:
         f"{fused.name}-bf16-ragged": (fused, "none", {}, "ragged"),
         f"{fp8.name}-bf16": (fp8, "none", {}, "fixed"),
         f"{fp8.name}-bf16-ragged": (fp8, "none", {}, "ragged"),
+        f"{dropout.name}-bf16": (dropout, "none", {}, "fixed"),
+        f"{dropout.name}-bf16-ragged": (dropout, "none", {}, "ragged"),
     }
 
 
@@ -586,6 +589,7 @@ def known_grpo_variants(ours: Profile, shapes: Shapes) -> dict[str, tuple]:
     ahead, liger = _flipped(ours, "host_runs_ahead"), _flipped(ours, "liger_training")
     packed_ahead, packed_liger = _flipped(packed, "host_runs_ahead"), _flipped(packed, "liger_training")
     fp8_sampling, windows = _flipped(ours, "fp8_sampling"), _flipped(ours, "decode_windows")
+    dropout = _flipped(ours, "fused_dropout")
     big, micro = shapes.grpo_prompts, shapes.grpo_micro_batch
     return {
         "vanilla": (PROFILES["vanilla"], shapes.grpo_vanilla_prompts, micro, "fixed"),
@@ -614,6 +618,8 @@ def known_grpo_variants(ours: Profile, shapes: Shapes) -> dict[str, tuple]:
         f"{fp8_sampling.name}-ragged": (fp8_sampling, big, shapes.grpo_ragged_micro_batch, "ragged"),
         windows.name: (windows, big, micro, "fixed"),
         f"{windows.name}-ragged": (windows, big, shapes.grpo_ragged_micro_batch, "ragged"),
+        dropout.name: (dropout, big, micro, "fixed"),
+        f"{dropout.name}-ragged": (dropout, big, shapes.grpo_ragged_micro_batch, "ragged"),
         # real weights only: the policy ends its completions (plain: a letter; reasoning: a chain)
         "vanilla-plain": (PROFILES["vanilla"], shapes.grpo_vanilla_prompts, micro, "plain"),
         f"{hf.name}-plain": (hf, big, micro, "plain"),

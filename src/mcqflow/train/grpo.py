@@ -618,7 +618,7 @@ def train_grpo(
     )
     trainer.step_split, trainer.end_lengths = step_split, end_lengths
     if profile.fused_lora:
-        fuse_lora(trainer.model, fp8=use_fp8(profile))
+        fuse_lora(trainer.model, fp8=use_fp8(profile), fused_dropout=profile.fused_dropout)
     if profile.liger_training:
         unwrapped = trainer.accelerator.unwrap_model(trainer.model)
         trainer._liger = liger_kernels(getattr(unwrapped, "get_base_model", lambda: unwrapped)(), "training")

@@ -88,6 +88,11 @@ class Profile:
     # decode.WINDOW slots, a graph each), not the whole prompt + max_new_tokens cache; same tokens. In `fast`:
     # ragged 7B step, generation -6%, -6% and -7% (three H100 runs)
     decode_windows: bool = False
+    # SFT and GRPO training through the fused LoRA layers (GPU): LoRA's dropout drawn inside the adapter's
+    # products from Philox counters (lora_dropout.py), forward and backward, so no dropped copy of x and no
+    # mask is written, and the adapter's input gradient is added in the same pass; masks as random as
+    # torch's, not torch's draws
+    fused_dropout: bool = False
 
 
 PROFILES = {
@@ -112,6 +117,7 @@ PROFILES = {
         liger_training=True,
         decode_windows=True,
         fp8_sampling=True,
+        fused_dropout=True,
     ),
     "cpu": Profile("cpu", False, False, False, False, False, False, False),
 }

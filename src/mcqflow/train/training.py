@@ -307,7 +307,7 @@ def train_sft(
         if profile.bf16_adapter_inputs and trainer.accelerator.native_amp:
             keep_adapter_inputs_in_compute_dtype(trainer.model)
         if profile.fused_lora:
-            fuse_lora(trainer.model, fp8=use_fp8(profile))
+            fuse_lora(trainer.model, fp8=use_fp8(profile), fused_dropout=profile.fused_dropout)
         try:
             result = trainer.train()
             break

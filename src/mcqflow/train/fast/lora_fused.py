@@ -43,6 +43,8 @@ import weakref
 import torch
 from torch import nn
 
+from mcqflow.train.fast import lora_dropout
+
 FP8 = torch.float8_e4m3fn
 FP8_MAX = torch.finfo(FP8).max  # 448
 
@@ -183,15 +185,21 @@ def _undrop(t: torch.Tensor, mask: torch.Tensor, p: float) -> torch.Tensor:
 
 class _LoraLinear(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight, bias, lora_a, lora_b, scaling: float, p: float, dtype: torch.dtype, fp8):
+    def forward(ctx, x, weight, bias, lora_a, lora_b, scaling: float, p: float, dtype: torch.dtype, fp8,
+                fused_dropout: bool = False):  # fmt: skip
         shape = x.shape
         with torch.autocast(x.device.type, enabled=False):
             x2 = x.reshape(-1, shape[-1]).to(dtype)
             a = lora_a.to(dtype)
             bs = (lora_b * scaling).to(dtype)
-            state = _generator(x2.device).get_state() if p > 0 else None
-            xd = _dropout(x2, p)[0] if p > 0 else x2
-            u = xd @ a.t()
+            seed = state = None
+            if p > 0 and fused_dropout and lora_dropout.runs_on(x2):  # the mask drawn inside the kernels
+                seed = lora_dropout.new_seed(x2.device)
+                u = lora_dropout.forward(x2, a, p, seed)
+            else:
+                state = _generator(x2.device).get_state() if p > 0 else None
+                xd = _dropout(x2, p)[0] if p > 0 else x2
+                u = xd @ a.t()
             b = None if bias is None else bias.to(dtype)
             if fp8 is not None:
                 x8, sx = quantized_input(x, x2)
@@ -205,6 +213,7 @@ class _LoraLinear(torch.autograd.Function):
         ctx.save_for_backward(x2, weight, a, bs, u)
         ctx.scaling, ctx.p, ctx.shape, ctx.fp8, ctx.dtype = scaling, p, shape, fp8, dtype
         ctx.rng = state  # the mask is drawn again in backward, not kept
+        ctx.seed = seed  # (fused dropout) the kernels' seed: backward draws the same masks from it
         ctx.dtypes = (x.dtype, lora_a.dtype, lora_b.dtype)
         return out.reshape(*shape[:-1], out.shape[-1])
 
@@ -215,16 +224,23 @@ class _LoraLinear(torch.autograd.Function):
         g = grad.reshape(-1, grad.shape[-1]).to(ctx.dtype)
         gu = g @ bs  # the rank-r gradient, scale included
         grad_b = (g.t() @ u).mul_(ctx.scaling)
-        xd, mask = (x2, None) if ctx.rng is None else _redraw(x2, ctx.p, ctx.rng)
-        grad_a = gu.t() @ xd
         grad_x = None
         if ctx.needs_input_grad[0]:  # (the first layer's input, from frozen embeddings, needs none)
             fp8 = ctx.fp8
             grad_x = g @ weight.to(ctx.dtype) if fp8 is None else _mm8(g, fp8.wt8, fp8.swt)
-            through = gu @ a
-            grad_x.add_(through if mask is None else _undrop(through, mask, ctx.p))
+        if ctx.seed is not None:  # grad_x += (gu A) ⊙ mask in place, and grad_A, in one pass over x
+            grad_a = lora_dropout.backward(x2, a, gu, grad_x, ctx.p, ctx.seed)
+        else:
+            xd, mask = (x2, None) if ctx.rng is None else _redraw(x2, ctx.p, ctx.rng)
+            grad_a = gu.t() @ xd
+            if grad_x is not None:
+                if mask is None:
+                    grad_x.addmm_(gu, a)
+                else:
+                    grad_x.add_(_undrop(gu @ a, mask, ctx.p))
+        if grad_x is not None:
             grad_x = grad_x.reshape(ctx.shape).to(x_dtype)
-        return grad_x, None, None, grad_a.to(a_dtype), grad_b.to(b_dtype), None, None, None, None
+        return grad_x, None, None, grad_a.to(a_dtype), grad_b.to(b_dtype), None, None, None, None, None
 
 
 def _forward(layer, plain, x, *args, **kwargs):
@@ -252,7 +268,7 @@ def _forward(layer, plain, x, *args, **kwargs):
     fp8 = getattr(base, "_fp8", None) if dtype == torch.bfloat16 else None
     return _LoraLinear.apply(
         x, base.weight, base.bias, layer.lora_A[name].weight, layer.lora_B[name].weight, layer.scaling[name], p,
-        dtype, fp8,
+        dtype, fp8, getattr(layer, "_fused_dropout", False),
     )  # fmt: skip
 
 
@@ -262,11 +278,12 @@ def _sharded(weight) -> bool:
     return isinstance(weight, DTensor) or hasattr(weight, "ds_id")
 
 
-def fuse_lora(model, fp8: bool = False) -> int:
+def fuse_lora(model, fp8: bool = False, fused_dropout: bool = False) -> int:
     """Route every LoRA layer of `model` on a frozen plain Linear through `_LoraLinear`; returns how many.
     (A layer whose base weights train, or a 4-bit base, keeps PEFT's forward.) `fp8`: the base products in
     FP8 under bf16 autocast, for layers whose widths are multiples of 16 (what `_scaled_mm` takes); the
-    caller decides whether the device has FP8 (`models.fp8_supported`)."""
+    caller decides whether the device has FP8 (`models.fp8_supported`). `fused_dropout`: LoRA's dropout
+    drawn inside the adapter's products (`lora_dropout`), where its kernels run (`lora_dropout.runs_on`)."""
     from peft.tuners.lora import Linear as LoraLinear
 
     n = 0
@@ -280,6 +297,7 @@ def fuse_lora(model, fp8: bool = False) -> int:
             continue
         m.forward = functools.partial(_forward, m, m.forward)
         m._fused_lora = True
+        m._fused_dropout = fused_dropout
         fits = base.in_features % 16 == 0 and base.out_features % 16 == 0 and not _sharded(base.weight)
         # None as well as the copies: a base fused before with FP8 must not keep its old ones
         base._fp8 = _Fp8Weight(base.weight) if fp8 and fits else None

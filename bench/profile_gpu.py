@@ -23,7 +23,10 @@ mm-decode   each projection shape of the 7B (and q/k/v, gate/up fused) at decode
             CUDA graph over 28 distinct weights: bf16, FP8 with row scales, FP8 with one scale a tensor, and the
             input's quantiser; microseconds a layer and weight GB/s
 
-Usage: python bench/profile_gpu.py decode|train|liger|fused|fp8|decode-fp8|mm-decode [...]   (prints a report; JSON lines prefixed `ROW `)
+dropout     LoRA's dropout inside the adapter's products (`fused_dropout`) against torch's: one projection's
+            adapter work alone (8192 tokens, inputs 3584 and 18944 wide), then the training step
+
+Usage: python bench/profile_gpu.py decode|train|liger|fused|fp8|decode-fp8|mm-decode|dropout [...]   (prints a report; JSON lines prefixed `ROW `)
 """
 
 from __future__ import annotations
@@ -205,7 +208,7 @@ def train(
             model = get_peft_model(base, variants[cfg_name])
             keep_adapter_inputs_in_compute_dtype(model)
             if name.endswith("-fused") or how:
-                fuse_lora(model, fp8="fp8" in how)
+                fuse_lora(model, fp8="fp8" in how, fused_dropout="fdrop" in how)
             restore = _fp8_variant(how)
         model.train()
         for b, t in shapes:
@@ -403,6 +406,53 @@ def _graph_us(fn, replays: int = 20) -> float:
     return (time.perf_counter() - t0) / replays * 1e6
 
 
+def dropout() -> None:
+    """LoRA's dropout drawn inside the adapter's products (`fused_dropout`, lora_dropout.py) against torch's
+    (the fused layer without the lever): first one projection's adapter work alone, forward and backward,
+    at SFT's 8192 tokens for the 7B's two input widths; then the training step (FP8 base, Liger), with
+    dropout 0 as the floor."""
+    for k in (3584, 18944):
+        for name, us in _dropout_ways(8192, k).items():
+            row(part="dropout-kernels", way=name, tokens=8192, k=k, us=round(us, 1),
+                x_gb_per_s=round(8192 * k * 2 / us / 1e3, 1))  # fmt: skip
+        torch.cuda.empty_cache()
+    names = ("lora-dropout0.05-fused-fp8", "lora-dropout0.05-fused-fp8-fdrop", "lora-dropout0.0-fused-fp8")
+    train(shapes=((32, 256), (8, 416)), names=names, liger=True, busy_share=True)
+
+
+def _dropout_ways(t: int, k: int, p: float = 0.05, r: int = 16) -> dict[str, float]:
+    """Microseconds of one projection's adapter work with dropout (forward's u, backward's grad_A and the
+    input gradient added to grad_x), torch's way and the fused kernels'."""
+    from mcqflow.train.fast import lora_dropout
+    from mcqflow.train.fast.lora_fused import _dropout, _undrop
+
+    x, gx = (torch.randn(t, k, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+    a = torch.randn(r, k, device="cuda", dtype=torch.bfloat16)
+    gu = torch.randn(t, r, device="cuda", dtype=torch.bfloat16)
+    seed = lora_dropout.new_seed(x.device)
+
+    def torch_way():
+        u = _dropout(x, p)[0] @ a.t()
+        xd, mask = _dropout(x, p)  # backward's redraw
+        gx.add_(_undrop(gu @ a, mask, p))
+        return u, gu.t() @ xd
+
+    def fused_way():
+        return lora_dropout.forward(x, a, p, seed), lora_dropout.backward(x, a, gu, gx, p, seed)
+
+    out = {}
+    for name, fn in (("torch", torch_way), ("fused", fused_way)):
+        for _ in range(3):
+            fn()
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(20):
+            fn()
+        torch.cuda.synchronize()
+        out[name] = (time.perf_counter() - t0) / 20 * 1e6
+    return out
+
+
 def fp8() -> None:
     """The quantisers alone, then the fused training step with the bf16 base and the FP8 base (and variants
     of the FP8 path)."""
@@ -415,4 +465,4 @@ def fp8() -> None:
 if __name__ == "__main__":
     for part in sys.argv[1:] or ["decode", "train"]:
         parts = {"decode": decode, "train": train, "liger": liger, "fused": fused, "fp8": fp8}
-        {**parts, "decode-fp8": decode_fp8, "mm-decode": mm_decode}[part]()
+        {**parts, "decode-fp8": decode_fp8, "mm-decode": mm_decode, "dropout": dropout}[part]()

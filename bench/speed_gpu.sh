@@ -46,8 +46,10 @@
 #   s       GRPO on the fixed shape: `fast` at micro-batches 8 and 16, one run (whether 16 fits an H100)
 #   dropout tests/test_lora_dropout.py on the GPU (compiled kernels), then SFT (32 x 256) and GRPO (ragged, micro-batch
 #           MICRO, 8 unless set) each with and without LoRA's dropout inside the adapter's products (`fused_dropout`)
-#   final   issue 33's run: SFT (vanilla QLoRA, `fast` fixed and ragged) and GRPO (TRL's default, `fast` on the
-#           ragged shape at micro-batch MICRO, 16 unless set: an H200's) in one run
+#   final, final2  issue 33's run, two parts of one: the dropout check, then SFT (vanilla QLoRA, `fast` without and
+#           with `fused_dropout`, `fast` ragged) and GRPO on the ragged shape at micro-batch MICRO (16 unless set: an
+#           H200's), `fast` without and with `fused_dropout`; final2 adds TRL's default GRPO, continuing the file
+#           (FIRST as for b)
 #   j       where SFT's step goes: `fast` at 32 x 256 with one step's top operators (MCQFLOW_BENCH_TRACE) and
 #           the next step whole as a Chrome trace (MCQFLOW_BENCH_TIMELINE) read by bench/timeline_gaps.py;
 #           then bench/profile_gpu.py's decode-fp8 part (the FP8 sampling copy's decode step against Liger's)
@@ -203,8 +205,13 @@ for step in "$@"; do
     run ${LIMIT:-560} "fused dropout" $B --sft-variants fast-no-fused-dropout-bf16,fast-bf16 \
       --grpo-variants fast-no-fused-dropout-ragged,fast-ragged --shape grpo_ragged_micro_batch=${MICRO:-8} ;;
   final)
-    run 590 "final" $B --sft-variants vanilla-qlora,fast-bf16,fast-bf16-ragged --grpo-variants vanilla,fast-ragged \
-      --shape grpo_ragged_micro_batch=${MICRO:-16} ;;
+    run 120 "check: fused dropout" python3 -m pytest -q -p no:cacheprovider tests/test_lora_dropout.py || exit 1
+    run 560 "final" $B --sft-variants vanilla-qlora,fast-no-fused-dropout-bf16,fast-bf16,fast-bf16-ragged \
+      --grpo-variants fast-no-fused-dropout-ragged,fast-ragged --shape grpo_ragged_micro_batch=${MICRO:-16} ;;
+  final2)
+    first=${FIRST:-$(ls "$WORK"/results/*qwen2.5-7b*.json | tail -1)}
+    run 590 "final, part 2" python3 -m mcqflow.cli bench --arch qwen2.5-7b --only grpo --out "$WORK/results" \
+      --work "$WORK" --continue-from "$first" --grpo-variants vanilla --shape grpo_ragged_micro_batch=${MICRO:-16} ;;
   j)
     MCQFLOW_BENCH_TRACE=$OUTDIR/trace MCQFLOW_BENCH_TIMELINE=$OUTDIR/timeline run ${LIMIT:-300} "sft traced" \
       python3 -m mcqflow.cli bench --arch qwen2.5-7b --only sft --out "$WORK/traced" --work "$WORK" \

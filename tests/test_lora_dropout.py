@@ -122,8 +122,9 @@ def test_the_fused_layer_trains_as_with_the_mask_its_kernels_draw(monkeypatch):
     ref = base(x) + ((x * keep * scale) @ a.t()) @ b.t() * layer.scaling["default"]
     (ref * w_out).sum().backward()
     want = [x.grad, a.grad, b.grad]
+    tol = dict(rtol=1e-2, atol=1e-3) if GPU else dict(rtol=1e-4, atol=1e-5)  # fp32 tl.dot is tf32 on a GPU
     for g, w in zip(got, want, strict=True):
-        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(g, w, **tol)
 
 
 def test_without_the_lever_the_fused_layer_keeps_torchs_dropout_draws():

@@ -46,6 +46,8 @@
 #   s       GRPO on the fixed shape: `fast` at micro-batches 8 and 16, one run (whether 16 fits an H100)
 #   dropout tests/test_lora_dropout.py on the GPU (compiled kernels), then SFT (32 x 256) and GRPO (ragged, micro-batch
 #           MICRO, 8 unless set) each with and without LoRA's dropout inside the adapter's products (`fused_dropout`)
+#   sft     the dropout check, then SFT: `fast` without `fused_dropout`, `fast`, `fast` with the host running ahead
+#           (no loss read back after backward: `host_runs_ahead`), `fast` ragged, one run
 #   final, final2  issue 33's run, two parts of one: the dropout check, then SFT (vanilla QLoRA, `fast` without and
 #           with `fused_dropout`, `fast` ragged) and GRPO on the ragged shape at micro-batch MICRO (16 unless set: an
 #           H200's), `fast` without and with `fused_dropout`; final2 adds TRL's default GRPO, continuing the file
@@ -204,6 +206,10 @@ for step in "$@"; do
     run 240 "check: fused dropout" python3 -m pytest -q -p no:cacheprovider tests/test_lora_dropout.py || exit 1
     run ${LIMIT:-560} "fused dropout" $B --sft-variants fast-no-fused-dropout-bf16,fast-bf16 \
       --grpo-variants fast-no-fused-dropout-ragged,fast-ragged --shape grpo_ragged_micro_batch=${MICRO:-8} ;;
+  sft)
+    run 120 "check: fused dropout" python3 -m pytest -q -p no:cacheprovider tests/test_lora_dropout.py || exit 1
+    run 480 "sft levers" python3 -m mcqflow.cli bench --arch qwen2.5-7b --only sft --out "$WORK/results" \
+      --work "$WORK" --sft-variants fast-no-fused-dropout-bf16,fast-bf16,fast-host-runs-ahead-bf16,fast-bf16-ragged ;;
   final)
     run 120 "check: fused dropout" python3 -m pytest -q -p no:cacheprovider tests/test_lora_dropout.py || exit 1
     run 560 "final" $B --sft-variants vanilla-qlora,fast-no-fused-dropout-bf16,fast-bf16,fast-bf16-ragged \

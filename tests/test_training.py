@@ -2,6 +2,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import sample_records
 from mcqflow.core.errors import UserError
@@ -172,3 +173,30 @@ def test_sft_and_grpo_set_their_shared_trainer_arguments_alike(tmp_path):
         2e-6,
         3,
     )
+
+
+def test_parameters_are_counted_once_and_the_flos_are_transformers_own():
+    """The Trainer's `total_flos` statistic without walking the model at every micro-batch."""
+    from types import SimpleNamespace
+
+    from transformers import Trainer
+
+    from mcqflow.train.training import count_parameters_once
+
+    calls = []
+
+    class Model(torch.nn.Module):
+        main_input_name = "input_ids"
+
+        def num_parameters(self, exclude_embeddings=False):
+            calls.append(exclude_embeddings)
+            return 1000
+
+    trainer = SimpleNamespace(model=Model())
+    batch = {"input_ids": torch.zeros(4, 7, dtype=torch.long)}
+    want = Trainer.floating_point_ops(trainer, batch)  # transformers' own, counting again
+    calls.clear()
+    count_parameters_once(trainer)
+    assert [trainer.floating_point_ops(batch) for _ in range(3)] == [want] * 3 == [6 * 28 * 1000] * 3
+    assert calls == [True]  # one walk, embeddings left out as transformers leaves them out
+    assert trainer.floating_point_ops({"pixel_values": torch.zeros(2)}) == 0

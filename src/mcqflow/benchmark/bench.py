@@ -530,7 +530,7 @@ def known_sft_variants(ours: Profile) -> dict[str, tuple]:
     no_liger = dataclasses.replace(ours, name=f"{ours.name}-no-liger", liger=False)
     padded = dataclasses.replace(ours, name=f"{ours.name}-padded", padding_free=False)
     fused, fp8 = _flipped(ours, "fused_lora"), _flipped(ours, "fp8_base")
-    dropout = _flipped(ours, "fused_dropout")
+    dropout, ahead = _flipped(ours, "fused_dropout"), _flipped(ours, "host_runs_ahead")
     return {
         "vanilla-qlora": (vanilla, "nf4", {}, "fixed"),
         "vanilla-bf16": (vanilla, "none", {}, "fixed"),
@@ -562,6 +562,7 @@ def known_sft_variants(ours: Profile) -> dict[str, tuple]:
         f"{fp8.name}-bf16-ragged": (fp8, "none", {}, "ragged"),
         f"{dropout.name}-bf16": (dropout, "none", {}, "fixed"),
         f"{dropout.name}-bf16-ragged": (dropout, "none", {}, "ragged"),
+        f"{ahead.name}-bf16": (ahead, "none", {}, "fixed"),
     }
 
 

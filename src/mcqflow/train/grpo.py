@@ -41,6 +41,7 @@ from mcqflow.train.launch import is_main_process, world_size
 from mcqflow.train.profiles import Profile, resolve_profile, use_fp8, use_fp8_sampling
 from mcqflow.train.rewards import build_rewards
 from mcqflow.train.training import (
+    count_parameters_once,
     live_callback,
     prepare_for_training,
     save_trained,
@@ -617,6 +618,7 @@ def train_grpo(
         callbacks=callbacks,
     )
     trainer.step_split, trainer.end_lengths = step_split, end_lengths
+    count_parameters_once(trainer)
     if profile.fused_lora:
         fuse_lora(trainer.model, fp8=use_fp8(profile), fused_dropout=profile.fused_dropout)
     if profile.liger_training:

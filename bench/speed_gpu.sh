@@ -48,6 +48,8 @@
 #           MICRO, 8 unless set) each with and without LoRA's dropout inside the adapter's products (`fused_dropout`)
 #   sft     the dropout check, then SFT: `fast` without `fused_dropout`, `fast`, `fast` with the host running ahead
 #           (no loss read back after backward: `host_runs_ahead`), `fast` ragged, one run
+#   t2      the GPU tests of fused dropout and the tensor-scaled FP8 copy, then SFT (`fast`, and with the host
+#           running ahead) and ragged GRPO at micro-batch 8 (`fast`, and with `fp8_tensor_sampling`), one run
 #   final, final2  issue 33's run, two parts of one: the dropout check, then SFT (vanilla QLoRA, `fast` without and
 #           with `fused_dropout`, `fast` ragged) and GRPO on the ragged shape at micro-batch MICRO (16 unless set: an
 #           H200's), `fast` without and with `fused_dropout`; final2 adds TRL's default GRPO, continuing the file
@@ -210,6 +212,11 @@ for step in "$@"; do
     run 120 "check: fused dropout" python3 -m pytest -q -p no:cacheprovider tests/test_lora_dropout.py || exit 1
     run 480 "sft levers" python3 -m mcqflow.cli bench --arch qwen2.5-7b --only sft --out "$WORK/results" \
       --work "$WORK" --sft-variants fast-no-fused-dropout-bf16,fast-bf16,fast-host-runs-ahead-bf16,fast-bf16-ragged ;;
+  t2)
+    run 150 "check: fused dropout, tensor-scaled fp8 copy" python3 -m pytest -q -p no:cacheprovider \
+      tests/test_lora_dropout.py tests/test_merged.py -k "dropout or mask or rescale or tensor_scaled or fp8"
+    run ${LIMIT:-400} "host ahead, tensor-scaled fp8" $B --sft-variants fast-bf16,fast-host-runs-ahead-bf16 \
+      --grpo-variants fast-ragged,fast-fp8-tensor-sampling-ragged --shape grpo_ragged_micro_batch=8 ;;
   final)
     run 120 "check: fused dropout" python3 -m pytest -q -p no:cacheprovider tests/test_lora_dropout.py || exit 1
     run 560 "final" $B --sft-variants vanilla-qlora,fast-no-fused-dropout-bf16,fast-bf16,fast-bf16-ragged \

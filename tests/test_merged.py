@@ -263,3 +263,61 @@ def test_fp8_copy_quantises_each_input_once_for_the_projections_reading_it(tiny_
     with torch.no_grad():
         copy.model(input_ids=x)
     assert len(seen) == 4 * policy.get_base_model().config.num_hidden_layers
+
+
+def test_tensor_scaled_fp8_copy_gives_the_row_scaled_copys_products(tiny_dir):
+    """`fp8_tensor_sampling`: each product taken with unit scales, the row scales and bias applied after
+    (`rescale`). The scales are powers of two, so every projection's output is the row-scaled one's (up to
+    summation order: none here), and so are the logits."""
+    policy = _policy(tiny_dir, dtype="bfloat16", sharp=False)
+    rows, tensor = MergedCopy(policy, fp8=True), MergedCopy(policy, fp8=True, fp8_tensor_scaled=True)
+    rows.sync()
+    tensor.sync()
+    assert all(m.tensor_scaled for m in _fp8_layers(tensor)) and not any(
+        m.tensor_scaled for m in _fp8_layers(rows)
+    )
+    x = torch.randn(6, rows.model.config.hidden_size, dtype=torch.bfloat16, device=policy.device) * 3
+    for a, b in zip(_fp8_layers(rows), _fp8_layers(tensor), strict=True):
+        if a.in_features != x.shape[-1]:
+            continue  # (down_proj reads the MLP's width)
+        with torch.no_grad():
+            want, got = a(x), b(x)
+        assert got.dtype == want.dtype == torch.bfloat16
+        if a.bias is None:
+            assert torch.equal(got, want)  # exact: a power-of-two scale commutes with rounding
+        else:
+            torch.testing.assert_close(got, want, rtol=2**-7, atol=1e-3)  # bias added in fp32 on both sides
+    tok = load_tokenizer(tiny_dir, padding_side="left")
+    enc = tok([render_prompt(tok, r, "plain") for r in sample_records("dev")[:3]], return_tensors="pt",
+              padding=True, add_special_tokens=False).to(policy.device)  # fmt: skip
+    with torch.no_grad():
+        want, got = rows.model(**enc).logits.float(), tensor.model(**enc).logits.float()
+    torch.testing.assert_close(got, want, rtol=2e-2, atol=2e-2)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_the_rescale_kernel_is_torchs_rescale(bias):
+    """The one-pass Triton kernel (compiled on a GPU, interpreted on a CPU) against the torch operations of
+    `rescale`'s CPU path; in place where the product is already in the output's dtype. Bit for bit on a GPU;
+    within one bf16 step in the interpreter, whose cast to bf16 rounds otherwise."""
+    pytest.importorskip("triton")
+    from mcqflow.train.fast import fp8_scale_kernels
+    from mcqflow.train.fast.merged import _rescale_triton, rescale
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.manual_seed(0)
+    rows, n = 5, 1500  # columns over one block, not a multiple of it
+    raw = torch.randn(rows, n, device=device) * 100
+    sx = 2.0 ** torch.randint(-8, 8, (rows, 1), device=device).float()
+    sw = 2.0 ** torch.randint(-8, 8, (1, n), device=device).float()
+    b = torch.randn(n, device=device, dtype=torch.bfloat16) if bias else None
+    want = rescale(raw.cpu(), sx.cpu(), sw.cpu(), None if b is None else b.cpu(), torch.bfloat16)
+    got = _rescale_triton(fp8_scale_kernels.rescale_kernel, raw, sx, sw, b, torch.bfloat16)
+    assert got.dtype == torch.bfloat16
+    same_bits = dict(rtol=0, atol=0) if device == "cuda" else dict(rtol=2**-7, atol=0)
+    torch.testing.assert_close(got.cpu(), want, **same_bits)
+    raw16 = raw.bfloat16()
+    want16 = rescale(raw16.cpu().clone(), sx.cpu(), sw.cpu(), None if b is None else b.cpu(), torch.bfloat16)
+    same = _rescale_triton(fp8_scale_kernels.rescale_kernel, raw16, sx, sw, b, torch.bfloat16)
+    assert same.data_ptr() == raw16.data_ptr()  # in place
+    torch.testing.assert_close(same.cpu(), want16, **same_bits)

@@ -590,7 +590,7 @@ def known_grpo_variants(ours: Profile, shapes: Shapes) -> dict[str, tuple]:
     ahead, liger = _flipped(ours, "host_runs_ahead"), _flipped(ours, "liger_training")
     packed_ahead, packed_liger = _flipped(packed, "host_runs_ahead"), _flipped(packed, "liger_training")
     fp8_sampling, windows = _flipped(ours, "fp8_sampling"), _flipped(ours, "decode_windows")
-    dropout = _flipped(ours, "fused_dropout")
+    dropout, tensor_scaled = _flipped(ours, "fused_dropout"), _flipped(ours, "fp8_tensor_sampling")
     big, micro = shapes.grpo_prompts, shapes.grpo_micro_batch
     return {
         "vanilla": (PROFILES["vanilla"], shapes.grpo_vanilla_prompts, micro, "fixed"),
@@ -621,6 +621,8 @@ def known_grpo_variants(ours: Profile, shapes: Shapes) -> dict[str, tuple]:
         f"{windows.name}-ragged": (windows, big, shapes.grpo_ragged_micro_batch, "ragged"),
         dropout.name: (dropout, big, micro, "fixed"),
         f"{dropout.name}-ragged": (dropout, big, shapes.grpo_ragged_micro_batch, "ragged"),
+        tensor_scaled.name: (tensor_scaled, big, micro, "fixed"),
+        f"{tensor_scaled.name}-ragged": (tensor_scaled, big, shapes.grpo_ragged_micro_batch, "ragged"),
         # real weights only: the policy ends its completions (plain: a letter; reasoning: a chain)
         "vanilla-plain": (PROFILES["vanilla"], shapes.grpo_vanilla_prompts, micro, "plain"),
         f"{hf.name}-plain": (hf, big, micro, "plain"),

@@ -346,6 +346,7 @@ def trainer_class(
     packed: bool = False,
     fp8_sampling: bool = False,
     decode_windows: bool = False,
+    fp8_tensor_sampling: bool = False,
 ):
     """TRL's GRPOTrainer, or one that samples through a merged copy of the LoRA policy (`merged.py`), with
     `graph_decode` through a static cache and a CUDA-graph decode step (`decode.py`), with `compact_decode`
@@ -356,7 +357,8 @@ def trainer_class(
     With `packed` each micro-batch's rows run end to end as one row through varlen attention (`packing.py`):
     the forward sees no padding at all, and the log-probabilities go back into TRL's padded layout. Where
     `train_grpo` put Liger's RMSNorm and SwiGLU on the policy (`liger_training`), its training forward runs
-    Liger's RoPE too. With `fp8_sampling` the copy's projections are FP8 (`merged.Fp8Linear`); with
+    Liger's RoPE too. With `fp8_sampling` the copy's projections are FP8 (`merged.Fp8Linear`), their
+    products tensor-scaled with the row scales applied after where `fp8_tensor_sampling`; with
     `decode_windows` the graph decoder's attention reads only the cache slots written so far.
 
     Only the sampling changes: TRL's own code does the rest (rewards, advantages, loss), and it already
@@ -482,7 +484,9 @@ def trainer_class(
 
         def _merged_generation(self, model, prompt_ids):
             if self._merged is None:
-                self._merged = MergedCopy(model, liger=liger_sampling, fp8=fp8_sampling)
+                self._merged = MergedCopy(
+                    model, liger=liger_sampling, fp8=fp8_sampling, fp8_tensor_scaled=fp8_tensor_sampling
+                )
                 if graph_decode:
                     # compact: None is the decoder's own choice, on wherever its step is a graph
                     self._decoder = Decoder(
@@ -608,6 +612,7 @@ def train_grpo(
         and packing.available("cuda" if on_gpu() else "cpu"),
         use_fp8_sampling(profile),
         profile.decode_windows,
+        profile.fp8_tensor_sampling,
     )(
         model=model,
         reward_funcs=funcs,

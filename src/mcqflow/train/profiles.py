@@ -93,6 +93,10 @@ class Profile:
     # mask is written, and the adapter's input gradient is added in the same pass; masks as random as
     # torch's, not torch's draws
     fused_dropout: bool = False
+    # GRPO's FP8 sampling copy: each product taken with unit scales and the row scales (and bias) applied
+    # after in one pass (merged.Fp8Linear `tensor_scaled`): cuBLAS's row-scaled FP8 kernels are 10-112%
+    # slower than its tensor-scaled ones at decode's row counts (tenth round); same result up to summation order
+    fp8_tensor_sampling: bool = False
 
 
 PROFILES = {

@@ -84,18 +84,59 @@ def liger_rope(on: bool = True):
         modeling_qwen2.apply_rotary_pos_emb = own
 
 
+def rescale(
+    raw: torch.Tensor, sx: torch.Tensor, sw: torch.Tensor, bias: torch.Tensor | None, dtype
+) -> torch.Tensor:
+    """raw [rows, n] (a product of row-quantised operands, taken with unit scales) times the input's row
+    scales sx [rows, 1] and the weight's sw [1, n], plus bias, computed in fp32, out in `dtype`: on a GPU one
+    Triton kernel (`fp8_scale_kernels`), one pass; elsewhere torch's operations."""
+    if not raw.is_cuda:
+        out = raw.float() * sx * sw
+        return (out if bias is None else out + bias.float()).to(dtype)
+    from mcqflow.train.fast.fp8_scale_kernels import rescale_kernel
+
+    return _rescale_triton(rescale_kernel, raw, sx, sw, bias, dtype)
+
+
+def _rescale_triton(kernel, raw, sx, sw, bias, dtype):
+    rows, n = raw.shape
+    out = raw if raw.dtype == dtype else torch.empty(rows, n, dtype=dtype, device=raw.device)
+    if rows:
+        block = 1024
+        grid = (rows, -(-n // block))
+        kernel[grid](
+            raw, out, sx, sw, raw if bias is None else bias, n, HAS_BIAS=bias is not None, BLOCK=block
+        )
+    return out
+
+
 class Fp8Linear(nn.Module):
     """A sampling copy's projection held in FP8: its weight quantised by output row (`load`), its input by
     row (once for the projections sharing it), one `_scaled_mm` with full-precision accumulation, out in the
-    input's dtype."""
+    input's dtype.
 
-    def __init__(self, out_features: int, in_features: int, bias: torch.Tensor | None, device):
+    `tensor_scaled`: the product taken with unit scales, and the row scales (and bias) applied after in one
+    pass (`rescale`). cuBLAS's row-scaled FP8 kernels are 10-112% slower than its tensor-scaled ones at
+    decode's 16-128 rows (docs/speed.md, tenth round). The scales are powers of two, so without a bias the
+    result is the row-scaled one's up to summation order; with a bias the product comes out in fp32 and is
+    rounded once, as there."""
+
+    def __init__(
+        self,
+        out_features: int,
+        in_features: int,
+        bias: torch.Tensor | None,
+        device,
+        tensor_scaled: bool = False,
+    ):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
         shape = (out_features, in_features)
         self.register_buffer("w8", torch.zeros(shape, dtype=FP8, device=device), persistent=False)
         self.register_buffer("sw", torch.ones(1, out_features, device=device), persistent=False)
+        self.register_buffer("one", torch.ones((), device=device), persistent=False)
         self.bias = bias  # the policy's own (shared), or None
+        self.tensor_scaled = tensor_scaled
 
     @staticmethod
     def fits(weight: torch.Tensor) -> bool:
@@ -112,15 +153,20 @@ class Fp8Linear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x2 = x.reshape(-1, x.shape[-1])
         x8, sx = quantized_input(x, x2)  # once for q/k/v and once for gate/up
-        b = None if self.bias is None else self.bias.to(x.dtype)
-        out = torch._scaled_mm(x8, self.w8.t(), sx, self.sw, bias=b, out_dtype=x.dtype)
+        if self.tensor_scaled:
+            raw_dtype = x.dtype if self.bias is None else torch.float32
+            raw = torch._scaled_mm(x8, self.w8.t(), self.one, self.one, out_dtype=raw_dtype)
+            out = rescale(raw, sx, self.sw, self.bias, x.dtype)
+        else:
+            b = None if self.bias is None else self.bias.to(x.dtype)
+            out = torch._scaled_mm(x8, self.w8.t(), sx, self.sw, bias=b, out_dtype=x.dtype)
         return out.reshape(*x.shape[:-1], self.out_features)
 
 
 class MergedCopy:
     """A plain-model twin of `peft_model` (LoRA on an unquantized base) for sampling."""
 
-    def __init__(self, peft_model, liger: bool = False, fp8: bool = False):
+    def __init__(self, peft_model, liger: bool = False, fp8: bool = False, fp8_tensor_scaled: bool = False):
         from peft.tuners.lora import LoraLayer
 
         base = peft_model.get_base_model()
@@ -134,7 +180,7 @@ class MergedCopy:
             if isinstance(src, LoraLayer):
                 w, bias = src.get_base_layer().weight, src.get_base_layer().bias
                 if fp8 and Fp8Linear.fits(w):
-                    sink = Fp8Linear(w.shape[0], w.shape[1], bias, w.device)
+                    sink = Fp8Linear(w.shape[0], w.shape[1], bias, w.device, tensor_scaled=fp8_tensor_scaled)
                     parent, _, leaf = name.rpartition(".")
                     copy.get_submodule(parent).register_module(leaf, sink)
                     if self._scratch is None or self._scratch.numel() < w.numel():

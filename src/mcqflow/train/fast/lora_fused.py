@@ -20,6 +20,11 @@ inputs and one 18,944-wide), about a sixth of what a training step keeps; drawin
 reading it back did. Same result up to float rounding: `s·B` is rounded where PEFT rounds
 `(u Bᵀ)·s` (a CPU test compares losses and adapter gradients with PEFT's layer).
 
+Fused dropout (`fused_dropout`, `fuse_lora(model, fused_dropout=True)`): on a GPU, in bf16 or fp16, the mask
+is not drawn by torch at all but inside the adapter's products (`lora_dropout`: Triton kernels drawing it
+from Philox counters, forward and backward alike), so neither a dropped copy of x nor a mask is written and
+the adapter's input gradient is added into `g W` in the same pass. Its masks are not PEFT's draws.
+
 Covered: a plain `nn.Linear` base, one active vanilla adapter (no DoRA or other variant), training with
 gradients on; everything else (eval, `no_grad` scoring, merged adapters, mixed-batch adapter names) runs
 PEFT's own forward.

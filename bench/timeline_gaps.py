@@ -1,6 +1,6 @@
 """Where a GPU waits: the idle gaps between kernels in a Chrome trace of a few training micro-batches
-(`MCQFLOW_BENCH_TIMELINE=folder mcqflow bench ...`, which writes `grpo-<variant>.json.gz`), and what the host
-was doing in each.
+(`MCQFLOW_BENCH_TIMELINE=folder mcqflow bench ...`, which writes `grpo-<variant>.json.gz`, and a whole SFT step
+as `sft-<variant>.json.gz`), and what the host was doing in each; then the GPU's time by kernel.
 
 For each gap between the GPU's kernels (copies and memsets count as busy) the host threads' operators that
 span the gap's midpoint are found: the innermost (what the host was executing) and the outermost (which

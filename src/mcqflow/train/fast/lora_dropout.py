@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-from types import SimpleNamespace
 
 import torch
 
@@ -35,9 +34,13 @@ _BACKWARD = dict(CHUNK=256, BT=64, BK=64, num_warps=4, num_stages=2)  # a progra
 
 def runs_on(t: torch.Tensor) -> bool:
     """Whether the layers take the kernels for `t`: bf16 or fp16 on a CUDA GPU (fp32 would go through
-    `tl.dot` as tf32), Triton installed."""
-    half = t.dtype in (torch.bfloat16, torch.float16)
-    return t.is_cuda and half and importlib.util.find_spec("triton") is not None
+    `tl.dot` as tf32), Triton installed. (Asked at every adapted projection's forward.)"""
+    return t.is_cuda and t.dtype in (torch.bfloat16, torch.float16) and _triton_installed()
+
+
+@functools.cache
+def _triton_installed() -> bool:
+    return importlib.util.find_spec("triton") is not None
 
 
 def threshold(p: float) -> tuple[int, float]:
@@ -64,7 +67,9 @@ def forward(x2: torch.Tensor, a: torch.Tensor, p: float, seed: torch.Tensor) -> 
         thresh, scale = threshold(p)
         cfg = _FORWARD
         grid = (-(-t // cfg["BT"]),)
-        k.forward[grid](x2, a, u, seed, t, k_in, x2.stride(0), r, thresh, scale, BR=_rank_block(r), **cfg)
+        k.forward_kernel[grid](
+            x2, a, u, seed, t, k_in, x2.stride(0), r, thresh, scale, BR=_rank_block(r), **cfg
+        )
     return u
 
 
@@ -91,7 +96,7 @@ def backward(
     thresh, scale = threshold(p)
     gx = x2 if grad_x is None else grad_x  # (not written when HAS_GX is off)
     grid = (chunks, -(-k_in // cfg["BK"]))
-    k.backward[grid](
+    k.backward_kernel[grid](
         x2, a, gu, gx, part, seed, t, k_in, x2.stride(0), gx.stride(0), r, thresh, scale,
         BR=br, HAS_GX=grad_x is not None, **cfg,
     )  # fmt: skip
@@ -104,7 +109,7 @@ def keep_mask(rows: int, cols: int, p: float, seed: torch.Tensor) -> torch.Tenso
     if rows and cols:
         thresh, _ = threshold(p)
         grid = (-(-rows // 32), -(-cols // 64))
-        kernels().mask[grid](out, seed, rows, cols, thresh, BT=32, BK=64)
+        kernels().mask_kernel[grid](out, seed, rows, cols, thresh, BT=32, BK=64)
     return out.bool()
 
 
@@ -117,10 +122,9 @@ def _rank_block(r: int) -> int:
     return max(16, 1 << (r - 1).bit_length())
 
 
-@functools.cache
-def kernels() -> SimpleNamespace:
-    """The Triton kernels (`lora_dropout_kernels`), imported on first use: Triton is a GPU dependency, and
-    TRITON_INTERPRET, read when they are defined, can be set by then."""
-    from mcqflow.train.fast import lora_dropout_kernels as k
+def kernels():
+    """The Triton kernels' module (`lora_dropout_kernels`), imported on first use: Triton is a GPU dependency,
+    and TRITON_INTERPRET, read when they are defined, can be set by then."""
+    from mcqflow.train.fast import lora_dropout_kernels
 
-    return SimpleNamespace(forward=k.forward_kernel, backward=k.backward_kernel, mask=k.mask_kernel)
+    return lora_dropout_kernels

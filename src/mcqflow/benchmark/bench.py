@@ -357,19 +357,31 @@ def trace_micro_batches(out: Path, step: int, first: int = 2, last: int = 4):
             if state.global_step + 1 != step:
                 return
             if self.seen == first - 1:
-                from torch.profiler import ProfilerActivity, profile
-
-                gpu = [ProfilerActivity.CUDA] if torch.cuda.is_available() else []
-                self.prof = profile(activities=[ProfilerActivity.CPU, *gpu])
-                self.prof.__enter__()
+                self.prof = _start_chrome_trace()
             elif self.seen == last and self.prof is not None:
-                synchronize()
-                self.prof.__exit__(None, None, None)
-                out.parent.mkdir(parents=True, exist_ok=True)
-                self.prof.export_chrome_trace(str(out))  # gzipped, for a name ending in .gz
+                _write_chrome_trace(self.prof, out)
                 self.prof = None
 
     return Timeline()
+
+
+def _start_chrome_trace():
+    """torch.profiler recording host operators, and GPU kernels where there is a GPU; entered."""
+    from torch.profiler import ProfilerActivity, profile
+
+    gpu = [ProfilerActivity.CUDA] if torch.cuda.is_available() else []
+    prof = profile(activities=[ProfilerActivity.CPU, *gpu])
+    prof.__enter__()
+    return prof
+
+
+def _write_chrome_trace(prof, out: Path) -> None:
+    """Stop `prof` once the GPU has caught up and write its Chrome trace to `out` (gzipped, for a name ending
+    in .gz)."""
+    synchronize()
+    prof.__exit__(None, None, None)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    prof.export_chrome_trace(str(out))
 
 
 def trace_whole_step(out: Path, step: int):
@@ -385,17 +397,10 @@ def trace_whole_step(out: Path, step: int):
 
         def on_step_end(self, args, state, control, **kwargs):
             if state.global_step == step - 1:
-                from torch.profiler import ProfilerActivity, profile
-
                 synchronize()
-                gpu = [ProfilerActivity.CUDA] if torch.cuda.is_available() else []
-                self.prof = profile(activities=[ProfilerActivity.CPU, *gpu])
-                self.prof.__enter__()
+                self.prof = _start_chrome_trace()
             elif state.global_step == step and self.prof is not None:
-                synchronize()
-                self.prof.__exit__(None, None, None)
-                out.parent.mkdir(parents=True, exist_ok=True)
-                self.prof.export_chrome_trace(str(out))
+                _write_chrome_trace(self.prof, out)
                 self.prof = None
 
     return Timeline()

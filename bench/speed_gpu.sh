@@ -50,10 +50,11 @@
 #           (no loss read back after backward: `host_runs_ahead`), `fast` ragged, one run
 #   t2      the GPU tests of fused dropout and the tensor-scaled FP8 copy, then SFT (`fast`, and with the host
 #           running ahead) and ragged GRPO at micro-batch 8 (`fast`, and with `fp8_tensor_sampling`), one run
-#   final, final2  issue 33's run, two parts of one: the dropout check, then SFT (vanilla QLoRA, `fast` without and
-#           with `fused_dropout`, `fast` ragged) and GRPO on the ragged shape at micro-batch MICRO (16 unless set: an
-#           H200's), `fast` without and with `fused_dropout`; final2 adds TRL's default GRPO, continuing the file
-#           (FIRST as for b)
+#   check2  the GPU tests of fused dropout and the tensor-scaled FP8 copy (part t2's check, alone)
+#   final, final2  issue 33's run, two parts of one: SFT (vanilla QLoRA, `fast`, `fast` with the host running ahead,
+#           `fast` ragged) and GRPO on the ragged shape at micro-batch MICRO (16 on a card of over 100 GB, else 8,
+#           unless set), `fast` and with `fp8_tensor_sampling`; final2 adds TRL's default GRPO, continuing the file
+#           (FIRST as for b). Run check2 first (in the call that installs the wheels: final takes most of a call)
 #   j       where SFT's step goes: `fast` at 32 x 256 with one step's top operators (MCQFLOW_BENCH_TRACE) and
 #           the next step whole as a Chrome trace (MCQFLOW_BENCH_TIMELINE) read by bench/timeline_gaps.py;
 #           then bench/profile_gpu.py's decode-fp8 part (the FP8 sampling copy's decode step against Liger's)
@@ -88,6 +89,9 @@ run() {  # run LIMIT NAME CMD...
   pack
   return $rc
 }
+# Ragged GRPO's micro-batch: 16 where the card has over 100 GB (an H200), else 8 (an H100's), unless MICRO is set.
+MICRO=${MICRO:-$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits 2>/dev/null | head -1 |
+  awk '{print ($1 > 100000) ? 16 : 8}')}
 B="python3 -m mcqflow.cli bench --arch qwen2.5-7b --only sft,grpo --out $WORK/results --work $WORK"
 for step in "$@"; do
   case $step in
@@ -217,14 +221,16 @@ for step in "$@"; do
       tests/test_lora_dropout.py tests/test_merged.py -k "dropout or mask or rescale or tensor_scaled or fp8"
     run ${LIMIT:-400} "host ahead, tensor-scaled fp8" $B --sft-variants fast-bf16,fast-host-runs-ahead-bf16 \
       --grpo-variants fast-ragged,fast-fp8-tensor-sampling-ragged --shape grpo_ragged_micro_batch=8 ;;
+  check2)
+    run 240 "check: fused dropout, tensor-scaled fp8 copy" python3 -m pytest -q -p no:cacheprovider \
+      tests/test_lora_dropout.py tests/test_merged.py -k "dropout or mask or rescale or tensor_scaled or fp8" ;;
   final)
-    run 120 "check: fused dropout" python3 -m pytest -q -p no:cacheprovider tests/test_lora_dropout.py || exit 1
-    run 560 "final" $B --sft-variants vanilla-qlora,fast-no-fused-dropout-bf16,fast-bf16,fast-bf16-ragged \
-      --grpo-variants fast-no-fused-dropout-ragged,fast-ragged --shape grpo_ragged_micro_batch=${MICRO:-16} ;;
+    run 580 "final" $B --sft-variants vanilla-qlora,fast-bf16,fast-host-runs-ahead-bf16,fast-bf16-ragged \
+      --grpo-variants fast-ragged,fast-fp8-tensor-sampling-ragged --shape grpo_ragged_micro_batch=$MICRO ;;
   final2)
     first=${FIRST:-$(ls "$WORK"/results/*qwen2.5-7b*.json | tail -1)}
     run 590 "final, part 2" python3 -m mcqflow.cli bench --arch qwen2.5-7b --only grpo --out "$WORK/results" \
-      --work "$WORK" --continue-from "$first" --grpo-variants vanilla --shape grpo_ragged_micro_batch=${MICRO:-16} ;;
+      --work "$WORK" --continue-from "$first" --grpo-variants vanilla --shape grpo_ragged_micro_batch=$MICRO ;;
   j)
     MCQFLOW_BENCH_TRACE=$OUTDIR/trace MCQFLOW_BENCH_TIMELINE=$OUTDIR/timeline run ${LIMIT:-300} "sft traced" \
       python3 -m mcqflow.cli bench --arch qwen2.5-7b --only sft --out "$WORK/traced" --work "$WORK" \

@@ -122,9 +122,12 @@ def test_the_fused_layer_trains_as_with_the_mask_its_kernels_draw(monkeypatch):
     ref = base(x) + ((x * keep * scale) @ a.t()) @ b.t() * layer.scaling["default"]
     (ref * w_out).sum().backward()
     want = [x.grad, a.grad, b.grad]
-    tol = dict(rtol=1e-2, atol=1e-3) if GPU else dict(rtol=1e-4, atol=1e-5)  # fp32 tl.dot is tf32 on a GPU
     for g, w in zip(got, want, strict=True):
-        torch.testing.assert_close(g, w, **tol)
+        if GPU:  # an fp32 tl.dot is tf32 there (10-bit mantissa): a sum that cancels can lose an element's
+            # digits (one of 160 was off by 1.9%, H100), so the whole tensor's error is what is bounded
+            assert float((g - w).norm() / w.norm()) < 5e-3  # (a wrong mask: ~0.1 and over)
+        else:
+            torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5)
 
 
 def test_without_the_lever_the_fused_layer_keeps_torchs_dropout_draws():

@@ -358,7 +358,8 @@ def trainer_class(
     the forward sees no padding at all, and the log-probabilities go back into TRL's padded layout. Where
     `train_grpo` put Liger's RMSNorm and SwiGLU on the policy (`liger_training`), its training forward runs
     Liger's RoPE too. With `fp8_sampling` the copy's projections are FP8 (`merged.Fp8Linear`), their
-    products tensor-scaled with the row scales applied after where `fp8_tensor_sampling`; with
+    products tensor-scaled with the row scales applied after where `fp8_tensor_sampling` (and q/k/v, gate/up
+    each as one product, the MLP's SwiGLU in the pass that applies the scales); with
     `decode_windows` the graph decoder's attention reads only the cache slots written so far.
 
     Only the sampling changes: TRL's own code does the rest (rewards, advantages, loss), and it already

@@ -95,7 +95,9 @@ class Profile:
     fused_dropout: bool = False
     # GRPO's FP8 sampling copy: each product taken with unit scales and the row scales (and bias) applied
     # after in one pass (merged.Fp8Linear `tensor_scaled`): cuBLAS's row-scaled FP8 kernels are 10-112%
-    # slower than its tensor-scaled ones at decode's row counts (tenth round); same result up to summation order
+    # slower than its tensor-scaled ones at decode's row counts (tenth round); same result up to summation
+    # order. q/k/v run as one product (merged.Fp8Group) and gate/up as another, silu(gate) * up computed in
+    # the pass that applies the scales (merged.Fp8SwiGLU)
     fp8_tensor_sampling: bool = False
 
 

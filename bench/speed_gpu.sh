@@ -55,6 +55,8 @@
 #           `fast` ragged) and GRPO on the ragged shape at micro-batch MICRO (16 on a card of over 100 GB, else 8,
 #           unless set), `fast` and with `fp8_tensor_sampling`; final2 adds TRL's default GRPO, continuing the file
 #           (FIRST as for b). Run check2 first (in the call that installs the wheels: final takes most of a call)
+#   repeat  the final run's two levers again once `fast` has taken them (`host_runs_ahead`, `fp8_tensor_sampling`),
+#           each against `fast` without it, in the other order: SFT 32 x 256, GRPO ragged at micro-batch MICRO
 #   j       where SFT's step goes: `fast` at 32 x 256 with one step's top operators (MCQFLOW_BENCH_TRACE) and
 #           the next step whole as a Chrome trace (MCQFLOW_BENCH_TIMELINE) read by bench/timeline_gaps.py;
 #           then bench/profile_gpu.py's decode-fp8 part (the FP8 sampling copy's decode step against Liger's)
@@ -231,6 +233,9 @@ for step in "$@"; do
     first=${FIRST:-$(ls "$WORK"/results/*qwen2.5-7b*.json | tail -1)}
     run 590 "final, part 2" python3 -m mcqflow.cli bench --arch qwen2.5-7b --only grpo --out "$WORK/results" \
       --work "$WORK" --continue-from "$first" --grpo-variants vanilla --shape grpo_ragged_micro_batch=$MICRO ;;
+  repeat)
+    run ${LIMIT:-560} "repeat" $B --sft-variants fast-bf16,fast-no-host-runs-ahead-bf16 \
+      --grpo-variants fast-ragged,fast-no-fp8-tensor-sampling-ragged --shape grpo_ragged_micro_batch=$MICRO ;;
   j)
     MCQFLOW_BENCH_TRACE=$OUTDIR/trace MCQFLOW_BENCH_TIMELINE=$OUTDIR/timeline run ${LIMIT:-300} "sft traced" \
       python3 -m mcqflow.cli bench --arch qwen2.5-7b --only sft --out "$WORK/traced" --work "$WORK" \

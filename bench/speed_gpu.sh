@@ -66,8 +66,8 @@
 # `fast-packed-grpo-liger-training-ragged`; g, h, i, q, u, v are written in today's names for the same profiles.
 # Parts n, t, o name host_runs_ahead variants of the 8th round's `fast`: run them at commit 7b7f546; parts w
 # and x name variants of the 9th round's `fast` before it took `fp8_sampling`: run them at commit ae33aad
-# with this file's part w check (ae33aad's also selected sampled tests, which hold on a CPU only). Parts dropout,
-# sft, t2 and final name variants of the 10th round's `fast`, before it took `host_runs_ahead` and
+# with this file's part w check (ae33aad's also selected sampled tests, which hold on a CPU only). Parts sft,
+# t2 and final name variants of the 10th round's `fast`, before it took `host_runs_ahead` and
 # `fp8_tensor_sampling` (11th round): run them at commit 663422c.
 #
 # Usage: WHEELS=.whl bench/speed_gpu.sh OUTDIR WORK STEP [STEP ...]

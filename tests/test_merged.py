@@ -332,8 +332,8 @@ def test_a_fused_group_computes_its_product_once_an_input_and_again_for_a_new_on
     calls = []
     real = torch._scaled_mm
     monkeypatch.setattr(torch, "_scaled_mm", lambda *a, **kw: calls.append(1) or real(*a, **kw))
-    x1 = torch.randn(4, q.in_features, dtype=torch.bfloat16)
-    x2 = torch.randn(4, q.in_features, dtype=torch.bfloat16)
+    x1 = torch.randn(4, q.in_features, dtype=torch.bfloat16, device=policy.device)
+    x2 = torch.randn(4, q.in_features, dtype=torch.bfloat16, device=policy.device)
     with torch.no_grad():
         q1, k1, v1 = q(x1), k(x1), v(x1)
         assert len(calls) == 1 and q.group._held is None

@@ -173,16 +173,23 @@ class Fp8Linear(nn.Module):
         self.sw.copy_(sw.reshape(1, -1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x2 = x.reshape(-1, x.shape[-1])
-        x8, sx = quantized_input(x, x2)  # once for q/k/v and once for gate/up
         if self.tensor_scaled:
-            raw_dtype = x.dtype if self.bias is None else torch.float32
-            raw = torch._scaled_mm(x8, self.w8.t(), self.one, self.one, out_dtype=raw_dtype)
+            raw, sx = unit_scaled_product(x, self.w8, self.one, self.bias is not None)
             out = rescale(raw, sx, self.sw, self.bias, x.dtype)
         else:
+            x8, sx = quantized_input(x, x.reshape(-1, x.shape[-1]))  # once for q/k/v and once for gate/up
             b = None if self.bias is None else self.bias.to(x.dtype)
             out = torch._scaled_mm(x8, self.w8.t(), sx, self.sw, bias=b, out_dtype=x.dtype)
         return out.reshape(*x.shape[:-1], self.out_features)
+
+
+def unit_scaled_product(x: torch.Tensor, w8: torch.Tensor, one: torch.Tensor, biased: bool):
+    """(raw, sx): x's rows quantised (once for the projections reading the same x) times the FP8 weight w8,
+    taken with unit scales, in fp32 where a bias is to be added after (rounded once, with it) and in x's dtype
+    otherwise; sx the input's row scales, for `rescale` or `swiglu_rescale` to apply."""
+    x8, sx = quantized_input(x, x.reshape(-1, x.shape[-1]))
+    raw = torch._scaled_mm(x8, w8.t(), one, one, out_dtype=torch.float32 if biased else x.dtype)
+    return raw, sx
 
 
 class Fp8Group(nn.Module):
@@ -219,10 +226,7 @@ class Fp8Group(nn.Module):
     def take(self, index: int, x: torch.Tensor) -> torch.Tensor:
         held = self._held
         if held is None or held[0] is not x or index in held[2]:
-            x2 = x.reshape(-1, x.shape[-1])
-            x8, sx = quantized_input(x, x2)
-            raw_dtype = x.dtype if self.bias is None else torch.float32
-            raw = torch._scaled_mm(x8, self.w8.t(), self.one, self.one, out_dtype=raw_dtype)
+            raw, sx = unit_scaled_product(x, self.w8, self.one, self.bias is not None)
             out = rescale(raw, sx, self.sw, self.bias, x.dtype).reshape(*x.shape[:-1], -1)
             parts = [out[..., a : a + n] for a, n in zip(self.starts, self.sizes, strict=True)]
             held = self._held = (x, parts, set())
@@ -263,11 +267,8 @@ class Fp8SwiGLU(nn.Module):
         self.down_proj = down
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x2 = x.reshape(-1, x.shape[-1])
-        x8, sx = quantized_input(x, x2)
-        pair = self.pair
-        raw = torch._scaled_mm(x8, pair.w8.t(), pair.one, pair.one, out_dtype=x.dtype)
-        h = swiglu_rescale(raw, sx, pair.sw, x.dtype)
+        raw, sx = unit_scaled_product(x, self.pair.w8, self.pair.one, biased=False)
+        h = swiglu_rescale(raw, sx, self.pair.sw, x.dtype)
         return self.down_proj(h.reshape(*x.shape[:-1], self.width))
 
 

@@ -63,6 +63,10 @@
 #             2. carry [".whl-bnb"] (bitsandbytes==0.50.2's wheel alone, for vanilla QLoRA):
 #                pip install -q --no-index --no-deps --target /tmp/site .whl-bnb/*.whl &&
 #                WHEELS=.whl-exp bash bench/speed_gpu.sh $OUT/r /tmp/w issue33
+#   swiglu  tests/test_lora_swiglu.py on the GPU (compiled passes, over Liger's MLP), then `fast` with and without
+#           the fused MLP (`fused_swiglu`: gate/up LoRA and SwiGLU as one function) beside vanilla in one bench
+#           command: SFT (vanilla QLoRA; fixed and ragged) and GRPO (ragged at micro-batch MICRO; TRL's default).
+#           On an H200 this is also issue 33's run. The same two calls as issue33, with this part in the second
 #   repeat  the final run's two levers again once `fast` has taken them (`host_runs_ahead`, `fp8_tensor_sampling`),
 #           each against `fast` without it, in the other order: SFT 32 x 256, GRPO ragged at micro-batch MICRO
 #   j       where SFT's step goes: `fast` at 32 x 256 with one step's top operators (MCQFLOW_BENCH_TRACE) and
@@ -249,6 +253,11 @@ for step in "$@"; do
       || exit 1
     run ${LIMIT:-450} "issue 33" $B --sft-variants vanilla-qlora,fast-bf16,fast-bf16-ragged \
       --grpo-variants fast-ragged,vanilla --shape grpo_ragged_micro_batch=$MICRO ;;
+  swiglu)
+    run 150 "check: the fused MLP" python3 -m pytest -q -p no:cacheprovider tests/test_lora_swiglu.py || exit 1
+    run ${LIMIT:-480} "fused swiglu beside vanilla" $B \
+      --sft-variants vanilla-qlora,fast-bf16,fast-fused-swiglu-bf16,fast-bf16-ragged,fast-fused-swiglu-bf16-ragged \
+      --grpo-variants fast-ragged,fast-fused-swiglu-ragged,vanilla --shape grpo_ragged_micro_batch=$MICRO ;;
   repeat)
     run ${LIMIT:-560} "repeat" $B --sft-variants fast-bf16,fast-no-host-runs-ahead-bf16 \
       --grpo-variants fast-ragged,fast-no-fp8-tensor-sampling-ragged --shape grpo_ragged_micro_batch=$MICRO ;;

@@ -536,6 +536,7 @@ def known_sft_variants(ours: Profile) -> dict[str, tuple]:
     padded = dataclasses.replace(ours, name=f"{ours.name}-padded", padding_free=False)
     fused, fp8 = _flipped(ours, "fused_lora"), _flipped(ours, "fp8_base")
     dropout, ahead = _flipped(ours, "fused_dropout"), _flipped(ours, "host_runs_ahead")
+    swiglu = _flipped(ours, "fused_swiglu")
     return {
         "vanilla-qlora": (vanilla, "nf4", {}, "fixed"),
         "vanilla-bf16": (vanilla, "none", {}, "fixed"),
@@ -568,6 +569,8 @@ def known_sft_variants(ours: Profile) -> dict[str, tuple]:
         f"{dropout.name}-bf16": (dropout, "none", {}, "fixed"),
         f"{dropout.name}-bf16-ragged": (dropout, "none", {}, "ragged"),
         f"{ahead.name}-bf16": (ahead, "none", {}, "fixed"),
+        f"{swiglu.name}-bf16": (swiglu, "none", {}, "fixed"),
+        f"{swiglu.name}-bf16-ragged": (swiglu, "none", {}, "ragged"),
     }
 
 
@@ -596,6 +599,7 @@ def known_grpo_variants(ours: Profile, shapes: Shapes) -> dict[str, tuple]:
     packed_ahead, packed_liger = _flipped(packed, "host_runs_ahead"), _flipped(packed, "liger_training")
     fp8_sampling, windows = _flipped(ours, "fp8_sampling"), _flipped(ours, "decode_windows")
     dropout, tensor_scaled = _flipped(ours, "fused_dropout"), _flipped(ours, "fp8_tensor_sampling")
+    swiglu = _flipped(ours, "fused_swiglu")
     big, micro = shapes.grpo_prompts, shapes.grpo_micro_batch
     return {
         "vanilla": (PROFILES["vanilla"], shapes.grpo_vanilla_prompts, micro, "fixed"),
@@ -628,6 +632,7 @@ def known_grpo_variants(ours: Profile, shapes: Shapes) -> dict[str, tuple]:
         f"{dropout.name}-ragged": (dropout, big, shapes.grpo_ragged_micro_batch, "ragged"),
         tensor_scaled.name: (tensor_scaled, big, micro, "fixed"),
         f"{tensor_scaled.name}-ragged": (tensor_scaled, big, shapes.grpo_ragged_micro_batch, "ragged"),
+        f"{swiglu.name}-ragged": (swiglu, big, shapes.grpo_ragged_micro_batch, "ragged"),
         # real weights only: the policy ends its completions (plain: a letter; reasoning: a chain)
         "vanilla-plain": (PROFILES["vanilla"], shapes.grpo_vanilla_prompts, micro, "plain"),
         f"{hf.name}-plain": (hf, big, micro, "plain"),

@@ -101,6 +101,11 @@ class Profile:
     # the pass that applies the scales (merged.Fp8SwiGLU). In `fast`: ragged 7B step, generation 6.54 -> 5.33 s,
     # 11.62 -> 12.55 completions/s (H100, one run, eleventh round)
     fp8_tensor_sampling: bool = False
+    # SFT and GRPO training through the fused LoRA layers: an MLP's gate and up layers and its SwiGLU as one
+    # autograd function (lora_swiglu.py): the adapters' products added inside the SwiGLU pass instead of into
+    # gate's and up's outputs (two full-width read-and-writes a layer), gate and up as one FP8 product forward
+    # and one backward (no sum of two input gradients); same masks, same result to float rounding
+    fused_swiglu: bool = False
 
 
 PROFILES = {

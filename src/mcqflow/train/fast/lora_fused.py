@@ -188,6 +188,33 @@ def _undrop(t: torch.Tensor, mask: torch.Tensor, p: float) -> torch.Tensor:
     return t * mask  # the CPU mask is already scaled
 
 
+def adapter_input(x2: torch.Tensor, a: torch.Tensor, p: float, fused_dropout: bool):
+    """(u, seed, state): the adapter's rank-r input u = dropout(x2) Aᵀ, and what backward needs to draw the
+    same mask again: the kernels' seed where the mask is drawn inside them (`fused_dropout` where they run),
+    else the generator's state before torch's draw (None for both without dropout)."""
+    if p > 0 and fused_dropout and lora_dropout.runs_on(x2):
+        seed = lora_dropout.new_seed(x2.device)
+        return lora_dropout.forward(x2, a, p, seed), seed, None
+    state = _generator(x2.device).get_state() if p > 0 else None
+    xd = _dropout(x2, p)[0] if p > 0 else x2
+    return xd @ a.t(), None, state
+
+
+def adapter_backward(x2, a, gu, grad_x, p: float, seed, state) -> torch.Tensor:
+    """grad_A = guᵀ dropout(x2) with the mask `adapter_input` drew, and, where `grad_x` is given,
+    grad_x += (gu A) ⊙ mask / (1 - p) in place (fused dropout: both in one pass over x2)."""
+    if seed is not None:
+        return lora_dropout.backward(x2, a, gu, grad_x, p, seed)
+    xd, mask = (x2, None) if state is None else _redraw(x2, p, state)
+    grad_a = gu.t() @ xd
+    if grad_x is not None:
+        if mask is None:
+            grad_x.addmm_(gu, a)
+        else:
+            grad_x.add_(_undrop(gu @ a, mask, p))
+    return grad_a
+
+
 class _LoraLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, lora_a, lora_b, scaling: float, p: float, dtype: torch.dtype, fp8,
@@ -197,14 +224,7 @@ class _LoraLinear(torch.autograd.Function):
             x2 = x.reshape(-1, shape[-1]).to(dtype)
             a = lora_a.to(dtype)
             bs = (lora_b * scaling).to(dtype)
-            seed = state = None
-            if p > 0 and fused_dropout and lora_dropout.runs_on(x2):  # the mask drawn inside the kernels
-                seed = lora_dropout.new_seed(x2.device)
-                u = lora_dropout.forward(x2, a, p, seed)
-            else:
-                state = _generator(x2.device).get_state() if p > 0 else None
-                xd = _dropout(x2, p)[0] if p > 0 else x2
-                u = xd @ a.t()
+            u, seed, state = adapter_input(x2, a, p, fused_dropout)
             b = None if bias is None else bias.to(dtype)
             if fp8 is not None:
                 x8, sx = quantized_input(x, x2)
@@ -233,16 +253,7 @@ class _LoraLinear(torch.autograd.Function):
         if ctx.needs_input_grad[0]:  # (the first layer's input, from frozen embeddings, needs none)
             fp8 = ctx.fp8
             grad_x = g @ weight.to(ctx.dtype) if fp8 is None else _mm8(g, fp8.wt8, fp8.swt)
-        if ctx.seed is not None:  # grad_x += (gu A) ⊙ mask in place, and grad_A, in one pass over x
-            grad_a = lora_dropout.backward(x2, a, gu, grad_x, ctx.p, ctx.seed)
-        else:
-            xd, mask = (x2, None) if ctx.rng is None else _redraw(x2, ctx.p, ctx.rng)
-            grad_a = gu.t() @ xd
-            if grad_x is not None:
-                if mask is None:
-                    grad_x.addmm_(gu, a)
-                else:
-                    grad_x.add_(_undrop(gu @ a, mask, ctx.p))
+        grad_a = adapter_backward(x2, a, gu, grad_x, ctx.p, ctx.seed, ctx.rng)
         if grad_x is not None:
             grad_x = grad_x.reshape(ctx.shape).to(x_dtype)
         return grad_x, None, None, grad_a.to(a_dtype), grad_b.to(b_dtype), None, None, None, None, None
@@ -250,31 +261,45 @@ class _LoraLinear(torch.autograd.Function):
 
 def _forward(layer, plain, x, *args, **kwargs):
     """A LoRA layer's forward through `_LoraLinear` where it covers the call, else PEFT's own (`plain`)."""
+    name = covered(layer)
+    if args or kwargs or name is None:
+        return plain(x, *args, **kwargs)
+    base = layer.get_base_layer()
+    dtype = compute_dtype(x)
+    fp8 = getattr(base, "_fp8", None) if dtype == torch.bfloat16 else None
+    return _LoraLinear.apply(
+        x, base.weight, base.bias, layer.lora_A[name].weight, layer.lora_B[name].weight, layer.scaling[name],
+        dropout_rate(layer, name), dtype, fp8, getattr(layer, "_fused_dropout", False),
+    )  # fmt: skip
+
+
+def covered(layer) -> str | None:
+    """The one active adapter's name where a fused function covers `layer`'s call now (training with
+    gradients on, one active vanilla adapter, not merged, the base weight whole), else None (PEFT's own
+    forward runs)."""
     names = layer.active_adapters
     if (
-        args
-        or kwargs
-        or not (layer.training and torch.is_grad_enabled())
+        not (layer.training and torch.is_grad_enabled())
         or layer.disable_adapters
         or layer.merged
         or len(names) != 1
         or names[0] not in layer.lora_A
         or names[0] in getattr(layer, "lora_variant", {})
+        or _sharded(layer.get_base_layer().weight)  # FSDP2 / ZeRO-3 gather it in the base layer's forward
     ):
-        return plain(x, *args, **kwargs)
-    name = names[0]
-    base = layer.get_base_layer()
-    if _sharded(base.weight):  # FSDP2 / ZeRO-3 gather the weight in the base layer's own forward
-        return plain(x, *args, **kwargs)
+        return None
+    return names[0]
+
+
+def dropout_rate(layer, name: str) -> float:
     drop = layer.lora_dropout[name]
-    p = drop.p if isinstance(drop, nn.Dropout) else 0.0
+    return drop.p if isinstance(drop, nn.Dropout) else 0.0
+
+
+def compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype the products run in: autocast's where it is on, else x's."""
     device = x.device.type
-    dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
-    fp8 = getattr(base, "_fp8", None) if dtype == torch.bfloat16 else None
-    return _LoraLinear.apply(
-        x, base.weight, base.bias, layer.lora_A[name].weight, layer.lora_B[name].weight, layer.scaling[name], p,
-        dtype, fp8, getattr(layer, "_fused_dropout", False),
-    )  # fmt: skip
+    return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
 
 
 def _sharded(weight) -> bool:

@@ -28,6 +28,7 @@ import functools
 
 import torch
 from torch import nn
+from transformers import TrainerCallback
 
 from mcqflow.train.fast import lora_dropout, lora_fused
 from mcqflow.train.fast.lora_fused import _Fp8Weight, _mm8, adapter_backward, adapter_input, quantized_input
@@ -179,28 +180,48 @@ def _silu_mlp(mlp) -> bool:
 
 def fuse_swiglu(model, fp8: bool = False) -> int:
     """Route every MLP of `model` whose gate and up are fused LoRA layers (`lora_fused.fuse_lora` first) through
-    `_LoraSwiGLU`; returns how many. Run it after anything that replaces the MLPs' forward (Liger's SwiGLU):
-    this one wraps whatever forward the MLP has, and runs it where it does not cover a call. `fp8`: gate's
-    and up's FP8 copies (made by `fuse_lora(fp8=True)`) are replaced by one of both stacked, as the products
-    take them; where the widths do not fit FP8 the base stays bf16, as in `fuse_lora`."""
+    `_LoraSwiGLU`; returns how many. Run it after anything that replaces the MLPs' forward (Liger's SwiGLU,
+    which transformers' `Trainer.train` puts on: `FuseSwiGLUCallback` runs it after that): this one wraps
+    whatever forward the MLP has, and runs it where it does not cover a call. An MLP whose forward was
+    replaced since it was fused is fused again. `fp8`: gate's and up's FP8 copies (made by
+    `fuse_lora(fp8=True)`) are replaced by one of both stacked, as the products take them; where the widths do
+    not fit FP8 the base stays bf16, as in `fuse_lora`."""
     n = 0
     for mlp in model.modules():
         gate, up, down = (getattr(mlp, name, None) for name in ("gate_proj", "up_proj", "down_proj"))
         if not all(getattr(m, "_fused_lora", False) for m in (gate, up)) or down is None:
             continue
-        if getattr(mlp, "_fused_swiglu", False) or not _silu_mlp(mlp):
+        if routed(mlp) or not _silu_mlp(mlp):
             continue
         gb, ub = gate.get_base_layer(), up.get_base_layer()
         if gb.bias is not None or ub.bias is not None or gb.weight.shape != ub.weight.shape:
             continue
         mlp.forward = functools.partial(_forward, mlp, mlp.forward)
-        mlp._fused_swiglu = True
-        fits = fp8 and getattr(gb, "_fp8", None) is not None and getattr(ub, "_fp8", None) is not None
-        mlp._fp8_gate_up = _Fp8Weight(torch.cat([gb.weight, ub.weight])) if fits else None
-        if fits:  # the stacked copy serves both: one copy of the weights, not two
-            gb._fp8 = ub._fp8 = None
+        if getattr(mlp, "_fp8_gate_up", None) is None:  # (fused before: its stacked copy is kept)
+            fits = fp8 and getattr(gb, "_fp8", None) is not None and getattr(ub, "_fp8", None) is not None
+            mlp._fp8_gate_up = _Fp8Weight(torch.cat([gb.weight, ub.weight])) if fits else None
+            if fits:  # the stacked copy serves both: one copy of the weights, not two
+                gb._fp8 = ub._fp8 = None
         n += 1
     return n
+
+
+def routed(mlp) -> bool:
+    """Whether `mlp`'s forward is the fused one now."""
+    forward = mlp.__dict__.get("forward")
+    return isinstance(forward, functools.partial) and forward.func is _forward
+
+
+class FuseSwiGLUCallback(TrainerCallback):
+    """`fuse_swiglu` on the model when training begins: transformers' `Trainer.train` puts Liger's kernels on
+    the model (`use_liger_kernel`) after the trainer is built, replacing the MLPs' forward."""
+
+    def __init__(self, fp8: bool):
+        self.fp8 = fp8
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if model is not None:
+            fuse_swiglu(model, fp8=self.fp8)
 
 
 def kernels():

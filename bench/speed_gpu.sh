@@ -67,6 +67,10 @@
 #           the fused MLP (`fused_swiglu`: gate/up LoRA and SwiGLU as one function) beside vanilla in one bench
 #           command: SFT (vanilla QLoRA; fixed and ragged) and GRPO (ragged at micro-batch MICRO; TRL's default).
 #           On an H200 this is also issue 33's run. The same two calls as issue33, with this part in the second
+#   swiglu2 part swiglu's SFT again once the fused MLP goes on when training begins (Trainer.train had put
+#           Liger's MLP back over it): the check, SFT `fast` with and without it (fixed, ragged), then one step of
+#           the fused variant's operators (MCQFLOW_BENCH_TRACE). One call: carry [".whl-exp"],
+#           WHEELS=.whl-exp bash bench/speed_gpu.sh $OUT/a /tmp/w swiglu2
 #   repeat  the final run's two levers again once `fast` has taken them (`host_runs_ahead`, `fp8_tensor_sampling`),
 #           each against `fast` without it, in the other order: SFT 32 x 256, GRPO ragged at micro-batch MICRO
 #   j       where SFT's step goes: `fast` at 32 x 256 with one step's top operators (MCQFLOW_BENCH_TRACE) and
@@ -258,6 +262,12 @@ for step in "$@"; do
     run ${LIMIT:-480} "fused swiglu beside vanilla" $B \
       --sft-variants vanilla-qlora,fast-bf16,fast-fused-swiglu-bf16,fast-bf16-ragged,fast-fused-swiglu-bf16-ragged \
       --grpo-variants fast-ragged,fast-fused-swiglu-ragged,vanilla --shape grpo_ragged_micro_batch=$MICRO ;;
+  swiglu2)
+    run 150 "check: the fused MLP" python3 -m pytest -q -p no:cacheprovider tests/test_lora_swiglu.py || exit 1
+    run ${LIMIT:-300} "fused swiglu, SFT" $B --only sft \
+      --sft-variants fast-fused-swiglu-bf16,fast-bf16,fast-fused-swiglu-bf16-ragged,fast-bf16-ragged
+    MCQFLOW_BENCH_TRACE=$OUTDIR/trace run 120 "fused swiglu, SFT traced" python3 -m mcqflow.cli bench --arch qwen2.5-7b \
+      --only sft --out "$WORK/traced" --work "$WORK" --sft-variants fast-fused-swiglu-bf16 ;;
   repeat)
     run ${LIMIT:-560} "repeat" $B --sft-variants fast-bf16,fast-no-host-runs-ahead-bf16 \
       --grpo-variants fast-ragged,fast-no-fp8-tensor-sampling-ragged --shape grpo_ragged_micro_batch=$MICRO ;;

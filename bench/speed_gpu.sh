@@ -69,7 +69,9 @@
 #           On an H200 this is also issue 33's run. The same two calls as issue33, with this part in the second
 #   swiglu2 part swiglu's SFT again once the fused MLP goes on when training begins (Trainer.train had put
 #           Liger's MLP back over it): the check, SFT `fast` with and without it (fixed, ragged), then one step of
-#           the fused variant's operators (MCQFLOW_BENCH_TRACE). One call: carry [".whl-exp"],
+#           the fused variant's operators (MCQFLOW_BENCH_TRACE). The SFT bench with expandable_segments: in
+#           run 0419 (H200) ragged SFT's whole batch of 32 peaked at 121.8 GiB and one step took 3.7 s of
+#           the allocator's work (13,574 tokens/s). One call: carry [".whl-exp"],
 #           WHEELS=.whl-exp bash bench/speed_gpu.sh $OUT/a /tmp/w swiglu2
 #   repeat  the final run's two levers again once `fast` has taken them (`host_runs_ahead`, `fp8_tensor_sampling`),
 #           each against `fast` without it, in the other order: SFT 32 x 256, GRPO ragged at micro-batch MICRO
@@ -264,7 +266,7 @@ for step in "$@"; do
       --grpo-variants fast-ragged,fast-fused-swiglu-ragged,vanilla --shape grpo_ragged_micro_batch=$MICRO ;;
   swiglu2)
     run 150 "check: the fused MLP" python3 -m pytest -q -p no:cacheprovider tests/test_lora_swiglu.py || exit 1
-    run ${LIMIT:-300} "fused swiglu, SFT" $B --only sft \
+    PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True run ${LIMIT:-300} "fused swiglu, SFT" $B --only sft \
       --sft-variants fast-fused-swiglu-bf16,fast-bf16,fast-fused-swiglu-bf16-ragged,fast-bf16-ragged
     MCQFLOW_BENCH_TRACE=$OUTDIR/trace run 120 "fused swiglu, SFT traced" python3 -m mcqflow.cli bench --arch qwen2.5-7b \
       --only sft --out "$WORK/traced" --work "$WORK" --sft-variants fast-fused-swiglu-bf16 ;;

@@ -51,7 +51,7 @@ def swiglu(g_base, u_base, ug, bg, uu, bu) -> torch.Tensor:
     t, n = g_base.shape
     h = torch.empty(t, n, dtype=g_base.dtype, device=g_base.device)
     if t:
-        _launch(kernels().forward_kernel, t, n, g_base, u_base, ug, bg, uu, bu, out=h)
+        _launch(kernels().swiglu_lora_forward_kernel, t, n, g_base, u_base, ug, bg, uu, bu, out=h)
     return h
 
 
@@ -67,7 +67,7 @@ def swiglu_backward(dh, g_base, u_base, ug, bg, uu, bu) -> None:
         return
     t, n = g_base.shape
     if t:
-        _launch(kernels().backward_kernel, t, n, g_base, u_base, ug, bg, uu, bu, dh=dh.contiguous())
+        _launch(kernels().swiglu_lora_backward_kernel, t, n, g_base, u_base, ug, bg, uu, bu, dh=dh.contiguous())
 
 
 def _launch(kernel, t, n, g_base, u_base, ug, bg, uu, bu, out=None, dh=None):

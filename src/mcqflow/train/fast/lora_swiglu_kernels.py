@@ -31,7 +31,7 @@ def _gate_and_up(g_ptr, u_ptr, ug_ptr, uu_ptr, bg_ptr, bu_ptr, rows, cols, T, N,
 
 
 @triton.jit
-def forward_kernel(g_ptr, u_ptr, ug_ptr, uu_ptr, bg_ptr, bu_ptr, h_ptr, T, N, R, stride,
+def swiglu_lora_forward_kernel(g_ptr, u_ptr, ug_ptr, uu_ptr, bg_ptr, bu_ptr, h_ptr, T, N, R, stride,
                    BT: tl.constexpr, BN: tl.constexpr, BR: tl.constexpr):  # fmt: skip
     """h = silu(G + ug Bgᵀ) * (U + uu Buᵀ): a program a BT x BN tile; G and U rows `stride` apart, h's N."""
     rows = tl.program_id(0) * BT + tl.arange(0, BT)
@@ -46,7 +46,7 @@ def forward_kernel(g_ptr, u_ptr, ug_ptr, uu_ptr, bg_ptr, bu_ptr, h_ptr, T, N, R,
 
 
 @triton.jit
-def backward_kernel(dh_ptr, g_ptr, u_ptr, ug_ptr, uu_ptr, bg_ptr, bu_ptr, T, N, R, stride,
+def swiglu_lora_backward_kernel(dh_ptr, g_ptr, u_ptr, ug_ptr, uu_ptr, bg_ptr, bu_ptr, T, N, R, stride,
                     BT: tl.constexpr, BN: tl.constexpr, BR: tl.constexpr):  # fmt: skip
     """From dh (rows N apart): d/dg and d/dv of h = silu(g) * v, written over G and U in place (g and v
     recomputed from them and the adapters' products as forward computed them)."""

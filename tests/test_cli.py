@@ -1,5 +1,6 @@
 import csv
 import json
+import os
 import re
 import subprocess
 import sys
@@ -412,3 +413,20 @@ def test_a_mistyped_model_folder_is_one_line_before_torch_is_imported(tmp_path, 
          "print('torch' in sys.modules)"], capture_output=True, text=True, cwd=ROOT,
     )  # fmt: skip
     assert helped.stdout.strip() == "False", helped.stderr
+
+
+@pytest.mark.parametrize(
+    "env, want",
+    [
+        ({}, "expandable_segments:True"),
+        ({"PYTORCH_CUDA_ALLOC_CONF": "max_split_size_mb:128"}, "max_split_size_mb:128"),  # the user's stays
+        ({"PYTORCH_ALLOC_CONF": "expandable_segments:False"}, None),  # (the newer name counts too)
+    ],
+)
+def test_commands_run_with_expandable_segments_unless_the_allocator_is_configured(monkeypatch, env, want):
+    from mcqflow import cli
+
+    monkeypatch.setattr(os, "environ", dict(env))
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])  # set before any command runs
+    assert os.environ.get("PYTORCH_CUDA_ALLOC_CONF") == want

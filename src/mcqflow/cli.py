@@ -600,8 +600,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    allocator_defaults()
     a = build_parser().parse_args(argv)
     run_stage(lambda: a.fn(a))
+
+
+def allocator_defaults(environ=None) -> None:
+    """PyTorch's CUDA caching allocator with expandable segments, unless its configuration is set already
+    (read when CUDA first allocates, which no command has done yet here). Whole-batch SFT on ragged lengths
+    has a new set of block sizes every step: on an H200 at 121.8 GiB of 139 one step took 3.7 s against
+    ~0.8 s for the others (bench run 0419), and on an H100 16 x 2 ran out of memory (run 0026) where with
+    expandable segments it ran at 77 GiB (runs 0432, 0449). No effect without a GPU."""
+    environ = os.environ if environ is None else environ
+    if not any(environ.get(k) for k in ("PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF")):
+        environ["PYTORCH_CUDA_ALLOC_CONF"] = "expandable_segments:True"
 
 
 if __name__ == "__main__":

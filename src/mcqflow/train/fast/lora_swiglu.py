@@ -67,7 +67,9 @@ def swiglu_backward(dh, g_base, u_base, ug, bg, uu, bu) -> None:
         return
     t, n = g_base.shape
     if t:
-        _launch(kernels().swiglu_lora_backward_kernel, t, n, g_base, u_base, ug, bg, uu, bu, dh=dh.contiguous())
+        _launch(
+            kernels().swiglu_lora_backward_kernel, t, n, g_base, u_base, ug, bg, uu, bu, dh=dh.contiguous()
+        )
 
 
 def _launch(kernel, t, n, g_base, u_base, ug, bg, uu, bu, out=None, dh=None):

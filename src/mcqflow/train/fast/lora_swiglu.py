@@ -4,14 +4,15 @@ GRPO training, on top of `fused_lora`).
 With `fused_lora` alone an MLP computes `down(silu(gate(x)) * up(x))` as three steps: gate's and up's fused
 layers each write their base output and add their adapter's product into it (`addmm_`: a read and a write of
 the full width), then SwiGLU reads both back and writes h. On the 7B's SFT step those two adds were 17 ms of
-GPU time (56 calls, bench run 2141's trace), for nothing the SwiGLU pass could not do as it reads them. Here:
+GPU time (56 calls, bench run 2141's trace), for nothing the SwiGLU pass could not do as it reads them (on the
+H100 SFT 32 x 256 ran +4% with this, runs 0432 and 0434; docs/speed.md, twelfth round). Here:
 
 - forward: G and U, the base's products (one FP8 product of x against gate's and up's rows stacked, where the
   base is FP8), then one pass h = silu(G + ug·Bgᵀ) · (U + uu·Buᵀ), the rank-r products (ug = dropout(x) Agᵀ,
   scales folded into B) taken inside the pass in fp32: G and U are not written again, and each rounding to
   bf16 of the sums is gone;
 - backward: one pass computes d/dG and d/dU from dh, with g and v recomputed as forward computed them, written
-  over G and U; then the adapters' gradients from the small products, x's gradient as one product of
+  over G and U (so a graph's backward runs once, as Liger's SwiGLU's does); then the adapters' gradients from the small products, x's gradient as one product of
   [dG | dU] against [Wg; Wu] (no sum of two input gradients), and the dropout masks' share added as
   `lora_fused` adds it.
 

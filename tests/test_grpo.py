@@ -228,11 +228,12 @@ def test_micro_batched_step_trains_the_same_weights_as_one_batch(tiny_dir, tmp_p
         torch.testing.assert_close(out[2][k], out[0][k], atol=1e-5, rtol=1e-4)
 
 
-def _two_lora_steps_each_way(tiny_dir, tmp_path, lever: str, after_run) -> dict:
+def _two_lora_steps_each_way(tiny_dir, tmp_path, lever: str, after_run, **both) -> dict:
     """Two plain-mode LoRA GRPO steps from one seed (4 micro-batches of 2 a step, LoRA dropout off, since its
     masks draw as many numbers as a micro-batch has elements, so the two runs draw alike), once with the
     profile lever `lever` off and once on; `after_run(on)` is called after each. Returns the two adapters by
-    the lever's value, after checking that the steps trained and that both runs end with the same adapter."""
+    the lever's value, after checking that the steps trained and that both runs end with the same adapter.
+    `both`: levers on in both runs."""
     import dataclasses
 
     import torch
@@ -252,7 +253,7 @@ def _two_lora_steps_each_way(tiny_dir, tmp_path, lever: str, after_run) -> dict:
     out = {}
     for on in (False, True):
         profile = dataclasses.replace(
-            PROFILES["cpu"], merged_generation=True, graph_decode=True, **{lever: on}
+            PROFILES["cpu"], merged_generation=True, graph_decode=True, **both, **{lever: on}
         )
         train_grpo(sample_records("train")[:8], tiny_dir, tmp_path / f"m{on}", tmp_path / f"c{on}", params,
                    seed=0, finetune="lora", lora_config=lora, profile=profile,
@@ -294,6 +295,23 @@ def test_length_batches_train_the_same_adapter_on_shorter_micro_batches(tiny_dir
     assert len(seen[True]) == 8 and max(seen[True]) == 12 and sum(seen[True]) < sum(seen[False])
     assert all(w % 4 == 0 for w in seen[True])  # each cut width rounded up to the bucket
     assert seen[True][:4] == sorted(seen[True][:4], reverse=True)  # one step's micro-batches, longest first
+
+
+def test_fused_swiglu_trains_grpo_s_policy_through_the_fused_mlp(tiny_dir, tmp_path, monkeypatch):
+    """`fused_swiglu` (over the fused LoRA layers): GRPO's training forward goes through the fused MLP, and two
+    steps end with the adapter they end with without it."""
+    from mcqflow.train.fast.lora_swiglu import _LoraSwiGLU
+
+    calls, seen = [], {}
+    apply = _LoraSwiGLU.apply
+    monkeypatch.setattr(_LoraSwiGLU, "apply", lambda *a: calls.append(1) or apply(*a))
+
+    def count(on):
+        seen[on] = len(calls)
+        calls.clear()
+
+    _two_lora_steps_each_way(tiny_dir, tmp_path, "fused_swiglu", count, fused_lora=True)
+    assert seen[False] == 0 and seen[True] > 0
 
 
 def test_trim_padding_drops_only_columns_that_are_padding_in_every_row():

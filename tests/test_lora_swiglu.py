@@ -208,3 +208,19 @@ def test_on_a_gpu_the_fused_mlp_over_liger_s_trains_as_liger_s_mlp(tiny_dir):
             got[name].flatten().float(), want[name].flatten().float(), 0
         )
         assert cos > 0.99, name
+
+
+def test_adapter_gradients_come_back_in_the_parameters_dtype(monkeypatch):
+    """Under bf16 compute with fp32 adapters, A's gradient (fp32 from the fused-dropout kernels) reaches the
+    parameter without a round trip through bf16."""
+    torch.manual_seed(0)
+    t, k, n, r = 8, 32, 48, 4
+    fine = torch.full((r, k), 1 + 2**-12)  # not a bf16 number
+    monkeypatch.setattr(lora_swiglu, "adapter_backward", lambda *a: fine.clone())
+    x = torch.randn(t, k, dtype=torch.bfloat16, requires_grad=True)
+    wg, wu = (torch.randn(n, k, dtype=torch.bfloat16) for _ in range(2))
+    ag, au, bg, bu = (torch.randn(*s, requires_grad=True) for s in ((r, k), (r, k), (n, r), (n, r)))
+    h = _LoraSwiGLU.apply(x, wg, wu, ag, bg, au, bu, (2.0, 2.0), (0.0, 0.0), torch.bfloat16, None, False)
+    h.float().sum().backward()
+    assert ag.grad.dtype == torch.float32 and torch.equal(ag.grad, fine) and torch.equal(au.grad, fine)
+    assert bg.grad.dtype == torch.float32 and x.grad.dtype == torch.bfloat16

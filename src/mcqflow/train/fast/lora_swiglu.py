@@ -102,6 +102,7 @@ class _LoraSwiGLU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, wg, wu, ag, bg, au, bu, scales, rates, dtype, fp8, fused_dropout: bool):  # fmt: skip
         shape = x.shape
+        ctx.dtypes = (x.dtype, ag.dtype, bg.dtype, au.dtype, bu.dtype)  # the gradients' (the parameters')
         with torch.autocast(x.device.type, enabled=False):
             x2 = x.reshape(-1, shape[-1]).to(dtype)
             ag, au = ag.to(dtype), au.to(dtype)
@@ -122,10 +123,8 @@ class _LoraSwiGLU(torch.autograd.Function):
         ctx.save_for_backward(x2, wg, wu, ag, bgs, ug, au, bus, uu, g_base, u_base)
         ctx.scales, ctx.rates, ctx.shape, ctx.fp8, ctx.dtype = scales, rates, shape, fp8, dtype
         ctx.draws = (seed_g, state_g, seed_u, state_u)
-        ctx.dtypes = (x.dtype, ag.dtype, bg.dtype, au.dtype, bu.dtype)
-        ctx.stacked = (
-            stacked  # (FP8) G and U as one tensor: [dG | dU] after backward's pass, one product for grad_x
-        )
+        # (FP8) G and U as one tensor: [dG | dU] after backward's pass, one product for grad_x
+        ctx.stacked = stacked
         return h.reshape(*shape[:-1], n)
 
     @staticmethod

@@ -112,26 +112,38 @@ def test_refusal_with_option_text_is_still_refusal():
     assert extract_answer("抱歉，我無法回答關於言論自由的問題", OPTS).answer is None
 
 
+# Adversarial outputs by size: n = 4 gives the full size (about 100,000 characters), n = 1 a quarter of it.
 ADVERSARIAL = [
-    "答案" + " " * 100_000 + "B",
-    "答案" + " " * 100_000,
-    "選" + " \t\n" * 33_000 + "選項",
-    "<output>" * 12_000 + "A",
-    "<output>" + "x" * 50_000 + "<answer>" * 5_000,
-    "the correct answer is" + " " * 100_000 + "(",
-    "I would choose " + "option " * 14_000,
-    "\\boxed{" + " " * 100_000,
-    "答案是A和" * 20_000,
+    lambda n: "答案" + " " * 25_000 * n + "B",
+    lambda n: "答案" + " " * 25_000 * n,
+    lambda n: "選" + " \t\n" * 8_250 * n + "選項",
+    lambda n: "<output>" * 3_000 * n + "A",
+    lambda n: "<output>" + "x" * 12_500 * n + "<answer>" * 1_250 * n,
+    lambda n: "the correct answer is" + " " * 25_000 * n + "(",
+    lambda n: "I would choose " + "option " * 3_500 * n,
+    lambda n: "\\boxed{" + " " * 25_000 * n,
+    lambda n: "答案是A和" * 5_000 * n,
 ]
 
 
-@pytest.mark.parametrize("text", ADVERSARIAL, ids=range(len(ADVERSARIAL)))
-def test_linear_time_on_adversarial_outputs(text):
+def _seconds(text: str, options: dict = OPTS, runs: int = 2) -> float:
+    """The fastest of `runs` extractions of `text`, in seconds."""
     import time
 
-    start = time.perf_counter()
-    extract_answer(text, OPTS)
-    assert time.perf_counter() - start < 0.5, "extraction must stay linear in the output's length"
+    best = float("inf")
+    for _ in range(runs):
+        start = time.perf_counter()
+        extract_answer(text, options)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+@pytest.mark.parametrize("make", ADVERSARIAL, ids=range(len(ADVERSARIAL)))
+def test_linear_time_on_adversarial_outputs(make):
+    """Four times the text takes about four times as long (a quadratic scan: sixteen), measured against
+    itself on the same machine rather than against a wall-clock bound; times under 50 ms at full size pass."""
+    quarter, full = _seconds(make(1)), _seconds(make(4))
+    assert full < 0.05 or full < 8 * quarter, f"{quarter:.3f} s -> {full:.3f} s: extraction is not linear"
 
 
 def test_whitespace_runs_do_not_change_the_reading():
@@ -155,17 +167,8 @@ GROWING = [
 def test_time_grows_linearly_with_the_output(make):
     """Eight times the output takes about eight times as long, whatever the machine's speed (a quadratic
     step would take sixty-four): measured with the options given, so every rule runs."""
-    import time
-
-    def took(n):
-        best = float("inf")
-        for _ in range(3):
-            start = time.perf_counter()
-            extract_answer(make(n), {"A": "x y", "B": "的的", "C": "a a", "D": "符合"})
-            best = min(best, time.perf_counter() - start)
-        return best
-
-    small, large = took(4_000), took(32_000)
+    options = {"A": "x y", "B": "的的", "C": "a a", "D": "符合"}
+    small, large = (_seconds(make(n), options, runs=3) for n in (4_000, 32_000))
     assert large < 16 * small + 0.05, (small, large)
 
 

@@ -26,7 +26,11 @@ mm-decode   each projection shape of the 7B (and q/k/v, gate/up fused) at decode
 dropout     LoRA's dropout inside the adapter's products (`fused_dropout`) against torch's: one projection's
             adapter work alone (8192 tokens, inputs 3584 and 18944 wide), then the training step
 
-Usage: python bench/profile_gpu.py decode|train|liger|fused|fp8|decode-fp8|mm-decode|dropout [...]   (prints a report; JSON lines prefixed `ROW `)
+swiglu-pass the fused MLP's passes (`lora_swiglu`: h = silu(G + ug Bgᵀ) (U + uu Buᵀ) and its backward) at SFT's
+            8192 tokens on the 7B's MLP (18944 wide, rank 16, G and U as one stacked tensor), in several tiles,
+            against what they replace: the two adds of the adapters' products (`addmm_`) and Liger's SwiGLU
+
+Usage: python bench/profile_gpu.py decode|train|liger|fused|fp8|decode-fp8|mm-decode|dropout|swiglu-pass [...]   (prints a report; JSON lines prefixed `ROW `)
 """
 
 from __future__ import annotations
@@ -453,6 +457,70 @@ def _dropout_ways(t: int, k: int, p: float = 0.05, r: int = 16) -> dict[str, flo
     return out
 
 
+SWIGLU_TILES = (
+    dict(BT=64, BN=64, num_warps=4),  # lora_swiglu's
+    dict(BT=64, BN=128, num_warps=4),
+    dict(BT=64, BN=128, num_warps=8),
+    dict(BT=32, BN=128, num_warps=4),
+    dict(BT=128, BN=64, num_warps=8),
+    dict(BT=32, BN=256, num_warps=8),
+)
+
+
+def swiglu_pass(t: int = 8192, n: int = 18944, r: int = 16) -> None:
+    """Microseconds of the fused MLP's forward and backward passes by tile, and of the work they replace."""
+    from mcqflow.train.fast import lora_swiglu
+
+    def cuda(*shape, scale=1.0):
+        return torch.randn(*shape, device="cuda", dtype=torch.bfloat16) * scale
+
+    stacked, ug, uu, dh = cuda(t, 2 * n), cuda(t, r), cuda(t, r), cuda(t, n)
+    bg, bu = cuda(n, r, scale=0.1), cuda(n, r, scale=0.1)
+    g, u = stacked[:, :n], stacked[:, n:]
+    h = torch.empty(t, n, device="cuda", dtype=torch.bfloat16)
+    k = lora_swiglu.kernels()
+    for tile in SWIGLU_TILES:
+        fwd = functools.partial(lora_swiglu._launch, k.swiglu_lora_forward_kernel, t, n, g, u, ug, bg, uu, bu,
+                                out=h, tile=tile)  # fmt: skip
+        bwd = functools.partial(lora_swiglu._launch, k.swiglu_lora_backward_kernel, t, n, g, u, ug, bg, uu, bu,
+                                dh=dh, tile=tile)  # fmt: skip
+        for way, fn in (("fused-forward", fwd), ("fused-backward", bwd)):
+            row(part="swiglu-pass", way=way, tile=tile, us=round(_eager_us(fn), 1))
+    gate, up = cuda(t, n), cuda(t, n)
+    row(
+        part="swiglu-pass",
+        way="addmm-two",
+        us=round(_eager_us(lambda: (gate.addmm_(ug, bg.t()), up.addmm_(uu, bu.t()))), 1),
+    )
+    try:
+        from liger_kernel.ops.swiglu import LigerSiLUMulFunction
+    except ImportError:
+        print("liger-kernel not installed: no Liger reference", flush=True)
+        return
+    a, b = gate.clone().requires_grad_(), up.clone().requires_grad_()
+
+    def liger_both():  # (autograd.grad: no accumulation into a.grad and b.grad timed with it)
+        torch.autograd.grad(LigerSiLUMulFunction.apply(a, b), (a, b), dh)
+
+    row(
+        part="swiglu-pass",
+        way="liger-forward",
+        us=round(_eager_us(lambda: LigerSiLUMulFunction.apply(a, b)), 1),
+    )
+    row(part="swiglu-pass", way="liger-forward-backward", us=round(_eager_us(liger_both), 1))
+
+
+def _eager_us(fn, reps: int = 20) -> float:
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / reps * 1e6
+
+
 def fp8() -> None:
     """The quantisers alone, then the fused training step with the bf16 base and the FP8 base (and variants
     of the FP8 path)."""
@@ -465,4 +533,10 @@ def fp8() -> None:
 if __name__ == "__main__":
     for part in sys.argv[1:] or ["decode", "train"]:
         parts = {"decode": decode, "train": train, "liger": liger, "fused": fused, "fp8": fp8}
-        {**parts, "decode-fp8": decode_fp8, "mm-decode": mm_decode, "dropout": dropout}[part]()
+        more = {
+            "decode-fp8": decode_fp8,
+            "mm-decode": mm_decode,
+            "dropout": dropout,
+            "swiglu-pass": swiglu_pass,
+        }
+        {**parts, **more}[part]()

@@ -74,6 +74,9 @@
 #           run 0419 (H200) ragged SFT's whole batch of 32 peaked at 121.8 GiB and one step took 3.7 s of
 #           the allocator's work (13,574 tokens/s). One call: carry [".whl-exp"],
 #           WHEELS=.whl-exp bash bench/speed_gpu.sh $OUT/a /tmp/w swiglu2
+#   sp      bench/profile_gpu.py swiglu-pass: the fused MLP's passes by tile against the adds and Liger's SwiGLU
+#           they replace (on the H100 its backward took 0.62 ms a layer against Liger's 0.52): which tile
+#           `lora_swiglu._TILE` should be. One call: carry [".whl-exp"], WHEELS=.whl-exp ... $OUT/p /tmp/w sp
 #   repeat  the final run's two levers again once `fast` has taken them (`host_runs_ahead`, `fp8_tensor_sampling`),
 #           each against `fast` without it, in the other order: SFT 32 x 256, GRPO ragged at micro-batch MICRO
 #   j       where SFT's step goes: `fast` at 32 x 256 with one step's top operators (MCQFLOW_BENCH_TRACE) and
@@ -272,6 +275,8 @@ for step in "$@"; do
       --sft-variants fast-fused-swiglu-bf16,fast-bf16,fast-fused-swiglu-bf16-ragged,fast-bf16-ragged
     MCQFLOW_BENCH_TRACE=$OUTDIR/trace run 120 "fused swiglu, SFT traced" python3 -m mcqflow.cli bench --arch qwen2.5-7b \
       --only sft --out "$WORK/traced" --work "$WORK" --sft-variants fast-fused-swiglu-bf16 ;;
+  sp)
+    run 180 "swiglu-pass" python3 bench/profile_gpu.py swiglu-pass ;;
   repeat)
     run ${LIMIT:-560} "repeat" $B --sft-variants fast-bf16,fast-no-host-runs-ahead-bf16 \
       --grpo-variants fast-ragged,fast-no-fp8-tensor-sampling-ragged --shape grpo_ragged_micro_batch=$MICRO ;;

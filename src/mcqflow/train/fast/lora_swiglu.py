@@ -73,15 +73,17 @@ def swiglu_backward(dh, g_base, u_base, ug, bg, uu, bu) -> None:
         )
 
 
-def _launch(kernel, t, n, g_base, u_base, ug, bg, uu, bu, out=None, dh=None):
-    """`kernel` over [t, n] in tiles: forward's (writes `out`) or backward's (reads `dh`)."""
+def _launch(kernel, t, n, g_base, u_base, ug, bg, uu, bu, out=None, dh=None, tile=None):
+    """`kernel` over [t, n] in tiles (`tile`: BT, BN and num_warps, `_TILE` unless given; bench/profile_gpu.py
+    part swiglu-pass times others): forward's (writes `out`) or backward's (reads `dh`)."""
+    tile = tile or _TILE
     if g_base.stride() != u_base.stride() or g_base.stride(-1) != 1:
         raise ValueError(
             f"gate's and up's outputs are not rows strided alike: {g_base.stride()}, {u_base.stride()}"
         )
     r = ug.shape[1]
     small = [t_.contiguous() for t_ in (ug, uu, bg, bu)]
-    grid = (-(-t // _TILE["BT"]), -(-n // _TILE["BN"]))
+    grid = (-(-t // tile["BT"]), -(-n // tile["BN"]))
     head, tail = ((), (out,)) if dh is None else ((dh,), ())
     kernel[grid](
         *head,
@@ -94,7 +96,7 @@ def _launch(kernel, t, n, g_base, u_base, ug, bg, uu, bu, out=None, dh=None):
         r,
         g_base.stride(0),
         BR=lora_dropout._rank_block(r),
-        **_TILE,
+        **tile,
     )
 
 

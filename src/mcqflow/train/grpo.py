@@ -36,7 +36,7 @@ from mcqflow.modeling.models import (
 )
 from mcqflow.train.fast import packing
 from mcqflow.train.fast.lora_fused import fuse_lora
-from mcqflow.train.fast.lora_swiglu import fuse_swiglu
+from mcqflow.train.fast.lora_swiglu import FuseSwiGLUCallback
 from mcqflow.train.fast.merged import liger_kernels, liger_rope
 from mcqflow.train.launch import is_main_process, world_size
 from mcqflow.train.profiles import Profile, resolve_profile, use_fp8, use_fp8_sampling
@@ -631,8 +631,8 @@ def train_grpo(
     if profile.liger_training:
         unwrapped = trainer.accelerator.unwrap_model(trainer.model)
         trainer._liger = liger_kernels(getattr(unwrapped, "get_base_model", lambda: unwrapped)(), "training")
-    if profile.fused_lora and profile.fused_swiglu:  # after Liger's SwiGLU: it wraps the MLP's forward
-        fuse_swiglu(trainer.model, fp8=use_fp8(profile))
+    if profile.fused_lora and profile.fused_swiglu:  # when training begins: after any kernels are put on
+        trainer.add_callback(FuseSwiGLUCallback(fp8=use_fp8(profile)))
     if resume:
         log.info("resuming from %s", resume)
     result = trainer.train(resume_from_checkpoint=resume)

@@ -265,7 +265,7 @@ def _forward(layer, plain, x, *args, **kwargs):
     if args or kwargs or name is None:
         return plain(x, *args, **kwargs)
     base = layer.get_base_layer()
-    dtype = compute_dtype(x)
+    dtype = products_dtype(x)
     fp8 = getattr(base, "_fp8", None) if dtype == torch.bfloat16 else None
     return _LoraLinear.apply(
         x, base.weight, base.bias, layer.lora_A[name].weight, layer.lora_B[name].weight, layer.scaling[name],
@@ -296,7 +296,7 @@ def dropout_rate(layer, name: str) -> float:
     return drop.p if isinstance(drop, nn.Dropout) else 0.0
 
 
-def compute_dtype(x: torch.Tensor) -> torch.dtype:
+def products_dtype(x: torch.Tensor) -> torch.dtype:
     """The dtype the products run in: autocast's where it is on, else x's."""
     device = x.device.type
     return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype

@@ -165,7 +165,7 @@ def _forward(mlp, plain, x, *args, **kwargs):
     name = lora_fused.covered(gate)
     if args or kwargs or name is None or lora_fused.covered(up) != name:
         return plain(x, *args, **kwargs)
-    dtype = lora_fused.compute_dtype(x)
+    dtype = lora_fused.products_dtype(x)
     fp8 = getattr(mlp, "_fp8_gate_up", None) if dtype == torch.bfloat16 else None
     h = _LoraSwiGLU.apply(
         x, gate.get_base_layer().weight, up.get_base_layer().weight,
@@ -217,8 +217,9 @@ def routed(mlp) -> bool:
 
 
 class FuseSwiGLUCallback(TrainerCallback):
-    """`fuse_swiglu` on the model when training begins: transformers' `Trainer.train` puts Liger's kernels on
-    the model (`use_liger_kernel`) after the trainer is built, replacing the MLPs' forward."""
+    """`fuse_swiglu` on the model when training begins (SFT and GRPO): transformers' `Trainer.train` puts
+    Liger's kernels on the model (`use_liger_kernel`) after the trainer is built, replacing the MLPs' forward,
+    and GRPO puts them on itself (`liger_training`) before training."""
 
     def __init__(self, fp8: bool):
         self.fp8 = fp8

@@ -10,20 +10,12 @@ def _gate_and_up(g_ptr, u_ptr, ug_ptr, uu_ptr, bg_ptr, bu_ptr, rows, cols, T, N,
     """(g, v) for the tile: the base's outputs plus the adapters' rank-R products, in fp32."""
     inside = (rows[:, None] < T) & (cols[None, :] < N)
     ranks = tl.arange(0, BR)
-    in_rank = ranks < R
-    ug = tl.load(
-        ug_ptr + rows[:, None] * R + ranks[None, :], mask=(rows[:, None] < T) & in_rank[None, :], other=0.0
-    )
-    uu = tl.load(
-        uu_ptr + rows[:, None] * R + ranks[None, :], mask=(rows[:, None] < T) & in_rank[None, :], other=0.0
-    )
-    # B (N x R, scale folded in) read as its transpose: a [BR, BN] tile
-    bg = tl.load(
-        bg_ptr + cols[None, :] * R + ranks[:, None], mask=in_rank[:, None] & (cols[None, :] < N), other=0.0
-    )
-    bu = tl.load(
-        bu_ptr + cols[None, :] * R + ranks[:, None], mask=in_rank[:, None] & (cols[None, :] < N), other=0.0
-    )
+    row_rank = (rows[:, None] < T) & (ranks[None, :] < R)  # a [BT, BR] tile of ug, uu
+    rank_col = (ranks[:, None] < R) & (cols[None, :] < N)  # a [BR, BN] tile of B (N x R) read transposed
+    ug = tl.load(ug_ptr + rows[:, None] * R + ranks[None, :], mask=row_rank, other=0.0)
+    uu = tl.load(uu_ptr + rows[:, None] * R + ranks[None, :], mask=row_rank, other=0.0)
+    bg = tl.load(bg_ptr + cols[None, :] * R + ranks[:, None], mask=rank_col, other=0.0)
+    bu = tl.load(bu_ptr + cols[None, :] * R + ranks[:, None], mask=rank_col, other=0.0)
     offs = rows[:, None].to(tl.int64) * stride + cols[None, :]
     g = tl.load(g_ptr + offs, mask=inside, other=0.0).to(tl.float32) + tl.dot(ug, bg)
     v = tl.load(u_ptr + offs, mask=inside, other=0.0).to(tl.float32) + tl.dot(uu, bu)

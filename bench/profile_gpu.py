@@ -19,6 +19,8 @@ fp8     the fused training step with the bf16 base and with the FP8 base (`fuse_
         the CPU holds back. First each quantiser alone: CPU time a call (a small tensor) and GPU time (a
         large one), and whether its bits equal `quantize_rows`'.
 decode-fp8  decode with Liger's kernels in the copy, then the same with the FP8 copy (`MergedCopy(fp8=True)`)
+decode-rows the decode step of `fast`'s copy (Liger, FP8 tensor-scaled) at 128, 96, 64 and 16 rows, 480 new
+            tokens (the graph replayed over ~640 slots), with its eager kernels by class at each
 mm-decode   each projection shape of the 7B (and q/k/v, gate/up fused) at decode's 128, 64 and 16 rows, in a
             CUDA graph over 28 distinct weights: bf16, FP8 with row scales, FP8 with one scale a tensor, and the
             input's quantiser; microseconds a layer and weight GB/s
@@ -30,7 +32,7 @@ swiglu-pass the fused MLP's passes (`lora_swiglu`: h = silu(G + ug Bgᵀ) (U + u
             8192 tokens on the 7B's MLP (18944 wide, rank 16, G and U as one stacked tensor), in several tiles,
             against what they replace: the two adds of the adapters' products (`addmm_`) and Liger's SwiGLU
 
-Usage: python bench/profile_gpu.py decode|train|liger|fused|fp8|decode-fp8|mm-decode|dropout|swiglu-pass [...]   (prints a report; JSON lines prefixed `ROW `)
+Usage: python bench/profile_gpu.py decode|train|liger|fused|fp8|decode-fp8|decode-rows|mm-decode|dropout|swiglu-pass [...]   (prints a report; JSON lines prefixed `ROW `)
 """
 
 from __future__ import annotations
@@ -108,7 +110,7 @@ def _liger(model, **kw) -> None:
     apply_liger_kernel_to_qwen2(rope=True, rms_norm=True, swiglu=True, cross_entropy=False, model=model, **kw)
 
 
-def decode(variants=("plain",)) -> None:
+def decode(variants=("plain",), batches=(128,), new: int = 256) -> None:
     from peft import get_peft_model
     from transformers import GenerationConfig
 
@@ -116,16 +118,19 @@ def decode(variants=("plain",)) -> None:
     from mcqflow.train.training import SFTParams, lora_config
 
     policy = get_peft_model(random_7b(), lora_config(SFTParams(finetune="lora")))
-    batch, prompt, new = 128, 160, 256
-    ids = torch.randint(10, 30000, (batch, prompt), device="cuda")
-    mask = torch.ones_like(ids)
+    prompt = 160
     gc = GenerationConfig(do_sample=True, temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=new,
                           eos_token_id=2, pad_token_id=0)  # fmt: skip
     for variant in variants:
-        copy = MergedCopy(policy, liger="liger" in variant, fp8="fp8" in variant)
+        copy = MergedCopy(policy, liger="liger" in variant, fp8="fp8" in variant,
+                          fp8_tensor_scaled="tensor" in variant)  # fmt: skip
         copy.sync()
-        with copy.sampling():
-            row(part="decode", variant=variant, **_decode_times(copy, ids, mask, gc))
+        for batch in batches:
+            ids = torch.randint(10, 30000, (batch, prompt), device="cuda")
+            mask = torch.ones_like(ids)
+            with copy.sampling():
+                row(part="decode", variant=variant, rows=batch, new=new, **_decode_times(copy, ids, mask, gc))
+            torch.cuda.empty_cache()
         del copy
         torch.cuda.empty_cache()
 
@@ -348,6 +353,12 @@ def decode_fp8() -> None:
     decode(("liger", "liger-fp8"))
 
 
+def decode_rows() -> None:
+    """`fast`'s sampling copy (Liger's kernels, FP8 tensor-scaled) by the rows a decode step runs: what a
+    finished row still costs after compaction's buckets, and where a 128-row step's time goes now."""
+    decode(("liger-fp8-tensor",), batches=(128, 96, 64, 16), new=480)
+
+
 def mm_decode(rows=(128, 64, 16), layers: int = 28) -> None:
     """One projection of every layer at decode time, as a decode graph runs it: `layers` distinct weights
     (so nothing is served from L2), replayed in a CUDA graph (no launch cost), for the 7B's projection
@@ -535,6 +546,7 @@ if __name__ == "__main__":
         parts = {"decode": decode, "train": train, "liger": liger, "fused": fused, "fp8": fp8}
         more = {
             "decode-fp8": decode_fp8,
+            "decode-rows": decode_rows,
             "mm-decode": mm_decode,
             "dropout": dropout,
             "swiglu-pass": swiglu_pass,

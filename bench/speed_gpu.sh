@@ -77,6 +77,9 @@
 #   sp      bench/profile_gpu.py swiglu-pass: the fused MLP's passes by tile against the adds and Liger's SwiGLU
 #           they replace (on the H100 its backward took 0.62 ms a layer against Liger's 0.52): which tile
 #           `lora_swiglu._TILE` should be. One call: carry [".whl-exp"], WHEELS=.whl-exp ... $OUT/p /tmp/w sp
+#   prof33  where ragged GRPO's step goes in today's `fast`: bench/profile_gpu.py decode-rows (the sampling copy's
+#           decode step at 128 down to 16 rows, kernels by class), then one traced GRPO step's top operators
+#           (MCQFLOW_BENCH_TRACE; a traced run's rates are not results). After part issue33 in the same lease
 #   repeat  the final run's two levers again once `fast` has taken them (`host_runs_ahead`, `fp8_tensor_sampling`),
 #           each against `fast` without it, in the other order: SFT 32 x 256, GRPO ragged at micro-batch MICRO
 #   j       where SFT's step goes: `fast` at 32 x 256 with one step's top operators (MCQFLOW_BENCH_TRACE) and
@@ -277,6 +280,11 @@ for step in "$@"; do
       --only sft --out "$WORK/traced" --work "$WORK" --sft-variants fast-fused-swiglu-bf16 ;;
   sp)
     run 180 "swiglu-pass" python3 bench/profile_gpu.py swiglu-pass ;;
+  prof33)
+    run 240 "decode by rows" python3 bench/profile_gpu.py decode-rows
+    MCQFLOW_BENCH_TRACE=$OUTDIR/trace PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True run 240 "grpo traced" \
+      python3 -m mcqflow.cli bench --arch qwen2.5-7b --only grpo --out "$WORK/traced" --work "$WORK" \
+      --grpo-variants fast-ragged --shape grpo_ragged_micro_batch=$MICRO ;;
   repeat)
     run ${LIMIT:-560} "repeat" $B --sft-variants fast-bf16,fast-no-host-runs-ahead-bf16 \
       --grpo-variants fast-ragged,fast-no-fp8-tensor-sampling-ragged --shape grpo_ragged_micro_batch=$MICRO ;;

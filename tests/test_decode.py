@@ -163,6 +163,66 @@ def test_compaction_keeps_sampled_rows_whole_and_in_place(lm, compacting):
         assert set(row[n:]) <= {tok.pad_token_id}
 
 
+def _groups(lm, size=3):
+    """GRPO's generation batch: each prompt `size` times, a group's rows side by side."""
+    _, _, enc = lm
+    return enc.input_ids.repeat_interleave(size, 0), enc.attention_mask.repeat_interleave(size, 0)
+
+
+def test_prefill_once_runs_each_prompt_once_with_generate_s_greedy_tokens(lm):
+    """A prompt its group shares is prefilled once; its keys and values reach every row of the group. The
+    first call of a run prefills every row (it allocates the cache), later ones the distinct prompts."""
+    model, tok, _ = lm
+    ids, mask = _groups(lm)
+    gc = _config(tok, do_sample=False)
+    with torch.no_grad():
+        hf = model.generate(input_ids=ids, attention_mask=mask, generation_config=gc)
+    plain, once = Decoder(model), Decoder(model, prefill_once=True)
+    want = plain.generate(ids, mask, gc)
+    assert torch.equal(want, hf) and plain.prefilled_rows == 15
+    for rows in (15, 5):
+        assert torch.equal(once.generate(ids, mask, gc), hf)
+        assert once.prefilled_rows == rows
+    # the prompt's slots: each row as the plain decoder wrote them (to float rounding), a group's bit for bit
+    prompt = ids.shape[1]
+    for mine, theirs in zip(
+        next(iter(once.runs.values())).cache.layers, next(iter(plain.runs.values())).cache.layers, strict=True
+    ):
+        for got, ref in ((mine.keys, theirs.keys), (mine.values, theirs.values)):
+            got, ref = got[:, :, :prompt], ref[:, :, :prompt]
+            torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-5)
+            assert torch.equal(got[0::3], got[1::3]) and torch.equal(got[0::3], got[2::3])
+            assert not torch.equal(got[0], got[3])  # the groups' prompts differ
+
+
+def test_prefill_once_with_compaction_keeps_each_row_s_tokens(lm, compacting):
+    """Both on, as on a GPU: rows end at their own lengths and leave the batch; greedy tokens stay
+    generate's, each in its own row, call after call."""
+    model, tok, _ = lm
+    ids, mask = _groups(lm)
+    end_at = torch.tensor([3, 12, 1, 6, 20] * 3)
+    gc = _config(tok, do_sample=False, max_new_tokens=40)
+    from transformers import LogitsProcessorList
+
+    procs = LogitsProcessorList([end_processor(end_at, ids.shape[1], gc.eos_token_id)])
+    with torch.no_grad():
+        hf = model.generate(input_ids=ids, attention_mask=mask, generation_config=gc, logits_processor=procs)
+    dec = Decoder(model, compact=True, prefill_once=True)
+    for rows in (15, 5):
+        assert torch.equal(dec.generate(ids, mask, gc, end_at=end_at), hf)
+        assert dec.prefilled_rows == rows
+
+
+def test_prefill_once_leaves_distinct_prompts_alone(lm):
+    model, tok, enc = lm
+    gc = _config(tok, do_sample=False)
+    dec = Decoder(model, prefill_once=True)
+    for _ in range(2):
+        dec.generate(enc.input_ids, enc.attention_mask, gc)
+        assert dec.prefilled_rows == 5
+    assert not next(iter(dec.runs.values())).views  # no view of fewer rows was made for it
+
+
 def test_compaction_buckets_halve_while_the_running_rows_fit():
     from mcqflow.train.fast.decode import MIN_ROWS
 

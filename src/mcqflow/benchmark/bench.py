@@ -599,7 +599,7 @@ def known_grpo_variants(ours: Profile, shapes: Shapes) -> dict[str, tuple]:
     packed_ahead, packed_liger = _flipped(packed, "host_runs_ahead"), _flipped(packed, "liger_training")
     fp8_sampling, windows = _flipped(ours, "fp8_sampling"), _flipped(ours, "decode_windows")
     dropout, tensor_scaled = _flipped(ours, "fused_dropout"), _flipped(ours, "fp8_tensor_sampling")
-    swiglu = _flipped(ours, "fused_swiglu")
+    swiglu, once = _flipped(ours, "fused_swiglu"), _flipped(ours, "prefill_once")
     big, micro = shapes.grpo_prompts, shapes.grpo_micro_batch
     return {
         "vanilla": (PROFILES["vanilla"], shapes.grpo_vanilla_prompts, micro, "fixed"),
@@ -633,6 +633,7 @@ def known_grpo_variants(ours: Profile, shapes: Shapes) -> dict[str, tuple]:
         tensor_scaled.name: (tensor_scaled, big, micro, "fixed"),
         f"{tensor_scaled.name}-ragged": (tensor_scaled, big, shapes.grpo_ragged_micro_batch, "ragged"),
         f"{swiglu.name}-ragged": (swiglu, big, shapes.grpo_ragged_micro_batch, "ragged"),
+        f"{once.name}-ragged": (once, big, shapes.grpo_ragged_micro_batch, "ragged"),
         # real weights only: the policy ends its completions (plain: a letter; reasoning: a chain)
         "vanilla-plain": (PROFILES["vanilla"], shapes.grpo_vanilla_prompts, micro, "plain"),
         f"{hf.name}-plain": (hf, big, micro, "plain"),

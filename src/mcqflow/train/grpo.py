@@ -348,6 +348,7 @@ def trainer_class(
     fp8_sampling: bool = False,
     decode_windows: bool = False,
     fp8_tensor_sampling: bool = False,
+    prefill_once: bool = False,
 ):
     """TRL's GRPOTrainer, or one that samples through a merged copy of the LoRA policy (`merged.py`), with
     `graph_decode` through a static cache and a CUDA-graph decode step (`decode.py`), with `compact_decode`
@@ -361,7 +362,8 @@ def trainer_class(
     Liger's RoPE too. With `fp8_sampling` the copy's projections are FP8 (`merged.Fp8Linear`), their
     products tensor-scaled with the row scales applied after where `fp8_tensor_sampling` (and q/k/v, gate/up
     each as one product, the MLP's SwiGLU in the pass that applies the scales); with
-    `decode_windows` the graph decoder's attention reads only the cache slots written so far.
+    `decode_windows` the graph decoder's attention reads only the cache slots written so far; with
+    `prefill_once` it runs a prompt that a group of completions shares once, not once a row.
 
     Only the sampling changes: TRL's own code does the rest (rewards, advantages, loss), and it already
     recomputes the log-probabilities of the sampled tokens through the policy, so the update is the same.
@@ -492,7 +494,10 @@ def trainer_class(
                 if graph_decode:
                     # compact: None is the decoder's own choice, on wherever its step is a graph
                     self._decoder = Decoder(
-                        self._merged.model, compact=None if compact_decode else False, windows=decode_windows
+                        self._merged.model,
+                        compact=None if compact_decode else False,
+                        windows=decode_windows,
+                        prefill_once=None if prefill_once else False,
                     )
             device = self.accelerator.device
             pad_id = self._tokenizer.pad_token_id
@@ -615,6 +620,7 @@ def train_grpo(
         use_fp8_sampling(profile),
         profile.decode_windows,
         profile.fp8_tensor_sampling,
+        profile.prefill_once,
     )(
         model=model,
         reward_funcs=funcs,

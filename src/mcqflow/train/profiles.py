@@ -19,7 +19,7 @@ precision choice like the vanilla recipe's 4-bit base: `train.fp8: false` turns 
   masks, same result to float rounding) and each MLP's gate/up layers with its SwiGLU as one
   (`lora_swiglu.py`), and on GPUs with FP8 (H100, H200, Ada) the frozen base's products
   in those layers and GRPO's sampling copy in FP8 (e4m3, a power-of-two scale a row; docs/speed.md has what
-  it changes).
+  it changes), each GRPO prompt prefilled once for its group of completions.
 - auto: `fast` on a GPU; on a CPU none of the levers (the tiny default runs as it always has).
 """
 
@@ -109,6 +109,10 @@ class Profile:
     # SFT 32 x 256 on the 7B 22,018 -> 22,898 and 22,140 -> 23,053 tokens/s (H100, two runs, either order);
     # ragged GRPO no faster (H200, forward+backward 3.35 -> 3.33 s)
     fused_swiglu: bool = False
+    # GRPO graph decoding: a prompt that a group's completions share is prefilled once, its keys and values
+    # copied into the group's rows (decode.py), instead of the prompt's forward over every row: the same keys,
+    # values and first-token logits bit for bit as one row run alone
+    prefill_once: bool = False
 
 
 PROFILES = {
@@ -137,6 +141,7 @@ PROFILES = {
         host_runs_ahead=True,
         fp8_tensor_sampling=True,
         fused_swiglu=True,
+        prefill_once=True,
     ),
     "cpu": Profile("cpu", False, False, False, False, False, False, False),
 }

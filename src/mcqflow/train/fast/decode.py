@@ -30,6 +30,14 @@ slot's keys and values, written or not (masked, so the result is the same): on t
 ~1,000-slot cache that is ~7 GB a step, and most steps have written far fewer. All of a decoder's graphs
 share one memory pool: a step's intermediates live only while it runs, and the steps run one at a time.
 
+Prefill once (`prefill_once`, on with the graph): GRPO samples a group of completions from each prompt, so a
+generation batch holds each prompt several times (8 in the benchmark: 128 rows, 16 prompts). The prompt's
+forward, run eagerly before the first decode step, runs over the distinct prompts only, and their keys and
+values are copied into the rows that hold them; every row then samples its own first token from its
+prompt's logits. On the 7B a 160-token prompt's forward over 128 rows is ~20k tokens, a few percent of a
+ragged GRPO step. Off on a CPU by default, where the decoder must give `generate`'s samples bit for bit and a
+smaller batch may round differently.
+
 `supports()` says which generation configs this covers (TRL's GRPO sampling: temperature, top-k, top-p);
 anything else (repetition penalty, min-p, beams, ...) stays with `generate`.
 """
@@ -262,12 +270,19 @@ class Decoder:
     (the merged GRPO policy is rewritten before each generation): the graph reads them where they are."""
 
     def __init__(
-        self, model, use_graph: bool | None = None, compact: bool | None = None, windows: bool = True
+        self,
+        model,
+        use_graph: bool | None = None,
+        compact: bool | None = None,
+        windows: bool = True,
+        prefill_once: bool | None = None,
     ):
         self.model = model
         self.windows = windows  # attention over the slots written only (see the module's docstring)
         self.use_graph = model.device.type == "cuda" if use_graph is None else use_graph
         self.compact = self.use_graph if compact is None else compact  # see the module's docstring
+        self.prefill_once = self.use_graph if prefill_once is None else prefill_once  # (the docstring too)
+        self.prefilled_rows: int | None = None  # the rows the last generation's prefill ran
         params = inspect.signature(model.forward).parameters
         self.cache_arg = "cache" if "cache" in params else "past_key_values"  # transformers >= 5.2x: cache
         self.runs: OrderedDict[tuple[int, int], _Run] = OrderedDict()
@@ -327,15 +342,9 @@ class Decoder:
         run.cache.reset()
         mask2d = attention_mask.bool()
         position_ids = (attention_mask.long().cumsum(-1) - 1).masked_fill(~mask2d, 1)
-        causal = torch.ones(prompt, length, dtype=torch.bool, device=input_ids.device).tril()
-        allowed = causal[None] & torch.nn.functional.pad(mask2d, (0, length - prompt))[:, None, :]
-        # Pad rows see themselves (no row all masked); no real row ever sees a pad.
-        allowed |= torch.eye(prompt, length, dtype=torch.bool, device=input_ids.device)
-        neg = torch.finfo(run.mask.dtype).min
-        prefill_mask = torch.zeros(allowed.shape, dtype=run.mask.dtype, device=input_ids.device)
-        prefill_mask.masked_fill_(~allowed, neg)
-        logits = run.forward(input_ids, position_ids, prefill_mask[:, None])
+        logits = self._prefill(run, input_ids, attention_mask, length)
 
+        neg = torch.finfo(run.mask.dtype).min
         run.mask.fill_(neg)
         run.mask[:, 0, 0, :prompt].masked_fill_(mask2d, 0.0)
         run.out.zero_()
@@ -390,6 +399,46 @@ class Decoder:
         if eos and bool(ended.any(1).all()):  # generate stops at the step where the last row ended
             out = out[:, : int(ended.int().argmax(1).max()) + 1]
         return torch.cat([input_ids, out], dim=1)
+
+    def _prefill(self, run: _Run, input_ids, attention_mask, length: int) -> torch.Tensor:
+        """Write the prompt's keys and values into slots [0, prompt) of every row; each row's next-token
+        logits. With `prefill_once`, a prompt that several rows hold (GRPO samples a group of completions
+        from each) runs once, and its keys and values are copied into the other rows: the group's rows get
+        the same keys, values and logits, bit for bit, as one row run alone (once the run's cache exists:
+        its first call prefills every row, which allocates the cache at the whole batch)."""
+        index = None
+        if self.prefill_once and run.cache.layers[0].is_initialized:
+            key = torch.cat([input_ids, attention_mask.to(input_ids.dtype)], 1)
+            distinct, index = torch.unique(key, dim=0, return_inverse=True)
+            if len(distinct) < len(key):  # (one host sync)
+                prompt = input_ids.shape[1]
+                input_ids, attention_mask = distinct[:, :prompt], distinct[:, prompt:].to(attention_mask.dtype)
+            else:
+                index = None
+        rows = run if index is None else run.first(input_ids.shape[0])
+        logits = rows.forward(input_ids, *self._prefill_inputs(attention_mask, length, run.mask.dtype))
+        self.prefilled_rows = len(input_ids)
+        if index is None:
+            return logits
+        prompt = input_ids.shape[1]
+        for layer in run.cache.layers:  # each distinct prompt's slots into every row that holds it
+            layer.keys[:, :, :prompt] = layer.keys[: len(input_ids), :, :prompt].index_select(0, index)
+            layer.values[:, :, :prompt] = layer.values[: len(input_ids), :, :prompt].index_select(0, index)
+        return logits.index_select(0, index)
+
+    @staticmethod
+    def _prefill_inputs(attention_mask, length: int, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """Positions and the additive causal mask of a left-padded prompt batch over a cache of `length`."""
+        prompt = attention_mask.shape[1]
+        mask2d = attention_mask.bool()
+        position_ids = (attention_mask.long().cumsum(-1) - 1).masked_fill(~mask2d, 1)
+        causal = torch.ones(prompt, length, dtype=torch.bool, device=attention_mask.device).tril()
+        allowed = causal[None] & torch.nn.functional.pad(mask2d, (0, length - prompt))[:, None, :]
+        # Pad rows see themselves (no row all masked); no real row ever sees a pad.
+        allowed |= torch.eye(prompt, length, dtype=torch.bool, device=attention_mask.device)
+        prefill_mask = torch.zeros(allowed.shape, dtype=dtype, device=attention_mask.device)
+        prefill_mask.masked_fill_(~allowed, torch.finfo(dtype).min)
+        return position_ids, prefill_mask[:, None]
 
     @staticmethod
     def _window(prompt: int, done: int, length: int) -> int:

@@ -412,7 +412,10 @@ class Decoder:
             distinct, index = torch.unique(key, dim=0, return_inverse=True)
             if len(distinct) < len(key):  # (one host sync)
                 prompt = input_ids.shape[1]
-                input_ids, attention_mask = distinct[:, :prompt], distinct[:, prompt:].to(attention_mask.dtype)
+                input_ids, attention_mask = (
+                    distinct[:, :prompt],
+                    distinct[:, prompt:].to(attention_mask.dtype),
+                )
             else:
                 index = None
         rows = run if index is None else run.first(input_ids.shape[0])

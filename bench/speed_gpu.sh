@@ -55,13 +55,13 @@
 #           `fast` ragged) and GRPO on the ragged shape at micro-batch MICRO (16 on a card of over 100 GB, else 8,
 #           unless set), `fast` and with `fp8_tensor_sampling`; final2 adds TRL's default GRPO, continuing the file
 #           (FIRST as for b). Run check2 first (in the call that installs the wheels: final takes most of a call)
+#   check33 the GPU tests of the 10th to 13th rounds' levers (run it in the call that installs the wheels)
 #   issue33 today's `fast` beside vanilla in one bench command (run 0026 took 264 s for this and more on an H100):
-#           the GPU tests of the 10th to 13th rounds' levers, then SFT (vanilla QLoRA, `fast`, `fast` ragged) and
-#           GRPO (`fast` on the ragged shape at micro-batch MICRO, the same without `prefill_once`, TRL's default),
-#           with expandable_segments (run
-#           0419 ran without: ragged SFT lost 3 s to the allocator in one step). Two calls on the lent machine,
+#           SFT (vanilla QLoRA, `fast`, `fast` ragged) and GRPO (`fast` on the ragged shape at micro-batch MICRO,
+#           the same without `shared_prompts`, without `prefill_once`, TRL's default), with expandable_segments
+#           (run 0419 ran without: ragged SFT lost 3 s to the allocator in one step). Two calls on the lent machine,
 #           issued one right after the other (it is given back 30 s after a call ends; carry is 64 MiB a call):
-#             1. carry [".whl-exp"]: WHEELS=.whl-exp bash bench/speed_gpu.sh $OUT/i /tmp/w   (installs only)
+#             1. carry [".whl-exp"]: WHEELS=.whl-exp bash bench/speed_gpu.sh $OUT/i /tmp/w check33
 #             2. carry [".whl-bnb"] (bitsandbytes==0.50.2's wheel alone, for vanilla QLoRA):
 #                pip install -q --no-index --no-deps --target /tmp/site .whl-bnb/*.whl &&
 #                WHEELS=.whl-exp bash bench/speed_gpu.sh $OUT/r /tmp/w issue33
@@ -261,14 +261,16 @@ for step in "$@"; do
     first=${FIRST:-$(ls "$WORK"/results/*qwen2.5-7b*.json | tail -1)}
     run 590 "final, part 2" python3 -m mcqflow.cli bench --arch qwen2.5-7b --only grpo --out "$WORK/results" \
       --work "$WORK" --continue-from "$first" --grpo-variants vanilla --shape grpo_ragged_micro_batch=$MICRO ;;
+  check33)
+    run 240 "check: fused dropout, tensor-scaled fp8 copy, fused MLP, prefill once, shared prompts" python3 -m \
+      pytest -q -p no:cacheprovider tests/test_lora_dropout.py tests/test_merged.py tests/test_lora_swiglu.py \
+      tests/test_decode.py tests/test_packing.py \
+      -k "dropout or mask or rescale or tensor_scaled or fp8 or fused or mlp or swiglu or prefill or shared" ;;
   issue33)
-    run 180 "check: fused dropout, tensor-scaled fp8 copy, fused MLP, prefill once" python3 -m pytest -q \
-      -p no:cacheprovider tests/test_lora_dropout.py tests/test_merged.py tests/test_lora_swiglu.py \
-      tests/test_decode.py -k "dropout or mask or rescale or tensor_scaled or fp8 or fused or mlp or swiglu or prefill" \
-      || exit 1
-    PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True run ${LIMIT:-540} "issue 33" $B \
+    PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True run ${LIMIT:-580} "issue 33" $B \
       --sft-variants vanilla-qlora,fast-bf16,fast-bf16-ragged \
-      --grpo-variants fast-ragged,fast-no-prefill-once-ragged,vanilla --shape grpo_ragged_micro_batch=$MICRO ;;
+      --grpo-variants fast-ragged,fast-no-shared-prompts-ragged,fast-no-prefill-once-ragged,vanilla \
+      --shape grpo_ragged_micro_batch=$MICRO ;;
   swiglu)
     run 150 "check: the fused MLP" python3 -m pytest -q -p no:cacheprovider tests/test_lora_swiglu.py || exit 1
     run ${LIMIT:-480} "fused swiglu beside vanilla" $B \

@@ -407,6 +407,40 @@ def test_packed_grpo_trains_the_same_adapter_as_the_padded_step(tiny_dir, tmp_pa
     )
 
 
+def test_shared_prompts_train_the_same_adapter_with_each_prompt_once_a_micro_batch(
+    tiny_dir, tmp_path, monkeypatch
+):
+    """`shared_prompts`: micro-batches hold whole groups (the shuffle moves a prompt's rows together; the
+    dapo loss normalises over the whole step) and each packs its prompt once (`pack_groups`). Two LoRA steps
+    from one seed end with the same adapter either way."""
+    from mcqflow.train.fast import packing
+
+    calls: dict[str, list] = {"groups": [], "rows": []}
+    pack_groups, pack_rows = packing.pack_groups, packing.pack_rows
+
+    def grouped(*args, **kwargs):
+        calls["groups"].append(args[4].tolist())
+        return pack_groups(*args, **kwargs)
+
+    def one_by_one(*args, **kwargs):
+        calls["rows"].append(args[0].shape[0])
+        return pack_rows(*args, **kwargs)
+
+    def check(shared):
+        # 8 training forwards (2 steps x 4 micro-batches of 2): both rows of one prompt in each when shared
+        if shared:
+            assert len(calls["groups"]) == 8 and not calls["rows"], calls
+            assert all(len(set(g)) == 1 for g in calls["groups"]), calls
+        else:
+            assert not calls["groups"] and len(calls["rows"]) == 8, calls
+        calls["groups"].clear()
+        calls["rows"].clear()
+
+    monkeypatch.setattr(packing, "pack_groups", grouped)
+    monkeypatch.setattr(packing, "pack_rows", one_by_one)
+    _two_lora_steps_each_way(tiny_dir, tmp_path, "shared_prompts", check, packed_grpo=True)
+
+
 def test_fp8_sampling_reaches_the_merged_copy_only_where_the_card_has_fp8(tiny_dir, tmp_path, monkeypatch):
     """`fp8_sampling` reaches the merged copy only where the card has FP8 matmuls, and `train.fp8: false`
     turns it off with the FP8 base."""

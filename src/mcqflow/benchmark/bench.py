@@ -600,6 +600,7 @@ def known_grpo_variants(ours: Profile, shapes: Shapes) -> dict[str, tuple]:
     fp8_sampling, windows = _flipped(ours, "fp8_sampling"), _flipped(ours, "decode_windows")
     dropout, tensor_scaled = _flipped(ours, "fused_dropout"), _flipped(ours, "fp8_tensor_sampling")
     swiglu, once = _flipped(ours, "fused_swiglu"), _flipped(ours, "prefill_once")
+    shared = _flipped(ours, "shared_prompts")
     big, micro = shapes.grpo_prompts, shapes.grpo_micro_batch
     return {
         "vanilla": (PROFILES["vanilla"], shapes.grpo_vanilla_prompts, micro, "fixed"),
@@ -634,6 +635,8 @@ def known_grpo_variants(ours: Profile, shapes: Shapes) -> dict[str, tuple]:
         f"{tensor_scaled.name}-ragged": (tensor_scaled, big, shapes.grpo_ragged_micro_batch, "ragged"),
         f"{swiglu.name}-ragged": (swiglu, big, shapes.grpo_ragged_micro_batch, "ragged"),
         f"{once.name}-ragged": (once, big, shapes.grpo_ragged_micro_batch, "ragged"),
+        f"{shared.name}-ragged": (shared, big, shapes.grpo_ragged_micro_batch, "ragged"),
+        f"{shared.name}-plain": (shared, big, micro, "plain"),
         # real weights only: the policy ends its completions (plain: a letter; reasoning: a chain)
         "vanilla-plain": (PROFILES["vanilla"], shapes.grpo_vanilla_prompts, micro, "plain"),
         f"{hf.name}-plain": (hf, big, micro, "plain"),

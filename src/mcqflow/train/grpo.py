@@ -287,6 +287,8 @@ GROUPING_NEUTRAL_LOSSES = ("dapo", "dr_grpo", "grpo")
 # packed_grpo: the generation batch's real prompt and completion tokens a row ([rows, 2], on the host), carried
 # through TRL's shuffle and split beside its tensors, so that packing a micro-batch never waits for the GPU
 LENGTHS = "mcqflow_lengths"
+# shared_prompts: which rows of the generation batch hold the same prompt (a group id a row, on the host)
+GROUPS = "mcqflow_groups"
 
 
 def by_length(batch: dict) -> dict:
@@ -298,6 +300,29 @@ def by_length(batch: dict) -> dict:
     perm = torch.randperm(n)
     lengths = batch["completion_mask"].sum(1).cpu()[perm]
     order = perm[torch.argsort(lengths, descending=True, stable=True)]
+
+    def permute(v):
+        if v is None or (isinstance(v, torch.Tensor) and v.ndim == 0):
+            return v
+        if isinstance(v, torch.Tensor):
+            return v[order.to(v.device)]
+        return [v[i] for i in order]
+
+    return {k: permute(v) for k, v in batch.items()}
+
+
+def by_group(batch: dict) -> dict:
+    """TRL's shuffle of the generation batch (the same random permutation, drawn the same way), then each
+    prompt's rows (`GROUPS`) moved together, groups in the order their first row came: micro-batches then
+    hold whole groups (`shared_prompts` runs a group's prompt once), and the random stream is the one the
+    plain shuffle leaves."""
+    n = len(next(v for v in batch.values() if v is not None))
+    perm = torch.randperm(n)
+    groups = batch[GROUPS][perm].tolist()
+    rank: dict[int, int] = {}
+    for g in groups:
+        rank.setdefault(g, len(rank))
+    order = perm[torch.argsort(torch.tensor([rank[g] for g in groups]), stable=True)]
 
     def permute(v):
         if v is None or (isinstance(v, torch.Tensor) and v.ndim == 0):
@@ -349,6 +374,7 @@ def trainer_class(
     decode_windows: bool = False,
     fp8_tensor_sampling: bool = False,
     prefill_once: bool = False,
+    shared_prompts: bool = False,
 ):
     """TRL's GRPOTrainer, or one that samples through a merged copy of the LoRA policy (`merged.py`), with
     `graph_decode` through a static cache and a CUDA-graph decode step (`decode.py`), with `compact_decode`
@@ -363,7 +389,9 @@ def trainer_class(
     products tensor-scaled with the row scales applied after where `fp8_tensor_sampling` (and q/k/v, gate/up
     each as one product, the MLP's SwiGLU in the pass that applies the scales); with
     `decode_windows` the graph decoder's attention reads only the cache slots written so far; with
-    `prefill_once` it runs a prompt that a group of completions shares once, not once a row.
+    `prefill_once` it runs a prompt that a group of completions shares once, not once a row. With
+    `shared_prompts` (and `packed`) training does the same: micro-batches hold whole groups (where the loss
+    type makes grouping neutral) and a group's prompt runs once in the packed row (`packing.pack_groups`).
 
     Only the sampling changes: TRL's own code does the rest (rewards, advantages, loss), and it already
     recomputes the log-probabilities of the sampled tokens through the policy, so the update is the same.
@@ -390,12 +418,12 @@ def trainer_class(
         def compute_loss(self, model, inputs, *args, **kwargs):
             # the forward and TRL's loss: this micro-batch's lengths for packing, Liger's RoPE where the policy
             # has Liger's kernels, and a label for profiler timelines (the rest of a step is mostly backward)
-            self._packing_lengths = inputs.get(LENGTHS)
+            self._packing_lengths, self._packing_groups = inputs.get(LENGTHS), inputs.get(GROUPS)
             try:
                 with torch.profiler.record_function("mcqflow::forward_and_loss"), liger_rope(self._liger):
                     return super().compute_loss(model, inputs, *args, **kwargs)
             finally:
-                self._packing_lengths = None
+                self._packing_lengths = self._packing_groups = None
 
         def _get_per_token_logps_and_entropies(
             self, model, input_ids, attention_mask, logits_to_keep, batch_size=None, compute_entropy=False,
@@ -409,18 +437,28 @@ def trainer_class(
                 )  # fmt: skip
             batch_size = batch_size or input_ids.size(0)
             lengths = self._packing_lengths  # this micro-batch's, on the host (compute_loss), else None
+            groups = self._packing_groups
             if lengths is not None and len(lengths) != input_ids.size(0):
                 lengths = None
+            if lengths is None or groups is None or len(groups) != input_ids.size(0):
+                groups = None
             logps, entropies = [], []
             with packing.attention(self.accelerator.unwrap_model(model), packing.register()):
                 for start in range(0, input_ids.size(0), batch_size):
                     part = slice(start, start + batch_size)
-                    rows = packing.pack_rows(
-                        input_ids[part], attention_mask[part], logits_to_keep,
-                        None if lengths is None else lengths[part],
-                    )  # fmt: skip
+                    if groups is not None and len(set(groups[part].tolist())) < len(groups[part]):
+                        rows = packing.pack_groups(
+                            input_ids[part], attention_mask[part], logits_to_keep, lengths[part], groups[part]
+                        )
+                        shared = packing.expanded(rows.pop("expand"), rows.pop("back"))
+                    else:
+                        rows = packing.pack_rows(
+                            input_ids[part], attention_mask[part], logits_to_keep,
+                            None if lengths is None else lengths[part],
+                        )  # fmt: skip
+                        shared = nullcontext()
                     index, first = rows.pop("index"), rows.pop("first")
-                    with self.accelerator.autocast():
+                    with self.accelerator.autocast(), shared:
                         out = model(**rows, fused_lm_head=True)
                     shape = input_ids[part].shape
                     logps.append(packing.unpack_rows(out.log_probs, index, first, shape)[:, -logits_to_keep:])
@@ -429,7 +467,7 @@ def trainer_class(
                         entropies.append(whole[:, -logits_to_keep:])
             return torch.cat(logps), torch.cat(entropies) if compute_entropy else None, None
 
-        _packing_lengths = None
+        _packing_lengths = _packing_groups = None
         _liger = False  # Liger's kernels on the policy (train_grpo sets it where they could be put on)
 
         def _generate_and_score_completions(self, *args, **kwargs):
@@ -439,12 +477,28 @@ def trainer_class(
                 out[LENGTHS] = torch.stack(
                     [out["prompt_mask"].sum(1), out["completion_mask"].sum(1)], 1
                 ).cpu()
+                if shared_prompts:  # which rows share a prompt (ids and mask alike), on the host
+                    key = torch.cat([out["prompt_ids"], out["prompt_mask"].to(out["prompt_ids"].dtype)], 1)
+                    out[GROUPS] = torch.unique(key, dim=0, return_inverse=True)[1].cpu()
             return out
 
         def _prepare_inputs(self, generation_batch):
+            import trl.trainer.grpo_trainer as trl_grpo
+
+            if (
+                packed
+                and shared_prompts
+                and self.model.training
+                and self.loss_type in GROUPING_NEUTRAL_LOSSES
+            ):
+                shuffle = trl_grpo.shuffle_sequence_dict
+                trl_grpo.shuffle_sequence_dict = by_group  # read by TRL's _prepare_inputs, this call only
+                try:
+                    return super()._prepare_inputs(generation_batch)
+                finally:
+                    trl_grpo.shuffle_sequence_dict = shuffle
             if not (length_batches and self.model.training):
                 return super()._prepare_inputs(generation_batch)
-            import trl.trainer.grpo_trainer as trl_grpo
 
             if self.loss_type not in GROUPING_NEUTRAL_LOSSES:
                 return trim_padding(super()._prepare_inputs(generation_batch), TRIM_BUCKET)
@@ -621,6 +675,7 @@ def train_grpo(
         profile.decode_windows,
         profile.fp8_tensor_sampling,
         profile.prefill_once,
+        profile.shared_prompts,
     )(
         model=model,
         reward_funcs=funcs,

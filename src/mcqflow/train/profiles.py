@@ -19,7 +19,8 @@ precision choice like the vanilla recipe's 4-bit base: `train.fp8: false` turns 
   masks, same result to float rounding) and each MLP's gate/up layers with its SwiGLU as one
   (`lora_swiglu.py`), and on GPUs with FP8 (H100, H200, Ada) the frozen base's products
   in those layers and GRPO's sampling copy in FP8 (e4m3, a power-of-two scale a row; docs/speed.md has what
-  it changes), each GRPO prompt prefilled once for its group of completions.
+  it changes), each GRPO prompt run once for its group of completions, in sampling's prefill and in
+  training's packed micro-batches (which then hold whole groups).
 - auto: `fast` on a GPU; on a CPU none of the levers (the tiny default runs as it always has).
 """
 
@@ -113,6 +114,12 @@ class Profile:
     # copied into the group's rows (decode.py), instead of the prompt's forward over every row: the same keys,
     # values and first-token logits bit for bit as one row run alone
     prefill_once: bool = False
+    # GRPO training with packed micro-batches: micro-batches hold whole groups of completions (where the loss
+    # type makes grouping neutral) and a group's prompt runs once in the packed row, each completion attending
+    # to it as in its own row (packing.pack_groups): the prompt's projections and MLP once a group, not once a
+    # row. Same loss and gradients to float rounding, but LoRA's dropout draws one mask for a shared prompt
+    # token where each row drew its own
+    shared_prompts: bool = False
 
 
 PROFILES = {
@@ -142,6 +149,7 @@ PROFILES = {
         fp8_tensor_sampling=True,
         fused_swiglu=True,
         prefill_once=True,
+        shared_prompts=True,
     ),
     "cpu": Profile("cpu", False, False, False, False, False, False, False),
 }

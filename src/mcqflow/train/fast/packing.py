@@ -14,7 +14,8 @@ the saved model keeps its own attention implementation.
 
 GRPO's micro-batches come from TRL already padded (prompts on the left, completions on the right, to the
 step's longest): `pack_rows` lays each row's real tokens end to end and `unpack_rows` puts the per-token
-values the model returns back in TRL's padded layout, so TRL's loss runs unchanged.
+values the model returns back in TRL's padded layout, so TRL's loss runs unchanged. `pack_groups` packs a
+micro-batch whose rows share prompts (a GRPO group's completions) with each prompt once (`shared_prompts`).
 """
 
 from __future__ import annotations
@@ -43,9 +44,26 @@ def available(device_type: str) -> bool:
     return device_type != "cuda" or _flash_varlen() is not None
 
 
+_expansion: list[tuple[torch.Tensor, torch.Tensor] | None] = [None]  # see `expanded`
+
+
+@contextmanager
+def expanded(expand: torch.Tensor, back: torch.Tensor):
+    """Attention inside this block runs on a packed row whose prompts are shared (`pack_groups`): queries,
+    keys and values are laid out again as one segment a completion (its group's shared tokens, then its own:
+    `expand`, indices into the packed row), attention runs over those segments, and each packed token takes
+    its output from its place in them (`back`; a shared token from its first copy)."""
+    _expansion[0] = (expand, back)
+    try:
+        yield
+    finally:
+        _expansion[0] = None
+
+
 def varlen_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
     """Attention over a packed row: query/key/value [1, heads, tokens, dim], each example attending
-    causally to itself alone, its bounds from `cu_seq_lens_q`. Returns [1, tokens, heads, dim]."""
+    causally to itself alone, its bounds from `cu_seq_lens_q`. Returns [1, tokens, heads, dim]. Inside
+    `expanded`, the bounds are those of the expanded segments."""
     cu = kwargs.get("cu_seq_lens_q")
     if cu is None or query.shape[0] != 1:
         raise RuntimeError(
@@ -54,6 +72,16 @@ def varlen_attention(module, query, key, value, attention_mask, scaling=None, dr
         )
     max_len = int(kwargs.get("max_length_q") or int(cu.diff().max()))
     q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))  # [tokens, heads, dim]
+    if _expansion[0] is not None:
+        expand, back = _expansion[0]
+        out = _segments(*(t.index_select(0, expand) for t in (q, k, v)), cu, max_len, scaling, dropout)
+        return out.index_select(0, back).unsqueeze(0), None
+    return _segments(q, k, v, cu, max_len, scaling, dropout).unsqueeze(0), None
+
+
+def _segments(q, k, v, cu, max_len: int, scaling, dropout):
+    """Causal attention within each segment of q/k/v [tokens, heads, dim] bounded by `cu`: [tokens, heads,
+    dim]."""
     groups = q.shape[1] // k.shape[1]
     scale = scaling if scaling is not None else q.shape[-1] ** -0.5
     if dropout:
@@ -71,8 +99,7 @@ def varlen_attention(module, query, key, value, attention_mask, scaling=None, dr
         else:
             extra["window_size"] = (-1, 0)  # causal
         cu = cu.to(device=q.device, dtype=torch.int32)
-        out = varlen(q, k, v, cu, cu, max_len, max_len, scale=scale, **extra)
-        return out.unsqueeze(0), None
+        return varlen(q, k, v, cu, cu, max_len, max_len, scale=scale, **extra)
     if groups > 1:
         k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
     bounds = cu.tolist()
@@ -86,7 +113,7 @@ def varlen_attention(module, query, key, value, attention_mask, scaling=None, dr
                 0, 1
             )
         )
-    return torch.cat(outs, dim=0).unsqueeze(0), None
+    return torch.cat(outs, dim=0)
 
 
 def register() -> str:
@@ -155,6 +182,78 @@ def pack_rows(input_ids, attention_mask, logits_to_keep: int, lengths: torch.Ten
         "max_length_k": longest,
         "index": index,
         "first": first,
+    }
+
+
+def pack_groups(
+    input_ids, attention_mask, logits_to_keep: int, lengths: torch.Tensor, groups: torch.Tensor
+) -> dict:
+    """`pack_rows` for a micro-batch whose rows share prompts (GRPO's group of completions of one prompt:
+    `groups` [rows] on the host, equal where the rows' prompts are equal): each group's prompt but its last
+    token runs once, then each member's segment, that last prompt token again and the member's completion
+    (so that the token before each completion predicts its first token, as in its own row). Positions run on
+    from the shared tokens into every segment, so each completion sees its prompt where it would in its
+    own row. Attention must run inside `expanded(expand, back)`: `expand` lays the row out again as one
+    segment a member (the shared tokens, then the member's own), which `cu_seq_lens_q/k` bound. The prompt's
+    forward (projections, MLP, norms) runs once a group instead of once a row; per-token values come back in
+    the padded layout by `unpack_rows` as from `pack_rows` (a shared token's goes to the group's first row).
+
+    Differs from one row each only in float rounding and in LoRA's dropout, which draws one mask for a
+    shared prompt token where each row would draw its own."""
+    rows, width = input_ids.shape
+    device = input_ids.device
+    prompt_width = width - logits_to_keep
+    lengths, groups = lengths.to("cpu", torch.long), groups.to("cpu")
+    if rows == 0 or bool((lengths[:, 0] < 1).any()):
+        raise ValueError("pack_groups: every row needs a prompt token")
+    members: dict[int, list[int]] = {}
+    for r, g in enumerate(groups.tolist()):
+        members.setdefault(g, []).append(r)
+    src, position, scored, first, expand, back, sizes = [], [], [], [], [], [], []
+    packed = copies = 0  # tokens laid out so far, in the packed row and in the expanded one
+    for rows_of in members.values():
+        p = int(lengths[rows_of[0], 0])
+        shared = torch.arange(packed, packed + p - 1)
+        src.append(rows_of[0] * width + torch.arange(prompt_width - p, prompt_width - 1))
+        position.append(torch.arange(p - 1))
+        scored.append(torch.zeros(p - 1, dtype=torch.bool))
+        first.append(torch.arange(p - 1) == 0)
+        back.append(torch.arange(copies, copies + p - 1))  # a shared token's output: its first copy's
+        packed += p - 1
+        for r in rows_of:
+            c = int(lengths[r, 1])
+            own = torch.arange(packed, packed + 1 + c)
+            src.append(r * width + torch.arange(prompt_width - 1, prompt_width + c))
+            position.append(torch.arange(p - 1, p + c))
+            scored.append(torch.arange(1 + c) > 0)
+            first.append(torch.arange(1 + c) == 0)
+            expand += [shared, own]
+            back.append(torch.arange(copies + p - 1, copies + p + c))
+            sizes.append(p + c)
+            packed += 1 + c
+            copies += p + c
+    host = {
+        "index": torch.cat(src), "scored": torch.cat(scored), "position": torch.cat(position),
+        "first": torch.cat(first), "expand": torch.cat(expand), "back": torch.cat(back),
+        "cu": torch.nn.functional.pad(torch.cumsum(torch.tensor(sizes), 0), (1, 0)).to(torch.int32),
+    }  # fmt: skip
+    if device.type == "cuda":
+        host = {k: v.pin_memory() for k, v in host.items()}
+    dev = {k: v.to(device, non_blocking=True) for k, v in host.items()}
+    longest = max(sizes)
+    ids = input_ids.reshape(-1).index_select(0, dev["index"]).unsqueeze(0)
+    return {
+        "input_ids": ids,
+        "labels": ids.masked_fill(~dev["scored"].unsqueeze(0), -100),
+        "position_ids": dev["position"].unsqueeze(0),
+        "cu_seq_lens_q": dev["cu"],
+        "cu_seq_lens_k": dev["cu"],
+        "max_length_q": longest,
+        "max_length_k": longest,
+        "index": dev["index"],
+        "first": dev["first"],
+        "expand": dev["expand"],
+        "back": dev["back"],
     }
 
 

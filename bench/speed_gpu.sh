@@ -55,10 +55,11 @@
 #           `fast` ragged) and GRPO on the ragged shape at micro-batch MICRO (16 on a card of over 100 GB, else 8,
 #           unless set), `fast` and with `fp8_tensor_sampling`; final2 adds TRL's default GRPO, continuing the file
 #           (FIRST as for b). Run check2 first (in the call that installs the wheels: final takes most of a call)
-#   check33 the GPU tests of the 10th to 13th rounds' levers (run it in the call that installs the wheels)
+#   check33 the GPU tests of the 10th to 13th rounds' levers (run it in the call that installs the wheels; 53 s
+#           on an H100, where they passed, 2026-12-07 07:40)
 #   issue33 today's `fast` beside vanilla in one bench command (run 0026 took 264 s for this and more on an H100):
 #           SFT (vanilla QLoRA, `fast`, `fast` ragged) and GRPO (`fast` on the ragged shape at micro-batch MICRO,
-#           the same without `shared_prompts`, without `prefill_once`, TRL's default), with expandable_segments
+#           the same without `shared_prompts`, TRL's default), with expandable_segments
 #           (run 0419 ran without: ragged SFT lost 3 s to the allocator in one step). Two calls on the lent machine,
 #           issued one right after the other (it is given back 30 s after a call ends; carry is 64 MiB a call):
 #             1. carry [".whl-exp"]: WHEELS=.whl-exp bash bench/speed_gpu.sh $OUT/i /tmp/w check33
@@ -269,7 +270,7 @@ for step in "$@"; do
   issue33)
     PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True run ${LIMIT:-580} "issue 33" $B \
       --sft-variants vanilla-qlora,fast-bf16,fast-bf16-ragged \
-      --grpo-variants fast-ragged,fast-no-shared-prompts-ragged,fast-no-prefill-once-ragged,vanilla \
+      --grpo-variants fast-ragged,fast-no-shared-prompts-ragged,vanilla \
       --shape grpo_ragged_micro_batch=$MICRO ;;
   swiglu)
     run 150 "check: the fused MLP" python3 -m pytest -q -p no:cacheprovider tests/test_lora_swiglu.py || exit 1

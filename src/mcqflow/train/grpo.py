@@ -299,16 +299,7 @@ def by_length(batch: dict) -> dict:
     n = len(next(v for v in batch.values() if v is not None))
     perm = torch.randperm(n)
     lengths = batch["completion_mask"].sum(1).cpu()[perm]
-    order = perm[torch.argsort(lengths, descending=True, stable=True)]
-
-    def permute(v):
-        if v is None or (isinstance(v, torch.Tensor) and v.ndim == 0):
-            return v
-        if isinstance(v, torch.Tensor):
-            return v[order.to(v.device)]
-        return [v[i] for i in order]
-
-    return {k: permute(v) for k, v in batch.items()}
+    return _reordered(batch, perm[torch.argsort(lengths, descending=True, stable=True)])
 
 
 def by_group(batch: dict) -> dict:
@@ -322,7 +313,11 @@ def by_group(batch: dict) -> dict:
     rank: dict[int, int] = {}
     for g in groups:
         rank.setdefault(g, len(rank))
-    order = perm[torch.argsort(torch.tensor([rank[g] for g in groups]), stable=True)]
+    return _reordered(batch, perm[torch.argsort(torch.tensor([rank[g] for g in groups]), stable=True)])
+
+
+def _reordered(batch: dict, order: torch.Tensor) -> dict:
+    """Every per-row value of a generation batch (tensors and lists) in `order`, as TRL's shuffle permutes."""
 
     def permute(v):
         if v is None or (isinstance(v, torch.Tensor) and v.ndim == 0):

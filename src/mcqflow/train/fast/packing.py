@@ -165,11 +165,8 @@ def pack_rows(input_ids, attention_mask, logits_to_keep: int, lengths: torch.Ten
     first[starts[sizes > 0]] = True
     host = {"index": row * width + col, "scored": col >= prompt_width, "position": offset, "first": first}
     host["cu"] = torch.nn.functional.pad(torch.cumsum(sizes, 0), (1, 0)).to(torch.int32)
-    if device.type == "cuda":
-        host = {k: v.pin_memory() for k, v in host.items()}
-    index, scored, positions, first, cu = (
-        host[k].to(device, non_blocking=True) for k in ("index", "scored", "position", "first", "cu")
-    )
+    dev = _to_device(host, device)
+    index, scored, positions, first, cu = (dev[k] for k in ("index", "scored", "position", "first", "cu"))
     longest = int(sizes.max()) if rows else 0
     ids = input_ids.reshape(-1).index_select(0, index).unsqueeze(0)
     return {
@@ -237,9 +234,7 @@ def pack_groups(
         "first": torch.cat(first), "expand": torch.cat(expand), "back": torch.cat(back),
         "cu": torch.nn.functional.pad(torch.cumsum(torch.tensor(sizes), 0), (1, 0)).to(torch.int32),
     }  # fmt: skip
-    if device.type == "cuda":
-        host = {k: v.pin_memory() for k, v in host.items()}
-    dev = {k: v.to(device, non_blocking=True) for k, v in host.items()}
+    dev = _to_device(host, device)
     longest = max(sizes)
     ids = input_ids.reshape(-1).index_select(0, dev["index"]).unsqueeze(0)
     return {
@@ -255,6 +250,13 @@ def pack_groups(
         "expand": dev["expand"],
         "back": dev["back"],
     }
+
+
+def _to_device(host: dict, device) -> dict:
+    """The packing's host tensors on `device`, copied from pinned memory without waiting (GPU)."""
+    if device.type == "cuda":
+        host = {k: v.pin_memory() for k, v in host.items()}
+    return {k: v.to(device, non_blocking=True) for k, v in host.items()}
 
 
 def unpack_rows(per_token, index, first, shape):

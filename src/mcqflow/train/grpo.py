@@ -316,6 +316,20 @@ def by_group(batch: dict) -> dict:
     return _reordered(batch, perm[torch.argsort(torch.tensor([rank[g] for g in groups]), stable=True)])
 
 
+@contextmanager
+def _shuffle(order):
+    """TRL's `_prepare_inputs` shuffling the generation batch with `order` (by_length, by_group) instead of
+    its own `shuffle_sequence_dict`, for the calls inside this block."""
+    import trl.trainer.grpo_trainer as trl_grpo
+
+    own = trl_grpo.shuffle_sequence_dict
+    trl_grpo.shuffle_sequence_dict = order
+    try:
+        yield
+    finally:
+        trl_grpo.shuffle_sequence_dict = own
+
+
 def _reordered(batch: dict, order: torch.Tensor) -> dict:
     """Every per-row value of a generation batch (tensors and lists) in `order`, as TRL's shuffle permutes."""
 
@@ -472,37 +486,19 @@ def trainer_class(
                 out[LENGTHS] = torch.stack(
                     [out["prompt_mask"].sum(1), out["completion_mask"].sum(1)], 1
                 ).cpu()
-                if shared_prompts:  # which rows share a prompt (ids and mask alike), on the host
-                    key = torch.cat([out["prompt_ids"], out["prompt_mask"].to(out["prompt_ids"].dtype)], 1)
-                    out[GROUPS] = torch.unique(key, dim=0, return_inverse=True)[1].cpu()
+                if shared_prompts:  # which rows share a prompt, on the host
+                    out[GROUPS] = packing.distinct_prompts(out["prompt_ids"], out["prompt_mask"])[2].cpu()
             return out
 
         def _prepare_inputs(self, generation_batch):
-            import trl.trainer.grpo_trainer as trl_grpo
-
-            if (
-                packed
-                and shared_prompts
-                and self.model.training
-                and self.loss_type in GROUPING_NEUTRAL_LOSSES
-            ):
-                shuffle = trl_grpo.shuffle_sequence_dict
-                trl_grpo.shuffle_sequence_dict = by_group  # read by TRL's _prepare_inputs, this call only
-                try:
+            training, neutral = self.model.training, self.loss_type in GROUPING_NEUTRAL_LOSSES
+            if packed and shared_prompts and training and neutral:
+                with _shuffle(by_group):
                     return super()._prepare_inputs(generation_batch)
-                finally:
-                    trl_grpo.shuffle_sequence_dict = shuffle
-            if not (length_batches and self.model.training):
+            if not (length_batches and training):
                 return super()._prepare_inputs(generation_batch)
-
-            if self.loss_type not in GROUPING_NEUTRAL_LOSSES:
+            with _shuffle(by_length) if neutral else nullcontext():
                 return trim_padding(super()._prepare_inputs(generation_batch), TRIM_BUCKET)
-            shuffle = trl_grpo.shuffle_sequence_dict
-            trl_grpo.shuffle_sequence_dict = by_length  # read by TRL's _prepare_inputs, this call only
-            try:
-                return trim_padding(super()._prepare_inputs(generation_batch), TRIM_BUCKET)
-            finally:
-                trl_grpo.shuffle_sequence_dict = shuffle
 
     if not merged_generation:
         return TimedGRPOTrainer

@@ -408,14 +408,11 @@ class Decoder:
         its first call prefills every row, which allocates the cache at the whole batch)."""
         index = None
         if self.prefill_once and run.cache.layers[0].is_initialized:
-            key = torch.cat([input_ids, attention_mask.to(input_ids.dtype)], 1)
-            distinct, index = torch.unique(key, dim=0, return_inverse=True)
-            if len(distinct) < len(key):  # (one host sync)
-                prompt = input_ids.shape[1]
-                input_ids, attention_mask = (
-                    distinct[:, :prompt],
-                    distinct[:, prompt:].to(attention_mask.dtype),
-                )
+            from mcqflow.train.fast.packing import distinct_prompts
+
+            ids, mask, index = distinct_prompts(input_ids, attention_mask)
+            if len(ids) < len(input_ids):  # (one host sync)
+                input_ids, attention_mask = ids, mask
             else:
                 index = None
         rows = run if index is None else run.first(input_ids.shape[0])

@@ -252,6 +252,15 @@ def pack_groups(
     }
 
 
+def distinct_prompts(input_ids, attention_mask) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The distinct rows of a left-padded prompt batch (ids and mask alike: GRPO's group of completions holds
+    its prompt once a row), as (ids, mask, index): row i of the batch is distinct row index[i]."""
+    width = input_ids.shape[1]
+    key = torch.cat([input_ids, attention_mask.to(input_ids.dtype)], 1)
+    distinct, index = torch.unique(key, dim=0, return_inverse=True)
+    return distinct[:, :width], distinct[:, width:].to(attention_mask.dtype), index
+
+
 def _to_device(host: dict, device) -> dict:
     """The packing's host tensors on `device`, copied from pinned memory without waiting (GPU)."""
     if device.type == "cuda":

@@ -79,6 +79,9 @@
 #   sp      bench/profile_gpu.py swiglu-pass: the fused MLP's passes by tile against the adds and Liger's SwiGLU
 #           they replace (on the H100 its backward took 0.62 ms a layer against Liger's 0.52): which tile
 #           `lora_swiglu._TILE` should be. One call: carry [".whl-exp"], WHEELS=.whl-exp ... $OUT/p /tmp/w sp
+#   qkv     tests/test_lora_qkv.py on the GPU, then `fast` with and without an attention's q/k/v LoRA layers as one
+#           function (`fused_qkv`) in one bench command: SFT 32 x 256 and GRPO ragged at micro-batch MICRO. One
+#           call: carry [".whl-exp"], WHEELS=.whl-exp bash bench/speed_gpu.sh $OUT/q /tmp/w qkv
 #   prof33  where ragged GRPO's step goes in today's `fast`: bench/profile_gpu.py decode-rows (the sampling copy's
 #           decode step at 128 down to 16 rows, kernels by class), then one traced GRPO step's top operators
 #           (MCQFLOW_BENCH_TRACE; a traced run's rates are not results). After part issue33 in the same lease
@@ -265,8 +268,13 @@ for step in "$@"; do
   check33)
     run 240 "check: fused dropout, tensor-scaled fp8 copy, fused MLP, prefill once, shared prompts" python3 -m \
       pytest -q -p no:cacheprovider tests/test_lora_dropout.py tests/test_merged.py tests/test_lora_swiglu.py \
-      tests/test_decode.py tests/test_packing.py \
-      -k "dropout or mask or rescale or tensor_scaled or fp8 or fused or mlp or swiglu or prefill or shared" ;;
+      tests/test_decode.py tests/test_packing.py tests/test_lora_qkv.py \
+      -k "dropout or mask or rescale or tensor_scaled or fp8 or fused or mlp or swiglu or prefill or shared or qkv" ;;
+  qkv)
+    run 150 "check: fused q/k/v" python3 -m pytest -q -p no:cacheprovider tests/test_lora_qkv.py || exit 1
+    PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True run ${LIMIT:-400} "fused q/k/v" $B \
+      --sft-variants fast-bf16,fast-fused-qkv-bf16 \
+      --grpo-variants fast-ragged,fast-fused-qkv-ragged --shape grpo_ragged_micro_batch=$MICRO ;;
   issue33)
     PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True run ${LIMIT:-580} "issue 33" $B \
       --sft-variants vanilla-qlora,fast-bf16,fast-bf16-ragged \

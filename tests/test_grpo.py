@@ -314,6 +314,25 @@ def test_fused_swiglu_trains_grpo_s_policy_through_the_fused_mlp(tiny_dir, tmp_p
     assert seen[False] == 0 and seen[True] > 0
 
 
+def test_fused_qkv_trains_grpo_s_policy_through_the_fused_attention_projections(
+    tiny_dir, tmp_path, monkeypatch
+):
+    """`fused_qkv` (over the fused LoRA layers): GRPO's training forward takes q, k and v as one function,
+    and two steps end with the adapter they end with without it."""
+    from mcqflow.train.fast.lora_qkv import _LoraQKV
+
+    calls, seen = [], {}
+    apply = _LoraQKV.apply
+    monkeypatch.setattr(_LoraQKV, "apply", lambda *a: calls.append(1) or apply(*a))
+
+    def count(on):
+        seen[on] = len(calls)
+        calls.clear()
+
+    _two_lora_steps_each_way(tiny_dir, tmp_path, "fused_qkv", count, fused_lora=True)
+    assert seen[False] == 0 and seen[True] > 0
+
+
 def test_trim_padding_drops_only_columns_that_are_padding_in_every_row():
     import torch
 

@@ -68,8 +68,8 @@ def test_the_fp8_mlp_takes_gate_and_up_as_one_product(tiny_dir, monkeypatch):
     fuse_lora(fp8, fp8=True)
     n_layers = fp8.get_base_model().config.num_hidden_layers
     assert fuse_swiglu(fp8, fp8=True) == n_layers
-    mlps = [m for m in fp8.modules() if getattr(m, "_fused_swiglu", False)]
-    assert all(m._fp8_gate_up is not None for m in mlps)
+    mlps = [m for m in fp8.modules() if lora_swiglu.routed(m)]
+    assert len(mlps) == n_layers and all(m._fp8_gate_up is not None for m in mlps)
     assert all(
         m.gate_proj.get_base_layer()._fp8 is None and m.up_proj.get_base_layer()._fp8 is None for m in mlps
     )

@@ -536,7 +536,7 @@ def known_sft_variants(ours: Profile) -> dict[str, tuple]:
     padded = dataclasses.replace(ours, name=f"{ours.name}-padded", padding_free=False)
     fused, fp8 = _flipped(ours, "fused_lora"), _flipped(ours, "fp8_base")
     dropout, ahead = _flipped(ours, "fused_dropout"), _flipped(ours, "host_runs_ahead")
-    swiglu = _flipped(ours, "fused_swiglu")
+    swiglu, qkv = _flipped(ours, "fused_swiglu"), _flipped(ours, "fused_qkv")
     return {
         "vanilla-qlora": (vanilla, "nf4", {}, "fixed"),
         "vanilla-bf16": (vanilla, "none", {}, "fixed"),
@@ -571,6 +571,8 @@ def known_sft_variants(ours: Profile) -> dict[str, tuple]:
         f"{ahead.name}-bf16": (ahead, "none", {}, "fixed"),
         f"{swiglu.name}-bf16": (swiglu, "none", {}, "fixed"),
         f"{swiglu.name}-bf16-ragged": (swiglu, "none", {}, "ragged"),
+        f"{qkv.name}-bf16": (qkv, "none", {}, "fixed"),
+        f"{qkv.name}-bf16-ragged": (qkv, "none", {}, "ragged"),
     }
 
 
@@ -600,7 +602,7 @@ def known_grpo_variants(ours: Profile, shapes: Shapes) -> dict[str, tuple]:
     fp8_sampling, windows = _flipped(ours, "fp8_sampling"), _flipped(ours, "decode_windows")
     dropout, tensor_scaled = _flipped(ours, "fused_dropout"), _flipped(ours, "fp8_tensor_sampling")
     swiglu, once = _flipped(ours, "fused_swiglu"), _flipped(ours, "prefill_once")
-    shared = _flipped(ours, "shared_prompts")
+    shared, qkv = _flipped(ours, "shared_prompts"), _flipped(ours, "fused_qkv")
     big, micro = shapes.grpo_prompts, shapes.grpo_micro_batch
     return {
         "vanilla": (PROFILES["vanilla"], shapes.grpo_vanilla_prompts, micro, "fixed"),
@@ -637,6 +639,7 @@ def known_grpo_variants(ours: Profile, shapes: Shapes) -> dict[str, tuple]:
         f"{once.name}-ragged": (once, big, shapes.grpo_ragged_micro_batch, "ragged"),
         f"{shared.name}-ragged": (shared, big, shapes.grpo_ragged_micro_batch, "ragged"),
         f"{shared.name}-plain": (shared, big, micro, "plain"),
+        f"{qkv.name}-ragged": (qkv, big, shapes.grpo_ragged_micro_batch, "ragged"),
         # real weights only: the policy ends its completions (plain: a letter; reasoning: a chain)
         "vanilla-plain": (PROFILES["vanilla"], shapes.grpo_vanilla_prompts, micro, "plain"),
         f"{hf.name}-plain": (hf, big, micro, "plain"),

@@ -36,6 +36,7 @@ from mcqflow.modeling.models import (
 )
 from mcqflow.train.fast import packing
 from mcqflow.train.fast.lora_fused import fuse_lora
+from mcqflow.train.fast.lora_qkv import fuse_qkv
 from mcqflow.train.fast.lora_swiglu import FuseSwiGLUCallback
 from mcqflow.train.fast.merged import liger_kernels, liger_rope
 from mcqflow.train.launch import is_main_process, world_size
@@ -680,6 +681,8 @@ def train_grpo(
     count_parameters_once(trainer)
     if profile.fused_lora:
         fuse_lora(trainer.model, fp8=use_fp8(profile), fused_dropout=profile.fused_dropout)
+        if profile.fused_qkv:
+            fuse_qkv(trainer.model, fp8=use_fp8(profile))
     if profile.liger_training:
         unwrapped = trainer.accelerator.unwrap_model(trainer.model)
         trainer._liger = liger_kernels(getattr(unwrapped, "get_base_model", lambda: unwrapped)(), "training")

@@ -122,6 +122,11 @@ class Profile:
     # token where each row drew its own. In `fast`: ragged 7B step, forward+backward 4.44 -> 4.32 s and
     # 5.83 -> 5.25 s, peak 70.6 -> 67.0 GiB (H100, micro-batch 8, where the forward waits on the host; two runs)
     shared_prompts: bool = False
+    # SFT and GRPO training through the fused LoRA layers: an attention's q, k and v layers as one autograd
+    # function (lora_qkv.py): one base product against the three stacked (FP8: one copy of the three, not
+    # three), one input gradient instead of three summed, one function's host work instead of three's. Same
+    # masks, same result to float rounding
+    fused_qkv: bool = False
 
 
 PROFILES = {

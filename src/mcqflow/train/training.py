@@ -19,6 +19,7 @@ from mcqflow.core.prompts import sft_example
 from mcqflow.core.schema import Record
 from mcqflow.modeling.models import compute_dtype, load_base_model, load_tokenizer, on_gpu, write_meta
 from mcqflow.train.fast.lora_fused import fuse_lora
+from mcqflow.train.fast.lora_qkv import fuse_qkv
 from mcqflow.train.fast.lora_swiglu import FuseSwiGLUCallback
 from mcqflow.train.launch import is_main_process, split_batch, world_size
 from mcqflow.train.profiles import Profile, liger_available, resolve_profile, use_fp8
@@ -329,6 +330,8 @@ def train_sft(
             keep_adapter_inputs_in_compute_dtype(trainer.model)
         if profile.fused_lora:
             fuse_lora(trainer.model, fp8=use_fp8(profile), fused_dropout=profile.fused_dropout)
+            if profile.fused_qkv:
+                fuse_qkv(trainer.model, fp8=use_fp8(profile))
             if profile.fused_swiglu:  # when training begins: after train() has put Liger's SwiGLU on
                 trainer.add_callback(FuseSwiGLUCallback(fp8=use_fp8(profile)))
         try:

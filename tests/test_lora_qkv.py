@@ -157,3 +157,44 @@ def test_the_profile_lever_routes_sft_through_the_fused_attention_projections(
         seen[on] = len(calls)
         monkeypatch.undo()
     assert seen == {False: 0, True: seen[True]} and seen[True] > 0
+
+
+def test_packed_rows_through_the_varlen_attention_train_as_the_fused_layers(tiny_dir):
+    """The padding-free path (SFT's, and GRPO's packed micro-batches): q, k and v reach the packed attention as
+    column blocks of one tensor (on a GPU torch's flash varlen kernel, which reads them with their strides)
+    and give the fused layers' log-probabilities and adapter gradients."""
+    from mcqflow.modeling.models import load_tokenizer
+    from mcqflow.train.fast import packing
+    from test_lora_fused import _same_directions
+    from test_packing import _completion_logps, _grouped_micro_batch
+
+    gpu = torch.cuda.is_available()
+    ids, mask, keep, lengths, _ = _grouped_micro_batch(load_tokenizer(tiny_dir))
+    out = {}
+    for fused in (False, True):
+        model = _policy(tiny_dir, 0.0)
+        if gpu:  # flash varlen attention takes bf16, not fp32
+            model = model.to("cuda", torch.bfloat16)
+        fuse_lora(model, fp8=gpu)
+        if fused:
+            assert fuse_qkv(model, fp8=gpu) == model.get_base_model().config.num_hidden_layers
+        rows = packing.pack_rows(ids.to(model.device), mask.to(model.device), keep, lengths)
+        index, first = rows.pop("index"), rows.pop("first")
+        rows.pop("labels")
+        weights = torch.randn(ids.shape[0], keep, generator=torch.Generator().manual_seed(0)).to(model.device)
+        with packing.attention(model, packing.register()):
+            logps = _completion_logps(model, rows, index, first, ids.shape, keep) * mask[:, -keep:].to(
+                model.device
+            )
+        (logps * weights).sum().backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        out[fused] = (logps.detach().float(), grads)
+    (want, want_grads), (got, got_grads) = out[False], out[True]
+    assert got_grads.keys() == want_grads.keys() and any("q_proj" in n for n in got_grads)
+    if gpu:
+        torch.testing.assert_close(got, want, atol=5e-2, rtol=2e-2)  # bf16 and FP8: rounding of other shapes
+        _same_directions(got_grads, want_grads)
+        return
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+    for name, g in want_grads.items():
+        torch.testing.assert_close(got_grads[name], g, atol=1e-6, rtol=1e-4, msg=name)

@@ -59,7 +59,8 @@
 #           on an H100, where they passed, 2026-12-07 07:40)
 #   issue33 today's `fast` beside vanilla in one bench command (run 0026 took 264 s for this and more on an H100):
 #           SFT (vanilla QLoRA, `fast`, `fast` ragged) and GRPO (`fast` on the ragged shape at micro-batch MICRO,
-#           the same without `shared_prompts`, TRL's default), with expandable_segments
+#           the same without `shared_prompts`, TRL's default), and `fast` with `fused_qkv` (SFT fixed and ragged,
+#           GRPO ragged) where tests/test_lora_qkv.py passes on the card first, with expandable_segments
 #           (run 0419 ran without: ragged SFT lost 3 s to the allocator in one step). Two calls on the lent machine,
 #           issued one right after the other (it is given back 30 s after a call ends; carry is 64 MiB a call):
 #             1. carry [".whl-exp"]: WHEELS=.whl-exp bash bench/speed_gpu.sh $OUT/i /tmp/w check33
@@ -276,9 +277,13 @@ for step in "$@"; do
       --sft-variants fast-bf16,fast-fused-qkv-bf16 \
       --grpo-variants fast-ragged,fast-fused-qkv-ragged --shape grpo_ragged_micro_batch=$MICRO ;;
   issue33)
-    PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True run ${LIMIT:-580} "issue 33" $B \
-      --sft-variants vanilla-qlora,fast-bf16,fast-bf16-ragged \
-      --grpo-variants fast-ragged,fast-no-shared-prompts-ragged,vanilla \
+    qkv_sft="" qkv_grpo=""  # `fast` with fused q/k/v beside it, where its GPU tests pass here
+    if run 150 "check: fused q/k/v" python3 -m pytest -q -p no:cacheprovider tests/test_lora_qkv.py; then
+      qkv_sft=,fast-fused-qkv-bf16,fast-fused-qkv-bf16-ragged qkv_grpo=,fast-fused-qkv-ragged
+    fi
+    PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True run ${LIMIT:-560} "issue 33" $B \
+      --sft-variants vanilla-qlora,fast-bf16,fast-bf16-ragged$qkv_sft \
+      --grpo-variants fast-ragged,fast-no-shared-prompts-ragged$qkv_grpo,vanilla \
       --shape grpo_ragged_micro_batch=$MICRO ;;
   swiglu)
     run 150 "check: the fused MLP" python3 -m pytest -q -p no:cacheprovider tests/test_lora_swiglu.py || exit 1

@@ -118,6 +118,38 @@ def test_the_fp8_attention_takes_q_k_and_v_as_one_product(tiny_dir, monkeypatch)
     assert quantised == 4 * n_layers + 5 * n_layers - 1
 
 
+def test_the_fp8_product_gives_each_projection_its_block_q_and_k_as_views_v_as_its_own(monkeypatch):
+    """One `_scaled_mm` of x against [Wq; Wk; Wv] with the biases stacked: each output is its own layer's FP8
+    product plus bias plus its adapter's; q and k are views of the one output (no copy), v a tensor of its own
+    (attention keeps it until backward, and a view would keep the whole output alive)."""
+    from mcqflow.train.fast.lora_fused import _Fp8Weight, _mm8
+
+    g = torch.Generator().manual_seed(0)
+    t, d, widths, r = 12, 32, (32, 16, 16), 4
+    x = torch.randn(2, t // 2, d, generator=g).to(torch.bfloat16)
+    ws = [torch.randn(n, d, generator=g) / 4 for n in widths]
+    biases = [torch.randn(n, generator=g) for n in widths]
+    adapters = [
+        p / 8 for n in widths for p in (torch.randn(r, d, generator=g), torch.randn(n, r, generator=g))
+    ]
+    adapters = [p.requires_grad_() for p in adapters]
+    fp8 = _Fp8Weight(torch.cat(ws))
+    mm, real = [], torch._scaled_mm
+    monkeypatch.setattr(torch, "_scaled_mm", lambda *a, **k: mm.append(1) or real(*a, **k))
+    q, k, v = _LoraQKV.apply(
+        x, *ws, *biases, *adapters, (2.0, 2.0, 2.0), (0.0, 0.0, 0.0), torch.bfloat16, fp8, False
+    )
+    assert len(mm) == 1
+    assert q.untyped_storage().data_ptr() == k.untyped_storage().data_ptr()  # blocks of one output
+    assert v.is_contiguous() and v.untyped_storage().data_ptr() != q.untyped_storage().data_ptr()
+    x2 = x.reshape(t, d)
+    for i, (out, w, b) in enumerate(zip((q, k, v), ws, biases, strict=True)):
+        a, b_lora, own = adapters[2 * i], adapters[2 * i + 1], _Fp8Weight(w)  # its own layer's FP8 copy
+        base = _mm8(x2, own.w8, own.sw).float() + b
+        want = base + (x2.float() @ a.t()) @ (2 * b_lora).t()
+        torch.testing.assert_close(out.reshape(t, -1).float(), want.detach(), rtol=2e-2, atol=5e-2)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="the FP8 product and the flash path: GPU only")
 def test_on_a_gpu_the_fused_attention_trains_as_the_fused_layers(tiny_dir):
     from test_lora_fused import _same_directions

@@ -2,14 +2,15 @@
 on top of `fused_lora`).
 
 With `fused_lora` alone an attention runs three fused layers on the same input, one after another: three
-autograd functions forward and three backward, three base products (k's and v's narrow: 512 of 3,584 columns
-on the 7B, where cuBLAS runs well under its peak), and in backward three input gradients that autograd adds
-into one (two full-width passes). Where the training forward waits on the host (GRPO's micro-batches of 8 on
+autograd functions forward and three backward, three base products (k's and v's narrow: 512 output rows each
+on the 7B, against q's 3,584), and in backward three input gradients that autograd adds into one (two
+full-width passes). Where the training forward waits on the host (GRPO's micro-batches of 8 on
 an H100, docs/speed.md, thirteenth round), each function's Python is time the GPU sits idle. Here:
 
 - forward: one product of x against q's, k's and v's rows stacked (FP8: one `_scaled_mm` with the three
   biases stacked; one FP8 copy of the three weights instead of three), each adapter's rank-r product added
-  into its block of the output; q, k and v come back as column blocks of that one tensor (views, no copy);
+  into its block of the output; q and k come back as column blocks of that one tensor (views, no copy), v as
+  a copy of its block (attention keeps v until backward; a view would keep all three alive);
 - backward: the three gradients as one [dq | dk | dv] (one copy), x's gradient one product of it against
   [Wq; Wk; Wv] (no sum of three input gradients), each adapter's gradients from the small products, and the
   dropout masks' share added as `lora_fused` adds it.
@@ -72,7 +73,10 @@ class _LoraQKV(torch.autograd.Function):
         ctx.save_for_backward(x2, wq, wk, wv, *a, *bs, *us)
         ctx.scales, ctx.rates, ctx.shape, ctx.fp8, ctx.dtype = scales, rates, shape, fp8, dtype
         ctx.draws = [(seed, state) for _, seed, state in drawn]
-        return tuple(part.reshape(*shape[:-1], part.shape[-1]) for part in parts)
+        q, k, v = (part.reshape(*shape[:-1], part.shape[-1]) for part in parts)
+        # v's block copied out (a ninth of the output on the 7B): attention keeps v until backward, and a view
+        # would keep the whole [q | k | v] alive with it, where q and k are read once by the rotary embeddings
+        return q, k, v.contiguous()
 
     @staticmethod
     def backward(ctx, gq, gk, gv):

@@ -273,6 +273,13 @@ def _forward(layer, plain, x, *args, **kwargs):
     )  # fmt: skip
 
 
+def wraps(module, forward) -> bool:
+    """Whether `module`'s forward is now `forward` wrapped over its own (`functools.partial(forward, module,
+    own)`, as `fuse_swiglu` and `fuse_qkv` route MLPs and attentions)."""
+    now = module.__dict__.get("forward")
+    return isinstance(now, functools.partial) and now.func is forward
+
+
 def covered(layer) -> str | None:
     """The one active adapter's name where a fused function covers `layer`'s call now (training with
     gradients on, one active vanilla adapter, not merged, the base weight whole), else None (PEFT's own

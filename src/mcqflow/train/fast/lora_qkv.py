@@ -172,5 +172,4 @@ def fuse_qkv(model, fp8: bool = False) -> int:
 
 def routed(attn) -> bool:
     """Whether `attn`'s forward is the fused one now."""
-    forward = attn.__dict__.get("forward")
-    return isinstance(forward, functools.partial) and forward.func is _attention_forward
+    return lora_fused.wraps(attn, _attention_forward)

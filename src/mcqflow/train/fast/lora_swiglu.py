@@ -212,8 +212,7 @@ def fuse_swiglu(model, fp8: bool = False) -> int:
 
 def routed(mlp) -> bool:
     """Whether `mlp`'s forward is the fused one now."""
-    forward = mlp.__dict__.get("forward")
-    return isinstance(forward, functools.partial) and forward.func is _forward
+    return lora_fused.wraps(mlp, _forward)
 
 
 class FuseSwiGLUCallback(TrainerCallback):

@@ -297,39 +297,26 @@ def test_length_batches_train_the_same_adapter_on_shorter_micro_batches(tiny_dir
     assert seen[True][:4] == sorted(seen[True][:4], reverse=True)  # one step's micro-batches, longest first
 
 
-def test_fused_swiglu_trains_grpo_s_policy_through_the_fused_mlp(tiny_dir, tmp_path, monkeypatch):
-    """`fused_swiglu` (over the fused LoRA layers): GRPO's training forward goes through the fused MLP, and two
-    steps end with the adapter they end with without it."""
+@pytest.mark.parametrize("lever", ["fused_swiglu", "fused_qkv"])
+def test_fused_mlp_and_attention_projections_train_grpo_s_policy_through_them(
+    lever, tiny_dir, tmp_path, monkeypatch
+):
+    """`fused_swiglu` and `fused_qkv` (over the fused LoRA layers): GRPO's training forward goes through the
+    fused MLP (the attention's q/k/v as one function), and two steps end with the adapter they end with
+    without it."""
+    from mcqflow.train.fast.lora_qkv import _LoraQKV
     from mcqflow.train.fast.lora_swiglu import _LoraSwiGLU
 
+    fn = {"fused_swiglu": _LoraSwiGLU, "fused_qkv": _LoraQKV}[lever]
     calls, seen = [], {}
-    apply = _LoraSwiGLU.apply
-    monkeypatch.setattr(_LoraSwiGLU, "apply", lambda *a: calls.append(1) or apply(*a))
+    apply = fn.apply
+    monkeypatch.setattr(fn, "apply", lambda *a: calls.append(1) or apply(*a))
 
     def count(on):
         seen[on] = len(calls)
         calls.clear()
 
-    _two_lora_steps_each_way(tiny_dir, tmp_path, "fused_swiglu", count, fused_lora=True)
-    assert seen[False] == 0 and seen[True] > 0
-
-
-def test_fused_qkv_trains_grpo_s_policy_through_the_fused_attention_projections(
-    tiny_dir, tmp_path, monkeypatch
-):
-    """`fused_qkv` (over the fused LoRA layers): GRPO's training forward takes q, k and v as one function,
-    and two steps end with the adapter they end with without it."""
-    from mcqflow.train.fast.lora_qkv import _LoraQKV
-
-    calls, seen = [], {}
-    apply = _LoraQKV.apply
-    monkeypatch.setattr(_LoraQKV, "apply", lambda *a: calls.append(1) or apply(*a))
-
-    def count(on):
-        seen[on] = len(calls)
-        calls.clear()
-
-    _two_lora_steps_each_way(tiny_dir, tmp_path, "fused_qkv", count, fused_lora=True)
+    _two_lora_steps_each_way(tiny_dir, tmp_path, lever, count, fused_lora=True)
     assert seen[False] == 0 and seen[True] > 0
 
 

@@ -10,7 +10,7 @@ from mcqflow.train.fast.lora_fused import _LoraLinear, fuse_lora
 from mcqflow.train.fast.lora_qkv import NAMES, _attention_forward, _LoraQKV, fuse_qkv, routed
 from mcqflow.train.fast.lora_swiglu import fuse_swiglu
 from test_lora_fused import _batch, _fp8_step_beside_bf16, _loss_and_grads, _policy
-from test_lora_swiglu import _counting
+from test_lora_swiglu import _counting, _forward_outside_training
 
 
 def _attentions(model):
@@ -63,14 +63,7 @@ def test_eval_no_grad_and_a_disabled_adapter_run_the_attention_s_own_forward(tin
     fuse_lora(model)
     fuse_qkv(model)
     calls = _counting(monkeypatch, _LoraQKV)
-    batch = {k: v.to(model.device) for k, v in _batch(tiny_dir).items() if k != "labels"}
-    with torch.no_grad():
-        model(**batch)
-    model.eval()
-    model(**batch)
-    with model.disable_adapter():
-        model.train()
-        model(**batch)
+    _forward_outside_training(model, tiny_dir)
     assert calls == []
 
 

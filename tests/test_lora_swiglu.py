@@ -42,11 +42,9 @@ def test_the_fused_mlp_gives_peft_s_loss_and_adapter_gradients(tiny_dir, dropout
         torch.testing.assert_close(got[name], want[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
-def test_eval_and_no_grad_run_the_mlp_s_own_forward(tiny_dir, monkeypatch):
-    model = _policy(tiny_dir, 0.05)
-    fuse_lora(model)
-    fuse_swiglu(model)
-    calls = _counting(monkeypatch, _LoraSwiGLU)
+def _forward_outside_training(model, tiny_dir) -> None:
+    """`model`'s forward under `no_grad`, in eval mode, and in training with its adapter disabled: the calls a
+    fused function must leave to the module's own forward."""
     batch = {k: v.to(model.device) for k, v in _batch(tiny_dir).items() if k != "labels"}
     with torch.no_grad():
         model(**batch)
@@ -55,6 +53,14 @@ def test_eval_and_no_grad_run_the_mlp_s_own_forward(tiny_dir, monkeypatch):
     with model.disable_adapter():
         model.train()
         model(**batch)
+
+
+def test_eval_and_no_grad_run_the_mlp_s_own_forward(tiny_dir, monkeypatch):
+    model = _policy(tiny_dir, 0.05)
+    fuse_lora(model)
+    fuse_swiglu(model)
+    calls = _counting(monkeypatch, _LoraSwiGLU)
+    _forward_outside_training(model, tiny_dir)
     assert calls == []
 
 

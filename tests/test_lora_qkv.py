@@ -104,6 +104,9 @@ def test_the_fp8_attention_takes_q_k_and_v_as_one_product(tiny_dir, monkeypatch)
     attentions = [a for a in _attentions(fp8) if routed(a)]
     assert len(attentions) == n_layers and all(a._fp8_qkv is not None for a in attentions)
     assert all(getattr(a, n).get_base_layer()._fp8 is None for a in attentions for n in NAMES)
+    for a in attentions:  # the biases stacked once, in bf16, in the weights' order
+        want = torch.cat([getattr(a, n).get_base_layer().bias for n in NAMES]).to(torch.bfloat16)
+        assert torch.equal(a._fp8_qkv.bias, want)
     mm, quantised = _fp8_step_beside_bf16(fp8, ref, batch, monkeypatch)
     # forward: qkv, o, gate, up, down; backward: [dq | dk | dv] (not the first layer's), o, gate, up, down
     assert mm == 5 * n_layers + 5 * n_layers - 1
@@ -126,7 +129,7 @@ def test_the_fp8_product_gives_each_projection_its_block_q_and_k_as_views_v_as_i
         p / 8 for n in widths for p in (torch.randn(r, d, generator=g), torch.randn(n, r, generator=g))
     ]
     adapters = [p.requires_grad_() for p in adapters]
-    fp8 = _Fp8Weight(torch.cat(ws))
+    fp8 = _Fp8Weight(torch.cat(ws), torch.cat(biases))
     mm, real = [], torch._scaled_mm
     monkeypatch.setattr(torch, "_scaled_mm", lambda *a, **k: mm.append(1) or real(*a, **k))
     q, k, v = _LoraQKV.apply(

@@ -116,10 +116,12 @@ def _triton_quantizer():
 
 
 class _Fp8Weight:
-    """A frozen weight's FP8 copies: W by output row (forward) and Wᵀ by input row (backward)."""
+    """A frozen weight's FP8 copies: W by output row (forward) and Wᵀ by input row (backward); with `bias`,
+    the frozen bias in bf16 (the FP8 product's output dtype), cast once here, not on every call."""
 
-    def __init__(self, weight: torch.Tensor):
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None):
         with torch.no_grad():
+            self.bias = None if bias is None else bias.detach().to(torch.bfloat16)
             self.w8, sw = quantize_rows(weight)
             self.sw = sw.reshape(1, -1)
             self.wt8, swt = quantize_rows(weight.t().contiguous())

@@ -57,9 +57,8 @@ class _LoraQKV(torch.autograd.Function):
             widths = [w.shape[0] for w in weights]
             if fp8 is not None:  # one product against q's, k's and v's rows stacked
                 x8, sx = quantized_input(x, x2)
-                bias = None if biq is None else torch.cat([b.to(dtype) for b in biases])
                 out = torch._scaled_mm(
-                    x8, fp8.w8.t(), sx, fp8.sw, bias=bias, out_dtype=dtype, use_fast_accum=x.is_cuda
+                    x8, fp8.w8.t(), sx, fp8.sw, bias=fp8.bias, out_dtype=dtype, use_fast_accum=x.is_cuda
                 )
                 parts = out.split(widths, dim=1)
             else:
@@ -162,7 +161,8 @@ def fuse_qkv(model, fp8: bool = False) -> int:
         for name, m in zip(NAMES, layers, strict=True):
             m.forward = functools.partial(_projection_forward, slot, name, m.forward)
         fits = fp8 and all(getattr(b, "_fp8", None) is not None for b in bases)
-        attn._fp8_qkv = _Fp8Weight(torch.cat([b.weight for b in bases])) if fits else None
+        stacked = None if bases[0].bias is None else torch.cat([b.bias for b in bases])
+        attn._fp8_qkv = _Fp8Weight(torch.cat([b.weight for b in bases]), stacked) if fits else None
         if fits:  # the stacked copy serves all three: one copy of the weights, not three
             for b in bases:
                 b._fp8 = None

@@ -74,7 +74,7 @@ def test_a_projection_called_on_another_input_runs_its_own_layer(tiny_dir):
     fuse_lora(model)
     fuse_qkv(model)
     attn = _attentions(model)[0]
-    x = torch.randn(2, 3, attn.q_proj.in_features)
+    x = torch.randn(2, 3, attn.q_proj.in_features, device=model.device)  # (a GPU's where there is one)
     outs = {}
 
     def plain(*args, **kwargs):  # the attention's own forward, as HF's calls the layers
@@ -121,12 +121,16 @@ def test_the_fp8_product_gives_each_projection_its_block_q_and_k_as_views_v_as_i
     from mcqflow.train.fast.lora_fused import _Fp8Weight, _mm8
 
     g = torch.Generator().manual_seed(0)
+    # a GPU's where there is one: the CPU's row-scaled `_scaled_mm` needs a newer torch than some GPU images
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
     t, d, widths, r = 12, 32, (32, 16, 16), 4
-    x = torch.randn(2, t // 2, d, generator=g).to(torch.bfloat16)
-    ws = [torch.randn(n, d, generator=g) / 4 for n in widths]
-    biases = [torch.randn(n, generator=g) for n in widths]
+    x = torch.randn(2, t // 2, d, generator=g).to(dev, torch.bfloat16)
+    ws = [(torch.randn(n, d, generator=g) / 4).to(dev) for n in widths]
+    biases = [torch.randn(n, generator=g).to(dev) for n in widths]
     adapters = [
-        p / 8 for n in widths for p in (torch.randn(r, d, generator=g), torch.randn(n, r, generator=g))
+        (p / 8).to(dev)
+        for n in widths
+        for p in (torch.randn(r, d, generator=g), torch.randn(n, r, generator=g))
     ]
     adapters = [p.requires_grad_() for p in adapters]
     fp8 = _Fp8Weight(torch.cat(ws), torch.cat(biases))

@@ -55,13 +55,13 @@
 #           `fast` ragged) and GRPO on the ragged shape at micro-batch MICRO (16 on a card of over 100 GB, else 8,
 #           unless set), `fast` and with `fp8_tensor_sampling`; final2 adds TRL's default GRPO, continuing the file
 #           (FIRST as for b). Run check2 first (in the call that installs the wheels: final takes most of a call)
-#   check33 the GPU tests of the 10th to 13th rounds' levers (run it in the call that installs the wheels; 53 s
-#           on an H100, where they passed, 2026-12-07 07:40)
+#   check33 the GPU tests of the 10th to 14th rounds' levers (run it in the call that installs the wheels; 53 s
+#           on an H100, where they passed, 2026-12-07 07:40; tests/test_lora_qkv.py alone passed there at 14:51)
 #   issue33 today's `fast` beside vanilla in one bench command (run 0026 took 264 s for this and more on an H100):
-#           SFT (vanilla QLoRA, `fast`, `fast` ragged) and GRPO (`fast` on the ragged shape at micro-batch MICRO,
-#           the same without `shared_prompts`, TRL's default), and `fast` with `fused_qkv` (SFT fixed and ragged,
-#           GRPO ragged) where tests/test_lora_qkv.py passes on the card first, with expandable_segments
-#           (run 0419 ran without: ragged SFT lost 3 s to the allocator in one step). Two calls on the lent machine,
+#           SFT (vanilla QLoRA, `fast`, `fast` ragged, `fast` without `fused_qkv`) and GRPO (`fast` on the ragged
+#           shape at micro-batch MICRO, the same without `fused_qkv`, TRL's default), with expandable_segments
+#           (run 0419 ran without: ragged SFT lost 3 s to the allocator in one step). check33 has run
+#           tests/test_lora_qkv.py on the card in the first call. Two calls on the lent machine,
 #           issued one right after the other (it is given back 30 s after a call ends; carry is 64 MiB a call):
 #             1. carry [".whl-exp"]: WHEELS=.whl-exp bash bench/speed_gpu.sh $OUT/i /tmp/w check33
 #             2. carry [".whl-bnb"] (bitsandbytes==0.50.2's wheel alone, for vanilla QLoRA):
@@ -81,7 +81,8 @@
 #           they replace (on the H100 its backward took 0.62 ms a layer against Liger's 0.52): which tile
 #           `lora_swiglu._TILE` should be. One call: carry [".whl-exp"], WHEELS=.whl-exp ... $OUT/p /tmp/w sp
 #   qkv     tests/test_lora_qkv.py on the GPU, then `fast` with and without an attention's q/k/v LoRA layers as one
-#           function (`fused_qkv`) in one bench command: SFT 32 x 256 and GRPO ragged at micro-batch MICRO. One
+#           function (`fused_qkv`, in `fast` since runs 1452 and 1456 on an H100, where it ran second; here it
+#           runs first) in one bench command: SFT 32 x 256 and GRPO ragged at micro-batch MICRO. One
 #           call: carry [".whl-exp"], WHEELS=.whl-exp bash bench/speed_gpu.sh $OUT/q /tmp/w qkv
 #   prof33  where ragged GRPO's step goes in today's `fast`: bench/profile_gpu.py decode-rows (the sampling copy's
 #           decode step at 128 down to 16 rows, kernels by class), then one traced GRPO step's top operators
@@ -274,17 +275,12 @@ for step in "$@"; do
   qkv)
     run 150 "check: fused q/k/v" python3 -m pytest -q -p no:cacheprovider tests/test_lora_qkv.py || exit 1
     PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True run ${LIMIT:-400} "fused q/k/v" $B \
-      --sft-variants fast-bf16,fast-fused-qkv-bf16 \
-      --grpo-variants fast-ragged,fast-fused-qkv-ragged --shape grpo_ragged_micro_batch=$MICRO ;;
+      --sft-variants fast-bf16,fast-no-fused-qkv-bf16 \
+      --grpo-variants fast-ragged,fast-no-fused-qkv-ragged --shape grpo_ragged_micro_batch=$MICRO ;;
   issue33)
-    qkv_sft="" qkv_grpo=""  # `fast` with fused q/k/v beside it, where its GPU tests pass here
-    if run 150 "check: fused q/k/v" python3 -m pytest -q -p no:cacheprovider tests/test_lora_qkv.py; then
-      qkv_sft=,fast-fused-qkv-bf16,fast-fused-qkv-bf16-ragged qkv_grpo=,fast-fused-qkv-ragged
-    fi
     PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True run ${LIMIT:-560} "issue 33" $B \
-      --sft-variants vanilla-qlora,fast-bf16,fast-bf16-ragged$qkv_sft \
-      --grpo-variants fast-ragged,fast-no-shared-prompts-ragged$qkv_grpo,vanilla \
-      --shape grpo_ragged_micro_batch=$MICRO ;;
+      --sft-variants vanilla-qlora,fast-bf16,fast-bf16-ragged,fast-no-fused-qkv-bf16 \
+      --grpo-variants fast-ragged,fast-no-fused-qkv-ragged,vanilla --shape grpo_ragged_micro_batch=$MICRO ;;
   swiglu)
     run 150 "check: the fused MLP" python3 -m pytest -q -p no:cacheprovider tests/test_lora_swiglu.py || exit 1
     run ${LIMIT:-480} "fused swiglu beside vanilla" $B \

@@ -58,10 +58,9 @@
 #   check33 the GPU tests of the 10th to 14th rounds' levers (run it in the call that installs the wheels; 53 s
 #           on an H100, where they passed, 2026-12-07 07:40; tests/test_lora_qkv.py alone passed there at 14:51)
 #   issue33 today's `fast` beside vanilla in one bench command (run 0026 took 264 s for this and more on an H100):
-#           SFT (vanilla QLoRA, `fast`, `fast` ragged, `fast` without `fused_qkv`) and GRPO (`fast` on the ragged
-#           shape at micro-batch MICRO, the same without `fused_qkv`, TRL's default), with expandable_segments
-#           (run 0419 ran without: ragged SFT lost 3 s to the allocator in one step). check33 has run
-#           tests/test_lora_qkv.py on the card in the first call. Two calls on the lent machine,
+#           SFT (vanilla QLoRA, `fast`, `fast` ragged) and GRPO (`fast` on the ragged shape at micro-batch
+#           MICRO, TRL's default), with expandable_segments (run 0419 ran without: ragged SFT lost 3 s to the
+#           allocator in one step). Two calls on the lent machine,
 #           issued one right after the other (it is given back 30 s after a call ends; carry is 64 MiB a call):
 #             1. carry [".whl-exp"]: WHEELS=.whl-exp bash bench/speed_gpu.sh $OUT/i /tmp/w check33
 #             2. carry [".whl-bnb"] (bitsandbytes==0.50.2's wheel alone, for vanilla QLoRA):
@@ -81,9 +80,11 @@
 #           they replace (on the H100 its backward took 0.62 ms a layer against Liger's 0.52): which tile
 #           `lora_swiglu._TILE` should be. One call: carry [".whl-exp"], WHEELS=.whl-exp ... $OUT/p /tmp/w sp
 #   qkv     tests/test_lora_qkv.py on the GPU, then `fast` with and without an attention's q/k/v LoRA layers as one
-#           function (`fused_qkv`, in `fast` since runs 1452 and 1456 on an H100, where it ran second; here it
-#           runs first) in one bench command: SFT 32 x 256 and GRPO ragged at micro-batch MICRO. One
+#           function (`fused_qkv`) in one bench command, the lever second: SFT 32 x 256 and GRPO ragged at
+#           micro-batch MICRO (runs 1452 and 1456, H100). One
 #           call: carry [".whl-exp"], WHEELS=.whl-exp bash bench/speed_gpu.sh $OUT/q /tmp/w qkv
+#   qkvg    part qkv's GRPO alone (no tests, no SFT: a call's last few minutes of device time), the lever first:
+#           the order part qkv does not run (run 1502, H100: the variant second was the faster again)
 #   prof33  where ragged GRPO's step goes in today's `fast`: bench/profile_gpu.py decode-rows (the sampling copy's
 #           decode step at 128 down to 16 rows, kernels by class), then one traced GRPO step's top operators
 #           (MCQFLOW_BENCH_TRACE; a traced run's rates are not results). After part issue33 in the same lease
@@ -275,12 +276,16 @@ for step in "$@"; do
   qkv)
     run 150 "check: fused q/k/v" python3 -m pytest -q -p no:cacheprovider tests/test_lora_qkv.py || exit 1
     PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True run ${LIMIT:-400} "fused q/k/v" $B \
-      --sft-variants fast-bf16,fast-no-fused-qkv-bf16 \
-      --grpo-variants fast-ragged,fast-no-fused-qkv-ragged --shape grpo_ragged_micro_batch=$MICRO ;;
+      --sft-variants fast-bf16,fast-fused-qkv-bf16 \
+      --grpo-variants fast-ragged,fast-fused-qkv-ragged --shape grpo_ragged_micro_batch=$MICRO ;;
+  qkvg)
+    PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True run ${LIMIT:-240} "fused q/k/v, GRPO, lever first" \
+      python3 -m mcqflow.cli bench --arch qwen2.5-7b --only grpo --out "$WORK/results" --work "$WORK" \
+      --grpo-variants fast-fused-qkv-ragged,fast-ragged --shape grpo_ragged_micro_batch=$MICRO ;;
   issue33)
     PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True run ${LIMIT:-560} "issue 33" $B \
-      --sft-variants vanilla-qlora,fast-bf16,fast-bf16-ragged,fast-no-fused-qkv-bf16 \
-      --grpo-variants fast-ragged,fast-no-fused-qkv-ragged,vanilla --shape grpo_ragged_micro_batch=$MICRO ;;
+      --sft-variants vanilla-qlora,fast-bf16,fast-bf16-ragged \
+      --grpo-variants fast-ragged,vanilla --shape grpo_ragged_micro_batch=$MICRO ;;
   swiglu)
     run 150 "check: the fused MLP" python3 -m pytest -q -p no:cacheprovider tests/test_lora_swiglu.py || exit 1
     run ${LIMIT:-480} "fused swiglu beside vanilla" $B \

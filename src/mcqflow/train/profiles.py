@@ -125,9 +125,10 @@ class Profile:
     # SFT and GRPO training through the fused LoRA layers: an attention's q, k and v layers as one autograd
     # function (lora_qkv.py): one base product against the three stacked (FP8: one copy of the three, not
     # three), one input gradient instead of three summed, one function's host work instead of three's. Same
-    # masks, same result to float rounding. In `fast`: ragged 7B step at micro-batch 8, forward+backward
-    # 6.01 -> 5.88 s and 5.63 -> 5.21 s, 10.82 -> 11.24 and 11.46 -> 12.03 completions/s (H100, two runs on one
-    # lease, the lever second both times); SFT 32 x 256 no faster (step 0.384 -> 0.379 s, 0.357 -> 0.358 s)
+    # masks, same result to float rounding. Not in `fast`: no gain shown. Ragged 7B step at micro-batch 8,
+    # forward+backward without -> with 6.01 -> 5.88 s and 5.63 -> 5.21 s with the lever run second, 4.31 ->
+    # 4.39 s with it first: the variant run second was the faster in all three runs (H100, one lease), peak
+    # memory too (+0.4 GiB either way). SFT 32 x 256 no faster (median step 0.384 -> 0.379 s, 0.357 -> 0.358 s)
     fused_qkv: bool = False
 
 
@@ -159,7 +160,6 @@ PROFILES = {
         fused_swiglu=True,
         prefill_once=True,
         shared_prompts=True,
-        fused_qkv=True,
     ),
     "cpu": Profile("cpu", False, False, False, False, False, False, False),
 }

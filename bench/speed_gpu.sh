@@ -80,11 +80,11 @@
 #           they replace (on the H100 its backward took 0.62 ms a layer against Liger's 0.52): which tile
 #           `lora_swiglu._TILE` should be. One call: carry [".whl-exp"], WHEELS=.whl-exp ... $OUT/p /tmp/w sp
 #   qkv     tests/test_lora_qkv.py on the GPU, then `fast` with and without an attention's q/k/v LoRA layers as one
-#           function (`fused_qkv`) in one bench command, the lever second: SFT 32 x 256 and GRPO ragged at
-#           micro-batch MICRO (runs 1452 and 1456, H100). One
+#           function (`fused_qkv`) in one bench command: SFT 32 x 256 (the lever second) and GRPO ragged at
+#           micro-batch MICRO in the order A, B, B, A (runs 1452 and 1456, H100, ran A, B only). One
 #           call: carry [".whl-exp"], WHEELS=.whl-exp bash bench/speed_gpu.sh $OUT/q /tmp/w qkv
-#   qkvg    part qkv's GRPO alone (no tests, no SFT: a call's last few minutes of device time), the lever first:
-#           the order part qkv does not run (run 1502, H100: the variant second was the faster again)
+#   qkvg    part qkv's GRPO alone (no tests, no SFT: a call's last few minutes of device time), A, B, B, A
+#           (run 1502, H100, ran B, A: the variant second was the faster again)
 #   prof33  where ragged GRPO's step goes in today's `fast`: bench/profile_gpu.py decode-rows (the sampling copy's
 #           decode step at 128 down to 16 rows, kernels by class), then one traced GRPO step's top operators
 #           (MCQFLOW_BENCH_TRACE; a traced run's rates are not results). After part issue33 in the same lease
@@ -276,12 +276,13 @@ for step in "$@"; do
   qkv)
     run 150 "check: fused q/k/v" python3 -m pytest -q -p no:cacheprovider tests/test_lora_qkv.py || exit 1
     PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True run ${LIMIT:-400} "fused q/k/v" $B \
-      --sft-variants fast-bf16,fast-fused-qkv-bf16 \
-      --grpo-variants fast-ragged,fast-fused-qkv-ragged --shape grpo_ragged_micro_batch=$MICRO ;;
+      --sft-variants fast-bf16,fast-fused-qkv-bf16 --grpo-variants \
+      fast-ragged,fast-fused-qkv-ragged,fast-fused-qkv-ragged,fast-ragged --shape grpo_ragged_micro_batch=$MICRO ;;
   qkvg)
-    PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True run ${LIMIT:-240} "fused q/k/v, GRPO, lever first" \
+    PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True run ${LIMIT:-300} "fused q/k/v, GRPO, A B B A" \
       python3 -m mcqflow.cli bench --arch qwen2.5-7b --only grpo --out "$WORK/results" --work "$WORK" \
-      --grpo-variants fast-fused-qkv-ragged,fast-ragged --shape grpo_ragged_micro_batch=$MICRO ;;
+      --grpo-variants fast-ragged,fast-fused-qkv-ragged,fast-fused-qkv-ragged,fast-ragged \
+      --shape grpo_ragged_micro_batch=$MICRO ;;
   issue33)
     PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True run ${LIMIT:-560} "issue 33" $B \
       --sft-variants vanilla-qlora,fast-bf16,fast-bf16-ragged \

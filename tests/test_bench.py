@@ -346,3 +346,45 @@ def test_the_whole_step_timeline_spans_from_the_step_before_to_the_chosen_steps_
     with gzip.open(out, "rt", encoding="utf-8") as f:
         names = {e.get("name") for e in json.load(f)["traceEvents"]}
     assert {n for n in names if str(n).startswith(("work-", "load-"))} == {"load-3", "work-3"}
+
+
+def test_a_variant_named_again_runs_again_in_a_folder_of_its_own_and_the_report_shows_each_run(tmp_path):
+    """A, A in one list: two timed runs, each training into its own folder, each row with its place in the
+    list, and the page lists both runs and their mean."""
+    smoke = Shapes.smoke()
+    res = run(
+        "tiny", tmp_path / "results", tmp_path / "work", only=("sft", "grpo"), shapes=smoke,
+        log=lambda _: None, sft_variants=["fast-bf16", "fast-bf16"], grpo_variants=["fast", "fast"],
+    )  # fmt: skip
+    for bench, unit in (("sft", "tokens_per_s"), ("grpo", "completions_per_s")):
+        rows = [r for r in res.rows if r["bench"] == bench]
+        assert [r["order"] for r in rows] == [1, 2] and all(r[unit] > 0 for r in rows)
+    grpo = [r for r in res.rows if r["bench"] == "grpo"]
+    assert all(r["split_s"]["forward_backward"] > 0 for r in grpo)  # both trained their steps
+    assert {p.name for p in (tmp_path / "work").iterdir()} >= {
+        "sft-fast-bf16", "sft-fast-bf16-run2", "grpo-fast", "grpo-fast-run2",
+    }  # fmt: skip
+    page = next((tmp_path / "results").glob("*.md")).read_text()
+    first, second = (r["completions_per_s"] for r in grpo)
+    mean = f"{(first + second) / 2:,.3f}"
+    assert f"| grpo | fast | 1: {first:,}, 2: {second:,} | {mean} |" in page
+
+
+def test_the_report_lists_repeated_variants_by_place_and_leaves_single_runs_out():
+    from mcqflow.benchmark.bench_report import repeats
+
+    rows = [
+        {"bench": "grpo", "variant": "fast-ragged", "order": 1, "completions_per_s": 10.0},
+        {"bench": "grpo", "variant": "fast-fused-qkv-ragged", "order": 2, "completions_per_s": 11.0},
+        {"bench": "grpo", "variant": "fast-fused-qkv-ragged", "order": 3, "completions_per_s": 12.0},
+        {"bench": "grpo", "variant": "fast-ragged", "order": 4, "completions_per_s": 12.5},
+        {"bench": "grpo", "variant": "vanilla", "order": 5, "skipped": "CUDA out of memory at micro-batch 8"},
+        {"bench": "grpo", "variant": "vanilla", "order": 6, "completions_per_s": 0.5},
+        {"bench": "sft", "variant": "fast-bf16", "tokens_per_s": 100.0},  # an older file's rows: no order
+        {"bench": "sft", "variant": "fast-bf16", "tokens_per_s": 300.0},
+    ]
+    assert repeats(rows) == {
+        ("grpo", "fast-ragged"): [(1, 10.0), (4, 12.5)],
+        ("grpo", "fast-fused-qkv-ragged"): [(2, 11.0), (3, 12.0)],
+        ("sft", "fast-bf16"): [(1, 100.0), (2, 300.0)],
+    }  # a skipped run is not a run

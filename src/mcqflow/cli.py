@@ -532,8 +532,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--profile", default="fast", choices=["fast", "memory"], help="the profile set against vanilla"
     )
-    p.add_argument("--sft-variants", help="comma-separated SFT variants (default: vanilla and the profile)")
-    p.add_argument("--grpo-variants", help="comma-separated GRPO variants (default: vanilla and the profile)")
+    again = "; a name given again runs again (A,B,B,A: what running later is worth, both ways)"
+    p.add_argument(
+        "--sft-variants", help="comma-separated SFT variants (default: vanilla and the profile)" + again
+    )
+    p.add_argument(
+        "--grpo-variants", help="comma-separated GRPO variants (default: vanilla and the profile)" + again
+    )
     p.add_argument(
         "--processes", type=int, default=1, help="run under accelerate launch with this many processes"
     )

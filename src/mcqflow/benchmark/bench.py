@@ -13,6 +13,7 @@ MFU are in `bench_shapes`, the targets and the results page in `bench_report`.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import gc
 import json
@@ -133,6 +134,17 @@ def step_timer():
 # ------------------------------------------------------------------------------------------ benches
 
 
+def _runs(variants: list[tuple]):
+    """Each variant with its place in the list (1-based, the row's `order`) and the name of its work folder.
+    A list may name a variant again (A, B, B, A: in one process the variant run later can be the faster for
+    that alone, docs/speed.md's fourteenth round); each run trains into a folder of its own, so no run's
+    outputs (or checkpoints, were a run to save any) stand in another's."""
+    seen: collections.Counter = collections.Counter()
+    for order, v in enumerate(variants, 1):
+        seen[v[0]] += 1
+        yield order, v[0] if seen[v[0]] == 1 else f"{v[0]}-run{seen[v[0]]}", v
+
+
 def bench_sft(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: list[tuple]):
     """Each variant trains `sft_steps` optimizer steps of `sft_batch x sft_accum` examples per process;
     under N processes the global batch is N times larger, so each GPU does the single-GPU work. A variant's
@@ -160,9 +172,9 @@ def bench_sft(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: l
         return data[shape]
 
     losses: dict[str, float] = {}
-    for name, profile, quantization, extra, shape in variants:
+    for order, folder, (name, profile, quantization, extra, shape) in _runs(variants):
         if quantization == "nf4" and not on_gpu():
-            yield {"bench": "sft", "variant": name, "skipped": "NF4 needs a CUDA GPU"}
+            yield {"bench": "sft", "variant": name, "order": order, "skipped": "NF4 needs a CUDA GPU"}
             continue
         records, tokens_per_step = shaped(shape)
         longest = shapes.sft_tokens if shape == "fixed" else shapes.sft_ragged_max
@@ -181,24 +193,25 @@ def bench_sft(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: l
         _reset_memory()
         traced = []
         if trace := os.environ.get("MCQFLOW_BENCH_TRACE"):  # a folder: one measured step's top operators
-            traced.append(trace_step(Path(trace) / f"sft-{name}.txt", shapes.sft_warmup + 1))
+            traced.append(trace_step(Path(trace) / f"sft-{folder}.txt", shapes.sft_warmup + 1))
         if timeline := os.environ.get("MCQFLOW_BENCH_TIMELINE"):  # a folder: the next step's Chrome trace
-            traced.append(trace_whole_step(Path(timeline) / f"sft-{name}.json.gz", shapes.sft_warmup + 2))
+            traced.append(trace_whole_step(Path(timeline) / f"sft-{folder}.json.gz", shapes.sft_warmup + 2))
         try:
             metrics = train_sft(
-                records, "plain", model_dir, work / f"sft-{name}", params, quantization=quantization,
+                records, "plain", model_dir, work / f"sft-{folder}", params, quantization=quantization,
                 profile=profile, callbacks=[timer, *traced],
             )  # fmt: skip
         except (torch.OutOfMemoryError, UserError) as e:
             if "out of memory" not in str(e).lower() and not isinstance(e, torch.OutOfMemoryError):
                 raise
-            yield {"bench": "sft", "variant": name, "skipped": "CUDA out of memory"}
+            yield {"bench": "sft", "variant": name, "order": order, "skipped": "CUDA out of memory"}
             continue
         tps, step_s = timer.rate(shapes.sft_warmup, per_step=tokens_per_step)
         losses[name] = metrics.get("train_loss")
         row = {
             "bench": "sft",
             "variant": name,
+            "order": order,
             "shape": shape,
             "profile": profile.name,
             "levers": dataclasses.asdict(profile),
@@ -417,7 +430,7 @@ def bench_grpo(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: 
     from mcqflow.train.training import SFTParams, lora_config
 
     procs = world_size()
-    for name, profile, prompts_per_step, micro, shape in variants:
+    for order, folder, (name, profile, prompts_per_step, micro, shape) in _runs(variants):
         prompts_per_step *= procs  # each process generates and trains what one GPU does alone
         per_step = prompts_per_step * shapes.grpo_num_generations
         records = make_records(tokenizer, prompts_per_step * (shapes.grpo_steps + 1), 160)
@@ -455,20 +468,25 @@ def bench_grpo(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: 
         split = StepSplit()
         _reset_memory()
         trace = os.environ.get("MCQFLOW_BENCH_TRACE")  # a folder: one measured step under torch.profiler
-        traced = [trace_step(Path(trace) / f"grpo-{name}.txt", shapes.grpo_warmup + 1)] if trace else []
+        traced = [trace_step(Path(trace) / f"grpo-{folder}.txt", shapes.grpo_warmup + 1)] if trace else []
         timeline = os.environ.get("MCQFLOW_BENCH_TIMELINE")  # a folder: a few micro-batches' Chrome trace
         if timeline:
             traced.append(
-                trace_micro_batches(Path(timeline) / f"grpo-{name}.json.gz", shapes.grpo_warmup + 1)
+                trace_micro_batches(Path(timeline) / f"grpo-{folder}.json.gz", shapes.grpo_warmup + 1)
             )
         try:
             train_grpo(
-                records, model_dir, work / f"grpo-{name}", work / f"grpo-{name}.ckpt", params,
+                records, model_dir, work / f"grpo-{folder}", work / f"grpo-{folder}.ckpt", params,
                 finetune="lora", lora_config=lora_config(SFTParams(finetune="lora")), profile=profile,
                 callbacks=[timer, *traced], step_split=split, end_lengths=end_lengths,
             )  # fmt: skip
         except torch.OutOfMemoryError:
-            yield {"bench": "grpo", "variant": name, "skipped": f"CUDA out of memory at micro-batch {micro}"}
+            yield {
+                "bench": "grpo",
+                "variant": name,
+                "order": order,
+                "skipped": f"CUDA out of memory at micro-batch {micro}",
+            }
             continue
         cps, step_s = timer.rate(shapes.grpo_warmup, per_step=per_step)
         sampled = split.tokens_per_s(shapes.grpo_warmup)
@@ -476,6 +494,7 @@ def bench_grpo(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: 
             {
                 "bench": "grpo",
                 "variant": name,
+                "order": order,
                 "shape": shape,
                 "mode": mode,
                 "profile": profile.name,

@@ -3,8 +3,10 @@ markdown page and the JSON file a run leaves in experiments/bench/."""
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -163,7 +165,7 @@ def markdown(res: BenchResult) -> str:
         "| bench | variant | batch | rate | step | peak GiB | vs vanilla | MFU |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    unit = {"sft": "tokens_per_s", "predict": "questions_per_s", "grpo": "completions_per_s"}
+    unit = _UNIT
     for r in res.rows:
         if "skipped" in r:
             lines.append(f"| {r['bench']} | {r['variant']} | | skipped: {r['skipped']} | | | | |")
@@ -177,6 +179,22 @@ def markdown(res: BenchResult) -> str:
             f"| {r['bench']} | {r['variant']} | {_batch(r)} | {r[key]:,} {key.replace('_per_s', '/s')} | {step} "
             f"| {_peak(r)} | {ratio} | {use} |"
         )
+    repeated = repeats(res.rows)
+    if repeated:
+        lines += [
+            "",
+            "Variants run more than once, each run by its place in its bench's list (a variant run after another "
+            "in the same process can be the faster for that alone):",
+            "",
+            "| bench | variant | each run (place: rate) | mean |",
+            "| --- | --- | --- | --- |",
+            *(
+                f"| {bench} | {variant} | "
+                + ", ".join(f"{place}: {rate:,}" for place, rate in runs)
+                + f" | {statistics.mean(rate for _, rate in runs):,.{_DIGITS[bench]}f} |"
+                for (bench, variant), runs in repeated.items()
+            ),
+        ]
     prompts = [r for r in res.rows if r["bench"] == "predict" and "prompt_tokens" in r]
     if prompts:
         lines += [
@@ -235,6 +253,22 @@ def markdown(res: BenchResult) -> str:
 
 
 REAL_SHAPES = ("plain", "reasoning")  # GRPO shapes whose completions the (real) policy ends
+_UNIT = {"sft": "tokens_per_s", "predict": "questions_per_s", "grpo": "completions_per_s"}
+_DIGITS = {"sft": 1, "predict": 2, "grpo": 3}  # as the rows round their rates
+
+
+def repeats(rows: list[dict]) -> dict[tuple[str, str], list[tuple[int, float]]]:
+    """(bench, variant) -> [(place in its bench's list, rate), ...] for each variant that ran more than once
+    (rows without `order`, from older files, by their place among the bench's rows)."""
+    runs: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    places: collections.Counter = collections.Counter()
+    for r in rows:
+        places[r["bench"]] += 1
+        if "skipped" not in r:
+            runs.setdefault((r["bench"], r["variant"]), []).append(
+                (r.get("order", places[r["bench"]]), r[_UNIT[r["bench"]]])
+            )
+    return {k: v for k, v in runs.items() if len(v) > 1}
 
 
 def _vanilla_of(rows: list[dict], r: dict) -> str:

@@ -165,12 +165,11 @@ def markdown(res: BenchResult) -> str:
         "| bench | variant | batch | rate | step | peak GiB | vs vanilla | MFU |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    unit = _UNIT
     for r in res.rows:
         if "skipped" in r:
             lines.append(f"| {r['bench']} | {r['variant']} | | skipped: {r['skipped']} | | | | |")
             continue
-        key = unit[r["bench"]]
+        key = _UNIT[r["bench"]]
         ref = _get(res.rows, r["bench"], _vanilla_of(res.rows, r), key)
         ratio = f"{r[key] / ref:.2f}x" if ref and r.get("shape", "fixed") in ("fixed", *REAL_SHAPES) else ""
         step = f"{r['step_s']} s" if "step_s" in r else ""

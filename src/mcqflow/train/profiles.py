@@ -127,7 +127,7 @@ class Profile:
     # three), one input gradient instead of three summed, one function's host work instead of three's. Same
     # masks, same result to float rounding. Not in `fast`: no gain shown. Ragged 7B step at micro-batch 8,
     # forward+backward without -> with 6.01 -> 5.88 s and 5.63 -> 5.21 s with the lever run second, 4.31 ->
-    # 4.39 s with it first: the variant run second was the faster in all three runs (H100, one lease), peak
+    # 4.39 s with it first: the variant run second was the faster in all three runs (H100, two leases), peak
     # memory too (+0.4 GiB either way). SFT 32 x 256 no faster (median step 0.384 -> 0.379 s, 0.357 -> 0.358 s)
     fused_qkv: bool = False
 

@@ -388,3 +388,29 @@ def test_the_report_lists_repeated_variants_by_place_and_leaves_single_runs_out(
         ("grpo", "fast-fused-qkv-ragged"): [(2, 11.0), (3, 12.0)],
         ("sft", "fast-bf16"): [(1, 100.0), (2, 300.0)],
     }  # a skipped run is not a run
+
+
+def test_a_target_counts_a_variant_run_more_than_once_by_its_mean():
+    """A, B, B, A: the targets read each variant's mean, not its best run, and check it once."""
+    rows = [
+        {"bench": "grpo", "variant": "vanilla", "profile": "vanilla", "order": 1, "completions_per_s": 0.5},
+        {"bench": "grpo", "variant": "fast", "profile": "fast", "order": 2, "completions_per_s": 18.0},
+        {"bench": "grpo", "variant": "fast", "profile": "fast", "order": 3, "completions_per_s": 22.0},
+        {"bench": "grpo", "variant": "fast-hf-generate-ragged", "profile": "fast-hf-generate",
+         "shape": "ragged", "order": 4, "completions_per_s": 4.0},
+        {"bench": "grpo", "variant": "fast-ragged", "profile": "fast", "shape": "ragged", "order": 5,
+         "completions_per_s": 10.0},
+        {"bench": "grpo", "variant": "fast-ragged", "profile": "fast", "shape": "ragged", "order": 6,
+         "completions_per_s": 12.0},
+        {"bench": "grpo", "variant": "fast-ragged", "order": 7, "skipped": "CUDA out of memory at micro-batch 16"},
+    ]  # fmt: skip
+    checks = check_targets(rows)
+    assert [c["target"] for c in checks] == [
+        "grpo completions/s",
+        "grpo ratio to vanilla TRL",
+        "grpo ragged: fast-ragged over HF generate",
+    ]  # each once
+    met = {c["target"]: (c["value"], c["met"]) for c in checks}
+    assert met["grpo completions/s"] == (20.0, True)  # the mean of 18 and 22, not the 22
+    assert met["grpo ratio to vanilla TRL"] == (40.0, True)
+    assert met["grpo ragged: fast-ragged over HF generate"] == (2.75, True)

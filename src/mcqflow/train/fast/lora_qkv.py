@@ -160,10 +160,11 @@ def fuse_qkv(model, fp8: bool = False) -> int:
         attn.forward = functools.partial(_attention_forward, attn, attn.forward)
         for name, m in zip(NAMES, layers, strict=True):
             m.forward = functools.partial(_projection_forward, slot, name, m.forward)
-        fits = fp8 and all(getattr(b, "_fp8", None) is not None for b in bases)
-        stacked = None if bases[0].bias is None else torch.cat([b.bias for b in bases])
-        attn._fp8_qkv = _Fp8Weight(torch.cat([b.weight for b in bases]), stacked) if fits else None
-        if fits:  # the stacked copy serves all three: one copy of the weights, not three
+        attn._fp8_qkv = None
+        if fp8 and all(getattr(b, "_fp8", None) is not None for b in bases):
+            # one FP8 copy of the three stacked (and their biases) serves all three, not three copies
+            stacked = None if bases[0].bias is None else torch.cat([b.bias for b in bases])
+            attn._fp8_qkv = _Fp8Weight(torch.cat([b.weight for b in bases]), stacked)
             for b in bases:
                 b._fp8 = None
         n += 1

@@ -66,6 +66,8 @@
 #             2. carry [".whl-bnb"] (bitsandbytes==0.50.2's wheel alone, for vanilla QLoRA):
 #                pip install -q --no-index --no-deps --target /tmp/site .whl-bnb/*.whl &&
 #                WHEELS=.whl-exp bash bench/speed_gpu.sh $OUT/r /tmp/w issue33
+#   once    GRPO on the ragged shape (micro-batch MICRO), `fast` with and without `prefill_once`, A B B A: the 13th
+#           round's +7.7% was one run in one order (~300 s on an H100)
 #   swiglu  tests/test_lora_swiglu.py on the GPU (compiled passes, over Liger's MLP), then `fast` with and without
 #           the fused MLP (`fused_swiglu`: gate/up LoRA and SwiGLU as one function) beside vanilla in one bench
 #           command: SFT (vanilla QLoRA; fixed and ragged) and GRPO (ragged at micro-batch MICRO; TRL's default).
@@ -282,6 +284,11 @@ for step in "$@"; do
     PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True run ${LIMIT:-300} "fused q/k/v, GRPO, A B B A" \
       python3 -m mcqflow.cli bench --arch qwen2.5-7b --only grpo --out "$WORK/results" --work "$WORK" \
       --grpo-variants fast-ragged,fast-fused-qkv-ragged,fast-fused-qkv-ragged,fast-ragged \
+      --shape grpo_ragged_micro_batch=$MICRO ;;
+  once)
+    PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True run ${LIMIT:-300} "prefill once, GRPO, A B B A" \
+      python3 -m mcqflow.cli bench --arch qwen2.5-7b --only grpo --out "$WORK/results" --work "$WORK" \
+      --grpo-variants fast-ragged,fast-no-prefill-once-ragged,fast-no-prefill-once-ragged,fast-ragged \
       --shape grpo_ragged_micro_batch=$MICRO ;;
   issue33)
     PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True run ${LIMIT:-560} "issue 33" $B \

@@ -390,6 +390,38 @@ def test_the_report_lists_repeated_variants_by_place_and_leaves_single_runs_out(
     }  # a skipped run is not a run
 
 
+def test_the_page_compares_each_row_with_the_mean_of_vanillas_runs():
+    """Vanilla run twice (A, B, B, A with vanilla as A): "vs vanilla" divides by its mean, not its first run."""
+    from mcqflow.benchmark.bench_report import BenchResult, markdown
+
+    step = {"completions_per_step": 16, "micro_batch": 8}
+    rows = [
+        {
+            "bench": "grpo",
+            "variant": "vanilla",
+            "profile": "vanilla",
+            "order": 1,
+            "completions_per_s": 1.0,
+            **step,
+        },
+        {"bench": "grpo", "variant": "fast", "profile": "fast", "order": 2, "completions_per_s": 8.0, **step},
+        {
+            "bench": "grpo",
+            "variant": "vanilla",
+            "profile": "vanilla",
+            "order": 3,
+            "completions_per_s": 3.0,
+            **step,
+        },
+    ]
+    page = markdown(BenchResult("qwen2.5-7b", "H200", {}, {}, rows=rows))
+    table = [line for line in page.splitlines() if " completions/s | " in line]  # the first table's rows
+    fast = next(line for line in table if line.startswith("| grpo | fast |"))
+    vanillas = [line for line in table if line.startswith("| grpo | vanilla |")]
+    assert "| 4.00x |" in fast  # 8 / mean(1, 3), not 8 / 1
+    assert ["| 0.50x |" in v for v in vanillas] == [True, False] and "| 1.50x |" in vanillas[1]
+
+
 def test_a_target_counts_a_variant_run_more_than_once_by_its_mean():
     """A, B, B, A: the targets read each variant's mean, not its best run, and check it once."""
     rows = [

@@ -182,12 +182,13 @@ def markdown(res: BenchResult) -> str:
         "| bench | variant | batch | rate | step | peak GiB | vs vanilla | MFU |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+    means = _collapsed(res.rows)  # vanilla run more than once: each row against its runs' mean
     for r in res.rows:
         if "skipped" in r:
             lines.append(f"| {r['bench']} | {r['variant']} | | skipped: {r['skipped']} | | | | |")
             continue
         key = _UNIT[r["bench"]]
-        ref = _get(res.rows, r["bench"], _vanilla_of(res.rows, r), key)
+        ref = _get(means, r["bench"], _vanilla_of(res.rows, r), key)
         ratio = f"{r[key] / ref:.2f}x" if ref and r.get("shape", "fixed") in ("fixed", *REAL_SHAPES) else ""
         step = f"{r['step_s']} s" if "step_s" in r else ""
         use = f"{r['mfu']:.0%}" if r.get("mfu") else ""

@@ -66,6 +66,13 @@
 #             2. carry [".whl-bnb"] (bitsandbytes==0.50.2's wheel alone, for vanilla QLoRA):
 #                pip install -q --no-index --no-deps --target /tmp/site .whl-bnb/*.whl &&
 #                WHEELS=.whl-exp bash bench/speed_gpu.sh $OUT/r /tmp/w issue33
+#           Or in one call, without the check (it passed on an H100 at 17:09 on 2026-12-07), when starts are
+#           scarce: .whl-bench holds the wheels the bench imports alone (3.7 MB: for w in datasets dill httpcore2
+#           httpx2 multiprocess pydot sniffio trl truststore wcwidth liger_kernel; do cp .whl-exp/$w-*.whl
+#           .whl-bench/; done), so it and .whl-bnb fit one carry:
+#             carry [".whl-bench", ".whl-bnb"]: pip install -q --no-index --no-deps --no-compile --target
+#             /tmp/site .whl-bench/*.whl .whl-bnb/*.whl && touch /tmp/site/.done &&
+#             LIMIT=540 bash bench/speed_gpu.sh $OUT/r /tmp/w issue33
 #   once    GRPO on the ragged shape (micro-batch MICRO), `fast` with and without `prefill_once`, A B B A: the 13th
 #           round's +7.7% was one run in one order (~300 s on an H100)
 #   swiglu  tests/test_lora_swiglu.py on the GPU (compiled passes, over Liger's MLP), then `fast` with and without

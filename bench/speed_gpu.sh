@@ -280,8 +280,8 @@ for step in "$@"; do
   check33)
     run 240 "check: fused dropout, tensor-scaled fp8 copy, fused MLP, prefill once, shared prompts" python3 -m \
       pytest -q -p no:cacheprovider tests/test_lora_dropout.py tests/test_merged.py tests/test_lora_swiglu.py \
-      tests/test_decode.py tests/test_packing.py tests/test_lora_qkv.py \
-      -k "dropout or mask or rescale or tensor_scaled or fp8 or fused or mlp or swiglu or prefill or shared or qkv" ;;
+      tests/test_decode.py tests/test_packing.py tests/test_lora_qkv.py tests/test_bench.py \
+      -k "dropout or mask or rescale or tensor_scaled or fp8 or fused or mlp or swiglu or prefill or shared or qkv or triton" ;;
   qkv)
     run 150 "check: fused q/k/v" python3 -m pytest -q -p no:cacheprovider tests/test_lora_qkv.py || exit 1
     PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True run ${LIMIT:-400} "fused q/k/v" $B \

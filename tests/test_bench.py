@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from mcqflow.benchmark.bench import Shapes, check_targets, make_records, run, sft_length
 from mcqflow.modeling.models import load_tokenizer
@@ -446,3 +447,102 @@ def test_a_target_counts_a_variant_run_more_than_once_by_its_mean():
     assert met["grpo completions/s"] == (20.0, True)  # the mean of 18 and 22, not the 22
     assert met["grpo ratio to vanilla TRL"] == (40.0, True)
     assert met["grpo ragged: fast-ragged over HF generate"] == (2.75, True)
+
+
+def _compile(name: str, runtime, *, t: list[float], took: float) -> bool:
+    """What Triton's JITFunction._do_compile does around a compilation, its hooks called as it calls them,
+    the clock moved by `took` in between."""
+    from triton.runtime.jit import JitFunctionInfo
+
+    kw = {
+        "key": (name,), "repr": f"{name}[]()", "fn": JitFunctionInfo("tests", name, None),
+        "compile": {"key": (name,)}, "is_manual_warmup": False, "already_compiled": False,
+    }  # fmt: skip
+    if runtime.jit_cache_hook and runtime.jit_cache_hook(**kw):
+        return False  # a hook took the compilation over
+    t[0] += took
+    if runtime.jit_post_compile_hook:
+        runtime.jit_post_compile_hook(**kw)
+    return True
+
+
+def test_triton_compiles_are_counted_in_the_timed_steps_only_and_the_hooks_given_back(monkeypatch):
+    pytest.importorskip("triton.knobs")
+    from triton import knobs
+
+    from mcqflow.benchmark import bench
+
+    clock = [100.0]
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock[0])
+    earlier_posts = []
+    monkeypatch.setattr(knobs.runtime, "jit_cache_hook", lambda **kw: kw["fn"].name == "theirs")
+    monkeypatch.setattr(knobs.runtime, "jit_post_compile_hook", lambda **kw: earlier_posts.append(kw["key"]))
+    before = (knobs.runtime.jit_cache_hook, knobs.runtime.jit_post_compile_hook)
+    with bench.TritonCompiles() as compiles:
+        assert _compile("rms_norm_fwd", knobs.runtime, t=clock, took=0.5)  # the warm-up step's
+        t0 = clock[0] + 1.0
+        clock[0] = t0
+        assert _compile("lora_dropout_bwd", knobs.runtime, t=clock, took=0.25)
+        assert not _compile("theirs", knobs.runtime, t=clock, took=0.0)  # the earlier hook's: not Triton's
+        assert _compile("swiglu_fwd", knobs.runtime, t=clock, took=0.125)
+    assert (knobs.runtime.jit_cache_hook, knobs.runtime.jit_post_compile_hook) == before
+    assert earlier_posts == [("rms_norm_fwd",), ("lora_dropout_bwd",), ("swiglu_fwd",)]  # still chained
+    assert [name for name, *_ in compiles.events] == ["rms_norm_fwd", "lora_dropout_bwd", "swiglu_fwd"]
+    assert compiles.since(t0) == {"triton_compiles_timed": 2, "triton_compile_s_timed": 0.375}
+    assert compiles.since(None) == {}  # the timed steps never began
+
+
+def test_without_tritons_hooks_nothing_is_claimed(monkeypatch):
+    import builtins
+
+    from mcqflow.benchmark.bench import TritonCompiles
+
+    real_import = builtins.__import__
+
+    def no_triton(name, *args, **kwargs):
+        if name.startswith("triton"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_triton)
+    with TritonCompiles() as compiles:
+        pass
+    assert compiles.since(0.0) == {}  # not a zero: nothing was there to count with
+
+
+def test_the_page_names_the_rows_whose_timed_steps_compiled_triton_kernels():
+    from mcqflow.benchmark.bench_report import BenchResult, markdown
+
+    step = {"completions_per_step": 128, "micro_batch": 8, "shape": "ragged"}
+    rows = [
+        {"bench": "grpo", "variant": "fast-ragged", "order": 1, "completions_per_s": 11.0, **step,
+         "triton_compiles_timed": 6, "triton_compile_s_timed": 2.4},
+        {"bench": "grpo", "variant": "fast-ragged", "order": 2, "completions_per_s": 12.0, **step,
+         "triton_compiles_timed": 0, "triton_compile_s_timed": 0.0},
+    ]  # fmt: skip
+    page = markdown(BenchResult("qwen2.5-7b", "H100", {}, {}, rows=rows))
+    line = next(x for x in page.splitlines() if x.startswith("Triton compiled"))
+    assert "grpo fast-ragged (place 1: 6, 2.4 s)" in line and "place 2" not in line
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="Triton compiles for a CUDA GPU")
+def test_a_real_triton_compile_is_counted_once_per_specialization():
+    import triton
+    import triton.language as tl
+
+    from mcqflow.benchmark.bench import TritonCompiles
+
+    @triton.jit
+    def add_one(x_ptr, n, BLOCK: tl.constexpr):
+        i = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+        tl.store(x_ptr + i, tl.load(x_ptr + i, mask=i < n) + 1, mask=i < n)
+
+    x = torch.zeros(37, device="cuda")
+    with TritonCompiles() as compiles:
+        add_one[(1,)](x, 37, BLOCK=64)
+        add_one[(1,)](x, 37, BLOCK=64)  # the same specialization: kept, not compiled again
+        add_one[(1,)](x, 32, BLOCK=64)  # 32 is divisible by 16: a new specialization
+    torch.cuda.synchronize()
+    assert [name.rsplit(".", 1)[-1] for name, *_ in compiles.events] == ["add_one", "add_one"]
+    assert compiles.since(0.0)["triton_compiles_timed"] == 2
+    assert x[:32].tolist() == [3.0] * 32 and x[32:].tolist() == [2.0] * 5

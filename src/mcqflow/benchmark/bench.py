@@ -116,6 +116,10 @@ def step_timer():
             synchronize()
             self.marks.append(time.perf_counter())
 
+        def timed_from(self, warmup: int) -> float | None:
+            """When the steps after `warmup` began (perf_counter), None if they did not."""
+            return self.marks[warmup] if len(self.marks) > warmup else None
+
         def durations(self) -> list[float]:
             """Seconds of every step, warm-up included."""
             return [round(b - a, 3) for a, b in zip(self.marks, self.marks[1:], strict=False)]
@@ -129,6 +133,67 @@ def step_timer():
             return per_step * len(dt) / sum(dt), statistics.median(dt)
 
     return StepTimer()
+
+
+class TritonCompiles:
+    """Triton's JIT compilations in this process while the block runs, each (kernel, start, end) on
+    `time.perf_counter`'s clock, through Triton's compile hooks (`triton.knobs.runtime.jit_cache_hook`, called
+    before a kernel is compiled for a specialization the process has not run yet, and `jit_post_compile_hook`
+    after), chained to any hooks already set and restored on exit.
+
+    Why: a Triton kernel (Liger's, the fused LoRA layers') is compiled the first time the process runs it for
+    a new specialization (argument dtypes, integers divisible by 16 or not, pointers aligned or not), and the
+    process keeps it for every later variant. Ragged shapes meet new specializations after the warm-up steps,
+    so the first variant of a bench process can pay compilations inside its timed steps that the next variant
+    does not: one candidate for docs/speed.md's fourteenth-round finding that the variant run second was the
+    faster. A row says how many compilations fell inside its timed steps, and how long they took."""
+
+    def __init__(self):
+        self.events: list[tuple[str, float, float]] = []
+        self._starts: list[tuple[str, float]] = []
+        self._runtime = None
+        self.counting = False  # Triton's hooks were there and set
+
+    def __enter__(self) -> TritonCompiles:
+        try:
+            from triton import knobs
+        except ImportError:  # no Triton (or one older than its knobs): nothing is counted
+            return self
+        rt = knobs.runtime
+        if not hasattr(rt, "jit_cache_hook") or not hasattr(rt, "jit_post_compile_hook"):
+            return self
+        self._runtime, self._saved = rt, (rt.jit_cache_hook, rt.jit_post_compile_hook)
+        before, after = self._saved
+
+        def cache_hook(**kwargs):
+            self._starts.append((kwargs["fn"].name, time.perf_counter()))
+            skip = before(**kwargs) if before else None
+            if skip:  # the earlier hook took the compilation over: Triton compiles nothing
+                self._starts.pop()
+            return skip
+
+        def post_compile_hook(**kwargs):
+            if self._starts:
+                name, start = self._starts.pop()
+                self.events.append((name, start, time.perf_counter()))
+            return after(**kwargs) if after else None
+
+        rt.jit_cache_hook, rt.jit_post_compile_hook = cache_hook, post_compile_hook
+        self.counting = True
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._runtime is not None:
+            self._runtime.jit_cache_hook, self._runtime.jit_post_compile_hook = self._saved
+            self._runtime = None
+
+    def since(self, t0: float | None) -> dict:
+        """The compilations that began at or after `t0` (the timed steps' start): their count and seconds.
+        Empty where Triton's hooks were not there to count with."""
+        if not self.counting or t0 is None:
+            return {}
+        timed = [(end - start) for _, start, end in self.events if start >= t0]
+        return {"triton_compiles_timed": len(timed), "triton_compile_s_timed": round(sum(timed), 3)}
 
 
 # ------------------------------------------------------------------------------------------ benches
@@ -197,10 +262,11 @@ def bench_sft(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: l
         if timeline := os.environ.get("MCQFLOW_BENCH_TIMELINE"):  # a folder: the next step's Chrome trace
             traced.append(trace_whole_step(Path(timeline) / f"sft-{folder}.json.gz", shapes.sft_warmup + 2))
         try:
-            metrics = train_sft(
-                records, "plain", model_dir, work / f"sft-{folder}", params, quantization=quantization,
-                profile=profile, callbacks=[timer, *traced],
-            )  # fmt: skip
+            with TritonCompiles() as compiles:
+                metrics = train_sft(
+                    records, "plain", model_dir, work / f"sft-{folder}", params, quantization=quantization,
+                    profile=profile, callbacks=[timer, *traced],
+                )  # fmt: skip
         except (torch.OutOfMemoryError, UserError) as e:
             if "out of memory" not in str(e).lower() and not isinstance(e, torch.OutOfMemoryError):
                 raise
@@ -231,6 +297,7 @@ def bench_sft(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: l
             "padding_free": metrics.get("padding_free", False),
             "extra": extra,
             "train_loss": metrics.get("train_loss"),
+            **compiles.since(timer.timed_from(shapes.sft_warmup)),
         }
         padded = padded_twin(name)  # the same run with padded batches, if it ran
         if row["padding_free"] and losses.get(padded) is not None and row["train_loss"] is not None:
@@ -475,11 +542,12 @@ def bench_grpo(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: 
                 trace_micro_batches(Path(timeline) / f"grpo-{folder}.json.gz", shapes.grpo_warmup + 1)
             )
         try:
-            train_grpo(
-                records, model_dir, work / f"grpo-{folder}", work / f"grpo-{folder}.ckpt", params,
-                finetune="lora", lora_config=lora_config(SFTParams(finetune="lora")), profile=profile,
-                callbacks=[timer, *traced], step_split=split, end_lengths=end_lengths,
-            )  # fmt: skip
+            with TritonCompiles() as compiles:
+                train_grpo(
+                    records, model_dir, work / f"grpo-{folder}", work / f"grpo-{folder}.ckpt", params,
+                    finetune="lora", lora_config=lora_config(SFTParams(finetune="lora")), profile=profile,
+                    callbacks=[timer, *traced], step_split=split, end_lengths=end_lengths,
+                )  # fmt: skip
         except torch.OutOfMemoryError:
             yield {
                 "bench": "grpo",
@@ -520,6 +588,7 @@ def bench_grpo(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: 
                 ),
                 **_peaks(),
                 "distributed": _distributed(),
+                **compiles.since(timer.timed_from(shapes.grpo_warmup)),
             }
         )
 

@@ -196,6 +196,19 @@ def markdown(res: BenchResult) -> str:
             f"| {r['bench']} | {r['variant']} | {_batch(r)} | {r[key]:,} {key.replace('_per_s', '/s')} | {step} "
             f"| {_peak(r)} | {ratio} | {use} |"
         )
+    compiled = [r for r in res.rows if r.get("triton_compiles_timed")]
+    if compiled:
+        lines += [
+            "",
+            "Triton compiled kernels inside the timed steps of "
+            + ", ".join(
+                f"{r['bench']} {r['variant']} (place {r.get('order', '?')}: {r['triton_compiles_timed']}, "
+                f"{r['triton_compile_s_timed']} s)"
+                for r in compiled
+            )
+            + ": a compilation the process keeps for every later variant, so those rates carry a cost the "
+            "variants after them do not.",
+        ]
     repeated = repeats(res.rows)
     if repeated:
         lines += [

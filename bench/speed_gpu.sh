@@ -75,6 +75,8 @@
 #             LIMIT=540 bash bench/speed_gpu.sh $OUT/r /tmp/w issue33
 #   once    GRPO on the ragged shape (micro-batch MICRO), `fast` with and without `prefill_once`, A B B A: the 13th
 #           round's +7.7% was one run in one order (~300 s on an H100)
+#   compiles the Triton-compilation counter's tests on the GPU, then ragged GRPO's `fast` twice in one process: does
+#           the first run compile kernels inside its timed steps that the second finds kept (~200 s)
 #   swiglu  tests/test_lora_swiglu.py on the GPU (compiled passes, over Liger's MLP), then `fast` with and without
 #           the fused MLP (`fused_swiglu`: gate/up LoRA and SwiGLU as one function) beside vanilla in one bench
 #           command: SFT (vanilla QLoRA; fixed and ragged) and GRPO (ragged at micro-batch MICRO; TRL's default).
@@ -297,6 +299,11 @@ for step in "$@"; do
       python3 -m mcqflow.cli bench --arch qwen2.5-7b --only grpo --out "$WORK/results" --work "$WORK" \
       --grpo-variants fast-ragged,fast-no-prefill-once-ragged,fast-no-prefill-once-ragged,fast-ragged \
       --shape grpo_ragged_micro_batch=$MICRO ;;
+  compiles)
+    run 120 "check: Triton compilations counted" python3 -m pytest -q -p no:cacheprovider tests/test_bench.py -k triton
+    PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True run ${LIMIT:-200} "one variant twice, GRPO" \
+      python3 -m mcqflow.cli bench --arch qwen2.5-7b --only grpo --out "$WORK/results" --work "$WORK" \
+      --grpo-variants fast-ragged,fast-ragged --shape grpo_ragged_micro_batch=$MICRO ;;
   issue33)
     PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True run ${LIMIT:-560} "issue 33" $B \
       --sft-variants vanilla-qlora,fast-bf16,fast-bf16-ragged \

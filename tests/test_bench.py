@@ -395,26 +395,11 @@ def test_the_page_compares_each_row_with_the_mean_of_vanillas_runs():
     """Vanilla run twice (A, B, B, A with vanilla as A): "vs vanilla" divides by its mean, not its first run."""
     from mcqflow.benchmark.bench_report import BenchResult, markdown
 
-    step = {"completions_per_step": 16, "micro_batch": 8}
-    rows = [
-        {
-            "bench": "grpo",
-            "variant": "vanilla",
-            "profile": "vanilla",
-            "order": 1,
-            "completions_per_s": 1.0,
-            **step,
-        },
-        {"bench": "grpo", "variant": "fast", "profile": "fast", "order": 2, "completions_per_s": 8.0, **step},
-        {
-            "bench": "grpo",
-            "variant": "vanilla",
-            "profile": "vanilla",
-            "order": 3,
-            "completions_per_s": 3.0,
-            **step,
-        },
-    ]
+    def row(variant: str, order: int, rate: float) -> dict:
+        return {"bench": "grpo", "variant": variant, "profile": variant, "order": order,
+                "completions_per_s": rate, "completions_per_step": 16, "micro_batch": 8}  # fmt: skip
+
+    rows = [row("vanilla", 1, 1.0), row("fast", 2, 8.0), row("vanilla", 3, 3.0)]
     page = markdown(BenchResult("qwen2.5-7b", "H200", {}, {}, rows=rows))
     table = [line for line in page.splitlines() if " completions/s | " in line]  # the first table's rows
     fast = next(line for line in table if line.startswith("| grpo | fast |"))

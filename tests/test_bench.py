@@ -47,6 +47,9 @@ def test_smoke_run_measures_every_path_against_vanilla_and_writes_results(tmp_pa
     assert letter["prompt_tokens_per_s"] == pytest.approx(
         letter["questions_per_s"] * letter["prompt_tokens"], rel=0.01
     )
+    for bench, steps in (("sft", smoke.sft_steps), ("grpo", smoke.grpo_steps)):
+        timed = [r for r in res.rows if r["bench"] == bench and "steps_s" in r]
+        assert timed and all(len(r["steps_s"]) == steps for r in timed), bench  # each step, warm-up too
     split = rows[("grpo", "fast")]["split_s"]
     assert split["generation"] > 0 and split["forward_backward"] > 0
     assert abs(sum(v for k, v in split.items() if k != "total") - split["total"]) < 0.01

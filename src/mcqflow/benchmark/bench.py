@@ -575,6 +575,7 @@ def bench_grpo(model_dir: str, tokenizer, shapes: Shapes, work: Path, variants: 
                 "new_tokens": new_tokens,
                 "completions_per_s": round(cps, 3),
                 "step_s": round(step_s, 2),
+                "steps_s": timer.durations(),  # every step, warm-up included: a slow first timed step shows
                 "split_s": split.mean(shapes.grpo_warmup),
                 # sampled completion tokens (end token included): a step's, per completion, and per second
                 **(

@@ -873,7 +873,9 @@ def run(
         if not main:
             return
         res.seconds = round(prior + time.perf_counter() - t0, 1)
-        res.checks = check_targets(res.rows, base_rows) if arch == "qwen2.5-7b" and not weights else []
+        res.checks = (
+            check_targets(res.rows, base_rows, res.device) if arch == "qwen2.5-7b" and not weights else []
+        )
         res.scaling = scaling(res.rows, base_rows)
         write(res, out_dir)
 

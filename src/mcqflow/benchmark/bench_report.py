@@ -18,6 +18,10 @@ TARGETS = {
     "grpo": {"completions_per_s": 20, "ratio": 10, "ragged_ratio": 2.0},
     "scaling": {"per_2_gpus": 1.8},  # the multi-GPU issue: DDP SFT tokens/s on 2 GPUs over 1
 }
+# Round 3 (issue 33), on an H200: SFT 32 x 256 and ragged GRPO rates; on any card, padding-free ragged SFT
+# within 5% of the same profile's rate on the fixed shape (tokens/s of real tokens against tokens/s).
+TARGETS_H200 = {"sft_tokens_per_s": 25000, "grpo_ragged_completions_per_s": 16}
+RAGGED_SFT_OF_FIXED = 0.95
 
 
 @dataclass
@@ -67,10 +71,11 @@ def _collapsed(rows: list[dict]) -> list[dict]:
     return out
 
 
-def check_targets(rows: list[dict], base_rows: list[dict] | None = None) -> list[dict]:
-    """Each target of the GPU-speed issue, measured value against the goal (7B architecture only); with
-    `base_rows` (a single-process run), the multi-GPU issue's SFT scaling of every variant both have. A
-    variant run more than once counts by its runs' mean."""
+def check_targets(rows: list[dict], base_rows: list[dict] | None = None, device: str = "") -> list[dict]:
+    """Each target of the GPU-speed issues, measured value against the goal (7B architecture only); the
+    third round's rates where `device` is an H200, the card they were set for; with `base_rows` (a
+    single-process run), the multi-GPU issue's SFT scaling of every variant both have. A variant run more
+    than once counts by its runs' mean."""
     checks = []
     rows = _collapsed(rows)
     base_rows = _collapsed(base_rows or [])
@@ -123,6 +128,16 @@ def check_targets(rows: list[dict], base_rows: list[dict] | None = None) -> list
                 r["completions_per_s"] / before,
                 TARGETS["grpo"]["ragged_ratio"],
             )
+    for r in rows:  # each padding-free ragged run against the same variant on the fixed shape
+        fixed_rate = _get(fixed, "sft", r["variant"].removesuffix("-ragged"), "tokens_per_s")
+        if r["bench"] == "sft" and r.get("shape") == "ragged" and r.get("padding_free") and fixed_rate:
+            add(f"sft ragged: {r['variant']} of the fixed shape's rate", r["tokens_per_s"] / fixed_rate,
+                RAGGED_SFT_OF_FIXED)  # fmt: skip
+    if "H200" in device:
+        ragged = [r for r in rows if r["bench"] == "grpo" and r.get("shape") == "ragged"]
+        today = max((r["completions_per_s"] for r in ragged if r.get("profile") == "fast"), default=None)
+        add("sft tokens/s on an H200", sft_fast, TARGETS_H200["sft_tokens_per_s"])
+        add("grpo ragged completions/s on an H200", today, TARGETS_H200["grpo_ragged_completions_per_s"])
     for r in scaled:
         one = _get(base_rows or [], "sft", r["variant"], "tokens_per_s")
         if r["bench"] == "sft" and one and "tokens_per_s" in r:

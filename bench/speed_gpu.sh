@@ -59,7 +59,8 @@
 #           on an H100, where they passed, 2026-12-07 07:40; tests/test_lora_qkv.py alone passed there at 14:51)
 #   issue33 today's `fast` beside vanilla in one bench command (run 0026 took 264 s for this and more on an H100):
 #           SFT (vanilla QLoRA, `fast`, `fast` ragged) and GRPO (`fast` on the ragged shape at micro-batch
-#           MICRO, TRL's default), with expandable_segments (run 0419 ran without: ragged SFT lost 3 s to the
+#           MICRO, TRL's default, `fast` again: the targets read its two runs' mean, first place and last),
+#           with expandable_segments (run 0419 ran without: ragged SFT lost 3 s to the
 #           allocator in one step). Two calls on the lent machine,
 #           issued one right after the other (it is given back 30 s after a call ends; carry is 64 MiB a call):
 #             1. carry [".whl-exp"]: WHEELS=.whl-exp bash bench/speed_gpu.sh $OUT/i /tmp/w check33
@@ -307,7 +308,7 @@ for step in "$@"; do
   issue33)
     PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True run ${LIMIT:-560} "issue 33" $B \
       --sft-variants vanilla-qlora,fast-bf16,fast-bf16-ragged \
-      --grpo-variants fast-ragged,vanilla --shape grpo_ragged_micro_batch=$MICRO ;;
+      --grpo-variants fast-ragged,vanilla,fast-ragged --shape grpo_ragged_micro_batch=$MICRO ;;
   swiglu)
     run 150 "check: the fused MLP" python3 -m pytest -q -p no:cacheprovider tests/test_lora_swiglu.py || exit 1
     run ${LIMIT:-480} "fused swiglu beside vanilla" $B \

@@ -59,7 +59,8 @@
 #           on an H100, where they passed, 2026-12-07 07:40; tests/test_lora_qkv.py alone passed there at 14:51)
 #   issue33 today's `fast` beside vanilla in one bench command (run 0026 took 264 s for this and more on an H100):
 #           SFT (vanilla QLoRA, `fast`, `fast` ragged) and GRPO (`fast` on the ragged shape at micro-batch
-#           MICRO, TRL's default, `fast` again: the targets read its two runs' mean, first place and last),
+#           MICRO, TRL's default, `fast` again: the targets read its two runs' mean, first place and last;
+#           four timed steps a run, not two: in run 2111 one step of the same lengths took 10.1-11.6 s),
 #           with expandable_segments (run 0419 ran without: ragged SFT lost 3 s to the
 #           allocator in one step). Two calls on the lent machine,
 #           issued one right after the other (it is given back 30 s after a call ends; carry is 64 MiB a call):
@@ -77,7 +78,8 @@
 #   once    GRPO on the ragged shape (micro-batch MICRO), `fast` with and without `prefill_once`, A B B A: the 13th
 #           round's +7.7% was one run in one order (~300 s on an H100)
 #   compiles the Triton-compilation counter's tests on the GPU, then ragged GRPO's `fast` twice in one process: does
-#           the first run compile kernels inside its timed steps that the second finds kept (~200 s)
+#           the first run compile kernels inside its timed steps that the second finds kept (~200 s). Run 2111
+#           (H100): one kernel, 0.17 s, and the first run was the faster (11.82 against 11.54 completions/s)
 #   swiglu  tests/test_lora_swiglu.py on the GPU (compiled passes, over Liger's MLP), then `fast` with and without
 #           the fused MLP (`fused_swiglu`: gate/up LoRA and SwiGLU as one function) beside vanilla in one bench
 #           command: SFT (vanilla QLoRA; fixed and ragged) and GRPO (ragged at micro-batch MICRO; TRL's default).
@@ -308,7 +310,7 @@ for step in "$@"; do
   issue33)
     PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True run ${LIMIT:-560} "issue 33" $B \
       --sft-variants vanilla-qlora,fast-bf16,fast-bf16-ragged \
-      --grpo-variants fast-ragged,vanilla,fast-ragged --shape grpo_ragged_micro_batch=$MICRO ;;
+      --grpo-variants fast-ragged,vanilla,fast-ragged --shape grpo_ragged_micro_batch=$MICRO --shape grpo_steps=5 ;;
   swiglu)
     run 150 "check: the fused MLP" python3 -m pytest -q -p no:cacheprovider tests/test_lora_swiglu.py || exit 1
     run ${LIMIT:-480} "fused swiglu beside vanilla" $B \

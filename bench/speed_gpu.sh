@@ -60,7 +60,8 @@
 #   issue33 today's `fast` beside vanilla in one bench command (run 0026 took 264 s for this and more on an H100):
 #           SFT (vanilla QLoRA, `fast`, `fast` ragged) and GRPO (`fast` on the ragged shape at micro-batch
 #           MICRO, TRL's default, `fast` again: the targets read its two runs' mean, first place and last;
-#           four timed steps a run, not two: in run 2111 one step of the same lengths took 10.1-11.6 s),
+#           four timed steps a run (GRPO_STEPS=5; 3 for two), not two: in run 2111 one step of the same lengths
+#           took 10.1-11.6 s),
 #           with expandable_segments (run 0419 ran without: ragged SFT lost 3 s to the
 #           allocator in one step). Two calls on the lent machine,
 #           issued one right after the other (it is given back 30 s after a call ends; carry is 64 MiB a call):
@@ -310,7 +311,7 @@ for step in "$@"; do
   issue33)
     PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True run ${LIMIT:-560} "issue 33" $B \
       --sft-variants vanilla-qlora,fast-bf16,fast-bf16-ragged \
-      --grpo-variants fast-ragged,vanilla,fast-ragged --shape grpo_ragged_micro_batch=$MICRO --shape grpo_steps=5 ;;
+      --grpo-variants fast-ragged,vanilla,fast-ragged --shape grpo_ragged_micro_batch=$MICRO --shape grpo_steps=${GRPO_STEPS:-5} ;;
   swiglu)
     run 150 "check: the fused MLP" python3 -m pytest -q -p no:cacheprovider tests/test_lora_swiglu.py || exit 1
     run ${LIMIT:-480} "fused swiglu beside vanilla" $B \

@@ -95,14 +95,19 @@ def check_targets(rows: list[dict], base_rows: list[dict] | None = None, device:
     add("sft tokens/s", sft_fast, TARGETS["sft"]["tokens_per_s"])
     if sft_fast and sft_vanilla:
         add("sft ratio to vanilla QLoRA", sft_fast / sft_vanilla, TARGETS["sft"]["ratio"])
-    for r in rows:  # each padding-free ragged run against the same run with padded batches
+    # Each padding-free ragged run against the same run with padded batches, and against the same variant
+    # on the fixed shape
+    for r in rows:
+        if r["bench"] != "sft" or r.get("shape") != "ragged" or not r.get("padding_free"):
+            continue
         before = _get(rows, "sft", padded_twin(r["variant"]), "tokens_per_s")
-        if r["bench"] == "sft" and r.get("shape") == "ragged" and r.get("padding_free") and before:
-            add(
-                f"sft ragged: {r['variant']} over padded batches",
-                r["tokens_per_s"] / before,
-                TARGETS["sft"]["ragged_ratio"],
-            )
+        if before:
+            add(f"sft ragged: {r['variant']} over padded batches", r["tokens_per_s"] / before,
+                TARGETS["sft"]["ragged_ratio"])  # fmt: skip
+        fixed_rate = _get(fixed, "sft", r["variant"].removesuffix("-ragged"), "tokens_per_s")
+        if fixed_rate:
+            add(f"sft ragged: {r['variant']} of the fixed shape's rate", r["tokens_per_s"] / fixed_rate,
+                RAGGED_SFT_OF_FIXED)  # fmt: skip
     letter = max(
         (r["questions_per_s"] for r in rows if r["bench"] == "predict" and "letter" in r["variant"]),
         default=None,
@@ -128,11 +133,6 @@ def check_targets(rows: list[dict], base_rows: list[dict] | None = None, device:
                 r["completions_per_s"] / before,
                 TARGETS["grpo"]["ragged_ratio"],
             )
-    for r in rows:  # each padding-free ragged run against the same variant on the fixed shape
-        fixed_rate = _get(fixed, "sft", r["variant"].removesuffix("-ragged"), "tokens_per_s")
-        if r["bench"] == "sft" and r.get("shape") == "ragged" and r.get("padding_free") and fixed_rate:
-            add(f"sft ragged: {r['variant']} of the fixed shape's rate", r["tokens_per_s"] / fixed_rate,
-                RAGGED_SFT_OF_FIXED)  # fmt: skip
     if "H200" in device:  # today's `fast` itself, not a lever's variant
         today = [r for r in rows if r.get("profile") == "fast"]
         sft = max(

@@ -134,13 +134,10 @@ def check_targets(rows: list[dict], base_rows: list[dict] | None = None, device:
                 TARGETS["grpo"]["ragged_ratio"],
             )
     if "H200" in device:  # today's `fast` itself, not a lever's variant
-        today = [r for r in rows if r.get("profile") == "fast"]
-        sft = max(
-            (r["tokens_per_s"] for r in today if r["bench"] == "sft" and r.get("shape", "fixed") == "fixed"),
-            default=None,
-        )
+        fast = [r for r in rows if r.get("profile") == "fast"]
+        sft = max((r["tokens_per_s"] for r in fast if r["bench"] == "sft" and r in fixed), default=None)
         grpo_ragged = max(
-            (r["completions_per_s"] for r in today if r["bench"] == "grpo" and r.get("shape") == "ragged"),
+            (r["completions_per_s"] for r in fast if r["bench"] == "grpo" and r.get("shape") == "ragged"),
             default=None,
         )
         add("sft tokens/s on an H200", sft, TARGETS_H200["sft_tokens_per_s"])

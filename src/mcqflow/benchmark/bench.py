@@ -145,8 +145,9 @@ class TritonCompiles:
     a new specialization (argument dtypes, integers divisible by 16 or not, pointers aligned or not), and the
     process keeps it for every later variant. Ragged shapes meet new specializations after the warm-up steps,
     so the first variant of a bench process can pay compilations inside its timed steps that the next variant
-    does not: one candidate for docs/speed.md's fourteenth-round finding that the variant run second was the
-    faster. A row says how many compilations fell inside its timed steps, and how long they took."""
+    does not. A row says how many compilations fell inside its timed steps, and how long they took. Measured
+    (docs/speed.md, sixteenth round): one kernel, 0.15-0.17 s of ~21 s of ragged GRPO steps on an H100, too
+    little to be the fourteenth round's order effect."""
 
     def __init__(self):
         self.events: list[tuple[str, float, float]] = []

@@ -98,7 +98,8 @@
 #           function (`fused_qkv`) in one bench command: SFT 32 x 256 (the lever second) and GRPO ragged at
 #           micro-batch MICRO in the order A, B, B, A (runs 1452 and 1456, H100, ran A, B only). One
 #           call: carry [".whl-exp"], WHEELS=.whl-exp bash bench/speed_gpu.sh $OUT/q /tmp/w qkv
-#   qkvg    part qkv's GRPO alone (no tests, no SFT: a call's last few minutes of device time), A, B, B, A
+#   qkvg    part qkv's GRPO alone (no tests, no SFT: a call's last few minutes of device time), A, B, B, A,
+#           with GRPO_STEPS steps a run (default 5: one warm-up, four timed)
 #           (run 1502, H100, ran B, A: the variant second was the faster again)
 #   prof33  where ragged GRPO's step goes in today's `fast`: bench/profile_gpu.py decode-rows (the sampling copy's
 #           decode step at 128 down to 16 rows, kernels by class), then one traced GRPO step's top operators
@@ -297,12 +298,12 @@ for step in "$@"; do
     PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True run ${LIMIT:-300} "fused q/k/v, GRPO, A B B A" \
       python3 -m mcqflow.cli bench --arch qwen2.5-7b --only grpo --out "$WORK/results" --work "$WORK" \
       --grpo-variants fast-ragged,fast-fused-qkv-ragged,fast-fused-qkv-ragged,fast-ragged \
-      --shape grpo_ragged_micro_batch=$MICRO ;;
+      --shape grpo_ragged_micro_batch=$MICRO --shape grpo_steps=${GRPO_STEPS:-5} ;;
   once)
     PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True run ${LIMIT:-300} "prefill once, GRPO, A B B A" \
       python3 -m mcqflow.cli bench --arch qwen2.5-7b --only grpo --out "$WORK/results" --work "$WORK" \
       --grpo-variants fast-ragged,fast-no-prefill-once-ragged,fast-no-prefill-once-ragged,fast-ragged \
-      --shape grpo_ragged_micro_batch=$MICRO ;;
+      --shape grpo_ragged_micro_batch=$MICRO --shape grpo_steps=${GRPO_STEPS:-5} ;;
   compiles)
     run 120 "check: Triton compilations counted" python3 -m pytest -q -p no:cacheprovider tests/test_bench.py -k triton
     PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True run ${LIMIT:-200} "one variant twice, GRPO" \

@@ -565,3 +565,22 @@ def test_a_real_triton_compile_is_counted_once_per_specialization():
     assert [name.rsplit(".", 1)[-1] for name, *_ in compiles.events] == ["add_one", "add_one"]
     assert compiles.since(0.0)["triton_compiles_timed"] == 2
     assert x[:32].tolist() == [3.0] * 32 and x[32:].tolist() == [2.0] * 5
+
+
+def test_the_step_split_gives_a_repeated_variants_mean_and_range_per_phase():
+    """A, B, B, A: the split table adds, for each variant run twice, each phase's mean and lowest-highest
+    run, so that a lever is read from the phase it changes; a variant run once gets no such row."""
+    from mcqflow.benchmark.bench_report import BenchResult, markdown
+
+    def row(variant: str, order: int, generation: float, train: float) -> dict:
+        split = {"generation": generation, "forward_backward": train, "total": generation + train}
+        return {"bench": "grpo", "variant": variant, "profile": "fast", "order": order, "completions_per_s": 10.0,
+                "completions_per_step": 128, "micro_batch": 8, "split_s": split}  # fmt: skip
+
+    rows = [row("fast", 1, 5.0, 4.0), row("fast-x", 2, 5.5, 4.5), row("fast", 3, 5.2, 5.0)]
+    page = markdown(BenchResult("qwen2.5-7b", "H100", {}, {}, rows=rows))
+    means = [line for line in page.splitlines() if ", mean of " in line]
+    assert means == [
+        "| fast, mean of 2 (lowest–highest) | 5.10 s (5.00–5.20) | 0.00 s (0.00–0.00) | 0.00 s (0.00–0.00) "
+        "| 4.50 s (4.00–5.00) | 0.00 s (0.00–0.00) | 9.60 s (9.00–10.20) |"
+    ]

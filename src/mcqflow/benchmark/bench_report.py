@@ -286,22 +286,21 @@ def markdown(res: BenchResult) -> str:
             f"| {r['variant']} | " + " | ".join(f"{r['split_s'].get(p, 0):.2f} s" for p in parts) + " |"
             for r in split
         ]
-        runs: dict[str, list[dict]] = {}
-        for r in split:
-            runs.setdefault(r["variant"], []).append(r["split_s"])
         # a variant run more than once (A, B, B, A): each phase's mean, and its lowest to highest run, since
         # a lever is read from the phase it changes (generation replays graphs; training waits on the host)
-        lines += [
-            f"| {variant}, mean of {len(each)} (lowest–highest) | "
-            + " | ".join(
-                f"{statistics.mean(s.get(p, 0) for s in each):.2f} s "
-                f"({min(s.get(p, 0) for s in each):.2f}–{max(s.get(p, 0) for s in each):.2f})"
-                for p in parts
+        for variant in (v for b, v in repeated if b == "grpo"):
+            each = [r["split_s"] for r in split if r["variant"] == variant]
+            if len(each) < 2:  # runs without a split (older files) give none
+                continue
+            lines.append(
+                f"| {variant}, mean of {len(each)} (lowest–highest) | "
+                + " | ".join(
+                    f"{statistics.mean(s.get(p, 0) for s in each):.2f} s "
+                    f"({min(s.get(p, 0) for s in each):.2f}–{max(s.get(p, 0) for s in each):.2f})"
+                    for p in parts
+                )
+                + " |"
             )
-            + " |"
-            for variant, each in runs.items()
-            if len(each) > 1
-        ]
     if res.scaling:
         lines += ["", "| sft variant | GPUs | tokens/s | against | speedup | ideal | efficiency |"]
         lines += ["| --- | --- | --- | --- | --- | --- | --- |"]
